@@ -1,0 +1,1 @@
+"""Email backends: ``mailcore.backends.NAME.EmailBackend``."""

@@ -1,0 +1,286 @@
+"""SMTP email backend class."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import smtplib
+import ssl
+import threading
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from mailcore.backends.base import BaseEmailBackend
+from mailcore.conf import settings
+from mailcore.message import sanitize_address
+from mailcore.smtp import SMTP, SMTP_SSL, TranscriptCallback
+from mailcore.utils import DNS_NAME
+from mailcore.wire import serialize
+
+__all__ = ["EmailBackend", "InsecureAuthError", "SendResult"]
+
+
+class InsecureAuthError(smtplib.SMTPException):
+    """Refused to send a password over an unencrypted connection."""
+
+
+class SendResult(NamedTuple):
+    """What happened to one message sent by :class:`EmailBackend`."""
+
+    message_id: str | None
+    envelope_from: str
+    recipients: list[str]
+    refused: dict[str, tuple[int, bytes]]
+    size: int
+    code: int
+    reply: str
+
+
+_sanitize = functools.lru_cache(maxsize=1024)(sanitize_address)
+
+
+def _sanitize_address(addr: Any, encoding: str) -> str:
+    try:
+        return _sanitize(addr, encoding)
+    except TypeError:  # unhashable (a lazy string, say)
+        return sanitize_address(addr, encoding)
+
+
+class EmailBackend(BaseEmailBackend):
+    """A wrapper that manages the SMTP network connection."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        use_tls: bool | None = None,
+        fail_silently: bool = False,
+        use_ssl: bool | None = None,
+        timeout: float | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_cafile: str | None = None,
+        allow_insecure_auth: bool | None = None,
+        transcript: TranscriptCallback | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fail_silently=fail_silently)
+        self.host = host or settings.EMAIL_HOST
+        self.port = port or settings.EMAIL_PORT
+        self.username = settings.EMAIL_HOST_USER if username is None else username
+        self.password = settings.EMAIL_HOST_PASSWORD if password is None else password
+        self.use_tls = settings.EMAIL_USE_TLS if use_tls is None else use_tls
+        self.use_ssl = settings.EMAIL_USE_SSL if use_ssl is None else use_ssl
+        self.timeout = settings.EMAIL_TIMEOUT if timeout is None else timeout
+        self.ssl_keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
+        self.ssl_certfile = settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
+        self.ssl_cafile = settings.EMAIL_SSL_CAFILE if ssl_cafile is None else ssl_cafile
+        self.allow_insecure_auth = (
+            settings.EMAIL_ALLOW_INSECURE_AUTH if allow_insecure_auth is None else allow_insecure_auth
+        )
+        self.transcript = transcript
+        if self.use_ssl and self.use_tls:
+            raise ValueError(
+                "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set "
+                "one of those settings to True."
+            )
+        self.connection: Any = None
+        self._partial_connection: Any = None
+        self._lock = threading.RLock()
+        # One SendResult per message of the latest send_messages() call.
+        self.last_results: list[SendResult] = []
+
+    def __repr__(self) -> str:
+        security = "SSL" if self.use_ssl else "STARTTLS" if self.use_tls else "plain"
+        user = f" user={self.username!r}" if self.username else ""
+        return f"<{type(self).__module__}.EmailBackend {self.host}:{self.port} {security}{user}>"
+
+    @property
+    def connection_class(self) -> type[smtplib.SMTP]:
+        return SMTP_SSL if self.use_ssl else SMTP
+
+    @functools.cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        # Verify the server against the system's CAs, or against EMAIL_SSL_CAFILE
+        # alone when it is set; hostnames are always checked.
+        ssl_context = ssl.create_default_context(cafile=self.ssl_cafile or None)
+        if self.ssl_certfile or self.ssl_keyfile:
+            ssl_context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return ssl_context
+
+    def _connection_params(self) -> dict[str, Any]:
+        # If local_hostname is not specified, socket.getfqdn() gets used.
+        # For performance, we use the cached FQDN for local_hostname.
+        params: dict[str, Any] = {"local_hostname": DNS_NAME.get_fqdn()}
+        if self.timeout is not None:
+            params["timeout"] = self.timeout
+        if self.use_ssl:
+            params["context"] = self.ssl_context
+        if self.transcript is not None and issubclass(self.connection_class, (SMTP, SMTP_SSL)):
+            params["transcript"] = self.transcript
+        return params
+
+    def _check_password_is_safe(self, connection: Any) -> None:
+        """Refuse to send a password in the clear, except to this machine."""
+        if self.use_ssl or self.use_tls or self.allow_insecure_auth:
+            return
+        sock = getattr(connection, "sock", None)
+        try:
+            peer = sock.getpeername()[0] if sock is not None else self.host
+            if ipaddress.ip_address(str(peer).split("%", 1)[0]).is_loopback:
+                return
+        except (OSError, ValueError):
+            pass
+        raise InsecureAuthError(
+            f"Refusing to send the password to {self.host}:{self.port} over an unencrypted "
+            "connection. Use STARTTLS (EMAIL_USE_TLS) or implicit TLS (EMAIL_USE_SSL), or set "
+            "EMAIL_ALLOW_INSECURE_AUTH (allow_insecure_auth=True) if you accept that risk."
+        )
+
+    def open(self) -> bool | None:
+        """Ensure an open connection to the email server. Return whether or not a
+        new connection was required (True or False) or None if an exception
+        passed silently.
+        """
+        if self.connection:
+            # Nothing to do if the connection is already open.
+            return False
+
+        # If a connection was partially opened before, close it.
+        if self._partial_connection is not None:
+            self._discard(self._partial_connection)
+            self._partial_connection = None
+
+        try:
+            self._partial_connection = self.connection_class(
+                self.host, self.port, **self._connection_params()
+            )
+            # TLS/SSL are mutually exclusive, so only attempt TLS over
+            # non-secure connections. A failed STARTTLS raises: nothing is
+            # ever sent in the clear instead.
+            if not self.use_ssl and self.use_tls:
+                self._partial_connection.starttls(context=self.ssl_context)
+            if self.username and self.password:
+                self._check_password_is_safe(self._partial_connection)
+                self._partial_connection.login(self.username, self.password)
+            # Don't set connection until it's fully configured.
+            self.connection = self._partial_connection
+            self._partial_connection = None
+            return True
+        except OSError:
+            # Never keep a half-open connection around for reuse.
+            if self._partial_connection is not None:
+                self._discard(self._partial_connection)
+                self._partial_connection = None
+            if not self.fail_silently:
+                raise
+        return None
+
+    def _discard(self, connection: Any) -> None:
+        """Close a connection that is in an unknown state, quietly."""
+        try:
+            connection.close()
+        except OSError:
+            pass
+
+    def _close_connection(self, connection: Any) -> None:
+        try:
+            connection.quit()
+        except (ssl.SSLError, smtplib.SMTPServerDisconnected):
+            # This happens when calling quit() on a TLS connection
+            # sometimes, or when the connection was already disconnected
+            # by the server.
+            connection.close()
+        except smtplib.SMTPException:
+            if self.fail_silently:
+                return
+            raise
+        except OSError:
+            connection.close()
+
+    def close(self) -> None:
+        """Close the connection to the email server."""
+        if self._partial_connection is not None:
+            try:
+                self._close_connection(self._partial_connection)
+            finally:
+                self._partial_connection = None
+        if self.connection is not None:
+            try:
+                self._close_connection(self.connection)
+            finally:
+                self.connection = None
+
+    def send_messages(self, email_messages: Sequence[Any]) -> int:
+        """Send one or more EmailMessage objects and return the number of email
+        messages sent."""
+        if not email_messages:
+            return 0
+        with self._lock:
+            self.last_results = []
+            new_conn_created = self.open()
+            if not self.connection or new_conn_created is None:
+                # We failed silently on open().
+                # Trying to send would be pointless.
+                return 0
+            num_sent = 0
+            try:
+                for message in email_messages:
+                    sent = self._send(message)
+                    if sent:
+                        num_sent += 1
+            finally:
+                if new_conn_created:
+                    self.close()
+        return num_sent
+
+    def _send(self, email_message: Any) -> bool:
+        """A helper method that does the actual sending."""
+        if not email_message.recipients():
+            return False
+        encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        from_email = _sanitize_address(email_message.from_email, encoding)
+        recipients = [_sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        data = serialize(email_message, linesep="\r\n")
+        connection = self.connection
+        try:
+            if hasattr(connection, "send_serialized"):
+                reply = connection.send_serialized(from_email, recipients, data)
+                refused, code, text = reply.refused, reply.code, reply.text
+            else:
+                refused = connection.sendmail(from_email, recipients, data.getvalue()) or {}
+                code, text = 250, b""
+        except smtplib.SMTPException:
+            # After a 421 or a disconnect smtplib has closed the socket.
+            if getattr(connection, "sock", None) is None:
+                self._drop(connection)
+            if not self.fail_silently:
+                raise
+            return False
+        except OSError:
+            # A socket error or timeout mid-conversation (or an attachment that
+            # vanished mid-DATA): the connection's state is unknown, so it is
+            # dropped; the next send opens a fresh one.
+            self._drop(connection)
+            if not self.fail_silently:
+                raise
+            return False
+        self.last_results.append(
+            SendResult(
+                message_id=data.message_id,
+                envelope_from=from_email,
+                recipients=[r for r in recipients if r not in refused],
+                refused=dict(refused),
+                size=data.size,
+                code=code,
+                reply=text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
+            )
+        )
+        return True
+
+    def _drop(self, connection: Any) -> None:
+        if connection is self.connection:
+            self._discard(connection)
+            self.connection = None

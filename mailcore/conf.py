@@ -1,0 +1,276 @@
+"""Settings for mailcore, standing in for Django's ``django.conf.settings``.
+
+Every setting has Django's name and Django's default. A value comes from, in
+order of precedence:
+
+1. ``settings.NAME = value``, ``settings.configure(NAME=value)`` or an active
+   ``settings.override(NAME=value)``;
+2. the environment variable ``MAILCORE_NAME``, converted to the setting's type;
+3. the default below.
+
+Settings are looked up each time they are read, so ``override`` and the
+environment apply everywhere, including to backends created earlier without
+explicit arguments (as in Django, a backend copies them when it is created).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ImproperlyConfigured", "UnknownSettingError", "Settings", "settings", "DEFAULTS"]
+
+ENV_PREFIX = "MAILCORE_"
+
+
+class ImproperlyConfigured(Exception):
+    """The configuration is wrong in a way that no retry can fix."""
+
+
+class UnknownSettingError(ImproperlyConfigured, AttributeError):
+    """A setting name that mailcore does not know (probably a typo)."""
+
+
+# Django 5.2's defaults (django/conf/global_settings.py), plus mailcore's own
+# additions at the end.
+DEFAULTS: dict[str, Any] = {
+    "EMAIL_BACKEND": "mailcore.backends.smtp.EmailBackend",
+    "EMAIL_HOST": "localhost",
+    "EMAIL_PORT": 25,
+    "EMAIL_HOST_USER": "",
+    "EMAIL_HOST_PASSWORD": "",
+    "EMAIL_USE_TLS": False,
+    "EMAIL_USE_SSL": False,
+    "EMAIL_TIMEOUT": None,
+    "EMAIL_SSL_KEYFILE": None,
+    "EMAIL_SSL_CERTFILE": None,
+    "EMAIL_FILE_PATH": None,
+    "EMAIL_SUBJECT_PREFIX": "[Django] ",
+    "EMAIL_USE_LOCALTIME": False,
+    "DEFAULT_FROM_EMAIL": "webmaster@localhost",
+    "SERVER_EMAIL": "root@localhost",
+    "DEFAULT_CHARSET": "utf-8",
+    "ADMINS": [],
+    "MANAGERS": [],
+    # mailcore additions
+    # A PEM file of CA certificates to trust instead of the system's.
+    "EMAIL_SSL_CAFILE": None,
+    # Allow sending a password over an unencrypted connection to a host that
+    # is not on the loopback interface. Off: mailcore refuses, and says why.
+    "EMAIL_ALLOW_INSECURE_AUTH": False,
+}
+
+# How to read each setting from a MAILCORE_* environment variable.
+_TYPES: dict[str, str] = {
+    "EMAIL_PORT": "int",
+    "EMAIL_USE_TLS": "bool",
+    "EMAIL_USE_SSL": "bool",
+    "EMAIL_USE_LOCALTIME": "bool",
+    "EMAIL_ALLOW_INSECURE_AUTH": "bool",
+    "EMAIL_TIMEOUT": "float_or_none",
+    "EMAIL_SSL_KEYFILE": "str_or_none",
+    "EMAIL_SSL_CERTFILE": "str_or_none",
+    "EMAIL_SSL_CAFILE": "str_or_none",
+    "EMAIL_FILE_PATH": "str_or_none",
+    "ADMINS": "people",
+    "MANAGERS": "people",
+}
+
+_SECRET_NAMES = frozenset({"EMAIL_HOST_PASSWORD"})
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_people(name: str, raw: str) -> list[tuple[str, str]]:
+    """Parse ADMINS/MANAGERS: JSON (``[["Ann", "ann@example.com"]]``) or
+    ``Ann <ann@example.com>, bob@example.com``."""
+    raw = raw.strip()
+    if not raw:
+        return []
+    if raw.startswith("["):
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{ENV_PREFIX}{name} is not valid JSON: {exc}") from None
+        people = []
+        for item in value:
+            if isinstance(item, str):
+                people.append(("", item))
+            elif isinstance(item, list) and len(item) == 2:
+                people.append((str(item[0]), str(item[1])))
+            else:
+                raise ImproperlyConfigured(
+                    f"{ENV_PREFIX}{name}: each entry must be an address or a [name, address] pair"
+                )
+        return people
+    from email.utils import getaddresses
+
+    people = [(n, a) for n, a in getaddresses([raw]) if a]
+    if not people:
+        raise ImproperlyConfigured(f"{ENV_PREFIX}{name} holds no address: {raw!r}")
+    return people
+
+
+def _convert(name: str, raw: str) -> Any:
+    kind = _TYPES.get(name, "str")
+    env = ENV_PREFIX + name
+    if kind == "int":
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ImproperlyConfigured(f"{env} must be a whole number, not {raw!r}") from None
+    if kind == "bool":
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise ImproperlyConfigured(f"{env} must be true or false, not {raw!r}")
+    if kind == "float_or_none":
+        word = raw.strip().lower()
+        if word in ("", "none"):
+            return None
+        try:
+            return float(word)
+        except ValueError:
+            raise ImproperlyConfigured(f"{env} must be a number of seconds, not {raw!r}") from None
+    if kind == "str_or_none":
+        return raw if raw.strip() else None
+    if kind == "people":
+        return _parse_people(name, raw)
+    return raw
+
+
+class Settings:
+    """Attribute access to the settings; see the module docstring."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_defaults", dict(DEFAULTS if defaults is None else defaults))
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_lock", threading.RLock())
+
+    # -- reading -----------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        values = self._values
+        if name in values:
+            return values[name]
+        if name not in self._defaults:
+            raise UnknownSettingError(f"Unknown setting {name!r}")
+        raw = os.environ.get(ENV_PREFIX + name)
+        if raw is not None:
+            return _convert(name, raw)
+        default = self._defaults[name]
+        return list(default) if isinstance(default, list) else default
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._defaults))
+
+    def is_overridden(self, name: str) -> bool:
+        """True if ``name`` was set in code or in the environment."""
+        self._check(name)
+        return name in self._values or (ENV_PREFIX + name) in os.environ
+
+    def as_dict(self) -> dict[str, Any]:
+        """All settings with their current values (the password masked)."""
+        out = {}
+        for name in self._defaults:
+            value = getattr(self, name)
+            out[name] = "********" if name in _SECRET_NAMES and value else value
+        return out
+
+    def __repr__(self) -> str:
+        changed = {
+            n: ("********" if n in _SECRET_NAMES else self._values[n]) for n in self._values
+        }
+        return f"<mailcore.settings {changed!r}>"
+
+    # -- writing -----------------------------------------------------------
+    def _check(self, name: str) -> None:
+        if name not in self._defaults:
+            known = ", ".join(sorted(self._defaults))
+            raise UnknownSettingError(f"Unknown setting {name!r}. Known settings: {known}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._check(name)
+        with self._lock:
+            self._values[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        self._check(name)
+        with self._lock:
+            self._values.pop(name, None)
+
+    def configure(self, **values: Any) -> None:
+        """Set several settings at once. An unknown name raises and sets nothing."""
+        for name in values:
+            self._check(name)
+        with self._lock:
+            self._values.update(values)
+
+    def reset(self) -> None:
+        """Forget every value set in code (the environment still applies)."""
+        with self._lock:
+            self._values.clear()
+
+    def override(self, **values: Any) -> _Override:
+        """Change settings temporarily: a context manager and a decorator.
+
+        ``with settings.override(EMAIL_BACKEND="mailcore.backends.locmem.EmailBackend"):``
+        """
+        for name in values:
+            self._check(name)
+        return _Override(self, values)
+
+
+_MISSING = object()
+
+
+class _Override(contextlib.ContextDecorator):
+    def __init__(self, target: Settings, values: dict[str, Any]) -> None:
+        self._target = target
+        self._new = values
+        self._saved: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Settings:
+        target = self._target
+        with target._lock:
+            self._saved.append({n: target._values.get(n, _MISSING) for n in self._new})
+            target._values.update(self._new)
+        return target
+
+    def __exit__(self, *exc_info: object) -> None:
+        target = self._target
+        with target._lock:
+            saved = self._saved.pop()
+            for name, value in saved.items():
+                if value is _MISSING:
+                    target._values.pop(name, None)
+                else:
+                    target._values[name] = value
+
+    def __call__(self, func: Callable) -> Callable:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_inner(*args: Any, **kwargs: Any) -> Any:
+                with self._recreate_cm():
+                    return await func(*args, **kwargs)
+
+            return async_inner
+        return super().__call__(func)
+
+    def _recreate_cm(self) -> _Override:
+        return _Override(self._target, self._new)
+
+
+settings = Settings()
+

@@ -1,0 +1,494 @@
+"""Write a message's bytes in chunks, without building an ``email`` object tree.
+
+``serialize(message, linesep)`` returns a :class:`Serialized`: the exact bytes
+that ``message.message().as_bytes(linesep=linesep)`` gives (apart from the
+random multipart boundaries, and the Date and Message-ID that are made anew
+each time), as a sequence of chunks with a known total size. Attachments added
+with ``attach_file`` are read, base64-encoded and yielded a chunk at a time, so
+a 1 GB file never sits in memory.
+
+It takes the fast path only for messages whose MIME-building methods are
+Django's own (not overridden in a subclass) and whose charset is UTF-8; any
+other message, and any part it does not build itself (a ``MIMEBase`` passed to
+``attach()``, a ``message/rfc822`` attachment), is written by the ``email``
+package exactly as ``message()`` would, so the output never differs.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+import sys
+from collections.abc import Iterator
+from email import generator, quoprimime
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.policy import compat32
+from email.utils import formatdate, make_msgid
+from io import BytesIO
+from typing import Any
+
+from mailcore.conf import settings
+from mailcore.message import (
+    RFC5322_EMAIL_LINE_LENGTH_LIMIT,
+    BadHeaderError,
+    EmailMessage,
+    EmailMultiAlternatives,
+    FileContent,
+    forbid_multi_line_headers,
+)
+from mailcore.utils import DNS_NAME
+
+__all__ = ["Serialized", "serialize", "can_stream", "BASE64_READ_SIZE"]
+
+# Bytes of a file read (and base64-encoded) at a time: a multiple of 57, the
+# input length of one 76-character base64 line, so chunks join seamlessly.
+BASE64_READ_SIZE = 57 * 16384  # 912 KiB in, 1.2 MiB out
+
+_POLICIES = {
+    "\n": compat32,
+    "\r\n": compat32.clone(linesep="\r\n"),
+}
+_FOLD_CACHE: dict[tuple[str, str, str], bytes] = {}
+_FOLD_CACHE_MAX = 4096
+_PLAIN_HEADER = re.compile(r"[\t\x20-\x7e]*\Z")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+\Z")
+_BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))
+
+# The methods that decide what message() builds. If a subclass overrides any
+# of them, only message() itself knows what the bytes are.
+_BUILDERS = (
+    "message",
+    "_create_message",
+    "_create_attachments",
+    "_create_alternatives",
+    "_create_mime_attachment",
+    "_create_attachment",
+    "_set_list_header_if_not_empty",
+    "attach_alternative",
+)
+
+
+def can_stream(email_message: Any) -> bool:
+    """True if the fast writer knows exactly what ``message()`` would build."""
+    cls = type(email_message)
+    if not isinstance(email_message, EmailMessage):
+        return False
+    base = EmailMultiAlternatives if isinstance(email_message, EmailMultiAlternatives) else (
+        EmailMessage
+    )
+    instance_dict = getattr(email_message, "__dict__", {})
+    for name in _BUILDERS:
+        if name in instance_dict:
+            return False
+        mine = getattr(cls, name, None)
+        theirs = getattr(base, name, None)
+        if mine is not theirs:
+            return False
+    encoding = email_message.encoding or settings.DEFAULT_CHARSET
+    return encoding == "utf-8"
+
+
+def fold_header(name: str, value: str, linesep: str) -> bytes:
+    """One header, folded exactly as ``email.generator.BytesGenerator`` does
+    with the compat32 policy (Django's)."""
+    if len(name) + len(value) <= 76 and _PLAIN_HEADER.match(value):
+        return f"{name}: {value}{linesep}".encode("ascii")
+    key = (name, value, linesep)
+    folded = _FOLD_CACHE.get(key)
+    if folded is None:
+        folded = _POLICIES[linesep].fold_binary(name, value)
+        if len(_FOLD_CACHE) >= _FOLD_CACHE_MAX:
+            _FOLD_CACHE.clear()
+        _FOLD_CACHE[key] = folded
+    return folded
+
+
+def _header_value(name: str, value: Any, encoding: str) -> str:
+    """What ``msg[name] = value`` stores on a SafeMIME object (Django's
+    forbid_multi_line_headers), with a shortcut for short ASCII subjects."""
+    if type(value) is str and name == "Subject" and len(value) <= 60:
+        if "\n" not in value and "\r" not in value and _PLAIN_HEADER.match(value):
+            if value.strip(" \t") == value and "  " not in value and "\t" not in value:
+                return value
+    return forbid_multi_line_headers(name, value, encoding)[1]
+
+
+def _fix_eols(data: bytes, nl: bytes) -> bytes:
+    """Turn every \\r\\n, \\r and \\n into ``nl``, as the generator does."""
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if nl != b"\n":
+        data = data.replace(b"\n", nl)
+    return data
+
+
+def _new_boundary() -> str:
+    token = random.randrange(sys.maxsize)
+    return ("=" * 15) + ("%0*d" % (_BOUNDARY_WIDTH, token)) + "=="
+
+
+class _Base64Piece:
+    """The base64 body of an attachment, produced a chunk at a time."""
+
+    stuffing_needed = False  # base64 lines never start with a dot
+
+    def __init__(self, source: FileContent | bytes | bytearray, nl: bytes) -> None:
+        self.source = source
+        self.nl = nl
+        if isinstance(source, FileContent):
+            self.length = source.size()
+            if self.length:
+                with source.open() as f:
+                    f.seek(self.length - 1)
+                    self.last_byte = f.read(1)
+            else:
+                self.last_byte = b""
+        else:
+            self.length = len(source)
+            self.last_byte = bytes(source[-1:])
+
+    def size(self) -> int:
+        n = self.length
+        if not n:
+            return 0
+        encoded = 4 * ((n + 2) // 3)
+        lines = (encoded + 75) // 76
+        size = encoded + (lines - 1) * len(self.nl)
+        if self.last_byte == b"\n":
+            size += len(self.nl)
+        return size
+
+    def _blocks(self) -> Iterator[bytes]:
+        if isinstance(self.source, FileContent):
+            with self.source.open() as f:
+                pending = b""
+                while True:
+                    block = f.read(BASE64_READ_SIZE - len(pending))
+                    if not block:
+                        break
+                    if pending:
+                        block = pending + block
+                        pending = b""
+                    if len(block) < BASE64_READ_SIZE:
+                        # a short read before the end: keep whole 57-byte lines
+                        cut = len(block) - len(block) % 57
+                        block, pending = block[:cut], block[cut:]
+                        if not block:
+                            continue
+                    yield block
+                if pending:
+                    yield pending
+        else:
+            view = memoryview(self.source)
+            for start in range(0, len(view), BASE64_READ_SIZE):
+                yield view[start : start + BASE64_READ_SIZE]
+
+    def chunks(self) -> Iterator[bytes]:
+        nl = self.nl
+        previous = None
+        last_byte = b""
+        for block in self._blocks():
+            if previous is not None:
+                yield previous
+            encoded = base64.encodebytes(block)
+            last_byte = bytes(block[-1:])
+            previous = encoded if nl == b"\n" else encoded.replace(b"\n", nl)
+        if previous is not None:
+            # email.encoders drops base64's "courtesy newline" unless the data
+            # itself ends with one.
+            if last_byte != b"\n":
+                previous = previous[: -len(nl)]
+            yield previous
+
+
+class Serialized:
+    """A message's bytes as chunks; ``size`` is exact before any file is read."""
+
+    def __init__(
+        self,
+        pieces: list[Any],
+        headers: list[tuple[str, str]],
+        linesep: str,
+        charset: str = "utf-8",
+    ) -> None:
+        self._pieces = pieces
+        self.headers = headers
+        self.linesep = linesep
+        # The charset Django's console backend decodes the message with.
+        self.charset = charset
+
+    @property
+    def size(self) -> int:
+        return sum(len(p) if isinstance(p, bytes) else p.size() for p in self._pieces)
+
+    @property
+    def message_id(self) -> str | None:
+        for name, value in self.headers:
+            if name.lower() == "message-id":
+                return value
+        return None
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes, in order. Files are opened and read as this is iterated."""
+        for piece in self._pieces:
+            if isinstance(piece, bytes):
+                if piece:
+                    yield piece
+            else:
+                yield from piece.chunks()
+
+    def stuffable_chunks(self) -> Iterator[tuple[bytes, bool]]:
+        """Chunks with a flag saying whether a line in them may start with a
+        dot (and so may need dot-stuffing for SMTP)."""
+        for piece in self._pieces:
+            if isinstance(piece, bytes):
+                if piece:
+                    yield piece, True
+            else:
+                flag = piece.stuffing_needed
+                for chunk in piece.chunks():
+                    yield chunk, flag
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def __repr__(self) -> str:
+        return f"<Serialized {self.size} bytes in {len(self._pieces)} pieces>"
+
+
+class _Writer:
+    """Builds the list of pieces for one message."""
+
+    def __init__(self, email_message: EmailMessage, linesep: str) -> None:
+        self.m = email_message
+        self.linesep = linesep
+        self.nl = linesep.encode("ascii")
+        self.encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        self.pieces: list[Any] = []
+
+    # -- pieces -----------------------------------------------------------
+    def emit(self, data: bytes) -> None:
+        pieces = self.pieces
+        if pieces and isinstance(pieces[-1], bytes):
+            pieces[-1] += data
+        else:
+            pieces.append(data)
+
+    def emit_headers(self, headers: list[tuple[str, str]]) -> None:
+        linesep = self.linesep
+        self.emit(b"".join(fold_header(n, v, linesep) for n, v in headers) + self.nl)
+
+    # -- parts ------------------------------------------------------------
+    def text_headers(self, subtype: str, content: str) -> tuple[list[tuple[str, str]], bytes]:
+        """Headers and encoded body of a SafeMIMEText(content, subtype, "utf-8")."""
+        if not _TOKEN.match(subtype):
+            raise _Fallback
+        has_long_lines = any(
+            len(line.encode(errors="surrogateescape")) > RFC5322_EMAIL_LINE_LENGTH_LIMIT
+            for line in content.splitlines()
+        )
+        raw = content.encode("utf-8")
+        if has_long_lines:
+            cte = "quoted-printable"
+            body = quoprimime.body_encode(raw.decode("latin1")).encode("ascii")
+        else:
+            cte = "7bit" if raw.isascii() else "8bit"
+            body = raw
+        headers = [
+            ("Content-Type", f'text/{subtype}; charset="utf-8"'),
+            ("MIME-Version", "1.0"),
+            ("Content-Transfer-Encoding", cte),
+        ]
+        return headers, _fix_eols(body, self.nl)
+
+    def part_via_email_package(self, part: Message) -> bytes:
+        fp = BytesIO()
+        g = generator.BytesGenerator(fp, mangle_from_=False)
+        g.flatten(part, unixfrom=False, linesep=self.linesep)
+        return fp.getvalue()
+
+    def attachment(self, attachment: Any) -> list[Any]:
+        """The pieces of one entry of ``message.attachments``."""
+        if isinstance(attachment, MIMEBase):
+            return [self.part_via_email_package(attachment)]
+        try:
+            filename, content, mimetype = attachment
+        except (TypeError, ValueError):
+            return [self.part_via_email_package(self.m._create_attachment(*attachment))]
+        if not isinstance(mimetype, str) or "/" not in mimetype:
+            return [self.part_via_email_package(self.m._create_attachment(*attachment))]
+        basetype, subtype = mimetype.split("/", 1)
+        disposition = self.disposition(filename)
+        if basetype == "text" and isinstance(content, str):
+            headers, body = self.text_headers(subtype, content)
+            return [self.header_block(headers + disposition) + body]
+        if basetype not in ("text", "message") and isinstance(
+            content, bytes | bytearray | FileContent
+        ):
+            if not _TOKEN.match(basetype) or not _TOKEN.match(subtype):
+                raise _Fallback
+            headers = [
+                ("Content-Type", mimetype),
+                ("MIME-Version", "1.0"),
+                ("Content-Transfer-Encoding", "base64"),
+                *disposition,
+            ]
+            return [self.header_block(headers), _Base64Piece(content, self.nl)]
+        return [self.part_via_email_package(self.m._create_attachment(*attachment))]
+
+    def alternative(self, content: Any, mimetype: Any) -> list[Any]:
+        if isinstance(mimetype, str) and "/" in mimetype:
+            basetype, subtype = mimetype.split("/", 1)
+            if basetype == "text" and isinstance(content, str):
+                headers, body = self.text_headers(subtype, content)
+                return [self.header_block(headers) + body]
+            if basetype not in ("text", "message") and isinstance(content, bytes | bytearray):
+                if _TOKEN.match(basetype) and _TOKEN.match(subtype):
+                    headers = [
+                        ("Content-Type", mimetype),
+                        ("MIME-Version", "1.0"),
+                        ("Content-Transfer-Encoding", "base64"),
+                    ]
+                    return [self.header_block(headers), _Base64Piece(content, self.nl)]
+        return [self.part_via_email_package(self.m._create_mime_attachment(content, mimetype))]
+
+    def disposition(self, filename: Any) -> list[tuple[str, str]]:
+        if not filename:
+            return []
+        if isinstance(filename, str) and ("\n" in filename or "\r" in filename):
+            raise BadHeaderError(f"Attachment filenames can't contain newlines (got {filename!r})")
+        try:
+            filename.encode("ascii")
+        except UnicodeEncodeError:
+            filename = ("utf-8", "", filename)
+        holder = Message()
+        holder.add_header("Content-Disposition", "attachment", filename=filename)
+        return [("Content-Disposition", holder["Content-Disposition"])]
+
+    def header_block(self, headers: list[tuple[str, str]]) -> bytes:
+        linesep = self.linesep
+        return b"".join(fold_header(n, v, linesep) for n, v in headers) + self.nl
+
+    def multipart(
+        self, subtype: str, children: list[list[Any]], extra_headers: list[tuple[str, str]]
+    ) -> list[Any]:
+        """A multipart: headers (content headers first, then ``extra_headers``)
+        and the children's pieces between boundaries."""
+        if not _TOKEN.match(subtype):
+            raise _Fallback
+        nl = self.nl
+        while True:
+            boundary = _new_boundary()
+            marker = b"--" + boundary.encode("ascii")
+            if not any(isinstance(p, bytes) and marker in p for child in children for p in child):
+                break
+        headers = [
+            ("Content-Type", f'multipart/{subtype}; boundary="{boundary}"'),
+            ("MIME-Version", "1.0"),
+            *extra_headers,
+        ]
+        pieces: list[Any] = [self.header_block(headers) + marker + nl]
+        for index, child in enumerate(children):
+            if index:
+                pieces.append(nl + marker + nl)
+            pieces.extend(child)
+        pieces.append(nl + marker + b"--" + nl)
+        return pieces
+
+    # -- the message --------------------------------------------------------
+    def message_headers(self) -> list[tuple[str, str]]:
+        """Subject, From, To, Cc, Reply-To, Date, Message-ID and the extra
+        headers, in the order and form that ``message()`` sets them."""
+        m = self.m
+        enc = self.encoding
+        extra = m.extra_headers
+        headers = [
+            ("Subject", _header_value("Subject", m.subject, enc)),
+            ("From", _header_value("From", extra.get("From", m.from_email), enc)),
+        ]
+        for name, values in (("To", m.to), ("Cc", m.cc), ("Reply-To", m.reply_to)):
+            if name in extra:
+                headers.append((name, _header_value(name, extra[name], enc)))
+            elif values:
+                joined = ", ".join(str(v) for v in values)
+                headers.append((name, _header_value(name, joined, enc)))
+        header_names = [key.lower() for key in extra]
+        if "date" not in header_names:
+            date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+            headers.append(("Date", _header_value("Date", date, enc)))
+        if "message-id" not in header_names:
+            headers.append(("Message-ID", _header_value("Message-ID", make_msgid(domain=DNS_NAME), enc)))
+        for name, value in extra.items():
+            if name.lower() not in {"from", "to", "cc", "reply-to"}:
+                headers.append((name, _header_value(name, value, enc)))
+        return headers
+
+    def build(self) -> Serialized:
+        m = self.m
+        if not isinstance(m.body, str):
+            raise _Fallback
+        message_headers = self.message_headers()
+        body_headers, body = self.text_headers(m.content_subtype, m.body)
+
+        # The body, or the alternatives around it.
+        alternatives = getattr(m, "alternatives", None) if isinstance(
+            m, EmailMultiAlternatives
+        ) else None
+        top: tuple[str, Any]
+        if alternatives:
+            children = []
+            if m.body:
+                children.append([self.header_block(body_headers) + body])
+            for alternative in alternatives:
+                content, mimetype = alternative
+                children.append(self.alternative(content, mimetype))
+            top = ("multipart", (m.alternative_subtype, children))
+        else:
+            top = ("text", (body_headers, body))
+
+        if m.attachments:
+            children = []
+            if m.body or top[0] == "multipart":
+                children.append(self.render(top, []))
+            for attachment in m.attachments:
+                children.append(self.attachment(attachment))
+            pieces = self.multipart(m.mixed_subtype, children, message_headers)
+        else:
+            pieces = self.render(top, message_headers)
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                self.emit(piece)
+            else:
+                self.pieces.append(piece)
+        return Serialized(self.pieces, message_headers, self.linesep)
+
+    def render(self, node: tuple[str, Any], extra_headers: list[tuple[str, str]]) -> list[Any]:
+        kind, data = node
+        if kind == "text":
+            headers, body = data
+            return [self.header_block(headers + extra_headers) + body]
+        subtype, children = data
+        return self.multipart(subtype, children, extra_headers)
+
+
+class _Fallback(Exception):
+    """The fast writer does not handle this message; use message()."""
+
+
+def serialize(email_message: Any, linesep: str = "\r\n") -> Serialized:
+    """The bytes of ``email_message`` with ``linesep`` line endings, in chunks."""
+    if linesep not in _POLICIES:
+        raise ValueError("linesep must be '\\n' or '\\r\\n'")
+    if can_stream(email_message):
+        try:
+            return _Writer(email_message, linesep).build()
+        except Exception:  # noqa: BLE001 - message() below raises Django's own error
+            pass
+    msg = email_message.message()
+    data = msg.as_bytes(linesep=linesep)
+    headers = [(name, str(value)) for name, value in msg.items()]
+    charset = msg.get_charset().get_output_charset() if msg.get_charset() else "utf-8"
+    return Serialized([data], headers, linesep, charset)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a Debian machine, idempotently.
+#   scripts/bootstrap.sh          runtime + test dependencies
+#   BOOTSTRAP_BENCH=1 ...         also the benchmark extras (Django, postfix)
+# Fast when everything is already there: apt is skipped when the packages are
+# installed and pip is skipped when pyproject.toml has not changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${MAILCORE_VENV:-$ROOT/.venv}"
+
+APT_PACKAGES=(
+  # Qt offscreen and on X11 (xcb), fonts for readable windows
+  libglib2.0-0 libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3
+  xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0
+  libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
+  libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libx11-xcb1
+  fonts-dejavu-core
+  # a real Secret Service keyring for the tests, on a private D-Bus
+  dbus dbus-x11 gnome-keyring
+)
+if [[ "${BOOTSTRAP_BENCH:-0}" == 1 ]]; then
+  APT_PACKAGES+=(postfix)
+fi
+
+missing=()
+if command -v dpkg-query >/dev/null; then
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  # postfix asks questions; answer them for a machine that only needs smtp-sink
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "bootstrap: creating $VENV" >&2
+  "$PY" -m venv "$VENV"
+fi
+extras="gui,test"
+[[ "${BOOTSTRAP_BENCH:-0}" == 1 ]] && extras="$extras,bench"
+stamp="$VENV/.mailcore-installed"
+want="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
+if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
+  echo "bootstrap: installing Python packages [$extras]" >&2
+  log="$(mktemp)"
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+         "$VENV/bin/python" -m pip install -e ".[$extras]"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "bootstrap: pip install failed (log above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
+  echo "$want" > "$stamp"
+fi

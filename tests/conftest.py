@@ -1,0 +1,80 @@
+"""Shared fixtures: real SMTP servers on 127.0.0.1 (see tests/support/servers.py).
+
+Nothing mailcore/mailgui specific lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# The GUI tests need an offscreen Qt platform; set it before anything imports Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Make ``import tests.support.servers`` work under a bare ``pytest`` too (``python -m pytest``
+# already has the repository root on sys.path).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import pytest  # noqa: E402
+
+from tests.support.servers import (  # noqa: E402
+    TEST_PASSWORD,
+    TEST_USER,
+    Certificates,
+    SilentServer,
+    SMTPServer,
+    held_refused_port,
+)
+
+AUTH = {TEST_USER: TEST_PASSWORD}
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """trustme CA + server ("localhost", 127.0.0.1) + client certificates, and ``.untrusted``."""
+    return Certificates.create(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def smtp_server():
+    """Plain SMTP server, no TLS, no AUTH."""
+    with SMTPServer("plain") as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_auth_server():
+    """Plain SMTP server with AUTH LOGIN/PLAIN for alice / "correct horse" (no TLS needed)."""
+    with SMTPServer("plain", auth=AUTH) as server:
+        yield server
+
+
+@pytest.fixture
+def starttls_server(certs: Certificates):
+    """STARTTLS server; AUTH (alice / "correct horse") offered only after STARTTLS."""
+    with SMTPServer("starttls", certs=certs, auth=AUTH) as server:
+        yield server
+
+
+@pytest.fixture
+def tls_server(certs: Certificates):
+    """Implicit-TLS (SMTPS) server with AUTH (alice / "correct horse")."""
+    with SMTPServer("tls", certs=certs, auth=AUTH) as server:
+        yield server
+
+
+@pytest.fixture
+def silent_server():
+    """Accepts connections on 127.0.0.1 and never answers (for timeout tests)."""
+    with SilentServer() as server:
+        yield server
+
+
+@pytest.fixture
+def refused_port() -> int:
+    """A port on 127.0.0.1, bound but not listening during the test: connections are refused."""
+    with held_refused_port() as port:
+        yield port
