@@ -123,7 +123,9 @@ def send_mail(
         password=auth_password,
         fail_silently=fail_silently,
     )
-    mail = EmailMultiAlternatives(subject, message, from_email, recipient_list, connection=connection)
+    mail = EmailMultiAlternatives(
+        subject, message, from_email, recipient_list, connection=connection
+    )
     if html_message:
         mail.attach_alternative(html_message, "text/html")
 

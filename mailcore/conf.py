@@ -188,9 +188,7 @@ class Settings:
         return out
 
     def __repr__(self) -> str:
-        changed = {
-            n: ("********" if n in _SECRET_NAMES else self._values[n]) for n in self._values
-        }
+        changed = {n: ("********" if n in _SECRET_NAMES else self._values[n]) for n in self._values}
         return f"<mailcore.settings {changed!r}>"
 
     # -- writing -----------------------------------------------------------
@@ -273,4 +271,3 @@ class _Override(contextlib.ContextDecorator):
 
 
 settings = Settings()
-

@@ -381,7 +381,9 @@ class EmailMessage:
             return 0
         return self.get_connection(fail_silently).send_messages([self])
 
-    def attach(self, filename: Any = None, content: Any = None, mimetype: str | None = None) -> None:
+    def attach(
+        self, filename: Any = None, content: Any = None, mimetype: str | None = None
+    ) -> None:
         """Attach a file with the given filename and content. The filename can
         be omitted and the mimetype is guessed, if not provided.
 
@@ -401,9 +403,7 @@ class EmailMessage:
         elif content is None:
             raise ValueError("content must be provided.")
         else:
-            mimetype = (
-                mimetype or mimetypes.guess_type(filename)[0] or DEFAULT_ATTACHMENT_MIME_TYPE
-            )
+            mimetype = mimetype or mimetypes.guess_type(filename)[0] or DEFAULT_ATTACHMENT_MIME_TYPE
             basetype, subtype = mimetype.split("/", 1)
 
             if basetype == "text":

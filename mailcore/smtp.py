@@ -63,6 +63,7 @@ class _Transcribing:
 
     transcript: TranscriptCallback | None = None
     _in_auth = False
+    _in_content = False
 
     # -- transcript -------------------------------------------------------
     def _note(self, event: str, text: str) -> None:
@@ -79,6 +80,9 @@ class _Transcribing:
         return self.transcript is not None or logger.isEnabledFor(logging.DEBUG)
 
     def send(self, s: Any) -> None:
+        if self._in_content:
+            super().send(s)  # type: ignore[misc]
+            return
         if self._observed():
             text = s.decode("ascii", "replace") if isinstance(s, bytes) else str(s)
             for line in text.rstrip("\r\n").split("\r\n"):
@@ -217,8 +221,9 @@ class _Transcribing:
             self.getreply()
 
     def _send_content(self, data: Serialized) -> tuple[int, bytes]:
-        sock = self.sock
-        if sock is None:
+        """Write the message content (dot-stuffed) and the final dot; return
+        the server's reply."""
+        if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         started = time.monotonic()
         at_line_start = True
@@ -226,24 +231,27 @@ class _Transcribing:
         total = 0
         buffer: list[bytes] = []
         buffered = 0
-        for chunk, may_need_stuffing in data.stuffable_chunks():
-            if may_need_stuffing:
-                if last == b"\r" and chunk[:2] == b"\n.":
-                    chunk = b"\n.." + chunk[2:]
-                chunk = _stuff_dots(chunk, at_line_start)
-            at_line_start = chunk[-2:] == CRLF or (last == b"\r" and chunk == b"\n")
-            last = chunk[-1:]
-            total += len(chunk)
-            # Small pieces are gathered into one write; large ones go at once.
-            buffer.append(chunk)
-            buffered += len(chunk)
-            if buffered >= 65536:
-                sock.sendall(b"".join(buffer))
-                buffer.clear()
-                buffered = 0
-        tail = b".\r\n" if at_line_start and total else b"\r\n.\r\n"
-        buffer.append(tail)
-        sock.sendall(b"".join(buffer))
+        self._in_content = True
+        try:
+            for chunk, may_need_stuffing in data.stuffable_chunks():
+                if may_need_stuffing:
+                    if last == b"\r" and chunk[:2] == b"\n.":
+                        chunk = b"\n.." + chunk[2:]
+                    chunk = _stuff_dots(chunk, at_line_start)
+                at_line_start = chunk[-2:] == CRLF or (last == b"\r" and chunk == b"\n")
+                last = chunk[-1:]
+                total += len(chunk)
+                # Small pieces are gathered into one write; large ones go at once.
+                buffer.append(chunk)
+                buffered += len(chunk)
+                if buffered >= 65536:
+                    self.send(b"".join(buffer))
+                    buffer.clear()
+                    buffered = 0
+            buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
+            self.send(b"".join(buffer))
+        finally:
+            self._in_content = False
         if self._observed():
             elapsed = (time.monotonic() - started) * 1000
             self._note("data", f"[{total:,} bytes of message content in {elapsed:.0f} ms]")

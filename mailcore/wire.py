@@ -22,7 +22,6 @@ import re
 import sys
 from collections.abc import Iterator
 from email import generator, quoprimime
-from email.header import Header
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.policy import compat32
@@ -76,8 +75,10 @@ def can_stream(email_message: Any) -> bool:
     cls = type(email_message)
     if not isinstance(email_message, EmailMessage):
         return False
-    base = EmailMultiAlternatives if isinstance(email_message, EmailMultiAlternatives) else (
-        EmailMessage
+    base = (
+        EmailMultiAlternatives
+        if isinstance(email_message, EmailMultiAlternatives)
+        else (EmailMessage)
     )
     instance_dict = getattr(email_message, "__dict__", {})
     for name in _BUILDERS:
@@ -138,28 +139,14 @@ class _Base64Piece:
     def __init__(self, source: FileContent | bytes | bytearray, nl: bytes) -> None:
         self.source = source
         self.nl = nl
-        if isinstance(source, FileContent):
-            self.length = source.size()
-            if self.length:
-                with source.open() as f:
-                    f.seek(self.length - 1)
-                    self.last_byte = f.read(1)
-            else:
-                self.last_byte = b""
-        else:
-            self.length = len(source)
-            self.last_byte = bytes(source[-1:])
+        # stat() now: a missing file fails before any byte is sent
+        self.length = source.size() if isinstance(source, FileContent) else len(source)
 
     def size(self) -> int:
-        n = self.length
-        if not n:
-            return 0
-        encoded = 4 * ((n + 2) // 3)
+        # base64.encodebytes: 76-character lines, each ending in a newline
+        encoded = 4 * ((self.length + 2) // 3)
         lines = (encoded + 75) // 76
-        size = encoded + (lines - 1) * len(self.nl)
-        if self.last_byte == b"\n":
-            size += len(self.nl)
-        return size
+        return encoded + lines * len(self.nl)
 
     def _blocks(self) -> Iterator[bytes]:
         if isinstance(self.source, FileContent):
@@ -188,20 +175,9 @@ class _Base64Piece:
 
     def chunks(self) -> Iterator[bytes]:
         nl = self.nl
-        previous = None
-        last_byte = b""
         for block in self._blocks():
-            if previous is not None:
-                yield previous
             encoded = base64.encodebytes(block)
-            last_byte = bytes(block[-1:])
-            previous = encoded if nl == b"\n" else encoded.replace(b"\n", nl)
-        if previous is not None:
-            # email.encoders drops base64's "courtesy newline" unless the data
-            # itself ends with one.
-            if last_byte != b"\n":
-                previous = previous[: -len(nl)]
-            yield previous
+            yield encoded if nl == b"\n" else encoded.replace(b"\n", nl)
 
 
 class Serialized:
@@ -420,7 +396,9 @@ class _Writer:
             date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
             headers.append(("Date", _header_value("Date", date, enc)))
         if "message-id" not in header_names:
-            headers.append(("Message-ID", _header_value("Message-ID", make_msgid(domain=DNS_NAME), enc)))
+            headers.append(
+                ("Message-ID", _header_value("Message-ID", make_msgid(domain=DNS_NAME), enc))
+            )
         for name, value in extra.items():
             if name.lower() not in {"from", "to", "cc", "reply-to"}:
                 headers.append((name, _header_value(name, value, enc)))
@@ -434,9 +412,9 @@ class _Writer:
         body_headers, body = self.text_headers(m.content_subtype, m.body)
 
         # The body, or the alternatives around it.
-        alternatives = getattr(m, "alternatives", None) if isinstance(
-            m, EmailMultiAlternatives
-        ) else None
+        alternatives = (
+            getattr(m, "alternatives", None) if isinstance(m, EmailMultiAlternatives) else None
+        )
         top: tuple[str, Any]
         if alternatives:
             children = []
@@ -485,7 +463,7 @@ def serialize(email_message: Any, linesep: str = "\r\n") -> Serialized:
     if can_stream(email_message):
         try:
             return _Writer(email_message, linesep).build()
-        except Exception:  # noqa: BLE001 - message() below raises Django's own error
+        except Exception:  # noqa: BLE001, S110 - message() below raises Django's own error
             pass
     msg = email_message.message()
     data = msg.as_bytes(linesep=linesep)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 # The GUI tests need an offscreen Qt platform; set it before anything imports Qt.
@@ -39,42 +40,42 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 
 @pytest.fixture
-def smtp_server():
+def smtp_server() -> Iterator[SMTPServer]:
     """Plain SMTP server, no TLS, no AUTH."""
     with SMTPServer("plain") as server:
         yield server
 
 
 @pytest.fixture
-def smtp_auth_server():
+def smtp_auth_server() -> Iterator[SMTPServer]:
     """Plain SMTP server with AUTH LOGIN/PLAIN for alice / "correct horse" (no TLS needed)."""
     with SMTPServer("plain", auth=AUTH) as server:
         yield server
 
 
 @pytest.fixture
-def starttls_server(certs: Certificates):
+def starttls_server(certs: Certificates) -> Iterator[SMTPServer]:
     """STARTTLS server; AUTH (alice / "correct horse") offered only after STARTTLS."""
     with SMTPServer("starttls", certs=certs, auth=AUTH) as server:
         yield server
 
 
 @pytest.fixture
-def tls_server(certs: Certificates):
+def tls_server(certs: Certificates) -> Iterator[SMTPServer]:
     """Implicit-TLS (SMTPS) server with AUTH (alice / "correct horse")."""
     with SMTPServer("tls", certs=certs, auth=AUTH) as server:
         yield server
 
 
 @pytest.fixture
-def silent_server():
+def silent_server() -> Iterator[SilentServer]:
     """Accepts connections on 127.0.0.1 and never answers (for timeout tests)."""
     with SilentServer() as server:
         yield server
 
 
 @pytest.fixture
-def refused_port() -> int:
+def refused_port() -> Iterator[int]:
     """A port on 127.0.0.1, bound but not listening during the test: connections are refused."""
     with held_refused_port() as port:
         yield port

@@ -12,7 +12,9 @@ from mailcore.wire import serialize
 
 
 class EmailBackend(ConsoleEmailBackend):
-    def __init__(self, *args: Any, file_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, file_path: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> None:
         self._fname: str | None = None
         if file_path is not None:
             self.file_path = file_path
@@ -27,8 +29,7 @@ class EmailBackend(ConsoleEmailBackend):
             os.makedirs(self.file_path, exist_ok=True)
         except FileExistsError:
             raise ImproperlyConfigured(
-                "Path for saving email messages exists, but is not a directory: %s"
-                % self.file_path
+                "Path for saving email messages exists, but is not a directory: %s" % self.file_path
             ) from None
         except OSError as err:
             raise ImproperlyConfigured(

@@ -78,7 +78,9 @@ class EmailBackend(BaseEmailBackend):
         self.ssl_certfile = settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
         self.ssl_cafile = settings.EMAIL_SSL_CAFILE if ssl_cafile is None else ssl_cafile
         self.allow_insecure_auth = (
-            settings.EMAIL_ALLOW_INSECURE_AUTH if allow_insecure_auth is None else allow_insecure_auth
+            settings.EMAIL_ALLOW_INSECURE_AUTH
+            if allow_insecure_auth is None
+            else allow_insecure_auth
         )
         self.transcript = transcript
         if self.use_ssl and self.use_tls:
@@ -170,10 +172,9 @@ class EmailBackend(BaseEmailBackend):
             self._partial_connection = None
             return True
         except OSError:
-            # Never keep a half-open connection around for reuse.
-            if self._partial_connection is not None:
-                self._discard(self._partial_connection)
-                self._partial_connection = None
+            # As in Django, a half-open connection (STARTTLS or AUTH failed) is
+            # kept only to be closed by the next open() or close(); it is never
+            # used to send.
             if not self.fail_silently:
                 raise
         return None

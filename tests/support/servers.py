@@ -44,15 +44,20 @@ aiosmtpd 1.4 facts this module relies on or works around (checked in the 1.4.6 s
 * ``Controller(port=0)`` binds but keeps ``self.port == 0``, so its readiness probe connects to
   port 0 and start() fails.  ``_Controller`` reads the real port back from the bound socket, so
   ``SMTPServer`` ports are race free (``free_port()`` is still provided).
-* Readiness probe (``_trigger_server``): it opens a real connection to make asyncio call the
-  lazy protocol factory.  With implicit TLS aiosmtpd's own probe uses an unverified client
-  context derived from the server context, which works, but a server that *requires* client
-  certificates fails the probe.  ``_Controller`` presents the client certificate when it has
-  one, tolerates TLS errors (the factory has run by then), and excludes the probe from
-  ``connections``.
+* Readiness probe (``_trigger_server``): it opens a real connection so that asyncio calls the
+  lazy protocol factory, and reads the greeting.  With implicit TLS aiosmtpd wraps the probe in
+  an unverified client context derived from the server context; that works (checked: also with
+  a CERT_REQUIRED server, where the probe merely reads EOF because the server drops it after the
+  TLS 1.3 handshake).  ``_Controller`` nevertheless presents the client certificate when it has
+  one (no failed handshake), tolerates TLS errors/timeouts (start() still checks that the
+  factory ran), and excludes the probe from ``connections`` by its client address.
 * Every successful AUTH logs "Session.login_data is deprecated ..." (a WARNING record on the
   "mail.log" logger, not a Python warning).  ``_QuietSession`` removes that.
 * ``Controller`` defaults ``enable_SMTPUTF8`` to True (the bare ``SMTP`` class to False).
+* Every attribute of the *handler* whose name starts with ``auth_`` becomes an advertised AUTH
+  mechanism (``inspect.getmembers``), and every ``handle_*`` a hook: name other things otherwise.
+* Not aiosmtpd but worth knowing: ``smtplib.SMTP.login()`` tries each advertised mechanism it
+  knows (CRAM-MD5, PLAIN, LOGIN) in turn, so a wrong password yields two 535s here.
 """
 
 from __future__ import annotations
@@ -677,7 +682,11 @@ class SMTPServer:
     def start(self) -> SMTPServer:
         if self._running:
             raise RuntimeError("server already running")
-        self._controller.start()
+        try:
+            self._controller.start()
+        except BaseException:
+            self._controller.stop(no_assert=True)
+            raise
         self._running = True
         return self
 
