@@ -62,3 +62,18 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
   rm -f "$log"
   echo "$want" > "$stamp"
 fi
+
+# Django's own mail test suite (from the Django sdist on PyPI), run against
+# mailcore by tests/compat. Only tests/mail is kept.
+DJANGO_TESTS="$VENV/django-mail-tests"
+if [[ ! -f "$DJANGO_TESTS/.complete" ]]; then
+  version="$("$VENV/bin/python" -c 'import django; print(django.__version__)')"
+  tmp="$(mktemp -d)"
+  echo "bootstrap: fetching Django $version's mail tests" >&2
+  "$VENV/bin/python" -m pip download -q --no-deps --no-binary :all: "Django==$version" -d "$tmp" >/dev/null 2>&1
+  rm -rf "$DJANGO_TESTS" && mkdir -p "$DJANGO_TESTS"
+  tar -xzf "$tmp"/[Dd]jango-"$version".tar.gz -C "$tmp" --wildcards "*/tests/mail/*"
+  mv "$tmp"/[Dd]jango-"$version"/tests/mail "$DJANGO_TESTS/mail"
+  rm -rf "$tmp"
+  touch "$DJANGO_TESTS/.complete"
+fi

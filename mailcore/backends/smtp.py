@@ -131,7 +131,9 @@ class EmailBackend(BaseEmailBackend):
         sock = getattr(connection, "sock", None)
         try:
             peer = sock.getpeername()[0] if sock is not None else self.host
-            if ipaddress.ip_address(str(peer).split("%", 1)[0]).is_loopback:
+            address = ipaddress.ip_address(str(peer).split("%", 1)[0])
+            mapped = getattr(address, "ipv4_mapped", None)
+            if address.is_loopback or (mapped is not None and mapped.is_loopback):
                 return
         except (OSError, ValueError):
             pass

@@ -1,0 +1,235 @@
+"""Faults: each raises a specific exception, returns 0 with fail_silently=True,
+and leaves the backend usable."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+
+import pytest
+
+from mailcore import EmailMessage
+from mailcore.backends.smtp import EmailBackend
+from tests.support.servers import (
+    TEST_PASSWORD,
+    TEST_USER,
+    DropDuringDataServer,
+    GreetingRefusedServer,
+    ScriptedServer,
+    SMTPServer,
+)
+
+
+def message(subject="s"):
+    return EmailMessage(subject, "body", "from@example.com", ["to@example.com"])
+
+
+def backend(host, port, **kwargs):
+    kwargs.setdefault("timeout", 5)
+    return EmailBackend(host=host, port=port, **kwargs)
+
+
+def assert_usable_afterwards(b: EmailBackend) -> None:
+    """The same backend object sends fine once pointed at a healthy server."""
+    assert b.connection is None
+    with SMTPServer("plain") as healthy:
+        b.host, b.port = healthy.host, healthy.port
+        b.username = b.password = ""
+        b.use_tls = b.use_ssl = False
+        assert b.send_messages([message("after the fault")]) == 1
+        (record,) = healthy.handler.wait_for(1)
+        assert b"after the fault" in record.data
+
+
+def test_connection_refused(refused_port):
+    b = backend("127.0.0.1", refused_port)
+    with pytest.raises(ConnectionRefusedError):
+        b.send_messages([message()])
+    assert backend("127.0.0.1", refused_port, fail_silently=True).send_messages([message()]) == 0
+    assert_usable_afterwards(b)
+
+
+def test_server_that_never_answers_honours_the_timeout(silent_server):
+    b = backend(silent_server.host, silent_server.port, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises((smtplib.SMTPServerDisconnected, TimeoutError)) as caught:
+        b.send_messages([message()])
+    assert time.monotonic() - started < 4  # 0.5 s timeout, not the OS default
+    chain = [caught.value, caught.value.__context__]
+    assert any(isinstance(e, TimeoutError) or "timed out" in str(e) for e in chain)
+    quiet = backend(silent_server.host, silent_server.port, timeout=0.5, fail_silently=True)
+    assert quiet.send_messages([message()]) == 0
+    assert_usable_afterwards(b)
+
+
+def test_421_at_greeting():
+    with GreetingRefusedServer() as server:
+        b = backend(server.host, server.port)
+        with pytest.raises(smtplib.SMTPConnectError) as caught:
+            b.send_messages([message()])
+        assert caught.value.smtp_code == 421
+        assert backend(server.host, server.port, fail_silently=True).send_messages([message()]) == 0
+    assert_usable_afterwards(b)
+
+
+def test_535_on_auth(starttls_server, certs):
+    b = backend(
+        starttls_server.host,
+        starttls_server.port,
+        use_tls=True,
+        username=TEST_USER,
+        password="wrong password",
+        ssl_cafile=certs.ca_file,
+    )
+    with pytest.raises(smtplib.SMTPAuthenticationError) as caught:
+        b.send_messages([message()])
+    assert caught.value.smtp_code == 535
+    assert "wrong password" not in str(caught.value)
+    assert starttls_server.handler.messages == []
+    b.fail_silently = True
+    assert b.send_messages([message()]) == 0
+    b.fail_silently = False
+    b.password = TEST_PASSWORD
+    assert b.send_messages([message()]) == 1  # the same backend, now with the right password
+
+
+def test_550_for_the_only_recipient():
+    with SMTPServer("plain", refuse_rcpt={"to@example.com": "550 5.1.1 No such user"}) as server:
+        b = backend(server.host, server.port)
+        b.open()
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+            b.send_messages([message()])
+        assert caught.value.recipients == {"to@example.com": (550, b"5.1.1 No such user")}
+        b.fail_silently = True
+        assert b.send_messages([message()]) == 0
+        ok = EmailMessage("fine", "b", "from@example.com", ["other@example.com"])
+        assert b.send_messages([ok]) == 1  # the open connection is still in step
+        b.close()
+        assert [r.rcpt_tos for r in server.handler.wait_for(1)] == [["other@example.com"]]
+        assert server.connections == 1
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_552_on_data(pipelining):
+    with SMTPServer(
+        "plain", pipelining=pipelining, data_reply="552 5.3.4 Message too big"
+    ) as server:
+        b = backend(server.host, server.port)
+        b.open()
+        with pytest.raises(smtplib.SMTPDataError) as caught:
+            b.send_messages([message()])
+        assert caught.value.smtp_code == 552
+        b.fail_silently = True
+        assert b.send_messages([message()]) == 0
+        server.handler.data_reply = None
+        assert b.send_messages([message("accepted now")]) == 1
+        b.close()
+        assert server.connections == 1
+
+
+def test_connection_dropped_during_data():
+    with DropDuringDataServer() as server:
+        b = backend(server.host, server.port)
+        b.open()
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            b.send_messages([message()])
+        assert b.connection is None  # the dead connection is never reused
+        quiet = backend(server.host, server.port, fail_silently=True)
+        assert quiet.send_messages([message()]) == 0
+    assert_usable_afterwards(b)
+
+
+def test_untrusted_certificate(certs):
+    with SMTPServer("tls", certs=certs.untrusted) as server:
+        b = backend(server.host, server.port, use_ssl=True, ssl_cafile=certs.ca_file)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            b.send_messages([message()])
+        assert server.handler.messages == []
+        b.fail_silently = True
+        assert b.send_messages([message()]) == 0
+        b.fail_silently = False
+    assert_usable_afterwards(b)
+
+
+def test_untrusted_certificate_on_starttls_never_falls_back_to_plain(certs):
+    with SMTPServer("starttls", certs=certs.untrusted) as server:
+        b = backend(server.host, server.port, use_tls=True, ssl_cafile=certs.ca_file)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            b.send_messages([message()])
+        assert server.handler.messages == []
+
+
+def test_system_cas_do_not_trust_a_private_ca(starttls_server):
+    b = backend(starttls_server.host, starttls_server.port, use_tls=True)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        b.send_messages([message()])
+
+
+def test_hostname_is_verified(certs, tmp_path):
+    """A certificate from the trusted CA, but for another host name, is refused."""
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mail.example.test").configure_cert(server_context)
+    with SMTPServer("tls", tls_context=server_context) as server:
+        b = backend(server.host, server.port, use_ssl=True, ssl_cafile=str(tmp_path / "ca.pem"))
+        with pytest.raises(ssl.SSLCertVerificationError, match="match"):
+            b.send_messages([message()])
+        assert server.handler.messages == []
+
+
+def test_starttls_not_offered():
+    with SMTPServer("plain") as server:
+        b = backend(server.host, server.port, use_tls=True)
+        with pytest.raises(smtplib.SMTPNotSupportedError, match="STARTTLS"):
+            b.send_messages([message()])
+        assert server.handler.messages == []
+        b.fail_silently = True
+        assert b.send_messages([message()]) == 0
+
+
+def test_starttls_refused_by_the_server():
+    with ScriptedServer(
+        replies={
+            "EHLO": ["250-localhost", "250 STARTTLS"],
+            "STARTTLS": "454 4.7.0 TLS not available",
+        }
+    ) as server:
+        b = backend(server.host, server.port, use_tls=True)
+        with pytest.raises(smtplib.SMTPResponseException) as caught:
+            b.send_messages([message()])
+        assert caught.value.smtp_code == 454
+        assert not any(c.upper().startswith(b"MAIL") for c in server.commands)
+
+
+def test_sender_refused():
+    with SMTPServer("plain", mail_reply="553 5.7.1 Sender not allowed") as server:
+        b = backend(server.host, server.port)
+        with pytest.raises(smtplib.SMTPSenderRefused) as caught:
+            b.send_messages([message()])
+        assert caught.value.smtp_code == 553
+        assert caught.value.sender == "from@example.com"
+
+
+def test_invalid_addresses_raise_before_anything_is_sent(smtp_server):
+    b = backend(smtp_server.host, smtp_server.port, fail_silently=True)
+    bad = EmailMessage("s", "b", "from@example.com", ["to@example.com", "a@b@example.com"])
+    with pytest.raises(ValueError, match="Invalid address"):
+        b.send_messages([bad])
+    assert smtp_server.handler.messages == []
+
+
+def test_missing_attachment_file_is_reported_before_the_transaction(smtp_server, tmp_path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(b"%PDF" * 100)
+    msg = message()
+    msg.attach_file(path)
+    path.unlink()
+    b = backend(smtp_server.host, smtp_server.port)
+    with pytest.raises(FileNotFoundError, match="report.pdf"):
+        b.send_messages([msg])
+    assert smtp_server.handler.messages == []
+    assert b.send_messages([message("next")]) == 1
