@@ -17,6 +17,7 @@ package exactly as ``message()`` would, so the output never differs.
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import re
 import sys
@@ -109,11 +110,22 @@ def fold_header(name: str, value: str, linesep: str) -> bytes:
 
 def _header_value(name: str, value: Any, encoding: str) -> str:
     """What ``msg[name] = value`` stores on a SafeMIME object (Django's
-    forbid_multi_line_headers), with a shortcut for short ASCII subjects."""
-    if type(value) is str and name == "Subject" and len(value) <= 60:
-        if "\n" not in value and "\r" not in value and _PLAIN_HEADER.match(value):
+    forbid_multi_line_headers), with a shortcut for short ASCII subjects and a
+    cache for the rest (mass mail repeats senders, subjects and headers)."""
+    if type(value) is not str or "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+        return forbid_multi_line_headers(name, value, encoding)[1]  # converts or raises
+    if value.isascii():
+        if name.lower() != "subject":
+            return value  # stored as it is
+        if len(value) <= 60 and _PLAIN_HEADER.match(value):
             if value.strip(" \t") == value and "  " not in value and "\t" not in value:
-                return value
+                return value  # Header(value).encode() would give it back unchanged
+    return _cached_header_value(name, value, encoding)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_header_value(name: str, value: str, encoding: str) -> str:
+    # Only the arguments decide the result (errors are raised, never cached).
     return forbid_multi_line_headers(name, value, encoding)[1]
 
 
