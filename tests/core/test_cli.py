@@ -1,0 +1,367 @@
+"""The mailcore command, against real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import subprocess
+import sys
+
+import pytest
+
+from mailcore.cli import (
+    EXIT_AUTH,
+    EXIT_CONNECTION,
+    EXIT_MESSAGE,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    run,
+)
+from tests.support.servers import TEST_PASSWORD, TEST_USER, SMTPServer
+
+
+class TTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def cli(*argv, stdin=None):
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), stdin=stdin if stdin is not None else TTY(), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_console_backend_prints_the_message():
+    code, out, err = cli(
+        "--to", "someone@example.com", "--subject", "hi", "--body", "hello", "--backend", "console"
+    )
+    assert code == EXIT_OK
+    assert (
+        "Subject: hi" in out
+        and "To: someone@example.com" in out
+        and out.rstrip().endswith("-" * 79)
+    )
+    assert err == ""
+
+
+def test_dump_prints_the_source_and_sends_nothing(smtp_server, tmp_path):
+    (tmp_path / "page.html").write_text("<p>Hello <b>HTML</b></p>")
+    (tmp_path / "data.bin").write_bytes(b"\x00\x01\x02")
+    code, out, _ = cli(
+        "--to",
+        "a@example.com",
+        "--cc",
+        "c@example.com",
+        "--bcc",
+        "hidden@example.com",
+        "--from",
+        "Me <me@example.com>",
+        "--reply-to",
+        "r@example.com",
+        "--subject",
+        "Grüße",
+        "--body",
+        "text",
+        "--html-file",
+        str(tmp_path / "page.html"),
+        "--attach-type",
+        "application/x-custom",
+        "--attach",
+        str(tmp_path / "data.bin"),
+        "--header",
+        "X-Test: yes",
+        "--dump",
+        "--host",
+        smtp_server.host,
+        "--port",
+        str(smtp_server.port),
+    )
+    assert code == EXIT_OK
+    parsed = email.message_from_string(out, policy=email.policy.default)
+    assert parsed["Subject"] == "Grüße"
+    assert parsed["X-Test"] == "yes"
+    assert parsed["Bcc"] is None
+    types = [p.get_content_type() for p in parsed.walk()]
+    assert types == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "application/x-custom",
+    ]
+    assert smtp_server.connections == 0
+
+
+def test_body_from_stdin(smtp_server):
+    code, _, err = cli(
+        "--to",
+        "a@example.com",
+        "--host",
+        smtp_server.host,
+        "--port",
+        str(smtp_server.port),
+        stdin=io.StringIO("body from stdin\n"),
+    )
+    assert code == EXIT_OK, err
+    (record,) = smtp_server.handler.wait_for(1)
+    assert record.data.endswith(b"body from stdin\r\n")
+    assert "sent <" in err and f"{smtp_server.host}:{smtp_server.port}" in err
+
+
+def test_transcript_with_starttls_and_password_from_environment(
+    starttls_server, certs, monkeypatch
+):
+    monkeypatch.setenv("SMTP_PASSWORD", TEST_PASSWORD)
+    code, out, err = cli(
+        "--to",
+        "a@example.com",
+        "--body",
+        "hello",
+        "--host",
+        starttls_server.host,
+        "--port",
+        str(starttls_server.port),
+        "--starttls",
+        "--user",
+        TEST_USER,
+        "--password-env",
+        "SMTP_PASSWORD",
+        "--ca-file",
+        certs.ca_file,
+        "--transcript",
+    )
+    assert code == EXIT_OK, err
+    assert "<-  220" in out
+    assert " -> ehlo" in out.lower()
+    assert "=== TLS started" in out
+    assert "<~  235" in out  # authenticated, inside TLS
+    assert TEST_PASSWORD not in out and "********" in out
+    assert "bytes of message content" in out
+    (record,) = starttls_server.handler.wait_for(1)
+    assert record.session_tls and record.auth_login == TEST_USER
+
+
+def test_implicit_tls(tls_server, certs, monkeypatch):
+    monkeypatch.setenv("PW", TEST_PASSWORD)
+    code, _, err = cli(
+        "--to",
+        "a@example.com",
+        "--body",
+        "x",
+        "--host",
+        tls_server.host,
+        "--port",
+        str(tls_server.port),
+        "--tls",
+        "--user",
+        TEST_USER,
+        "--password-env",
+        "PW",
+        "--ca-file",
+        certs.ca_file,
+    )
+    assert code == EXIT_OK, err
+    assert tls_server.handler.wait_for(1)[0].session_tls
+
+
+def test_exit_code_connection_refused(refused_port):
+    code, _, err = cli(
+        "--to", "a@example.com", "--body", "x", "--host", "127.0.0.1", "--port", str(refused_port)
+    )
+    assert code == EXIT_CONNECTION
+    assert err.count("\n") == 1 and "refused the connection" in err
+
+
+def test_exit_code_timeout(silent_server):
+    code, _, err = cli(
+        "--to",
+        "a@example.com",
+        "--body",
+        "x",
+        "--host",
+        silent_server.host,
+        "--port",
+        str(silent_server.port),
+        "--timeout",
+        "0.5",
+    )
+    assert code == EXIT_CONNECTION
+    assert "did not answer in time" in err
+
+
+def test_exit_code_untrusted_certificate(tls_server):
+    code, _, err = cli(
+        "--to",
+        "a@example.com",
+        "--body",
+        "x",
+        "--host",
+        tls_server.host,
+        "--port",
+        str(tls_server.port),
+        "--tls",
+    )
+    assert code == EXIT_CONNECTION
+    assert "not trusted" in err and "--ca-file" in err
+
+
+def test_exit_code_wrong_password(starttls_server, certs, monkeypatch):
+    monkeypatch.setenv("PW", "wrong")
+    code, _, err = cli(
+        "--to",
+        "a@example.com",
+        "--body",
+        "x",
+        "--host",
+        starttls_server.host,
+        "--port",
+        str(starttls_server.port),
+        "--starttls",
+        "--user",
+        TEST_USER,
+        "--password-env",
+        "PW",
+        "--ca-file",
+        certs.ca_file,
+    )
+    assert code == EXIT_AUTH
+    assert (
+        "authentication failed" in err
+        and "535" in err
+        and "wrong" not in err.replace("wrong password", "")
+    )
+
+
+def test_exit_code_recipients_refused():
+    with SMTPServer("plain", refuse_rcpt={"a@example.com": "550 5.1.1 No such user"}) as server:
+        code, _, err = cli(
+            "--to",
+            "a@example.com",
+            "--body",
+            "x",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+        )
+    assert code == EXIT_REFUSED
+    assert "a@example.com: 550 5.1.1 No such user" in err
+
+
+def test_partial_refusal_is_reported_but_sent():
+    with SMTPServer("plain", refuse_rcpt={"b@example.com": "550 no"}) as server:
+        code, _, err = cli(
+            "--to",
+            "a@example.com",
+            "--to",
+            "b@example.com",
+            "--body",
+            "x",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+        )
+    assert code == EXIT_OK
+    assert "refused: b@example.com" in err
+
+
+def test_exit_code_message_rejected():
+    with SMTPServer("plain", data_reply="552 5.3.4 Message too big") as server:
+        code, _, err = cli(
+            "--to",
+            "a@example.com",
+            "--body",
+            "x",
+            "--host",
+            server.host,
+            "--port",
+            str(server.port),
+        )
+    assert code == EXIT_REJECTED
+    assert "552 5.3.4 Message too big" in err
+
+
+def test_exit_code_invalid_message(tmp_path):
+    assert cli("--to", "bad@@example.com", "--body", "x", "--backend", "console")[0] == EXIT_MESSAGE
+    assert (
+        cli("--to", "a@example.com", "--subject", "a\nb", "--body", "x", "--backend", "console")[0]
+        == EXIT_MESSAGE
+    )
+    code, _, err = cli(
+        "--to", "a@example.com", "--attach", str(tmp_path / "missing.pdf"), "--backend", "console"
+    )
+    assert code == EXIT_MESSAGE and "missing.pdf" in err and "no such file" in err
+
+
+def test_exit_code_usage():
+    assert cli("--body", "nobody to send to", "--backend", "console")[0] == EXIT_USAGE
+    assert cli("--no-such-flag")[0] == EXIT_USAGE
+    assert (
+        cli("--to", "a@example.com", "--header", "no colon", "--backend", "console")[0]
+        == EXIT_USAGE
+    )
+    assert cli("--to", "a@example.com", "--starttls", "--tls")[0] == EXIT_USAGE
+
+
+def test_file_and_dummy_backends(tmp_path):
+    code, _, err = cli(
+        "--to", "a@example.com", "--body", "x", "--backend", "file", "--file-path", str(tmp_path)
+    )
+    assert code == EXIT_OK and "written to" in err
+    (written,) = tmp_path.iterdir()
+    assert b"To: a@example.com" in written.read_bytes()
+    assert cli("--to", "a@example.com", "--body", "x", "--backend", "dummy")[0] == EXIT_OK
+
+
+def test_settings_from_environment_and_config_file(smtp_server, tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'EMAIL_HOST = "{smtp_server.host}"\n'
+        'EMAIL_PORT = 1\nDEFAULT_FROM_EMAIL = "cfg@example.com"\n'
+    )
+    monkeypatch.setenv(
+        "MAILCORE_EMAIL_PORT", str(smtp_server.port)
+    )  # the environment beats the file
+    code, _, err = cli("--config", str(config), "--to", "a@example.com", "--body", "x")
+    assert code == EXIT_OK, err
+    assert smtp_server.handler.wait_for(1)[0].mail_from == "cfg@example.com"
+
+
+def test_config_file_refuses_passwords(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('EMAIL_HOST_PASSWORD = "secret"\n')
+    code, _, err = cli(
+        "--config", str(config), "--to", "a@example.com", "--body", "x", "--backend", "console"
+    )
+    assert code == EXIT_USAGE and "passwords do not belong in a file" in err and "secret" not in err
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "mailcore"], ["mailcore"]])
+def test_entry_points(command):
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "mailcore"
+    if command == ["mailcore"]:
+        command = [str(exe)]
+    proc = subprocess.run(
+        [
+            *command,
+            "--to",
+            "someone@example.com",
+            "--subject",
+            "hi",
+            "--body",
+            "hello",
+            "--backend",
+            "console",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Subject: hi" in proc.stdout
