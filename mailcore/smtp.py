@@ -16,9 +16,10 @@ classes, so everything that works on an ``smtplib`` connection (and every
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from mailcore.wire import Serialized
@@ -48,6 +49,25 @@ class SendReply(tuple):
     refused = property(lambda self: self[0])
     code = property(lambda self: self[1])
     text = property(lambda self: self[2])
+
+
+# A dot-atom local part @ an ASCII domain of 1-63 character labels: the form
+# for which sanitize_address() and smtplib.quoteaddr() change nothing.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ADDRESS = re.compile(
+    rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}})*\Z"
+)
+
+
+def is_simple_address(addr: str) -> bool:
+    return len(addr) <= 254 and _SIMPLE_ADDRESS.match(addr) is not None
+
+
+def quoteaddr(addr: str) -> str:
+    """``smtplib.quoteaddr``, without the parser for the common case."""
+    if is_simple_address(addr):
+        return f"<{addr}>"
+    return smtplib.quoteaddr(addr)
 
 
 def _stuff_dots(chunk: bytes, at_line_start: bool) -> bytes:
@@ -130,20 +150,20 @@ class _Transcribing:
         return result
 
     # -- sending ------------------------------------------------------------
-    def send_serialized(
+    def pipelining(self) -> bool:
+        """True if the server offers PIPELINING (RFC 2920)."""
+        self.ehlo_or_helo_if_needed()
+        return bool(self.does_esmtp and self.has_extn("pipelining"))
+
+    def _envelope(
         self,
         from_addr: str,
         to_addrs: Sequence[str],
         data: Serialized,
         mail_options: Iterable[str] = (),
         rcpt_options: Iterable[str] = (),
-    ) -> SendReply:
-        """Send one message, as ``sendmail`` does but pipelined and streamed.
-
-        Raises the same exceptions as ``smtplib.SMTP.sendmail``:
-        SMTPSenderRefused, SMTPRecipientsRefused (all refused), SMTPDataError;
-        a partial refusal is returned in ``SendReply.refused``.
-        """
+    ) -> tuple[list[str], list[str]]:
+        """The MAIL and RCPT commands for one message (and the recipients)."""
         self.ehlo_or_helo_if_needed()
         mail_options = list(mail_options)
         rcpt_options = list(rcpt_options)
@@ -155,37 +175,37 @@ class _Transcribing:
             if not self.has_extn("smtputf8"):
                 raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
             self.command_encoding = "utf-8"
-        if isinstance(to_addrs, str):
-            to_addrs = [to_addrs]
+        to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        commands = ["mail FROM:%s%s" % (quoteaddr(from_addr), _options(esmtp_opts))]
+        commands += ["rcpt TO:%s%s" % (quoteaddr(a), _options(rcpt_options)) for a in to_addrs]
+        return commands, to_addrs
 
-        mail_cmd = "mail FROM:%s%s" % (smtplib.quoteaddr(from_addr), _options(esmtp_opts))
-        rcpt_cmds = [
-            "rcpt TO:%s%s" % (smtplib.quoteaddr(addr), _options(rcpt_options)) for addr in to_addrs
-        ]
-        pipelining = self.does_esmtp and self.has_extn("pipelining")
+    def _encode_commands(self, commands: list[str]) -> bytes:
+        return "".join(c + "\r\n" for c in commands).encode(self.command_encoding)
+
+    def _read_envelope_replies(
+        self, from_addr: str, to_addrs: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        """Read the replies to pipelined MAIL, RCPT... and DATA; raise (with
+        the conversation back in step) unless DATA got its 354."""
+        mail_reply = self.getreply()
         senderrs: dict[str, tuple[int, bytes]] = {}
-        if pipelining:
-            commands = [mail_cmd, *rcpt_cmds, "data"]
-            self.send("".join(c + "\r\n" for c in commands).encode(self.command_encoding))
-            replies = [self.getreply() for _ in commands]
-            mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
-            for addr, (code, resp) in zip(to_addrs, rcpt_replies):
-                if code not in (250, 251):
-                    senderrs[addr] = (code, resp)
-        else:
-            mail_reply = self.docmd(mail_cmd)
-            data_reply = None
-            if mail_reply[0] == 250:
-                for addr, cmd in zip(to_addrs, rcpt_cmds):
-                    code, resp = self.docmd(cmd)
-                    if code not in (250, 251):
-                        senderrs[addr] = (code, resp)
-                        if code == 421:
-                            self.close()
-                            raise smtplib.SMTPRecipientsRefused(senderrs)
-                if len(senderrs) < len(to_addrs):
-                    data_reply = self.docmd("data")
+        for addr in to_addrs:
+            code, resp = self.getreply()
+            if code not in (250, 251):
+                senderrs[addr] = (code, resp)
+        data_reply = self.getreply()
+        self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply)
+        return senderrs
 
+    def _check_envelope(
+        self,
+        from_addr: str,
+        to_addrs: list[str],
+        mail_reply: tuple[int, bytes],
+        senderrs: dict[str, tuple[int, bytes]],
+        data_reply: tuple[int, bytes] | None,
+    ) -> None:
         code, resp = mail_reply
         if code != 250:
             self._abandon(data_reply)
@@ -201,17 +221,140 @@ class _Transcribing:
         assert data_reply is not None
         code, resp = data_reply
         if code != 354:
-            self._rset()
+            if code == 421:
+                self.close()
+            else:
+                self._rset()
             raise smtplib.SMTPDataError(code, resp)
 
-        code, resp = self._send_content(data)
+    def _check_final(self, reply: tuple[int, bytes]) -> None:
+        code, resp = reply
         if code != 250:
             if code == 421:
                 self.close()
             else:
                 self._rset()
             raise smtplib.SMTPDataError(code, resp)
-        return SendReply(senderrs, code, resp)
+
+    def send_serialized(
+        self,
+        from_addr: str,
+        to_addrs: Sequence[str],
+        data: Serialized,
+        mail_options: Iterable[str] = (),
+        rcpt_options: Iterable[str] = (),
+    ) -> SendReply:
+        """Send one message, as ``sendmail`` does but pipelined and streamed.
+
+        Raises the same exceptions as ``smtplib.SMTP.sendmail``:
+        SMTPSenderRefused, SMTPRecipientsRefused (all refused), SMTPDataError;
+        a partial refusal is returned in ``SendReply.refused``.
+        """
+        commands, to_addrs = self._envelope(from_addr, to_addrs, data, mail_options, rcpt_options)
+        if self.pipelining():
+            self.send(self._encode_commands([*commands, "data"]))
+            senderrs = self._read_envelope_replies(from_addr, to_addrs)
+        else:
+            mail_reply = self.docmd(commands[0])
+            data_reply = None
+            senderrs = {}
+            if mail_reply[0] == 250:
+                for addr, cmd in zip(to_addrs, commands[1:]):
+                    code, resp = self.docmd(cmd)
+                    if code not in (250, 251):
+                        senderrs[addr] = (code, resp)
+                        if code == 421:
+                            self.close()
+                            raise smtplib.SMTPRecipientsRefused(senderrs)
+                if len(senderrs) < len(to_addrs):
+                    data_reply = self.docmd("data")
+            self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply)
+        self._send_tail(self._write_content(data))
+        reply = self.getreply()
+        self._check_final(reply)
+        return SendReply(senderrs, *reply)
+
+    def send_pipelined(
+        self, jobs: Iterator[tuple[Any, str, Sequence[str], Serialized]]
+    ) -> Iterator[tuple[Any, SendReply | smtplib.SMTPException]]:
+        """Send many messages with one round trip each: the end of one
+        message's content goes in the same write as the next message's MAIL,
+        RCPT and DATA (RFC 2920 allows the content to open a group).
+
+        ``jobs`` yields ``(token, from_addr, to_addrs, data)``; this yields
+        ``(token, SendReply or the SMTPException for that message)`` in order.
+        If the caller stops early (raises on a failure) while a later message's
+        DATA is already open, the connection is closed: nothing half-sent is
+        ever delivered. Needs a server that offers PIPELINING.
+        """
+        pending: tuple[Any, dict, bytes] | None = None  # content written, final dot not sent
+        data_open = False
+        try:
+            while True:
+                try:
+                    job = next(jobs, None)
+                except Exception:
+                    # Preparing the next message failed: finish the pending one first.
+                    if pending is not None:
+                        token, senderrs, tail = pending
+                        pending = None
+                        self._send_tail(tail)
+                        data_open = False
+                        yield token, self._final_result(senderrs)
+                    raise
+                if job is None:
+                    break
+                token, from_addr, to_addrs, data = job
+                commands, to_addrs = self._envelope(from_addr, to_addrs, data)
+                head = self._encode_commands([*commands, "data"])
+                previous = None
+                if pending is not None:
+                    prev_token, prev_senderrs, tail = pending
+                    pending = None
+                    self._send_tail(tail, head)
+                    data_open = False
+                    previous = (prev_token, self._final_result(prev_senderrs))
+                    if self.sock is None:  # 421 after the previous message: server gone
+                        yield previous
+                        return
+                else:
+                    self.send(head)
+                try:
+                    senderrs = self._read_envelope_replies(from_addr, to_addrs)
+                    data_open = True
+                except smtplib.SMTPException as exc:
+                    if previous is not None:
+                        yield previous
+                    yield token, exc
+                    if self.sock is None:
+                        return
+                    continue
+                if previous is not None:
+                    yield previous
+                pending = (token, senderrs, self._write_content(data))
+            if pending is not None:
+                token, senderrs, tail = pending
+                pending = None
+                self._send_tail(tail)
+                data_open = False
+                yield token, self._final_result(senderrs)
+        finally:
+            if data_open or pending is not None:
+                # Stopped in the middle of a message: end the connection
+                # rather than let half a message through.
+                self.close()
+
+    def _final_result(
+        self, senderrs: dict[str, tuple[int, bytes]]
+    ) -> SendReply | smtplib.SMTPException:
+        code, resp = self.getreply()
+        if code == 250:
+            return SendReply(senderrs, code, resp)
+        # The final dot ends the transaction whatever the answer, so no RSET:
+        # the next message's commands are already on their way.
+        if code == 421:
+            self.close()
+        return smtplib.SMTPDataError(code, resp)
 
     def _abandon(self, data_reply: tuple[int, bytes] | None) -> None:
         """If the server accepted DATA although the transaction failed, end
@@ -220,9 +363,10 @@ class _Transcribing:
             self.send(b".\r\n")
             self.getreply()
 
-    def _send_content(self, data: Serialized) -> tuple[int, bytes]:
-        """Write the message content (dot-stuffed) and the final dot; return
-        the server's reply."""
+    def _write_content(self, data: Serialized) -> bytes:
+        """Write the message content (dot-stuffed), all but the last piece;
+        return that piece with the final dot, for the caller to send (alone,
+        or together with the next commands)."""
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         started = time.monotonic()
@@ -248,15 +392,26 @@ class _Transcribing:
                     self.send(b"".join(buffer))
                     buffer.clear()
                     buffered = 0
-            buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
-            self.send(b"".join(buffer))
         finally:
             self._in_content = False
+        buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
         if self._observed():
             elapsed = (time.monotonic() - started) * 1000
             self._note("data", f"[{total:,} bytes of message content in {elapsed:.0f} ms]")
             self._note("client", ".")
-        return self.getreply()
+        return b"".join(buffer)
+
+    def _send_tail(self, tail: bytes, head: bytes = b"") -> None:
+        """One write: the end of a message's content (``tail``, not shown in
+        the transcript) and the next commands (``head``, shown)."""
+        if head and self._observed():
+            for line in head.decode(self.command_encoding, "replace").rstrip("\r\n").split("\r\n"):
+                self._note("client", line)
+        self._in_content = True
+        try:
+            self.send(tail + head)
+        finally:
+            self._in_content = False
 
 
 def _options(options: Sequence[str]) -> str:

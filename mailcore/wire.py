@@ -129,6 +129,22 @@ def _cached_header_value(name: str, value: str, encoding: str) -> str:
     return forbid_multi_line_headers(name, value, encoding)[1]
 
 
+def _has_long_lines(content: str) -> bool:
+    """Django's test: a line over 998 octets once encoded (lines split as
+    str.splitlines() splits them). Cheap answers first: a UTF-8 character is
+    at most 4 octets, an ASCII one exactly 1."""
+    lines = content.splitlines()
+    longest = max(map(len, lines), default=0)
+    if longest * 4 <= RFC5322_EMAIL_LINE_LENGTH_LIMIT:
+        return False
+    if content.isascii():
+        return longest > RFC5322_EMAIL_LINE_LENGTH_LIMIT
+    return any(
+        len(line.encode(errors="surrogateescape")) > RFC5322_EMAIL_LINE_LENGTH_LIMIT
+        for line in lines
+    )
+
+
 def _fix_eols(data: bytes, nl: bytes) -> bytes:
     """Turn every \\r\\n, \\r and \\n into ``nl``, as the generator does."""
     if b"\r" in data:
@@ -274,10 +290,7 @@ class _Writer:
         """Headers and encoded body of a SafeMIMEText(content, subtype, "utf-8")."""
         if not _TOKEN.match(subtype):
             raise _Fallback
-        has_long_lines = any(
-            len(line.encode(errors="surrogateescape")) > RFC5322_EMAIL_LINE_LENGTH_LIMIT
-            for line in content.splitlines()
-        )
+        has_long_lines = _has_long_lines(content)
         raw = content.encode("utf-8")
         if has_long_lines:
             cte = "quoted-printable"

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
 from mailcore.message import sanitize_address
-from mailcore.smtp import SMTP, SMTP_SSL, TranscriptCallback
+from mailcore.smtp import SMTP, SMTP_SSL, TranscriptCallback, is_simple_address
 from mailcore.utils import DNS_NAME
 from mailcore.wire import serialize
 
@@ -40,6 +40,8 @@ _sanitize = functools.lru_cache(maxsize=1024)(sanitize_address)
 
 
 def _sanitize_address(addr: Any, encoding: str) -> str:
+    if type(addr) is str and is_simple_address(addr):
+        return addr  # what sanitize_address() gives back for a plain addr-spec
     try:
         return _sanitize(addr, encoding)
     except TypeError:  # unhashable (a lazy string, say)
@@ -230,24 +232,102 @@ class EmailBackend(BaseEmailBackend):
                 return 0
             num_sent = 0
             try:
-                for message in email_messages:
-                    sent = self._send(message)
-                    if sent:
-                        num_sent += 1
+                if self._can_pipeline():
+                    num_sent = self._send_pipelined(email_messages)
+                else:
+                    for message in email_messages:
+                        sent = self._send(message)
+                        if sent:
+                            num_sent += 1
             finally:
                 if new_conn_created:
                     self.close()
+        return num_sent
+
+    def _can_pipeline(self) -> bool:
+        """Messages go one round trip each when the server offers PIPELINING
+        and _send() is this class's own (a subclass overriding it is honoured)."""
+        if type(self)._send is not EmailBackend._send:
+            return False
+        connection = self.connection
+        if not isinstance(connection, SMTP | SMTP_SSL):
+            return False
+        try:
+            return connection.pipelining() is True
+        except (smtplib.SMTPException, OSError):
+            return False  # _send() will meet the same error and report it
+
+    def _prepare(self, email_message: Any) -> tuple[str, list[str], Any]:
+        encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        from_email = _sanitize_address(email_message.from_email, encoding)
+        recipients = [_sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        return from_email, recipients, serialize(email_message, linesep="\r\n")
+
+    def _record(self, from_email: str, recipients: list[str], data: Any, reply: Any) -> None:
+        refused, code, text = reply
+        self.last_results.append(
+            SendResult(
+                message_id=data.message_id,
+                envelope_from=from_email,
+                recipients=[r for r in recipients if r not in refused],
+                refused=dict(refused),
+                size=data.size,
+                code=code,
+                reply=text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
+            )
+        )
+
+    def _send_pipelined(self, email_messages: Sequence[Any]) -> int:
+        """Send all messages with one round trip each (see SMTP.send_pipelined);
+        the same outcomes, errors and fail_silently rules as _send()."""
+        connection = self.connection
+
+        def jobs():
+            for message in email_messages:
+                if not message.recipients():
+                    continue
+                from_email, recipients, data = self._prepare(message)
+                yield (from_email, recipients, data), from_email, recipients, data
+
+        num_sent = 0
+        refusal: smtplib.SMTPException | None = None
+        results = connection.send_pipelined(jobs())
+        try:
+            for (from_email, recipients, data), outcome in results:
+                if isinstance(outcome, smtplib.SMTPException):
+                    if not self.fail_silently:
+                        refusal = outcome  # the server said no to this message
+                        break
+                    continue
+                self._record(from_email, recipients, data, outcome)
+                num_sent += 1
+        except (smtplib.SMTPException, OSError):
+            # As in _send(): an error while talking to the server; the rest of
+            # the messages are not sent and the connection is not reused.
+            self._drop(connection)
+            if not self.fail_silently:
+                raise
+        finally:
+            # Stopping while a later message's DATA was open closes the
+            # connection (see SMTP.send_pipelined).
+            results.close()
+            if getattr(connection, "sock", None) is None:
+                self._drop(connection)
+        if refusal is not None:
+            raise refusal
         return num_sent
 
     def _send(self, email_message: Any) -> bool:
         """A helper method that does the actual sending."""
         if not email_message.recipients():
             return False
-        encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = _sanitize_address(email_message.from_email, encoding)
-        recipients = [_sanitize_address(addr, encoding) for addr in email_message.recipients()]
-        data = serialize(email_message, linesep="\r\n")
+        from_email, recipients, data = self._prepare(email_message)
         connection = self.connection
+        if connection is None:
+            # An earlier message in this call lost the connection.
+            if not self.fail_silently:
+                raise smtplib.SMTPServerDisconnected("the connection to the server was lost")
+            return False
         try:
             if hasattr(connection, "send_serialized"):
                 reply = connection.send_serialized(from_email, recipients, data)
@@ -270,17 +350,7 @@ class EmailBackend(BaseEmailBackend):
             if not self.fail_silently:
                 raise
             return False
-        self.last_results.append(
-            SendResult(
-                message_id=data.message_id,
-                envelope_from=from_email,
-                recipients=[r for r in recipients if r not in refused],
-                refused=dict(refused),
-                size=data.size,
-                code=code,
-                reply=text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
-            )
-        )
+        self._record(from_email, recipients, data, (refused, code, text))
         return True
 
     def _drop(self, connection: Any) -> None:

@@ -284,3 +284,132 @@ def test_transcript_redacts_auth_and_summarises_data(starttls_server, certs):
     assert "secret body text" not in text
     assert any(e == "data" and "bytes of message content" in t for e, t in lines)
     assert ("client", "quit") in lines
+
+
+# -- many messages over a pipelining server: one round trip each ----------------
+
+
+def _reject_subject(subject: str, reply: str):
+    def decide(record):
+        return reply if f"Subject: {subject}\r\n".encode() in record.data else None
+
+    return decide
+
+
+def _subjects(records):
+    return [r.data.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for r in records]
+
+
+def test_pipelined_batch_delivers_everything_in_order():
+    with SMTPServer("plain", pipelining=True) as server:
+        backend = backend_for(server)
+        messages = [
+            EmailMessage(f"m{i}", f"body {i}\n.dot\n", "f@example.com", [f"t{i}@example.com"])
+            for i in range(50)
+        ]
+        assert backend.send_messages(messages) == 50
+        records = server.handler.wait_for(50)
+        assert _subjects(records) == [f"m{i}" for i in range(50)]
+        assert all(r.data.endswith(b"\r\n.dot\r\n") for r in records)
+        assert [r.message_id for r in backend.last_results] == [
+            r.data.split(b"Message-ID: ")[1].split(b"\r\n")[0].decode() for r in records
+        ]
+        assert server.connections == 1
+
+
+def test_pipelined_batch_refused_recipients_in_the_middle():
+    with SMTPServer(
+        "plain", pipelining=True, refuse_rcpt={"bad@example.com": "550 5.1.1 No such user"}
+    ) as server:
+        backend = backend_for(server)
+        backend.open()
+        batch = [
+            EmailMessage("one", "b", "f@example.com", ["a@example.com"]),
+            EmailMessage("two", "b", "f@example.com", ["bad@example.com"]),
+            EmailMessage("three", "b", "f@example.com", ["c@example.com"]),
+        ]
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            backend.send_messages(batch)
+        assert backend.connection is not None  # the refusal left the connection in step
+        backend.fail_silently = True
+        assert backend.send_messages(batch) == 2
+        backend.close()
+        assert _subjects(server.handler.wait_for(3)) == ["one", "one", "three"]
+        assert server.connections == 1
+
+
+def test_pipelined_batch_rejected_content_in_the_middle():
+    """When message 2's content is refused after message 3's DATA was already
+    accepted, the connection is closed: message 3 is never half-delivered."""
+    with SMTPServer(
+        "plain", pipelining=True, data_reply=_reject_subject("two", "552 5.3.4 Too big")
+    ) as server:
+        backend = backend_for(server)
+        batch = [
+            EmailMessage(s, "b", "f@example.com", ["a@example.com"])
+            for s in ("one", "two", "three")
+        ]
+        with pytest.raises(smtplib.SMTPDataError) as caught:
+            backend.send_messages(batch)
+        assert caught.value.smtp_code == 552
+        assert backend.connection is None
+        assert _subjects(server.handler.wait_for(1)) == ["one"]
+        assert (
+            backend.send_messages([EmailMessage("four", "b", "f@example.com", ["a@example.com"])])
+            == 1
+        )
+        server.handler.wait_for(2)
+        assert _subjects(server.handler.messages) == ["one", "four"]
+        backend.fail_silently = True
+        assert backend.send_messages(batch) == 2
+        assert _subjects(server.handler.wait_for(4)) == ["one", "four", "one", "three"]
+
+
+def test_pipelined_batch_invalid_address_stops_after_the_ones_before():
+    with SMTPServer("plain", pipelining=True) as server:
+        backend = backend_for(server, fail_silently=True)
+        batch = [
+            EmailMessage("one", "b", "f@example.com", ["a@example.com"]),
+            EmailMessage("two", "b", "f@example.com", ["b@example.com"]),
+            EmailMessage("three", "b", "f@example.com", ["not@valid@example.com"]),
+            EmailMessage("four", "b", "f@example.com", ["d@example.com"]),
+        ]
+        with pytest.raises(ValueError, match="Invalid address"):
+            backend.send_messages(batch)
+        assert _subjects(server.handler.wait_for(2)) == ["one", "two"]
+
+
+def test_pipelined_batch_skips_messages_without_recipients():
+    with SMTPServer("plain", pipelining=True) as server:
+        backend = backend_for(server)
+        batch = [
+            EmailMessage("one", "b", "f@example.com", ["a@example.com"]),
+            EmailMessage("nobody", "b", "f@example.com", []),
+            EmailMessage("three", "b", "f@example.com", ["c@example.com"]),
+        ]
+        assert backend.send_messages(batch) == 2
+        assert _subjects(server.handler.wait_for(2)) == ["one", "three"]
+
+
+def test_pipelined_batch_streams_file_attachments(tmp_path):
+    import hashlib
+    import os
+
+    with SMTPServer("plain", pipelining=True) as server:
+        paths = []
+        for i in range(3):
+            path = tmp_path / f"f{i}.bin"
+            path.write_bytes(os.urandom(300_000 + i))
+            paths.append(path)
+        batch = []
+        for path in paths:
+            msg = EmailMessage(path.name, "b", "f@example.com", ["a@example.com"])
+            msg.attach_file(path)
+            batch.append(msg)
+        assert backend_for(server).send_messages(batch) == 3
+        for record, path in zip(server.handler.wait_for(3), paths):
+            (part,) = [p for p in record.message().walk() if p.get_filename() == path.name]
+            assert (
+                hashlib.sha256(part.get_content()).digest()
+                == hashlib.sha256(path.read_bytes()).digest()
+            )
