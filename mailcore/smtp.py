@@ -208,11 +208,9 @@ class _Transcribing:
     ) -> None:
         code, resp = mail_reply
         if code != 250:
-            self._abandon(data_reply)
-            if code == 421:
-                self.close()
-            else:
-                self._rset()
+            if code != 421:
+                self._abandon(data_reply)
+            self._end_transaction(code)
             raise smtplib.SMTPSenderRefused(code, resp, from_addr)
         if len(senderrs) == len(to_addrs):
             self._abandon(data_reply)
@@ -221,20 +219,21 @@ class _Transcribing:
         assert data_reply is not None
         code, resp = data_reply
         if code != 354:
-            if code == 421:
-                self.close()
-            else:
-                self._rset()
+            self._end_transaction(code)
             raise smtplib.SMTPDataError(code, resp)
 
     def _check_final(self, reply: tuple[int, bytes]) -> None:
         code, resp = reply
         if code != 250:
-            if code == 421:
-                self.close()
-            else:
-                self._rset()
+            self._end_transaction(code)
             raise smtplib.SMTPDataError(code, resp)
+
+    def _end_transaction(self, code: int) -> None:
+        """After a refusal: close on 421 (the server is leaving), else RSET."""
+        if code == 421:
+            self.close()
+        else:
+            self._rset()
 
     def send_serialized(
         self,
