@@ -1,0 +1,127 @@
+"""QApplication, main window assembly, main().  ``python -m mailgui`` / ``mailgui``."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+from pathlib import Path
+
+from mailgui import __version__
+from mailgui.model.paths import AppPaths
+
+__all__ = ["MailGui", "display_problem", "main"]
+
+
+class MailGui:
+    """The whole app for one window: view + controllers. Paths are injectable (tests)."""
+
+    def __init__(self, paths: AppPaths | None = None, *, secrets: object = None,
+                 start_inbox: bool = True) -> None:
+        from mailgui.controllers.main import MainController
+        from mailgui.views.main_window import MainWindow
+
+        self.paths = paths or AppPaths.default()
+        self.window = MainWindow()
+        self.controller = MainController(self.window, self.paths, secrets=secrets,
+                                         start_inbox=start_inbox)
+
+    def show(self) -> None:
+        self.window.show()
+
+    def shutdown(self) -> None:
+        self.controller.shutdown()
+
+
+def _x11_problem(display: str) -> str | None:
+    name = ctypes.util.find_library("xcb")
+    if not name:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        lib.xcb_connect.restype = ctypes.c_void_p
+        lib.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+        lib.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+        lib.xcb_disconnect.argtypes = [ctypes.c_void_p]
+        conn = lib.xcb_connect(display.encode(), None)
+        error = lib.xcb_connection_has_error(conn)
+        lib.xcb_disconnect(conn)
+    except (OSError, AttributeError):
+        return None
+    if error:
+        return (f"mailgui can't open the X display {display!r}: no X server answers there, or "
+                "you are not allowed to use it. Check DISPLAY (and xauth when using ssh -X).")
+    return None
+
+
+def display_problem(environ: dict[str, str] | None = None) -> str | None:
+    """A sentence saying why no window can be shown, or None if a display looks usable."""
+    env = os.environ if environ is None else environ
+    platform = env.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith(("xcb", "wayland")):
+        return None  # offscreen, vnc, eglfs...: Qt's own business
+    if not sys.platform.startswith("linux"):
+        return None
+    display = env.get("DISPLAY", "")
+    wayland = env.get("WAYLAND_DISPLAY", "")
+    if wayland and not platform.startswith("xcb"):
+        runtime = env.get("XDG_RUNTIME_DIR", "")
+        socket_path = Path(wayland) if wayland.startswith("/") else Path(runtime) / wayland
+        if socket_path.exists():
+            return None
+        if not display:
+            return f"mailgui can't find the Wayland display {wayland!r} ({socket_path})."
+    if not display:
+        return ("mailgui needs a graphical display, but neither DISPLAY nor WAYLAND_DISPLAY is "
+                "set. Start it from a desktop session (or ssh -X), or set "
+                "QT_QPA_PLATFORM=offscreen to run it without a screen.")
+    return _x11_problem(display)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mailgui", description="A desktop email composer for developers and testers.")
+    parser.add_argument("--version", action="version", version=f"mailgui {__version__}")
+    parser.add_argument("--config-dir", type=Path, help="where profiles and settings live")
+    parser.add_argument("--data-dir", type=Path,
+                        help="where drafts, the Sent log and the local inbox live")
+    parser.add_argument("--no-inbox", action="store_true",
+                        help="do not start the local test inbox")
+    parser.add_argument("eml", nargs="?", type=Path, help="an .eml file to open as a draft")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = display_problem()
+    if problem:
+        print(f"mailgui: {problem}", file=sys.stderr)
+        return 2
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from mailgui.views.common import icon
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("mailgui")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("mailgui")
+    app.setWindowIcon(icon("mailgui"))
+    defaults = AppPaths.default()
+    paths = AppPaths(args.config_dir or defaults.config_dir, args.data_dir or defaults.data_dir)
+    gui = MailGui(paths, start_inbox=not args.no_inbox)
+    gui.show()
+    if args.eml:
+        gui.controller.open_eml(str(args.eml))
+    # Ctrl+C and SIGTERM close the window cleanly (the draft is saved); a timer lets the
+    # Python interpreter run its signal handlers while Qt's loop runs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_a: gui.window.close())
+    tick = QTimer()
+    tick.start(250)
+    tick.timeout.connect(lambda: None)
+    app.aboutToQuit.connect(gui.shutdown)
+    return app.exec()

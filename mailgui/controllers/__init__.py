@@ -1,0 +1,1 @@
+"""Controllers: connect view signals to the model, hold the conditional logic, start jobs."""

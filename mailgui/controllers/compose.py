@@ -1,0 +1,341 @@
+"""The compose form <-> the Draft: field edits, address checks, headers, attachments, HTML
+preview with blocked remote images, autosave."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QImage
+from PySide6.QtWidgets import QFileDialog, QTableWidgetItem, QTreeWidgetItem
+
+from mailgui.jobs import AttachmentInfo, JobRunner, attachment_info, fetch_images
+from mailgui.model.addresses import check_addresses
+from mailgui.model.draft import AttachmentRef, Draft, DraftStore
+from mailgui.model.message import check_header
+from mailgui.model.profiles import DEFAULT_FROM, Profile
+from mailgui.views.common import human_size
+from mailgui.views.compose import ADDRESS_FIELDS, ComposeView
+
+AUTOSAVE_MS = 3000
+
+
+class ComposeController(QObject):
+    changed = Signal()  # the draft's content changed
+    status = Signal(str)  # a status-bar message
+
+    def __init__(self, view: ComposeView, runner: JobRunner, store: DraftStore,
+                 profile: Callable[[], Profile | None]) -> None:
+        super().__init__(view)
+        self.view = view
+        self.runner = runner
+        self.store = store
+        self.profile = profile
+        self.draft = Draft()
+        self.info: dict[str, AttachmentInfo] = {}
+        self._loading = False
+        self._generation = 0
+        self._saved_fingerprint = ""
+        self.autosave = QTimer(self)
+        self.autosave.setInterval(AUTOSAVE_MS)
+        self.autosave.timeout.connect(self.autosave_now)
+        self.autosave.start()
+        self.html_timer = QTimer(self)
+        self.html_timer.setSingleShot(True)
+        self.html_timer.setInterval(250)
+        self.html_timer.timeout.connect(self._render_html)
+
+        v = view
+        for key, _label in ADDRESS_FIELDS:
+            v.address_edits[key].textChanged.connect(
+                lambda text, k=key: self._address_edited(k, text)
+            )
+        v.subject.textChanged.connect(lambda t: self._set("subject", t))
+        v.body.textChanged.connect(lambda: self._set("body", v.body.toPlainText()))
+        v.html.textChanged.connect(self._html_edited)
+        v.headers.itemChanged.connect(self._headers_edited)
+        v.add_header.clicked.connect(self.add_header_row)
+        v.remove_header.clicked.connect(self.remove_header_rows)
+        v.add_attachment.clicked.connect(self.choose_attachments)
+        v.remove_attachment.clicked.connect(self.remove_selected_attachments)
+        v.files_dropped.connect(self.add_attachments)
+        v.html_preview.blocked_changed.connect(self._blocked_changed)
+        v.load_remote.clicked.connect(self.load_remote_images)
+        self._refresh_attachments()
+
+    # -- loading a draft into the form -------------------------------------------------------
+    def load(self, draft: Draft, *, saved: bool = True) -> None:
+        self._loading = True
+        try:
+            self.draft = draft
+            v = self.view
+            for key, _label in ADDRESS_FIELDS:
+                v.address_edits[key].setText(getattr(draft, key))
+            v.subject.setText(draft.subject)
+            v.body.setPlainText(draft.body)
+            v.html.setPlainText(draft.html)
+            v.headers.blockSignals(True)
+            v.headers.setRowCount(0)
+            for name, value in draft.headers:
+                self._append_header_row(name, value)
+            v.headers.blockSignals(False)
+        finally:
+            self._loading = False
+        for key, _label in ADDRESS_FIELDS:
+            self._check_field(key)
+        self._check_headers()
+        self._render_html()
+        self.info = {}
+        self._refresh_attachments()
+        self.refresh_attachment_info()
+        self._saved_fingerprint = draft.fingerprint() if saved else ""
+        self.changed.emit()
+
+    def profile_changed(self, profile: Profile | None) -> None:
+        self.view.from_edit.setPlaceholderText(
+            f"{(profile.from_email if profile else '') or DEFAULT_FROM}  (from the profile)"
+        )
+        if profile is not None and self.draft.profile_id != profile.id:
+            self.draft.profile_id = profile.id
+            self._changed()
+        self._check_field("from_email")
+
+    # -- edits ------------------------------------------------------------------------------
+    def _changed(self) -> None:
+        if not self._loading:
+            self.changed.emit()
+
+    def _set(self, name: str, value: str) -> None:
+        if self._loading:
+            return
+        setattr(self.draft, name, value)
+        self._changed()
+
+    def _address_edited(self, key: str, text: str) -> None:
+        self._set(key, text)
+        self._check_field(key)
+
+    def _check_field(self, key: str) -> None:
+        edit = self.view.address_edits[key]
+        label = self.view.address_errors[key]
+        checks = check_addresses(edit.text())
+        bad = [c for c in checks if not c.ok]
+        edit.mark([(c.start, c.end) for c in bad])
+        if bad:
+            text = "; ".join(f"\u201c{c.text}\u201d: {c.reason}" for c in bad)
+            label.setText(text)
+            label.show()
+            edit.setToolTip(text)
+        else:
+            label.clear()
+            label.hide()
+            edit.setToolTip("")
+
+    def _html_edited(self) -> None:
+        self._set("html", self.view.html.toPlainText())
+        self.html_timer.start()
+
+    def _render_html(self) -> None:
+        self.view.html_preview.show_html(self.draft.html)
+
+    def _blocked_changed(self, count: int) -> None:
+        v = self.view
+        if count:
+            v.remote_label.setText(
+                f"{count} remote image{'s' if count != 1 else ''} blocked for your privacy."
+            )
+            v.remote_bar.show()
+        else:
+            v.remote_bar.hide()
+
+    def load_remote_images(self) -> None:
+        urls = sorted(self.view.html_preview.blocked)
+        if not urls:
+            return
+        self.view.load_remote.setEnabled(False)
+        self.view.remote_label.setText(f"Loading {len(urls)} remote image(s)\u2026")
+        self.runner.run(fetch_images, urls, on_done=self._images_loaded)
+
+    def _images_loaded(self, images: dict[str, bytes]) -> None:
+        preview = self.view.html_preview
+        for url, data in images.items():
+            image = QImage.fromData(data)
+            if not image.isNull():
+                preview.add_image(url, image)
+        self.view.load_remote.setEnabled(True)
+        missing = len(preview.blocked)
+        preview.setHtml(self.draft.html)
+        preview.blocked.clear()
+        if missing:
+            self.view.remote_label.setText(f"{missing} remote image(s) could not be loaded.")
+        else:
+            self.view.remote_bar.hide()
+
+    # -- headers -----------------------------------------------------------------------------
+    def _append_header_row(self, name: str, value: str) -> None:
+        table = self.view.headers
+        row = table.rowCount()
+        table.insertRow(row)
+        table.setItem(row, 0, QTableWidgetItem(name))
+        table.setItem(row, 1, QTableWidgetItem(value))
+
+    def add_header_row(self) -> None:
+        table = self.view.headers
+        self._append_header_row("X-", "")
+        table.setCurrentCell(table.rowCount() - 1, 0)
+        table.editItem(table.item(table.rowCount() - 1, 0))
+        self._headers_edited()
+
+    def remove_header_rows(self) -> None:
+        table = self.view.headers
+        rows = sorted({i.row() for i in table.selectedIndexes()} or
+                      ({table.currentRow()} if table.currentRow() >= 0 else set()), reverse=True)
+        for row in rows:
+            table.removeRow(row)
+        self._headers_edited()
+
+    def _headers_edited(self, *_args: object) -> None:
+        if self._loading:
+            return
+        table = self.view.headers
+        headers = []
+        for row in range(table.rowCount()):
+            name = table.item(row, 0).text() if table.item(row, 0) else ""
+            value = table.item(row, 1).text() if table.item(row, 1) else ""
+            headers.append((name.strip(), value))
+        self.draft.headers = headers
+        self._check_headers()
+        self._changed()
+
+    def _check_headers(self) -> None:
+        table = self.view.headers
+        problems = []
+        table.blockSignals(True)
+        for row in range(table.rowCount()):
+            name_item, value_item = table.item(row, 0), table.item(row, 1)
+            name = name_item.text().strip() if name_item else ""
+            value = value_item.text() if value_item else ""
+            reason = check_header(name, value) if (name or value) else None
+            brush = QBrush(QColor("#b71c1c")) if reason else QBrush()
+            for item in (name_item, value_item):
+                if item is not None:
+                    item.setForeground(brush)
+                    item.setToolTip(reason or "")
+            if reason:
+                problems.append(reason)
+        table.blockSignals(False)
+        self.view.header_problem.setText(problems[0] if problems else "")
+        index = self.view.tabs.indexOf(self.view.headers.parentWidget())
+        count = len([h for h in self.draft.headers if h[0]])
+        self.view.tabs.setTabText(index, f"Headers ({count})" if count else "Headers")
+
+    # -- attachments ----------------------------------------------------------------------
+    def choose_attachments(self) -> None:
+        files, _filter = QFileDialog.getOpenFileNames(self.view, "Attach files")
+        if files:
+            self.add_attachments(files)
+
+    def add_attachments(self, paths: list[str]) -> None:
+        known = {a.path for a in self.draft.attachments}
+        added = 0
+        for path in paths:
+            path = os.path.abspath(path)
+            if path not in known:
+                self.draft.attachments.append(AttachmentRef(path))
+                known.add(path)
+                added += 1
+        if added:
+            self._refresh_attachments()
+            self.refresh_attachment_info()
+            self._changed()
+            self.status.emit(f"Attached {added} file{'s' if added != 1 else ''}.")
+
+    def remove_selected_attachments(self) -> None:
+        tree = self.view.attachments
+        selected = {tree.indexOfTopLevelItem(item) for item in tree.selectedItems()}
+        if not selected and tree.currentItem() is not None:
+            selected = {tree.indexOfTopLevelItem(tree.currentItem())}
+        if not selected:
+            return
+        self.draft.attachments = [a for i, a in enumerate(self.draft.attachments)
+                                  if i not in selected]
+        self._refresh_attachments()
+        self._changed()
+
+    def refresh_attachment_info(self) -> None:
+        paths = [a.path for a in self.draft.attachments]
+        if paths:
+            given = {a.path: a.mimetype for a in self.draft.attachments if a.mimetype}
+            self.runner.run(attachment_info, paths, given, on_done=self._info_loaded)
+
+    def _info_loaded(self, infos: list[AttachmentInfo]) -> None:
+        for info in infos:
+            self.info[info.path] = info
+        self._refresh_attachments()
+
+    def _refresh_attachments(self) -> None:
+        tree = self.view.attachments
+        tree.clear()
+        total = 0
+        problems = 0
+        for ref in self.draft.attachments:
+            info = self.info.get(ref.path)
+            item = QTreeWidgetItem([
+                ref.name,
+                human_size(info.size) if info and not info.problem else "",
+                (info.mimetype if info else ref.mimetype) or "\u2026",
+                (info.problem if info and info.problem else "ok") if info else "checking\u2026",
+            ])
+            item.setToolTip(0, ref.path)
+            if info and info.problem:
+                problems += 1
+                for col in range(4):
+                    item.setForeground(col, QBrush(QColor("#b71c1c")))
+            elif info:
+                total += info.size
+            item.setData(0, Qt.ItemDataRole.UserRole, ref.path)
+            tree.addTopLevelItem(item)
+        n = len(self.draft.attachments)
+        text = "Attachments"
+        if n:
+            text = f"Attachments ({n}, {human_size(total)})"
+        self.view.attachments_label.setText(text)
+        self.view.attachments_hint.setText(
+            f"{problems} file(s) can't be read" if problems
+            else "Drop files here, or use Attach\u2026"
+        )
+        self.view.attachments_hint.setStyleSheet(
+            "color: #b71c1c;" if problems else "color: palette(placeholder-text);"
+        )
+        self.view.remove_attachment.setEnabled(bool(n))
+
+    # -- saving ----------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        return self.draft.fingerprint() != self._saved_fingerprint
+
+    def autosave_now(self, force: bool = False) -> bool:
+        """Save in the background if something changed; True if a save was started."""
+        fingerprint = self.draft.fingerprint()
+        if not force and fingerprint == self._saved_fingerprint:
+            return False
+        self._generation += 1
+        self._saved_fingerprint = fingerprint
+        self.runner.run(self.store.save, self.draft.copy(), self._generation,
+                        on_error=self._save_failed)
+        return True
+
+    def save_sync(self) -> None:
+        """Save now, on this thread (quit: a small JSON file, the last chance)."""
+        self._generation += 1
+        self.store.save(self.draft.copy(), self._generation)
+        self._saved_fingerprint = self.draft.fingerprint()
+
+    def _save_failed(self, exc: BaseException) -> None:
+        self._saved_fingerprint = ""
+        self.status.emit(f"The draft could not be saved: {exc}")
+
+    def attachment_dir_for_draft(self) -> Path:
+        return self.store.attachments_dir(self.draft.id)

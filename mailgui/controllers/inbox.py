@@ -1,0 +1,217 @@
+"""The local test inbox: start the server off the GUI thread, list and show what arrives."""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMessageBox, QTreeWidgetItem
+
+from mailgui.jobs import JobRunner
+from mailgui.model.eml import parse_message
+from mailgui.model.inbox import InboxMessage, InboxServer, InboxStore, MessagePart, message_parts
+from mailgui.model.source import fold_bytes
+from mailgui.views.common import human_size
+from mailgui.views.inbox import InboxView
+
+
+@dataclass
+class MessageDetails:
+    id: str
+    headers: list[tuple[str, str]]
+    parts: list[MessagePart]
+    source: str
+    text: str  # plain text, or "" when there is HTML
+    html: str
+
+
+def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
+    """Read and parse one received message (worker side)."""
+    data = store.read(msg_id)
+    msg = parse_message(data)
+    headers = []
+    for name, value in msg.items():
+        try:
+            headers.append((name, str(value)))
+        except (ValueError, IndexError, TypeError):
+            headers.append((name, repr(value)))
+    body_html = msg.get_body(preferencelist=("html",))
+    body_text = msg.get_body(preferencelist=("plain",))
+
+    def content(part: object) -> str:
+        if part is None:
+            return ""
+        try:
+            return str(part.get_content())
+        except (LookupError, ValueError, KeyError):
+            return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+
+    source, _folded = fold_bytes([data], max_lines=20000)
+    return MessageDetails(msg_id, headers, message_parts(data), source, content(body_text),
+                          content(body_html))
+
+
+class InboxController(QObject):
+    received = Signal(object)  # InboxMessage, emitted from the server thread -> queued
+    started = Signal(int)
+    count_changed = Signal(int)
+
+    def __init__(self, view: InboxView, runner: JobRunner, store: InboxStore) -> None:
+        super().__init__(view)
+        self.view = view
+        self.runner = runner
+        self.store = store
+        self.server = InboxServer(store, on_message=self.received.emit)
+        self.messages: list[InboxMessage] = []
+        self.error = ""
+        self.received.connect(self._received)
+        view.list.currentItemChanged.connect(self._selected)
+        view.delete.clicked.connect(self.delete_selected)
+        view.clear.clicked.connect(self.clear)
+        view.set_empty(True)
+        view.detail.hide()
+        self._update_buttons()
+
+    @property
+    def running(self) -> bool:
+        return self.server.running
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> None:
+        """Start the server and load the stored messages, both on the worker pool."""
+        self.runner.run(self.server.start, on_done=self._started, on_error=self._failed)
+        self.runner.run(self.store.list, on_done=self._loaded)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def _started(self, port: int) -> None:
+        self.view.status.setText(
+            f"Listening on <b>127.0.0.1:{port}</b> (SMTP, no TLS, no login). Any address works; "
+            "nothing leaves this computer."
+        )
+        self.started.emit(port)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.error = str(exc)
+        self.view.status.setText(f"The local test inbox could not start: {exc}")
+        self.view.status.setStyleSheet("color: #9b1c1c;")
+
+    def _loaded(self, messages: list[InboxMessage]) -> None:
+        known = {m.id for m in self.messages}
+        for message in messages:
+            if message.id not in known:
+                self.messages.append(message)
+        self.messages.sort(key=lambda m: m.received_at)
+        self._fill()
+
+    def _fill(self) -> None:
+        tree = self.view.list
+        tree.clear()
+        for message in self.messages:
+            tree.insertTopLevelItem(0, self._item(message))
+        self.view.set_empty(not self.messages)
+        self._update_buttons()
+        self.count_changed.emit(len(self.messages))
+
+    def _item(self, message: InboxMessage) -> QTreeWidgetItem:
+        when = time.localtime(message.received_at)
+        stamp = time.strftime("%H:%M:%S" if time.localtime()[:3] == when[:3] else "%m-%d %H:%M",
+                              when)
+        item = QTreeWidgetItem([
+            stamp, message.from_header or message.mail_from,
+            message.to_header or ", ".join(message.rcpt_tos),
+            message.subject or "(no subject)", human_size(message.size),
+        ])
+        item.setToolTip(1, f"Envelope from: {message.mail_from}")
+        item.setToolTip(2, "Envelope recipients: " + ", ".join(message.rcpt_tos))
+        item.setData(0, 256, message.id)
+        return item
+
+    def _received(self, message: InboxMessage) -> None:
+        if any(m.id == message.id for m in self.messages):
+            return
+        self.messages.append(message)
+        self.view.list.insertTopLevelItem(0, self._item(message))
+        self.view.set_empty(False)
+        self.view.list.setCurrentItem(self.view.list.topLevelItem(0))
+        self._update_buttons()
+        self.count_changed.emit(len(self.messages))
+
+    def _update_buttons(self) -> None:
+        self.view.delete.setEnabled(self.view.list.currentItem() is not None)
+        self.view.clear.setEnabled(bool(self.messages))
+
+    def _selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
+        self._update_buttons()
+        v = self.view
+        v.detail.setVisible(item is not None)
+        if item is None:
+            v.headers.clear()
+            v.parts.clear()
+            v.source.clear()
+            v.rendered.clear()
+            return
+        msg_id = item.data(0, 256)
+        self.runner.run(read_details, self.store, msg_id, on_done=self._show,
+                        on_error=lambda exc: v.rendered.setPlainText(f"Can't read it: {exc}"))
+
+    def _show(self, details: MessageDetails) -> None:
+        v = self.view
+        current = v.list.currentItem()
+        if current is None or current.data(0, 256) != details.id:
+            return
+        v.headers.clear()
+        for name, value in details.headers:
+            v.headers.addTopLevelItem(QTreeWidgetItem([name, value]))
+        v.parts.clear()
+        stack: list[QTreeWidgetItem] = []
+        for part in details.parts:
+            item = QTreeWidgetItem([
+                part.content_type + (f"; {part.charset}" if part.charset else ""),
+                part.filename, human_size(part.size) if part.size else "", part.disposition,
+            ])
+            while len(stack) > part.depth:
+                stack.pop()
+            if stack:
+                stack[-1].addChild(item)
+            else:
+                v.parts.addTopLevelItem(item)
+            stack.append(item)
+        v.parts.expandAll()
+        v.source.setPlainText(details.source)
+        if details.html:
+            # remote resources are never fetched: QTextBrowser only loads what it is given
+            v.rendered.setHtml(details.html)
+        else:
+            v.rendered.setHtml(
+                f"<pre style='white-space: pre-wrap'>{html.escape(details.text)}</pre>")
+
+    def selected_id(self) -> str | None:
+        item = self.view.list.currentItem()
+        return item.data(0, 256) if item is not None else None
+
+    def delete_selected(self) -> None:
+        msg_id = self.selected_id()
+        if msg_id is None:
+            return
+        self.messages = [m for m in self.messages if m.id != msg_id]
+        self.runner.run(self.store.delete, msg_id)
+        self._fill()
+
+    def confirm_clear(self) -> bool:
+        answer = QMessageBox.question(self.view, "Delete all",
+                                      f"Delete all {len(self.messages)} received messages?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def clear(self) -> None:
+        if not self.messages or not self.confirm_clear():
+            return
+        self.messages = []
+        self.runner.run(self.store.clear)
+        self._fill()

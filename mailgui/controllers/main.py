@@ -1,0 +1,236 @@
+"""The main window's controller: builds the other controllers, wires actions, handles start
+(first run, restored draft) and quit (save the draft, stop the inbox)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from mailgui import __version__
+from mailgui.controllers.compose import ComposeController
+from mailgui.controllers.inbox import InboxController
+from mailgui.controllers.profiles import ProfilesController
+from mailgui.controllers.sending import SendController
+from mailgui.controllers.source import SourceController
+from mailgui.jobs import JobRunner
+from mailgui.model.draft import Draft, DraftStore
+from mailgui.model.eml import draft_from_eml
+from mailgui.model.errors import describe_error
+from mailgui.model.inbox import InboxStore
+from mailgui.model.paths import AppPaths, atomic_write_json, read_json
+from mailgui.model.profiles import Profile, ProfileStore
+from mailgui.model.secrets import KeyringStatus, SecretStore
+from mailgui.model.sentlog import SentLog
+from mailgui.views.main_window import MainWindow
+
+
+class MainController(QObject):
+    def __init__(self, window: MainWindow, paths: AppPaths, *, secrets: SecretStore | None = None,
+                 start_inbox: bool = True) -> None:
+        super().__init__(window)
+        self.window = window
+        self.paths = paths
+        self.first_start = not paths.profiles_file.exists() and not paths.settings_file.exists()
+        self.runner = JobRunner(self)
+        self.profile_store = ProfileStore(paths)
+        self.draft_store = DraftStore(paths)
+        self.sent_log = SentLog(paths.sent_log_file)
+        self.secrets = secrets or SecretStore()
+        self._shut_down = False
+        w = window
+
+        self.profiles = ProfilesController(w.target, w.target_detail.setText, self.runner,
+                                           self.profile_store, self.secrets, w)
+        self.compose = ComposeController(w.compose, self.runner, self.draft_store,
+                                         self.profiles.current)
+        self.source = SourceController(w.source, self.runner, lambda: self.compose.draft,
+                                       self.profiles.current,
+                                       lambda: w.side.currentWidget() is w.source)
+        self.inbox = InboxController(w.inbox, self.runner, InboxStore(paths.inbox_dir))
+        self.sending = SendController(w, self.runner, self.compose, self.profiles,
+                                      self.sent_log, lambda: self.inbox.running)
+
+        self.compose.changed.connect(self.source.draft_changed)
+        self.compose.changed.connect(self._update_title)
+        self.compose.status.connect(self.show_status)
+        self.source.status.connect(self.show_status)
+        self.profiles.status.connect(self.show_status)
+        self.profiles.target_changed.connect(self._target_changed)
+        self.profiles.keyring_checked.connect(self._keyring_checked)
+        self.inbox.started.connect(self.profiles.inbox_started)
+        self.inbox.count_changed.connect(self._inbox_count)
+        self.sending.finished.connect(self._sent)
+        w.side.currentChanged.connect(self._pane_changed)
+
+        w.act_source.triggered.connect(lambda: w.show_pane(w.source))
+        w.act_inbox.triggered.connect(lambda: w.show_pane(w.inbox))
+        w.act_save.triggered.connect(self.save_draft)
+        w.act_attach.triggered.connect(self.compose.choose_attachments)
+        w.act_profiles.triggered.connect(self.profiles.open_dialog)
+        w.act_open.triggered.connect(self.open_eml)
+        w.act_save_eml.triggered.connect(self.source.save_as)
+        w.act_open_folder.triggered.connect(self.sending.open_output_folder)
+        w.act_new.triggered.connect(self.new_draft)
+        w.act_quit.triggered.connect(w.close)
+        w.act_about.triggered.connect(self.about)
+        w.close_requested.connect(self.shutdown)
+
+        self._restore_settings()
+        self._restore_draft()
+        self.profiles.probe_keyring()
+        if start_inbox:
+            self.inbox.start()
+        else:
+            w.inbox.status.setText("The local test inbox is switched off (--no-inbox).")
+        self._target_changed(self.profiles.current())
+
+    # -- start --------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        settings = read_json(self.paths.settings_file, {}) or {}
+        target = settings.get("target") if isinstance(settings, dict) else None
+        if not (isinstance(target, str) and self.profiles.select(target)):
+            self.profiles.select("builtin-inbox")
+        sizes = settings.get("splitter") if isinstance(settings, dict) else None
+        if isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) for s in sizes):
+            self.window.split.setSizes(sizes)
+
+    def _restore_draft(self) -> None:
+        draft = self.draft_store.load()
+        if draft is not None and not draft.is_empty:
+            if draft.profile_id and self.profile_store.get(draft.profile_id):
+                self.profiles.select(draft.profile_id)
+            self.compose.load(draft)
+            when = time.strftime("%H:%M:%S on %Y-%m-%d", time.localtime(draft.saved_at))
+            self.sending.banner("info", f"Your draft from {when} is back.")
+        else:
+            self.compose.load(Draft(profile_id=self.window.target.currentData() or ""))
+            if self.first_start:
+                self.sending.banner(
+                    "info",
+                    "Welcome! Messages go to the built-in Local test inbox: nothing leaves this "
+                    "computer, and what arrives is listed on the right. Add your SMTP server "
+                    "in Profiles when you are ready.",
+                    action="Add SMTP profile\u2026", action_fn=self._first_profile,
+                )
+        self.compose.profile_changed(self.profiles.current())
+
+    def _first_profile(self) -> None:
+        self.profiles.open_dialog()
+        if not self.profile_store.user_profiles():
+            self.profiles.new_profile()
+
+    # -- reactions ------------------------------------------------------------------------
+    def show_status(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 8000)
+
+    def _target_changed(self, profile: Profile | None) -> None:
+        self.compose.profile_changed(profile)
+        self.source.draft_changed()
+        self.window.act_open_folder.setVisible(bool(profile and profile.kind == "file"))
+
+    def _keyring_checked(self, status: KeyringStatus) -> None:
+        if not status.usable:
+            self.show_status(status.sentence)
+
+    def _pane_changed(self, _index: int) -> None:
+        if self.window.side.currentWidget() is self.window.source:
+            self.source.pane_shown()
+
+    def _inbox_count(self, n: int) -> None:
+        index = self.window.side.indexOf(self.window.inbox)
+        self.window.side.setTabText(index, f"Inbox ({n})" if n else "Inbox")
+
+    def _sent(self, outcome: object) -> None:
+        profile = self.profiles.current()
+        if outcome.ok and profile is not None and profile.kind == "inbox":
+            self.window.show_pane(self.window.inbox)
+        elif not outcome.ok and not outcome.cancelled:
+            self.window.show_pane(self.window.transcript)
+
+    def _update_title(self) -> None:
+        subject = self.compose.draft.subject.strip()
+        self.window.setWindowTitle(f"{subject} \u2014 mailgui" if subject else "mailgui")
+
+    # -- drafts ---------------------------------------------------------------------------
+    def save_draft(self) -> None:
+        self.compose.autosave_now(force=True)
+        self.show_status(f"Draft saved to {self.draft_store.path}.")
+
+    def confirm_discard(self) -> bool:
+        answer = QMessageBox.question(
+            self.window, "New draft",
+            "Start a new draft? The current one will be replaced (it is not sent).")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def new_draft(self) -> None:
+        if not self.compose.draft.is_empty and not self.confirm_discard():
+            return
+        self.compose.load(Draft(profile_id=self.window.target.currentData() or ""), saved=False)
+        self.compose.autosave_now(force=True)
+        self.window.compose.banner.hide()
+        self.window.compose.address_edits["to"].setFocus()
+
+    def ask_open_path(self) -> str:
+        path, _f = QFileDialog.getOpenFileName(self.window, "Open an .eml file", "",
+                                               "Email messages (*.eml);;All files (*)")
+        return path
+
+    def open_eml(self, path: str | None = None) -> None:
+        path = path or self.ask_open_path()
+        if not path:
+            return
+        draft = Draft(profile_id=self.window.target.currentData() or "")
+        folder = self.draft_store.attachments_dir(draft.id)
+
+        def load() -> Draft:
+            return draft_from_eml(Path(path).read_bytes(), folder, draft)
+
+        self.runner.run(load, on_done=self._eml_loaded,
+                        on_error=lambda exc: self.sending.banner(
+                            "error", f"Can't open {Path(path).name}: "
+                            f"{describe_error(exc).sentence}"))
+
+    def _eml_loaded(self, draft: Draft) -> None:
+        self.compose.load(draft, saved=False)
+        self.compose.autosave_now(force=True)
+        n = len(draft.attachments)
+        self.sending.banner("info", f"Opened as a new draft ({n} attachment"
+                            f"{'s' if n != 1 else ''} saved next to your drafts).")
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self.window, "About mailgui",
+            f"<b>mailgui {__version__}</b><br>A desktop email composer for developers and "
+            "testers, on top of mailcore (Django's django.core.mail without Django).<br><br>"
+            f"Config: {self.paths.config_dir}<br>Data: {self.paths.data_dir}",
+        )
+
+    # -- quit -----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Save the draft and settings, stop the inbox, let the workers finish. Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.compose.autosave.stop()
+        try:
+            self.compose.save_sync()
+        except OSError as exc:
+            QMessageBox.warning(self.window, "mailgui", f"The draft could not be saved: {exc}")
+        try:
+            atomic_write_json(self.paths.settings_file, {
+                "target": self.window.target.currentData(),
+                "splitter": self.window.split.sizes(),
+            })
+        except OSError:
+            pass
+        if self.sending.job is not None:
+            self.sending.job.cancel()
+        self.inbox.stop()
+        self.runner.wait(5000)
+
+
+def singleshot(ms: int, fn: object) -> None:
+    QTimer.singleShot(ms, fn)

@@ -1,0 +1,1 @@
+"""The model: plain Python, no widgets, testable without a QApplication."""

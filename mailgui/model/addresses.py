@@ -1,0 +1,154 @@
+"""Address lists as typed by a person: split them, check each one, say what is wrong.
+
+The rule of record is mailcore's (``mailcore.message.sanitize_address``, Django's): an address
+it refuses is refused here. It is lenient in a few places where a person almost certainly made a
+typo ("bob" with no domain, "a b@example.com"), so a few stricter checks come first, each with a
+sentence that says what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import parser
+
+from mailcore.message import sanitize_address
+
+__all__ = ["AddressCheck", "check_address", "check_addresses", "split_addresses", "valid_list"]
+
+
+@dataclass(frozen=True)
+class AddressCheck:
+    """One address of a list: where it is in the text, and what is wrong with it (if anything)."""
+
+    text: str
+    start: int
+    end: int
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def split_addresses(text: str) -> list[tuple[str, int, int]]:
+    """Split a list at the commas (and semicolons) that are outside quotes, <> and ().
+
+    Returns ``(address, start, end)`` for each non-empty item, stripped, with its span in
+    ``text`` so a view can mark it.
+    """
+    items: list[tuple[str, int, int]] = []
+    depth_angle = depth_paren = 0
+    quoted = escaped = False
+    start = 0
+
+    def flush(end: int) -> None:
+        raw = text[start:end]
+        stripped = raw.strip()
+        if stripped:
+            lead = len(raw) - len(raw.lstrip())
+            items.append((stripped, start + lead, start + lead + len(stripped)))
+
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            depth_angle += 1
+        elif ch == ">":
+            depth_angle = max(0, depth_angle - 1)
+        elif ch == "(":
+            depth_paren += 1
+        elif ch == ")":
+            depth_paren = max(0, depth_paren - 1)
+        elif ch in ",;" and not depth_angle and not depth_paren:
+            flush(i)
+            start = i + 1
+    flush(len(text))
+    return items
+
+
+def _structure_problem(addr: str) -> str | None:
+    """Typing mistakes that deserve their own sentence."""
+    if addr.count('"') % 2:
+        return "a quote (\") is not closed"
+    if addr.count("<") != addr.count(">"):
+        return "a < has no matching >" if addr.count("<") > addr.count(">") else (
+            "a > has no matching <"
+        )
+    spec = addr
+    if "<" in addr:
+        spec = addr[addr.rfind("<") + 1 : addr.rfind(">")].strip()
+        if not spec:
+            return "nothing between < and >"
+    elif '"' in addr:
+        spec = addr.rsplit('"', 1)[1].strip() or addr
+    if "@" not in spec:
+        return "no @ (an address looks like name@example.com)"
+    if spec.count("@") > 1 and not spec.startswith('"'):
+        return "more than one @"
+    local, _, domain = spec.rpartition("@")
+    if not local:
+        return "nothing before the @"
+    if not domain:
+        return "the domain after @ is missing"
+    if any(c.isspace() for c in spec) and not spec.startswith('"'):
+        if "<" not in addr:
+            return "a space inside the address (put a name before it as Name <name@example.com>)"
+        return "a space inside the address"
+    if ".." in domain or domain.startswith(".") or domain.endswith("."):
+        return f'the domain "{domain}" has an empty part (two dots in a row, or a dot at an end)'
+    if not local.isascii():
+        return "non-ASCII letters before the @ are not supported (they need SMTPUTF8)"
+    return None
+
+
+def check_address(addr: str) -> str | None:
+    """None if ``addr`` is one good address, else a short reason a person understands."""
+    addr = addr.strip()
+    if not addr:
+        return "empty"
+    problem = _structure_problem(addr)
+    if problem:
+        return problem
+    try:
+        sanitize_address(addr, "utf-8")
+    except ValueError as exc:
+        return _explain_mailcore(addr, str(exc))
+    try:
+        token, rest = parser.get_mailbox(addr)
+    except (HeaderParseError, ValueError, IndexError):
+        return "not an address"
+    if rest:
+        return f'unexpected text after the address: "{rest.strip()}"'
+    if token.all_defects:
+        return str(token.all_defects[0]).rstrip(".").lower()
+    return None
+
+
+def _explain_mailcore(addr: str, message: str) -> str:
+    if "only" in message and "could be parsed" in message:
+        return "unexpected text after the address"
+    if "newline" in message:
+        return "an address can't contain a line break"
+    return f"not a valid address ({message})"
+
+
+def check_addresses(text: str) -> list[AddressCheck]:
+    """Every item of a typed list with its span and its problem (``reason`` None when good)."""
+    return [AddressCheck(a, s, e, check_address(a)) for a, s, e in split_addresses(text)]
+
+
+def valid_list(text: str) -> list[str]:
+    """The addresses of ``text``; raises ValueError naming the first bad one and why."""
+    out = []
+    for check in check_addresses(text):
+        if not check.ok:
+            raise ValueError(f'"{check.text}": {check.reason}')
+        out.append(check.text)
+    return out

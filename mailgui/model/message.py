@@ -1,0 +1,95 @@
+"""Draft + profile -> ``mailcore.EmailMultiAlternatives``: ONE function, used by the source
+preview and by sending, so the preview shows the bytes that go out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import mailcore
+from mailgui.model.addresses import check_address, check_addresses, valid_list
+from mailgui.model.draft import Draft
+from mailgui.model.profiles import DEFAULT_FROM, Profile
+
+__all__ = ["Problem", "build_message", "check_header", "draft_problems", "effective_from"]
+
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")  # printable ASCII except ":"
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str  # "from", "to", "cc", "bcc", "reply_to", "headers", "recipients"
+    message: str
+
+
+def effective_from(draft: Draft, profile: Profile | None) -> str:
+    return draft.from_email.strip() or (profile.from_email if profile else "") or DEFAULT_FROM
+
+
+def check_header(name: str, value: str) -> str | None:
+    """None if ``name: value`` can be an extra header, else why not."""
+    if not name:
+        return "the header has no name"
+    if not _HEADER_NAME.match(name):
+        return f'"{name}" is not a header name (letters, digits and dashes, no spaces or colon)'
+    if "\n" in value or "\r" in value:
+        return f"the value of {name} contains a line break"
+    return None
+
+
+def draft_problems(draft: Draft, profile: Profile | None = None) -> list[Problem]:
+    """What stops the draft from being sent, each as a sentence (cheap: no file I/O)."""
+    problems = []
+    reason = check_address(effective_from(draft, profile))
+    if reason:
+        problems.append(Problem("from", f"From: {reason}"))
+    labels = {"to": "To", "cc": "Cc", "bcc": "Bcc", "reply_to": "Reply-To"}
+    recipients = 0
+    for name, label in labels.items():
+        for check in check_addresses(getattr(draft, name)):
+            if check.ok:
+                recipients += name != "reply_to"
+            else:
+                problems.append(Problem(name, f'{label}: "{check.text}" - {check.reason}'))
+    if not recipients and not any(p.field in labels for p in problems):
+        problems.append(Problem("to", "Add at least one recipient in To, Cc or Bcc."))
+    for name, value in draft.headers:
+        reason = check_header(name.strip(), value)
+        if reason:
+            problems.append(Problem("headers", f"Header: {reason}"))
+    return problems
+
+
+def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.EmailMultiAlternatives:
+    """The message mailcore will write. Raises ValueError (naming the bad address or header),
+    ``mailcore.BadHeaderError`` and OSError (an attachment that can't be opened).
+
+    Attachments are added with ``attach_file``: binary files stay references
+    (``mailcore.FileContent``) that are streamed when the message is written.
+    """
+    headers: dict[str, str] = {}
+    for name, value in draft.headers:
+        name = name.strip()
+        if not name and not value:
+            continue
+        reason = check_header(name, value)
+        if reason:
+            raise mailcore.BadHeaderError(reason)
+        headers[name] = value
+    if draft.message_id and not any(k.lower() == "message-id" for k in headers):
+        headers["Message-ID"] = draft.message_id
+    message = mailcore.EmailMultiAlternatives(
+        subject=draft.subject,
+        body=draft.body,
+        from_email=valid_list(effective_from(draft, profile))[0],
+        to=valid_list(draft.to),
+        cc=valid_list(draft.cc),
+        bcc=valid_list(draft.bcc),
+        reply_to=valid_list(draft.reply_to),
+        headers=headers,
+    )
+    if draft.html.strip():
+        message.attach_alternative(draft.html, "text/html")
+    for attachment in draft.attachments:
+        message.attach_file(attachment.path, attachment.mimetype or None)
+    return message

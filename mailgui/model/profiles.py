@@ -1,0 +1,244 @@
+"""Profiles: where a message goes (an SMTP server or one of mailcore's test backends).
+
+A profile file never holds a secret: the SMTP password lives in the OS keyring (see
+``secrets.py``), under the profile's ``id``.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mailgui.model.paths import AppPaths, atomic_write_json, read_json
+
+__all__ = [
+    "BUILTIN_IDS",
+    "DEFAULT_FROM",
+    "KINDS",
+    "SECURITY",
+    "Profile",
+    "ProfileStore",
+    "builtin_profiles",
+]
+
+KINDS = {
+    "smtp": "SMTP server",
+    "inbox": "Local test inbox",
+    "console": "Console",
+    "file": "Files in a folder",
+    "memory": "Memory",
+    "dummy": "Dummy (discard)",
+}
+SECURITY = {"none": "None (no encryption)", "starttls": "STARTTLS", "tls": "Implicit TLS (SMTPS)"}
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+DEFAULT_FROM = "Mail Tester <tester@example.com>"
+BUILTIN_IDS = (
+    "builtin-inbox", "builtin-console", "builtin-file", "builtin-memory", "builtin-dummy",
+)
+
+
+@dataclass
+class Profile:
+    """One place to send to. ``kind`` is a key of KINDS; SMTP fields matter only for "smtp"."""
+
+    name: str
+    kind: str = "smtp"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    from_email: str = ""
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    timeout: float = 30.0
+    client_cert: str = ""
+    client_key: str = ""
+    ca_file: str = ""
+    file_path: str = ""
+    builtin: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown profile kind {self.kind!r}")
+        if self.security not in SECURITY:
+            raise ValueError(f"unknown security {self.security!r}")
+
+    @property
+    def is_smtp(self) -> bool:
+        return self.kind in ("smtp", "inbox")
+
+    @property
+    def needs_password(self) -> bool:
+        return self.kind == "smtp" and bool(self.username)
+
+    @property
+    def kind_label(self) -> str:
+        return KINDS[self.kind]
+
+    def describe(self) -> str:
+        """A short line saying where this profile sends: "smtp.example.com:587, STARTTLS"."""
+        if self.kind == "smtp":
+            user = f", as {self.username}" if self.username else ""
+            security = "no encryption" if self.security == "none" else SECURITY[self.security]
+            return f"{self.host or '?'}:{self.port}, {security}{user}"
+        if self.kind == "file":
+            return f"files in {self.file_path or '?'}"
+        return self.kind_label
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("builtin")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        known = {f.name for f in fields(cls)} - {"builtin"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        # Anything that looks like a secret is dropped, even if someone put it in by hand.
+        kwargs.pop("password", None)
+        if "port" in kwargs:
+            kwargs["port"] = int(kwargs["port"])
+        if "timeout" in kwargs:
+            kwargs["timeout"] = float(kwargs["timeout"])
+        return cls(**kwargs)
+
+    def duplicate(self) -> Profile:
+        twin = copy.deepcopy(self)
+        twin.id = uuid.uuid4().hex
+        twin.name = f"{self.name} (copy)"
+        twin.builtin = False
+        return twin
+
+    def backend_kwargs(self, password: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``mailcore.get_connection(self.backend_name, **kwargs)``."""
+        if self.kind == "smtp":
+            return {
+                "host": self.host,
+                "port": int(self.port),
+                "username": self.username,
+                "password": password or "",
+                "use_tls": self.security == "starttls",
+                "use_ssl": self.security == "tls",
+                "timeout": float(self.timeout) if self.timeout else None,
+                "ssl_certfile": self.client_cert or None,
+                "ssl_keyfile": self.client_key or None,
+                "ssl_cafile": self.ca_file or None,
+            }
+        if self.kind == "inbox":
+            return {
+                "host": self.host or "127.0.0.1",
+                "port": int(self.port),
+                "username": "",
+                "password": "",
+                "use_tls": False,
+                "use_ssl": False,
+                "timeout": float(self.timeout or 10),
+            }
+        if self.kind == "file":
+            return {"file_path": self.file_path}
+        return {}
+
+    @property
+    def backend_name(self) -> str:
+        return {"inbox": "smtp", "memory": "locmem", "file": "filebased"}.get(self.kind, self.kind)
+
+
+def builtin_profiles(paths: AppPaths) -> list[Profile]:
+    """The targets that are always there: the local inbox and mailcore's test backends."""
+    return [
+        Profile("Local test inbox", "inbox", id="builtin-inbox", from_email=DEFAULT_FROM,
+                host="127.0.0.1", port=0, security="none", timeout=10, builtin=True),
+        Profile("Console", "console", id="builtin-console", from_email=DEFAULT_FROM,
+                builtin=True),
+        Profile("Files", "file", id="builtin-file", from_email=DEFAULT_FROM,
+                file_path=str(paths.file_backend_dir), builtin=True),
+        Profile("Memory", "memory", id="builtin-memory", from_email=DEFAULT_FROM, builtin=True),
+        Profile("Dummy", "dummy", id="builtin-dummy", from_email=DEFAULT_FROM, builtin=True),
+    ]
+
+
+class ProfileStore:
+    """The user's profiles in ``profiles.json`` (config dir), plus the built-in targets.
+
+    Reading and writing a small JSON file is cheap; the keyring is not touched here.
+    """
+
+    VERSION = 1
+
+    def __init__(self, paths: AppPaths) -> None:
+        self.paths = paths
+        self._lock = threading.Lock()
+        self._user: list[Profile] = []
+        self._builtin = builtin_profiles(paths)
+        self.load()
+
+    @property
+    def path(self) -> Path:
+        return self.paths.profiles_file
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> None:
+        data = read_json(self.path, {}) or {}
+        profiles = []
+        for item in data.get("profiles", []) if isinstance(data, dict) else []:
+            try:
+                profiles.append(Profile.from_dict(item))
+            except (TypeError, ValueError):
+                continue
+        with self._lock:
+            self._user = profiles
+
+    def save(self) -> None:
+        with self._lock:
+            payload = {"version": self.VERSION, "profiles": [p.to_dict() for p in self._user]}
+        atomic_write_json(self.path, payload)
+
+    # -- queries --------------------------------------------------------------------------
+    def user_profiles(self) -> list[Profile]:
+        with self._lock:
+            return list(self._user)
+
+    def all(self) -> list[Profile]:
+        """Built-in targets first (the local inbox on top), then the user's profiles."""
+        with self._lock:
+            return self._builtin[:1] + list(self._user) + self._builtin[1:]
+
+    def get(self, profile_id: str) -> Profile | None:
+        for p in self.all():
+            if p.id == profile_id:
+                return p
+        return None
+
+    # -- changes --------------------------------------------------------------------------
+    def upsert(self, profile: Profile) -> None:
+        if profile.builtin:
+            raise ValueError("built-in targets can't be changed")
+        with self._lock:
+            for i, p in enumerate(self._user):
+                if p.id == profile.id:
+                    self._user[i] = profile
+                    break
+            else:
+                self._user.append(profile)
+        self.save()
+
+    def delete(self, profile_id: str) -> None:
+        with self._lock:
+            self._user = [p for p in self._user if p.id != profile_id]
+        self.save()
+
+    def duplicate(self, profile_id: str) -> Profile:
+        original = self.get(profile_id)
+        if original is None:
+            raise KeyError(profile_id)
+        twin = original.duplicate()
+        if twin.kind == "inbox":
+            twin.kind = "smtp"
+        self.upsert(twin)
+        return twin

@@ -1,0 +1,447 @@
+"""Send a draft through a profile, test a profile's connection: plain Python, run by a worker.
+
+Cancelling is real: ``Canceller.cancel()`` (called from the GUI thread) shuts down the sockets
+the SMTP connection has opened, which wakes the worker from any blocking read or write at
+once, and every attachment read checks the flag between chunks.
+"""
+
+from __future__ import annotations
+
+import io
+import smtplib
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mailcore
+from mailcore.backends.smtp import EmailBackend as SMTPBackend
+from mailcore.message import FileContent
+from mailcore.smtp import SMTP, SMTP_SSL
+from mailcore.wire import serialize
+from mailgui.model.draft import Draft
+from mailgui.model.errors import Cancelled, ErrorInfo, describe_error, reply_text
+from mailgui.model.message import build_message
+from mailgui.model.profiles import Profile
+from mailgui.model.secrets import KeyringUnavailable, SecretStore
+from mailgui.model.sentlog import SentEntry, SentLog
+from mailgui.model.source import _swap_contents
+
+__all__ = [
+    "Canceller",
+    "CancellableBackend",
+    "ConnectionOutcome",
+    "PasswordNeeded",
+    "SendOutcome",
+    "TeeStream",
+    "WatchedFileContent",
+    "transcript_line",
+    "resolve_password",
+    "send_draft",
+    "check_connection",
+]
+
+Transcript = Callable[[str, str], None]
+Progress = Callable[[str, int, int], None]  # (phase, done, total); total 0 = unknown
+
+
+def transcript_line(event: str, text: str) -> str:
+    """One transcript line as shown and logged: "C: ..." (client), "S: ..." (server),
+    "* ..." (notes: connection, TLS, data summary)."""
+    if event == "client":
+        return f"C: {text}"
+    if event == "server":
+        return f"S: {text}"
+    if event == "connect":
+        return f"* connecting to {text}"
+    return f"* {text}"
+
+
+class Canceller:
+    """A cancel flag plus the sockets to shut down when it is raised. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
+
+    def register(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            cancelled = self._event.is_set()
+        if cancelled:
+            _shutdown(sock)
+            raise Cancelled("cancelled")
+
+    def cancel(self) -> None:
+        self._event.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # socket.socket.shutdown, not SSLSocket.shutdown: the TLS object stays in place for the
+    # thread that is using it; it just gets an error on its next read or write.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _CancellableMixin:
+    canceller: Canceller | None = None
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        # Registered as soon as it exists, so even the wait for the greeting can be cancelled.
+        if self.canceller is not None:
+            self.canceller.check()
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self.canceller is not None:
+            self.canceller.register(sock)
+        return sock
+
+    def starttls(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().starttls(*args, **kwargs)  # type: ignore[misc]
+        if self.canceller is not None:
+            self.canceller.register(self.sock)  # type: ignore[attr-defined]
+        return result
+
+
+class CancellableBackend(SMTPBackend):
+    """mailcore's SMTP backend whose connections register their sockets with a Canceller."""
+
+    def __init__(self, *args: Any, canceller: Canceller | None = None, **kwargs: Any) -> None:
+        self.canceller = canceller
+        super().__init__(*args, **kwargs)
+
+    @property
+    def connection_class(self) -> type[smtplib.SMTP]:
+        base = SMTP_SSL if self.use_ssl else SMTP
+        return type(f"Cancellable{base.__name__}", (_CancellableMixin, base),
+                    {"canceller": self.canceller})
+
+
+class _WatchedReader(io.RawIOBase):
+    def __init__(self, raw: Any, on_read: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._on_read = on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._on_read(len(data))
+        return data
+
+    def readinto(self, b) -> int:  # noqa: ANN001
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class WatchedFileContent(FileContent):
+    """A FileContent whose reads report progress and stop when the send is cancelled."""
+
+    __slots__ = ("on_read",)
+
+    def __init__(self, path: Any, on_read: Callable[[int], None]) -> None:
+        super().__init__(path)
+        self.on_read = on_read
+
+    def open(self):  # noqa: ANN201
+        return _WatchedReader(self.path.open("rb"), self.on_read)
+
+
+class TeeStream(io.TextIOBase):
+    """What the console backend writes goes to stdout and to ``sink`` (the app's log pane)."""
+
+    def __init__(self, sink: Callable[[str], None], echo: Any = None) -> None:
+        self._sink = sink
+        self._echo = echo if echo is not None else sys.stdout
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._echo is not None:
+            try:
+                self._echo.write(text)
+            except (OSError, ValueError):
+                self._echo = None
+        self._sink(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._echo is not None:
+            try:
+                self._echo.flush()
+            except (OSError, ValueError):
+                self._echo = None
+
+
+class PasswordNeeded(Exception):  # noqa: N818 - it is a request, not an error
+    """The profile needs a password and none is available: ask the person."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def resolve_password(profile: Profile, password: str | None, secrets: SecretStore | None) -> str:
+    """The password to use: the one given, else the keyring's. PasswordNeeded if neither."""
+    if not profile.needs_password:
+        return ""
+    if password is not None:
+        return password
+    if secrets is None:
+        raise PasswordNeeded("no keyring")
+    try:
+        stored = secrets.get(profile.id)
+    except KeyringUnavailable as exc:
+        raise PasswordNeeded(secrets.status().sentence if str(exc) else str(exc)) from exc
+    if stored is None:
+        raise PasswordNeeded(f"No password is saved in the keyring for {profile.name}.")
+    return stored
+
+
+@dataclass
+class SendOutcome:
+    ok: bool
+    profile_name: str
+    subject: str
+    recipients: list[str]
+    message_id: str = ""
+    size: int = 0
+    sentence: str = ""
+    reply: str = ""
+    error: ErrorInfo | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+    transcript: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    password_needed: str = ""  # why, when a password must be asked for
+    written_file: str = ""  # the file backend's output file
+    captured: Any = None  # the memory backend's copy of the message
+    console_text: str = ""  # what the console backend printed (long parts folded)
+    seconds: float = 0.0
+
+    def sent_entry(self) -> SentEntry:
+        result = "cancelled" if self.cancelled else "failed"
+        if self.ok:
+            result = "partly refused" if self.refused else "sent"
+        detail = self.reply if self.ok else f"{self.sentence} {self.reply}".strip()
+        return SentEntry(
+            profile=self.profile_name, subject=self.subject, recipients=list(self.recipients),
+            message_id=self.message_id, result=result, detail=detail, size=self.size,
+            transcript=list(self.transcript),
+        )
+
+
+def _make_backend(profile: Profile, password: str, canceller: Canceller | None,
+                  transcript: Transcript, console: TeeStream | None) -> Any:
+    if profile.is_smtp:
+        return CancellableBackend(
+            canceller=canceller, transcript=transcript, **profile.backend_kwargs(password)
+        )
+    kwargs = profile.backend_kwargs(password)
+    if profile.kind == "console":
+        kwargs["stream"] = console or TeeStream(lambda _text: None)
+    return mailcore.get_connection(profile.backend_name, **kwargs)
+
+
+def send_draft(
+    draft: Draft,
+    profile: Profile,
+    *,
+    password: str | None = None,
+    secrets: SecretStore | None = None,
+    canceller: Canceller | None = None,
+    transcript: Transcript | None = None,
+    progress: Progress | None = None,
+    console: Callable[[str], None] | None = None,
+    sent_log: SentLog | None = None,
+) -> SendOutcome:
+    """Build the draft's message with ``build_message`` and send it through ``profile``.
+
+    Never raises for a send failure: the outcome carries the sentence and the server's reply.
+    """
+    canceller = canceller or Canceller()
+    lines: list[str] = []
+    started = time.monotonic()
+
+    def note(event: str, text: str) -> None:
+        lines.append(transcript_line(event, text))
+        if transcript is not None:
+            transcript(event, text)
+
+    def tell(phase: str, done: int = 0, total: int = 0) -> None:
+        if progress is not None:
+            progress(phase, done, total)
+
+    outcome = SendOutcome(False, profile.name, draft.subject, [], message_id=draft.message_id)
+    try:
+        password_value = resolve_password(profile, password, secrets)
+    except PasswordNeeded as need:
+        outcome.password_needed = need.reason
+        outcome.sentence = need.reason
+        return outcome
+    try:
+        tell("building")
+        message = build_message(draft, profile)
+        outcome.recipients = message.recipients()
+        total = sum(
+            a.content.size() for a in message.attachments
+            if isinstance(getattr(a, "content", None), FileContent)
+        )
+        done = 0
+        last_report = 0.0
+
+        def on_read(n: int) -> None:
+            nonlocal done, last_report
+            canceller.check()
+            done += n
+            now = time.monotonic()
+            if now - last_report > 0.05 or done >= total:
+                last_report = now
+                tell("sending", done, total)
+
+        _swap_contents(message, lambda c: WatchedFileContent(c.path, on_read))
+        canceller.check()
+        if profile.is_smtp:
+            note("info", f"profile {profile.name}: "
+                         f"{profile.describe() if profile.kind == 'smtp' else 'local test inbox'}")
+        tell("connecting")
+        tee = TeeStream(console) if console is not None else None
+        backend = _make_backend(profile, password_value, canceller, note, tee)
+        tell("sending", 0, total)
+        sent = backend.send_messages([message])
+        results = getattr(backend, "last_results", None) or []
+        if results:
+            result = results[0]
+            outcome.message_id = result.message_id or draft.message_id
+            outcome.size = result.size
+            outcome.reply = reply_text(result.code, result.reply)
+            outcome.refused = {a: reply_text(*r) for a, r in result.refused.items()}
+        else:
+            outcome.size = serialize(message).size
+        if profile.kind == "file":
+            outcome.written_file = str(getattr(backend, "_fname", "") or "")
+        if profile.kind == "memory" and mailcore.outbox:
+            outcome.captured = mailcore.outbox[-1]
+        outcome.ok = bool(sent)
+        n = len(outcome.recipients) - len(outcome.refused)
+        if outcome.ok:
+            where = {"console": "to the console", "file": "to a file",
+                     "memory": "to memory", "dummy": "to the dummy backend (discarded)"}.get(
+                profile.kind, f"via {profile.name}")
+            outcome.sentence = f"Sent {where} for {n} recipient{'s' if n != 1 else ''}."
+            if outcome.refused:
+                outcome.sentence += " Refused: " + ", ".join(outcome.refused) + "."
+        else:
+            outcome.sentence = "Nothing was sent (no recipient)."
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a sentence
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        if canceller.cancelled:
+            exc = Cancelled("cancelled")
+        info = describe_error(exc, profile)
+        outcome.error = info
+        outcome.sentence = info.sentence
+        outcome.reply = info.reply
+        outcome.cancelled = info.kind == "cancelled"
+        note("info", f"error: {info.sentence}")
+    outcome.transcript = lines
+    outcome.seconds = time.monotonic() - started
+    tell("done", 1, 1)
+    if sent_log is not None and not outcome.password_needed:
+        try:
+            sent_log.append(outcome.sent_entry())
+        except OSError as exc:
+            outcome.sentence += f" (The Sent log could not be written: {exc.strerror}.)"
+    return outcome
+
+
+@dataclass
+class ConnectionOutcome:
+    ok: bool
+    sentence: str
+    reply: str = ""
+    transcript: list[str] = field(default_factory=list)
+    password_needed: str = ""
+
+
+def check_connection(
+    profile: Profile,
+    *,
+    password: str | None = None,
+    secrets: SecretStore | None = None,
+    canceller: Canceller | None = None,
+    transcript: Transcript | None = None,
+) -> ConnectionOutcome:
+    """Connect, do STARTTLS and AUTH as configured, then QUIT. Never raises."""
+    lines: list[str] = []
+
+    def note(event: str, text: str) -> None:
+        lines.append(transcript_line(event, text))
+        if transcript is not None:
+            transcript(event, text)
+
+    if not profile.is_smtp:
+        return ConnectionOutcome(True, f"{profile.kind_label} needs no connection.")
+    try:
+        password_value = resolve_password(profile, password, secrets)
+    except PasswordNeeded as need:
+        return ConnectionOutcome(False, need.reason, password_needed=need.reason)
+    backend = CancellableBackend(canceller=canceller, transcript=note,
+                                 **profile.backend_kwargs(password_value))
+    try:
+        backend.open()
+        conn = backend.connection
+        sock = getattr(conn, "sock", None)
+        tls = sock.version() if hasattr(sock, "version") and sock.version() else None
+        parts = [f"Connected to {profile.host}:{profile.port}"]
+        parts.append(f"encrypted with {tls}" if tls else "not encrypted")
+        if profile.needs_password and password_value:
+            parts.append(f"logged in as {profile.username}")
+        ehlo = reply_text(conn.ehlo_resp and 250, conn.ehlo_resp) if conn.ehlo_resp else ""
+        backend.close()
+        return ConnectionOutcome(True, ", ".join(parts) + ".", ehlo, lines)
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        try:
+            backend.close()
+        except (OSError, smtplib.SMTPException):
+            pass
+        if canceller is not None and canceller.cancelled:
+            exc = Cancelled("cancelled")
+        info = describe_error(exc, profile)
+        return ConnectionOutcome(False, info.sentence, info.reply, lines)

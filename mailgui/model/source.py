@@ -1,0 +1,298 @@
+"""The MIME source of a draft, as mailcore writes it, folded for reading.
+
+``preview(draft, profile)`` goes through ``build_message`` and ``mailcore.wire.serialize`` like
+sending does. Long base64 parts are folded to a few lines; for a large attachment only the
+bytes of the lines that are shown are read from disk (the hidden middle is never read), so a
+100 MB attachment costs a few KB per preview.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mailcore
+from mailcore.message import EmailAttachment, FileContent
+from mailcore.wire import serialize
+from mailgui.model.draft import Draft
+from mailgui.model.message import build_message
+from mailgui.model.profiles import Profile
+
+__all__ = [
+    "FOLD_MARK",
+    "HeadTailFileContent",
+    "Preview",
+    "SourceFolder",
+    "fold_bytes",
+    "preview",
+    "write_source",
+]
+
+HEAD_LINES = 4
+TAIL_LINES = 1
+LINE_IN = 57  # bytes of input per 76-character base64 line
+FOLD_MARK = "\u22ef"  # the folded-lines marker starts with this character
+_BOUNDARY = re.compile(rb'boundary="?([^";\r\n]+)"?', re.IGNORECASE)
+_CTE_BASE64 = re.compile(rb"^content-transfer-encoding:\s*base64\s*$", re.IGNORECASE)
+
+
+class SourceFolder:
+    """Turns message bytes, fed in chunks of any size, into display text with long base64
+    bodies folded to ``head`` + a marker line + ``tail`` lines.
+
+    Knows MIME just enough: it tracks the boundaries declared in Content-Type headers and the
+    Content-Transfer-Encoding of each part. ``max_lines`` caps everything else (0 = no cap).
+    """
+
+    def __init__(self, *, fold: bool = True, head: int = HEAD_LINES, tail: int = TAIL_LINES,
+                 max_lines: int = 0) -> None:
+        self.fold = fold
+        self.head = head
+        self.tail = tail
+        self.max_lines = max_lines
+        self.lines: list[str] = []
+        self.folded_parts = 0
+        self._pending = b""
+        self._in_headers = True
+        self._is_base64 = False
+        self._boundaries: set[bytes] = set()
+        self._b64_run: list[bytes] = []
+        self._b64_hidden = 0
+        self._b64_hidden_bytes = 0
+        self._dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        data = self._pending + data
+        parts = data.split(b"\n")
+        self._pending = parts.pop()
+        for line in parts:
+            self._line(line.rstrip(b"\r"))
+
+    def close(self) -> list[str]:
+        if self._pending:
+            self._line(self._pending.rstrip(b"\r"))
+            self._pending = b""
+        self._flush_b64()
+        if self._dropped:
+            self._out(f"{FOLD_MARK} {self._dropped:,} more lines not shown {FOLD_MARK}", force=True)
+        return self.lines
+
+    def text(self) -> str:
+        return "\n".join(self.close())
+
+    # -- internals -----------------------------------------------------------------------
+    def _out(self, text: str, force: bool = False) -> None:
+        if not force and self.max_lines and len(self.lines) >= self.max_lines:
+            self._dropped += 1
+            return
+        self.lines.append(text)
+
+    def _decode(self, line: bytes) -> str:
+        return line.decode("utf-8", "replace")
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(b"--") and self._boundaries:
+            marker = line[2:]
+            closing = marker.endswith(b"--")
+            name = marker[:-2] if closing else marker
+            if name.rstrip() in self._boundaries:
+                self._flush_b64()
+                self._out(self._decode(line))
+                self._in_headers = not closing
+                self._is_base64 = False
+                return
+        if self._in_headers:
+            if not line:
+                self._in_headers = False
+            else:
+                match = _BOUNDARY.search(line)
+                if match:
+                    self._boundaries.add(match.group(1).strip())
+                if _CTE_BASE64.match(line):
+                    self._is_base64 = True
+            self._out(self._decode(line))
+            return
+        if self._is_base64 and self.fold and line:
+            self._b64(line)
+            return
+        self._flush_b64()
+        self._out(self._decode(line))
+
+    def _b64(self, line: bytes) -> None:
+        keep = self.head + self.tail
+        self._b64_run.append(line)
+        if len(self._b64_run) > keep + 1:
+            # the oldest line beyond the head goes into the hidden middle
+            hidden = self._b64_run.pop(self.head)
+            self._b64_hidden += 1
+            self._b64_hidden_bytes += len(hidden) * 3 // 4
+
+    def _flush_b64(self) -> None:
+        run = self._b64_run
+        if not run:
+            return
+        if self._b64_hidden:
+            self.folded_parts += 1
+            head, tail = run[: self.head], run[self.head :]
+            # one of the tail-candidates is also hidden
+            hidden = len(tail) - self.tail
+            self._b64_hidden += hidden
+            self._b64_hidden_bytes += sum(len(x) * 3 // 4 for x in tail[:hidden])
+            for line in head:
+                self._out(self._decode(line))
+            self._out(
+                f"{FOLD_MARK} {self._b64_hidden:,} lines of base64 folded "
+                f"(about {self._b64_hidden_bytes:,} bytes) {FOLD_MARK}"
+            )
+            for line in tail[hidden:]:
+                self._out(self._decode(line))
+        else:
+            for line in run:
+                self._out(self._decode(line))
+        self._b64_run = []
+        self._b64_hidden = 0
+        self._b64_hidden_bytes = 0
+
+
+def fold_bytes(
+    chunks: Iterable[bytes], *, fold: bool = True, max_lines: int = 0
+) -> tuple[str, int]:
+    """Display text of a message's bytes and the number of folded parts."""
+    folder = SourceFolder(fold=fold, max_lines=max_lines)
+    for chunk in chunks:
+        folder.feed(chunk)
+    return folder.text(), folder.folded_parts
+
+
+class _HeadTailReader(io.RawIOBase):
+    """Reads the real bytes of ``[0, head)`` and ``[tail_start, size)``; zeros in between.
+
+    Only for previews whose folding hides exactly the lines made from the zeros.
+    """
+
+    def __init__(self, path: Path, head: int, tail_start: int) -> None:
+        self._f = path.open("rb")
+        self._size = os.fstat(self._f.fileno()).st_size
+        self._head = head
+        self._tail = tail_start
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self._size if n is None or n < 0 else min(self._size, self._pos + n)
+        out = bytearray()
+        pos = self._pos
+        while pos < end:
+            if pos < self._head or pos >= self._tail:
+                stop = min(end, self._head) if pos < self._head else end
+                self._f.seek(pos)
+                data = self._f.read(stop - pos)
+                if not data:
+                    break
+                out += data
+                pos += len(data)
+            else:
+                stop = min(end, self._tail)
+                out += bytes(stop - pos)
+                pos = stop
+        self._pos = pos
+        return bytes(out)
+
+    def readinto(self, b) -> int:  # noqa: ANN001 - buffer protocol
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+class HeadTailFileContent(FileContent):
+    """A FileContent for previews: the same size, but only the shown lines are read."""
+
+    __slots__ = ("head", "tail_start")
+
+    def __init__(self, path: str | os.PathLike[str], head_lines: int = HEAD_LINES,
+                 tail_lines: int = TAIL_LINES) -> None:
+        super().__init__(path)
+        size = self.size()
+        self.head = head_lines * LINE_IN
+        last_line_start = ((size - 1) // LINE_IN) * LINE_IN if size else 0
+        self.tail_start = max(self.head, last_line_start - (tail_lines - 1) * LINE_IN)
+
+    def open(self):  # noqa: ANN201
+        return _HeadTailReader(self.path, self.head, self.tail_start)
+
+
+# A file is previewed by head and tail only if it is larger than this (smaller ones are read).
+PARTIAL_READ_ABOVE = 256 * 1024
+
+
+@dataclass
+class Preview:
+    text: str
+    size: int
+    message_id: str | None
+    folded_parts: int
+    error: str = ""
+
+
+def _swap_contents(
+    message: mailcore.EmailMessage, make: Callable[[FileContent], FileContent]
+) -> None:
+    for index, attachment in enumerate(message.attachments):
+        if isinstance(attachment, EmailAttachment) and isinstance(attachment.content, FileContent):
+            message.attachments[index] = EmailAttachment(
+                attachment.filename, make(attachment.content), attachment.mimetype
+            )
+
+
+def preview(draft: Draft, profile: Profile | None, *, fold: bool = True,
+            max_lines: int = 20000) -> Preview:
+    """The source text of the message ``draft`` would become (raises what build_message
+    raises). With ``fold`` big attachments are read only where shown."""
+    message = build_message(draft, profile)
+    if fold:
+        def partial(content: FileContent) -> FileContent:
+            if content.size() > PARTIAL_READ_ABOVE:
+                return HeadTailFileContent(content.path)
+            return content
+
+        _swap_contents(message, partial)
+    data = serialize(message, linesep="\r\n")
+    text, folded = fold_bytes(data.chunks(), fold=fold, max_lines=max_lines if fold else 0)
+    return Preview(text, data.size, data.message_id, folded)
+
+
+def write_source(draft: Draft, profile: Profile | None, path: Path) -> int:
+    """Write the full message (as an .eml file, CRLF line ends) to ``path``; return its size."""
+    from mailgui.model.paths import atomic_write_bytes
+
+    data = serialize(build_message(draft, profile), linesep="\r\n")
+    if data.size < 32 * 1024 * 1024:
+        atomic_write_bytes(path, data.getvalue())
+    else:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("wb") as f:
+            for chunk in data.chunks():
+                f.write(chunk)
+        os.replace(tmp, path)
+    return data.size

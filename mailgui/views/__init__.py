@@ -1,0 +1,1 @@
+"""Widgets and layouts only: no mail logic, no I/O. Controllers connect and fill them."""

@@ -1,0 +1,249 @@
+"""Small shared widgets: icons, fonts, the message banner, syntax highlighters."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QIcon,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+ICON_DIRS = [
+    Path(__file__).resolve().parent.parent / "resources" / "icons",  # packaged copy, if any
+    Path(__file__).resolve().parents[2] / "resources" / "icons",  # the checkout
+]
+
+_FALLBACK = {
+    "send": QStyle.StandardPixmap.SP_ArrowForward,
+    "save": QStyle.StandardPixmap.SP_DialogSaveButton,
+    "source": QStyle.StandardPixmap.SP_FileDialogContentsView,
+    "attach": QStyle.StandardPixmap.SP_FileIcon,
+    "inbox": QStyle.StandardPixmap.SP_DriveNetIcon,
+    "profile": QStyle.StandardPixmap.SP_DirHomeIcon,
+    "cancel": QStyle.StandardPixmap.SP_DialogCancelButton,
+    "new": QStyle.StandardPixmap.SP_FileIcon,
+    "open": QStyle.StandardPixmap.SP_DialogOpenButton,
+    "folder": QStyle.StandardPixmap.SP_DirIcon,
+    "mailgui": QStyle.StandardPixmap.SP_ComputerIcon,
+}
+
+
+def icon(name: str) -> QIcon:
+    """One of our SVG icons (resources/icons), or a Qt standard icon if it is not found."""
+    for folder in ICON_DIRS:
+        path = folder / f"{name}.svg"
+        if path.exists():
+            return QIcon(str(path))
+    style = QApplication.style()
+    return style.standardIcon(_FALLBACK.get(name, QStyle.StandardPixmap.SP_FileIcon))
+
+
+def mono_font() -> QFont:
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    return font
+
+
+def named(widget: QWidget, name: str, description: str = "") -> QWidget:
+    """Give a widget an accessible name (screen readers) and an object name (tests, styles)."""
+    widget.setAccessibleName(name)
+    if description:
+        widget.setAccessibleDescription(description)
+    widget.setObjectName(re.sub(r"\W+", "_", name.lower()).strip("_"))
+    return widget
+
+
+def hint_label(text: str) -> QLabel:
+    """A centred, muted hint for an empty pane."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setStyleSheet("color: palette(placeholder-text); padding: 24px; font-size: 11pt;")
+    return label
+
+
+class MessageBanner(QFrame):
+    """A coloured strip with a sentence, an optional detail (the server's reply), a link-like
+    action button and a close button. Kinds: info, success, warning, error."""
+
+    action_clicked = Signal()
+    STYLES = {
+        "info": ("#e8f1fb", "#1d4f91", "#9bbde6"),
+        "success": ("#e7f5ea", "#1e6b34", "#97cfa6"),
+        "warning": ("#fff6e0", "#7a5200", "#e8c66f"),
+        "error": ("#fdecea", "#9b1c1c", "#eba3a3"),
+    }
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        named(self, "Message banner")
+        self.kind = "info"
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail.setFont(mono_font())
+        self.detail.hide()
+        self.detail_button = QToolButton()
+        self.detail_button.setText("Server reply")
+        self.detail_button.setCheckable(True)
+        named(self.detail_button, "Show the server's reply")
+        self.detail_button.toggled.connect(self.detail.setVisible)
+        self.action = QToolButton()
+        named(self.action, "Banner action")
+        self.action.clicked.connect(self.action_clicked)
+        self.close_button = QToolButton()
+        self.close_button.setText("\u2715")
+        self.close_button.setAutoRaise(True)
+        named(self.close_button, "Dismiss message")
+        self.close_button.clicked.connect(self.hide)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.text, 1)
+        top.addWidget(self.action)
+        top.addWidget(self.detail_button)
+        top.addWidget(self.close_button)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(10, 6, 6, 6)
+        box.addLayout(top)
+        box.addWidget(self.detail)
+        self.hide()
+
+    def show_message(self, kind: str, text: str, detail: str = "", action: str = "") -> None:
+        self.kind = kind
+        bg, fg, border = self.STYLES.get(kind, self.STYLES["info"])
+        self.setStyleSheet(
+            f"MessageBanner {{ background: {bg}; border: 1px solid {border}; border-radius: 4px; }}"
+            f" QLabel {{ color: {fg}; background: transparent; border: none; }}"
+        )
+        self.text.setText(text)
+        self.detail.setText(detail)
+        self.detail_button.setVisible(bool(detail))
+        self.detail_button.setChecked(False)
+        self.detail.hide()
+        self.action.setText(action)
+        self.action.setVisible(bool(action))
+        self.setAccessibleDescription(f"{text} {detail}".strip())
+        self.show()
+
+
+def _fmt(color: str, bold: bool = False, italic: bool = False, bg: str = "") -> QTextCharFormat:
+    f = QTextCharFormat()
+    f.setForeground(QColor(color))
+    if bold:
+        f.setFontWeight(QFont.Weight.Bold)
+    if italic:
+        f.setFontItalic(True)
+    if bg:
+        f.setBackground(QColor(bg))
+    return f
+
+
+class MimeHighlighter(QSyntaxHighlighter):
+    """Header names, header values, MIME boundaries and folded-part markers."""
+
+    HEADER, BODY = 0, 1
+
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__(document)
+        self.name = _fmt("#1d4f91", bold=True)
+        self.value = _fmt("#24292f")
+        self.important = _fmt("#6a1b9a", bold=True)
+        self.boundary = _fmt("#8a5a00", bold=True)
+        self.folded = _fmt("#5f6b7a", italic=True, bg="#eef1f5")
+        self.header_re = QRegularExpression(r"^([\x21-\x39\x3b-\x7e]+):")
+        self.boundary_re = QRegularExpression(r"^--\S+$")
+
+    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt API
+        state = self.previousBlockState()
+        if state == -1:
+            state = self.HEADER
+        if text.startswith("\u22ef"):
+            self.setFormat(0, len(text), self.folded)
+            self.setCurrentBlockState(state)
+            return
+        if state == self.BODY and self.boundary_re.match(text).hasMatch():
+            self.setFormat(0, len(text), self.boundary)
+            self.setCurrentBlockState(self.BODY if text.endswith("--") else self.HEADER)
+            return
+        if state == self.HEADER:
+            if not text:
+                self.setCurrentBlockState(self.BODY)
+                return
+            match = self.header_re.match(text)
+            if match.hasMatch():
+                n = match.capturedLength(0)
+                name = match.captured(1).lower()
+                fmt = self.important if name in ("subject", "from", "to", "cc") else self.name
+                self.setFormat(0, n, fmt)
+                self.setFormat(n, len(text) - n, self.value)
+            else:
+                self.setFormat(0, len(text), self.value)
+            self.setCurrentBlockState(self.HEADER)
+            return
+        self.setCurrentBlockState(self.BODY)
+
+
+class TranscriptHighlighter(QSyntaxHighlighter):
+    """C: lines (client) blue, S: lines green or red (4xx/5xx), notes grey."""
+
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__(document)
+        self.client = _fmt("#1d4f91")
+        self.ok = _fmt("#1e6b34")
+        self.bad = _fmt("#b3261e", bold=True)
+        self.note = _fmt("#6b7280", italic=True)
+
+    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt API
+        if text.startswith("C:"):
+            self.setFormat(0, len(text), self.client)
+        elif text.startswith("S:"):
+            code = text[3:4]
+            self.setFormat(0, len(text), self.bad if code in ("4", "5") else self.ok)
+        elif text.startswith("*"):
+            self.setFormat(0, len(text), self.note)
+
+
+def source_editor(name: str) -> QPlainTextEdit:
+    """A read-only monospace text view with MIME highlighting."""
+    edit = QPlainTextEdit()
+    edit.setReadOnly(True)
+    edit.setFont(mono_font())
+    edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    edit.setTextInteractionFlags(
+        Qt.TextInteractionFlag.TextSelectableByMouse
+        | Qt.TextInteractionFlag.TextSelectableByKeyboard
+    )
+    edit.highlighter = MimeHighlighter(edit.document())  # type: ignore[attr-defined]
+    named(edit, name)
+    return edit
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"

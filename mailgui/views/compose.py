@@ -1,0 +1,348 @@
+"""The compose form: address fields, subject, text and HTML bodies, headers, attachments."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QImage,
+    QInputMethodEvent,
+    QTextCharFormat,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailgui.views.common import MessageBanner, icon, mono_font, named
+
+ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
+                  ("reply_to", "Reply-To"))
+
+
+class AddressEdit(QLineEdit):
+    """A line edit for an address list that can underline the bad addresses in red."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.marked_spans: list[tuple[int, int]] = []
+        self.setClearButtonEnabled(True)
+
+    def mark(self, spans: list[tuple[int, int]]) -> None:
+        """Underline ``(start, end)`` spans of the text (an empty list clears the marks)."""
+        if spans == self.marked_spans:
+            return
+        self.marked_spans = list(spans)
+        self.setProperty("invalid", bool(spans))
+        self.style().unpolish(self)
+        self.style().polish(self)
+        fmt = QTextCharFormat()
+        fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+        fmt.setUnderlineColor(QColor("#c62828"))
+        fmt.setForeground(QColor("#b71c1c"))
+        cursor = self.cursorPosition()
+        attributes = [
+            QInputMethodEvent.Attribute(
+                QInputMethodEvent.AttributeType.TextFormat, start - cursor, end - start, fmt
+            )
+            for start, end in spans
+        ]
+        # The well-known way to format parts of a QLineEdit: an input method event that
+        # commits nothing and only carries text formats.
+        QCoreApplication.sendEvent(self, QInputMethodEvent("", attributes))
+
+
+class _RemoteFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if not value:
+                continue
+            if name in ("src", "background", "srcset", "poster"):
+                self.urls += [v.strip().split(" ")[0] for v in value.split(",") if v.strip()]
+            elif name == "style":
+                self.urls += _CSS_URL.findall(value)
+
+
+_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)")
+
+
+def remote_urls(html: str) -> list[str]:
+    """The http(s) URLs an HTML text would load (images, backgrounds, CSS url())."""
+    finder = _RemoteFinder()
+    try:
+        finder.feed(html)
+        finder.close()
+    except (ValueError, AssertionError):
+        pass
+    urls = finder.urls + _CSS_URL.findall(html)
+    return sorted({u for u in urls if u.lower().startswith(("http://", "https://", "//"))})
+
+
+class HtmlPreview(QTextBrowser):
+    """Renders the HTML alternative. Remote images are blocked unless loaded on purpose:
+    the controller fetches them on a worker and hands them over with ``add_image``."""
+
+    blocked_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.blocked: set[str] = set()
+        self.images: dict[str, QImage] = {}
+        self._placeholder = QImage(32, 24, QImage.Format.Format_RGB32)
+        self._placeholder.fill(QColor("#d9dde3"))
+
+    def show_html(self, html: str) -> None:
+        self.blocked = {u for u in remote_urls(html) if u not in self.images}
+        self.setHtml(html)
+        self.blocked_changed.emit(len(self.blocked))
+
+    def add_image(self, url: str, image: QImage) -> None:
+        self.images[url] = image
+        self.document().addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
+        self.blocked.discard(url)
+
+    def loadResource(self, kind: int, url: QUrl) -> object:  # noqa: N802 - Qt API
+        if url.scheme() in ("http", "https", "ftp"):
+            text = url.toString()
+            if text in self.images:
+                return self.images[text]
+            if kind == QTextDocument.ResourceType.ImageResource.value or kind == (
+                QTextDocument.ResourceType.ImageResource
+            ):
+                self.blocked.add(text)
+                return self._placeholder
+            return None
+        if url.scheme() in ("file", "") and kind != QTextDocument.ResourceType.ImageResource:
+            return None
+        return super().loadResource(kind, url)
+
+
+class ComposeView(QWidget):
+    """All the compose widgets, exposed as attributes; signals for the controller."""
+
+    files_dropped = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.banner = MessageBanner()
+
+        # -- addresses and subject ---------------------------------------------------------
+        self.address_edits: dict[str, AddressEdit] = {}
+        self.address_errors: dict[str, QLabel] = {}
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(4)
+        row = 0
+        for key, label_text in ADDRESS_FIELDS:
+            edit = AddressEdit()
+            named(edit, label_text, f"{label_text} addresses, separated by commas")
+            edit.setPlaceholderText(
+                "Name <name@example.com>, other@example.com" if key != "from_email" else ""
+            )
+            label = QLabel(f"{label_text}:")
+            label.setBuddy(edit)
+            label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            error = QLabel()
+            error.setStyleSheet("color: #b71c1c;")
+            error.setWordWrap(True)
+            named(error, f"{label_text} problem")
+            error.hide()
+            grid.addWidget(label, row, 0)
+            grid.addWidget(edit, row, 1)
+            grid.addWidget(error, row + 1, 1)
+            self.address_edits[key] = edit
+            self.address_errors[key] = error
+            row += 2
+        self.subject = QLineEdit()
+        named(self.subject, "Subject")
+        subject_label = QLabel("&Subject:")
+        subject_label.setBuddy(self.subject)
+        subject_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        grid.addWidget(subject_label, row, 0)
+        grid.addWidget(self.subject, row, 1)
+        grid.setColumnStretch(1, 1)
+        self.from_edit = self.address_edits["from_email"]
+        self.address_edits["to"].setPlaceholderText("Name <name@example.com>, other@example.com")
+
+        # -- bodies ---------------------------------------------------------------------------
+        self.body = QPlainTextEdit()
+        named(self.body, "Message text", "The plain-text body")
+        self.body.setTabChangesFocus(True)
+        self.body.setPlaceholderText("Write the plain-text message here.")
+        self.html = QPlainTextEdit()
+        named(self.html, "HTML source", "The HTML alternative of the message")
+        self.html.setTabChangesFocus(True)
+        self.html.setFont(mono_font())
+        self.html.setPlaceholderText(
+            "Optional: an HTML version of the message, e.g. <p>Hello <b>there</b></p>.\n"
+            "It is sent as a multipart/alternative beside the text."
+        )
+        self.html_preview = HtmlPreview()
+        named(self.html_preview, "HTML preview")
+        self.remote_label = QLabel()
+        self.remote_label.setWordWrap(True)
+        self.load_remote = QPushButton("Load remote images")
+        named(self.load_remote, "Load remote images")
+        self.remote_bar = QFrame()
+        self.remote_bar.setStyleSheet(
+            "QFrame { background: #fff6e0; border: 1px solid #e8c66f; border-radius: 3px; }"
+            " QLabel { border: none; color: #7a5200; }"
+        )
+        bar = QHBoxLayout(self.remote_bar)
+        bar.setContentsMargins(6, 2, 2, 2)
+        bar.addWidget(self.remote_label, 1)
+        bar.addWidget(self.load_remote)
+        self.remote_bar.hide()
+        preview_box = QWidget()
+        pv = QVBoxLayout(preview_box)
+        pv.setContentsMargins(0, 0, 0, 0)
+        pv.addWidget(self.remote_bar)
+        pv.addWidget(self.html_preview, 1)
+        self.html_split = QSplitter(Qt.Orientation.Horizontal)
+        self.html_split.addWidget(self.html)
+        self.html_split.addWidget(preview_box)
+        self.html_split.setChildrenCollapsible(False)
+        self.html_split.setStretchFactor(0, 1)
+        self.html_split.setStretchFactor(1, 1)
+        self.html.setMinimumWidth(160)
+        preview_box.setMinimumWidth(160)
+
+        # -- extra headers ------------------------------------------------------------------
+        self.headers = QTableWidget(0, 2)
+        named(self.headers, "Extra headers", "Name and value of each extra header")
+        self.headers.setHorizontalHeaderLabels(["Name", "Value"])
+        self.headers.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.headers.horizontalHeader().setStretchLastSection(True)
+        self.headers.setColumnWidth(0, 180)
+        self.headers.verticalHeader().hide()
+        self.headers.setTabKeyNavigation(False)
+        self.add_header = QPushButton("Add header")
+        named(self.add_header, "Add header")
+        self.remove_header = QPushButton("Remove header")
+        named(self.remove_header, "Remove header")
+        self.header_problem = QLabel()
+        self.header_problem.setStyleSheet("color: #b71c1c;")
+        named(self.header_problem, "Header problem")
+        headers_box = QWidget()
+        hb = QVBoxLayout(headers_box)
+        hb.addWidget(self.headers, 1)
+        hrow = QHBoxLayout()
+        hrow.addWidget(self.add_header)
+        hrow.addWidget(self.remove_header)
+        hrow.addWidget(self.header_problem, 1)
+        hb.addLayout(hrow)
+
+        self.tabs = QTabWidget()
+        named(self.tabs, "Message parts")
+        self.tabs.addTab(self.body, "Text")
+        self.tabs.addTab(self.html_split, "HTML")
+        self.tabs.addTab(headers_box, "Headers")
+
+        # -- attachments ---------------------------------------------------------------------
+        self.attachments = QTreeWidget()
+        named(self.attachments, "Attachments", "Files attached to the message")
+        self.attachments.setHeaderLabels(["Name", "Size", "Type", "Status"])
+        self.attachments.setRootIsDecorated(False)
+        self.attachments.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.attachments.setAlternatingRowColors(True)
+        header = self.attachments.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.attachments.setMinimumHeight(64)
+        self.attachments.setMaximumHeight(120)
+        self.attachments_label = QLabel("Attachments")
+        self.attachments_hint = QLabel("Drop files here, or use Attach\u2026")
+        self.attachments_hint.setStyleSheet("color: palette(placeholder-text);")
+        self.add_attachment = QPushButton(icon("attach"), "Attach\u2026")
+        named(self.add_attachment, "Attach files")
+        self.remove_attachment = QPushButton("Remove")
+        named(self.remove_attachment, "Remove attachment")
+        arow = QHBoxLayout()
+        arow.addWidget(self.attachments_label)
+        arow.addWidget(self.attachments_hint, 1)
+        arow.addWidget(self.add_attachment)
+        arow.addWidget(self.remove_attachment)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.banner)
+        layout.addLayout(grid)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(arow)
+        layout.addWidget(self.attachments)
+
+        for widget in (self.body, self.html, self.html_preview, self.attachments, self.headers,
+                       self.subject, *self.address_edits.values()):
+            widget.installEventFilter(self)
+            if hasattr(widget, "viewport"):
+                widget.viewport().installEventFilter(self)
+
+        QWidget.setTabOrder(self.address_edits["reply_to"], self.subject)
+        QWidget.setTabOrder(self.subject, self.tabs)
+
+    # -- file drops anywhere on the form -----------------------------------------------------
+    @staticmethod
+    def _local_files(event: QDropEvent | QDragEnterEvent) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if self._local_files(event):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        files = self._local_files(event)
+        if files:
+            event.acceptProposedAction()
+            self.files_dropped.emit(files)
+        else:
+            super().dropEvent(event)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+                if kind == QEvent.Type.Drop:
+                    self.dropEvent(event)
+                else:
+                    event.acceptProposedAction()
+                return True
+        return super().eventFilter(obj, event)

@@ -1,0 +1,95 @@
+"""The local test inbox pane (Mailpit-like): list of received messages, headers, parts,
+rendered text and source of the selected one."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QTreeWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailgui.views.common import hint_label, named, source_editor
+from mailgui.views.compose import HtmlPreview
+
+
+class InboxView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = QLabel("Starting the local test inbox\u2026")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        named(self.status, "Inbox status")
+        self.delete = QPushButton("Delete")
+        named(self.delete, "Delete selected message")
+        self.clear = QPushButton("Delete all")
+        named(self.clear, "Delete all messages")
+        top = QHBoxLayout()
+        top.addWidget(self.status, 1)
+        top.addWidget(self.delete)
+        top.addWidget(self.clear)
+
+        self.list = QTreeWidget()
+        named(self.list, "Received messages")
+        self.list.setHeaderLabels(["Received", "From", "To", "Subject", "Size"])
+        self.list.setRootIsDecorated(False)
+        self.list.setAlternatingRowColors(True)
+        self.list.setUniformRowHeights(True)
+        header = self.list.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.list.setColumnWidth(0, 70)
+        self.list.setColumnWidth(1, 130)
+        self.list.setColumnWidth(2, 130)
+        self.list.setColumnWidth(4, 70)
+        self.hint = hint_label(
+            "No messages yet.\n\nWith \u201cLocal test inbox\u201d chosen in \u201cSend via\u201d, "
+            "write a message and press Ctrl+Enter: it arrives here. Other programs can send to "
+            "it too (see the address above)."
+        )
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.hint)
+        self.stack.addWidget(self.list)
+
+        self.headers = QTreeWidget()
+        named(self.headers, "Message headers")
+        self.headers.setHeaderLabels(["Header", "Value"])
+        self.headers.setRootIsDecorated(False)
+        self.headers.setColumnWidth(0, 150)
+        self.parts = QTreeWidget()
+        named(self.parts, "Message parts")
+        self.parts.setHeaderLabels(["Part", "File name", "Size", "Disposition"])
+        self.parts.setColumnWidth(0, 220)
+        self.rendered = HtmlPreview()  # remote images are never loaded here
+        named(self.rendered, "Message text")
+        self.source = source_editor("Received message source")
+        self.detail = QTabWidget()
+        named(self.detail, "Message details")
+        self.detail.addTab(self.rendered, "Text")
+        self.detail.addTab(self.headers, "Headers")
+        self.detail.addTab(self.parts, "Parts")
+        self.detail.addTab(self.source, "Source")
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.stack)
+        split.addWidget(self.detail)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setChildrenCollapsible(False)
+        self.split = split
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addLayout(top)
+        box.addWidget(split, 1)
+
+    def set_empty(self, empty: bool) -> None:
+        self.stack.setCurrentWidget(self.hint if empty else self.list)

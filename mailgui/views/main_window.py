@@ -1,0 +1,173 @@
+"""The main window: toolbar with the "Send via" switch, compose form, side panes, status bar."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
+
+from mailgui.views.common import icon, named
+from mailgui.views.compose import ComposeView
+from mailgui.views.inbox import InboxView
+from mailgui.views.panes import ConsoleView, MemoryView, SentLogView, SourceView, TranscriptView
+
+
+class MainWindow(QMainWindow):
+    close_requested = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("mailgui")
+        self.setWindowIcon(icon("mailgui"))
+        self.resize(1280, 800)
+        self.allow_close = False
+
+        self.compose = ComposeView()
+        self.inbox = InboxView()
+        self.source = SourceView()
+        self.transcript = TranscriptView()
+        self.console = ConsoleView()
+        self.memory = MemoryView()
+        self.sent = SentLogView()
+        self.side = QTabWidget()
+        named(self.side, "Side panes")
+        self.side.addTab(self.inbox, icon("inbox"), "Inbox")
+        self.side.addTab(self.source, icon("source"), "Source")
+        self.side.addTab(self.transcript, "Transcript")
+        self.side.addTab(self.console, "Console")
+        self.side.addTab(self.memory, "Memory")
+        self.side.addTab(self.sent, "Sent")
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.addWidget(self.compose)
+        self.split.addWidget(self.side)
+        self.split.setStretchFactor(0, 5)
+        self.split.setStretchFactor(1, 6)
+        self.split.setChildrenCollapsible(False)
+        self.split.setSizes([560, 720])
+        self.setCentralWidget(self.split)
+
+        # -- actions --------------------------------------------------------------------------
+        def action(text: str, icon_name: str | None, shortcuts: list, tip: str) -> QAction:
+            act = QAction(text, self)
+            if icon_name:
+                act.setIcon(icon(icon_name))
+            if shortcuts:
+                act.setShortcuts([QKeySequence(s) for s in shortcuts])
+            keys = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            act.setToolTip(f"{tip} ({keys})" if shortcuts else tip)
+            act.setStatusTip(tip)
+            self.addAction(act)
+            return act
+
+        self.act_send = action("&Send", "send", ["Ctrl+Return", "Ctrl+Enter"],
+                               "Send the message now")
+        self.act_save = action("Save &draft", "save", [QKeySequence.StandardKey.Save],
+                               "Save the draft now (it is also saved automatically)")
+        self.act_source = action("Show &source", "source", ["Ctrl+U"],
+                                 "Show the MIME source that would be sent")
+        self.act_attach = action("&Attach files\u2026", "attach", ["Ctrl+Shift+A"],
+                                 "Attach files to the message")
+        self.act_inbox = action("Local test &inbox", "inbox", ["Ctrl+I"],
+                                "Show the local test inbox")
+        self.act_profiles = action("&Profiles\u2026", "profile", ["Ctrl+Shift+P"],
+                                   "Create and edit SMTP and test profiles")
+        self.act_new = action("&New draft", "new", [QKeySequence.StandardKey.New],
+                              "Start a new, empty draft")
+        self.act_open = action("&Open .eml\u2026", "open", [QKeySequence.StandardKey.Open],
+                               "Open an .eml file as a draft")
+        self.act_save_eml = action("Save source as .&eml\u2026", None, ["Ctrl+Shift+S"],
+                                   "Save the message as an .eml file")
+        self.act_open_folder = action("Open output &folder", "folder", [],
+                                      "Open the folder where the file backend writes")
+        self.act_quit = action("&Quit", None, [QKeySequence.StandardKey.Quit], "Quit mailgui")
+        self.act_about = action("&About mailgui", None, [], "About mailgui")
+        self.act_cancel = action("&Cancel sending", "cancel", [], "Stop the send in progress")
+        self.act_cancel.setShortcut(QKeySequence("Escape"))
+        self.act_cancel.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.act_cancel.setEnabled(False)
+
+        self.target = QComboBox()
+        named(self.target, "Send via", "Where the next message goes")
+        self.target.setMinimumContentsLength(22)
+        self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.target_detail = QLabel()
+        self.target_detail.setStyleSheet("color: palette(placeholder-text); padding-left: 6px;")
+        named(self.target_detail, "Where the message goes")
+
+        bar = QToolBar("Main")
+        bar.setObjectName("main_toolbar")
+        bar.setMovable(False)
+        bar.setIconSize(QSize(22, 22))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.addAction(self.act_send)
+        bar.addAction(self.act_save)
+        bar.addAction(self.act_attach)
+        bar.addSeparator()
+        via = QLabel("Send via: ")
+        via.setBuddy(self.target)
+        bar.addWidget(via)
+        bar.addWidget(self.target)
+        bar.addWidget(self.target_detail)
+        bar.addAction(self.act_open_folder)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        bar.addAction(self.act_profiles)
+        bar.addAction(self.act_source)
+        bar.addAction(self.act_inbox)
+        self.toolbar = bar
+        self.addToolBar(bar)
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for act in (self.act_new, self.act_open, self.act_save, self.act_save_eml, None,
+                    self.act_open_folder, None, self.act_quit):
+            file_menu.addSeparator() if act is None else file_menu.addAction(act)
+        msg_menu = menu.addMenu("&Message")
+        for act in (self.act_send, self.act_cancel, self.act_attach):
+            msg_menu.addAction(act)
+        view_menu = menu.addMenu("&View")
+        view_menu.addAction(self.act_source)
+        view_menu.addAction(self.act_inbox)
+        self.pane_actions = []
+        for index in range(self.side.count()):
+            act = QAction(f"{self.side.tabText(index)} pane", self)
+            act.setShortcut(QKeySequence(f"Alt+{index + 1}"))
+            act.triggered.connect(lambda _=False, i=index: self.show_pane(i))
+            view_menu.addAction(act)
+            self.pane_actions.append(act)
+        menu.addMenu("&Profiles").addAction(self.act_profiles)
+        menu.addMenu("&Help").addAction(self.act_about)
+
+        # -- status bar -----------------------------------------------------------------------
+        self.progress = QProgressBar()
+        named(self.progress, "Sending progress")
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel = QPushButton(icon("cancel"), "Cancel")
+        named(self.cancel, "Cancel sending")
+        self.cancel.hide()
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel)
+
+    def show_pane(self, index_or_widget: int | QWidget) -> None:
+        if isinstance(index_or_widget, int):
+            self.side.setCurrentIndex(index_or_widget)
+        else:
+            self.side.setCurrentWidget(index_or_widget)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.close_requested.emit()
+        event.accept()

@@ -1,0 +1,195 @@
+"""The side panes: MIME source, transcript of the last send, console output, memory outbox,
+Sent log. Layout only."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTreeWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailgui.views.common import (
+    TranscriptHighlighter,
+    hint_label,
+    mono_font,
+    named,
+    source_editor,
+)
+
+
+def _tree(name: str, headers: list[str]) -> QTreeWidget:
+    tree = QTreeWidget()
+    named(tree, name)
+    tree.setHeaderLabels(headers)
+    tree.setRootIsDecorated(False)
+    tree.setAlternatingRowColors(True)
+    tree.setUniformRowHeights(True)
+    tree.header().setStretchLastSection(True)
+    return tree
+
+
+class SourceView(QWidget):
+    """The MIME source of the draft: the bytes mailcore would send."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = QLabel("The source appears here as you write.")
+        named(self.status, "Source status")
+        self.status.setWordWrap(True)
+        self.show_all = QCheckBox("Show all")
+        named(self.show_all, "Show all lines of attachments",
+              "Unfold long base64 parts (may be slow for big attachments)")
+        self.copy = QPushButton("Copy")
+        named(self.copy, "Copy source to clipboard")
+        self.save = QPushButton("Save as .eml\u2026")
+        named(self.save, "Save source as eml file")
+        top = QHBoxLayout()
+        top.addWidget(self.status, 1)
+        top.addWidget(self.show_all)
+        top.addWidget(self.copy)
+        top.addWidget(self.save)
+        self.text = source_editor("MIME source")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b71c1c;")
+        named(self.error, "Source problem")
+        self.error.hide()
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addLayout(top)
+        box.addWidget(self.error)
+        box.addWidget(self.text, 1)
+
+
+class TranscriptView(QWidget):
+    """The result of the latest send (or connection test) and its SMTP conversation."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.result = QLabel("Nothing sent yet in this session.")
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        named(self.result, "Result of the last send")
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setFont(mono_font())
+        self.text.setPlaceholderText(
+            "The SMTP conversation of each send appears here: C: is mailgui, S: the server.\n"
+            "Passwords are never shown."
+        )
+        self.highlighter = TranscriptHighlighter(self.text.document())
+        named(self.text, "SMTP transcript")
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.result)
+        box.addWidget(self.text, 1)
+
+
+class ConsoleView(QWidget):
+    """What the console backend printed (also written to stdout)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setFont(mono_font())
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text.setMaximumBlockCount(50000)
+        self.text.setPlaceholderText(
+            "Choose \u201cConsole\u201d in \u201cSend via\u201d: messages are printed here "
+            "(and on standard output) instead of being sent."
+        )
+        named(self.text, "Console output")
+        self.clear = QPushButton("Clear")
+        named(self.clear, "Clear console output")
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.clear)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.text, 1)
+        box.addLayout(row)
+
+
+class MessageListView(QWidget):
+    """A list of messages above a source viewer, with a hint while the list is empty."""
+
+    def __init__(self, name: str, columns: list[str], hint: str,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = _tree(name, columns)
+        self.hint = hint_label(hint)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.hint)
+        self.stack.addWidget(self.list)
+        self.source = source_editor(f"{name} source")
+        self.split = QSplitter(Qt.Orientation.Vertical)
+        self.split.addWidget(self.stack)
+        self.split.addWidget(self.source)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 2)
+        self.clear = QPushButton("Clear")
+        named(self.clear, f"Clear {name}")
+        self.buttons = QHBoxLayout()
+        self.buttons.addStretch(1)
+        self.buttons.addWidget(self.clear)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.split, 1)
+        box.addLayout(self.buttons)
+
+    def set_empty(self, empty: bool) -> None:
+        self.stack.setCurrentWidget(self.hint if empty else self.list)
+
+
+class MemoryView(MessageListView):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(
+            "Memory outbox", ["Time", "Subject", "To"],
+            "Choose \u201cMemory\u201d in \u201cSend via\u201d: messages are kept here "
+            "(mailcore.outbox) for this session, and you can look at each one.",
+            parent,
+        )
+
+
+class SentLogView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = _tree("Sent log",
+                          ["Time", "Via", "Subject", "Recipients", "Result", "Message-ID"])
+        self.list.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.list.setColumnWidth(0, 130)
+        self.list.setColumnWidth(1, 110)
+        self.list.setColumnWidth(2, 160)
+        self.list.setColumnWidth(3, 160)
+        self.list.setColumnWidth(4, 90)
+        self.hint = hint_label("Every message you send is listed here, with its "
+                               "Message-ID, the server's answer and the SMTP conversation.")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.hint)
+        self.stack.addWidget(self.list)
+        self.detail = QPlainTextEdit()
+        self.detail.setReadOnly(True)
+        self.detail.setFont(mono_font())
+        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.highlighter = TranscriptHighlighter(self.detail.document())
+        named(self.detail, "Sent log details")
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.stack)
+        split.addWidget(self.detail)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(split, 1)
+
+    def set_empty(self, empty: bool) -> None:
+        self.stack.setCurrentWidget(self.hint if empty else self.list)

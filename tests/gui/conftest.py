@@ -1,0 +1,83 @@
+"""Fixtures for the mailgui tests: app paths in tmp_path, a real keyring, the app itself."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailgui.model.paths import AppPaths
+from mailgui.model.profiles import Profile, ProfileStore
+from mailgui.model.secrets import SecretStore
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> AppPaths:
+    return AppPaths.under(tmp_path / "app")
+
+
+@pytest.fixture
+def secrets() -> Iterator[SecretStore]:
+    """The real system keyring (gnome-keyring under scripts/sandbox.sh), own service name."""
+    store = SecretStore(service=f"mailgui-test-{uuid.uuid4().hex[:8]}")
+    status = store.status()
+    if not status.usable:
+        pytest.skip(f"no usable keyring here ({status.reason}); run under scripts/sandbox.sh")
+    created: list[str] = []
+    original_set = store.set
+
+    def tracking_set(profile_id: str, password: str) -> None:
+        created.append(profile_id)
+        original_set(profile_id, password)
+
+    store.set = tracking_set  # type: ignore[method-assign]
+    yield store
+    for profile_id in created:
+        store.delete(profile_id)
+
+
+@pytest.fixture
+def failing_keyring() -> Iterator[SecretStore]:
+    """keyring's own ``fail`` backend, set as the process keyring: no keyring at all."""
+    import keyring
+    import keyring.backends.fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    try:
+        yield SecretStore(service="mailgui-test-nokeyring")
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
+    """Build MailGui windows on ``paths`` (several, to test restarts); shut down at the end."""
+    from mailgui.app import MailGui
+
+    made = []
+
+    def make(secrets: SecretStore | None = None, *, start_inbox: bool = True,
+             app_paths: AppPaths | None = None) -> MailGui:
+        gui = MailGui(app_paths or paths, secrets=secrets, start_inbox=start_inbox)
+        qtbot.addWidget(gui.window)
+        gui.window.show()
+        made.append(gui)
+        if start_inbox:
+            qtbot.waitUntil(lambda: gui.controller.inbox.port != 0, timeout=10000)
+        # the keyring probe runs on the pool; wait for it so tests see a known state
+        qtbot.waitUntil(lambda: gui.controller.profiles.keyring_status is not None, timeout=10000)
+        return gui
+
+    yield make
+    for gui in made:
+        gui.shutdown()
+
+
+def add_profile(paths: AppPaths, **fields: object) -> Profile:
+    store = ProfileStore(paths)
+    profile = Profile(**fields)  # type: ignore[arg-type]
+    store.upsert(profile)
+    return profile

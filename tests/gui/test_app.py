@@ -1,0 +1,246 @@
+"""The app as a whole: first start, drafts that survive, shortcuts, .eml in and out, profiles,
+the inbox pane, the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+
+from mailcore.wire import serialize
+from mailgui import __version__
+from mailgui.app import display_problem
+from mailgui.controllers.inbox import InboxController
+from mailgui.model.draft import AttachmentRef, Draft
+from mailgui.model.message import build_message
+from mailgui.model.paths import AppPaths
+from tests.gui.test_sending import fill, send
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_first_start_offers_the_local_inbox(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui()
+    w = gui.window
+    assert w.target.currentText() == "Local test inbox"
+    assert w.compose.banner.isVisible() and "Welcome" in w.compose.banner.text.text()
+    port = gui.controller.inbox.port
+    assert f"127.0.0.1:{port}" in w.inbox.status.text()
+    assert f"127.0.0.1:{port}" in w.target_detail.text()
+    assert w.inbox.stack.currentWidget() is w.inbox.hint  # empty pane with a hint
+    assert [w.target.itemText(i) for i in range(w.target.count()) if w.target.itemData(i)] == [
+        "Local test inbox", "Console", "Files", "Memory", "Dummy"]
+    # the banner's button opens the profile editor with a first SMTP profile
+    qtbot.mouseClick(w.compose.banner.action, Qt.MouseButton.LeftButton)
+    dialog = gui.controller.profiles.dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.name.text() == "New SMTP server"
+
+
+def test_autosave_brings_the_draft_back_after_a_kill(make_gui, qtbot, paths: AppPaths,  # noqa: ANN001
+                                                     tmp_path: Path) -> None:
+    att = tmp_path / "notes.pdf"
+    att.write_bytes(b"%PDF")
+    gui = make_gui(start_inbox=False)
+    fill(gui, to="carol@example.org", subject="Unsent thoughts", body="Half a sentence")
+    gui.window.compose.html.setPlainText("<p>html too</p>")
+    gui.window.compose.address_edits["cc"].setText("cc@example.org")
+    gui.controller.compose.add_attachments([str(att)])
+    gui.window.target.setCurrentIndex(gui.window.target.findData("builtin-memory"))
+    store = gui.controller.draft_store
+    # the autosave timer writes it within a few seconds, without any explicit save
+    qtbot.waitUntil(lambda: (d := store.load()) is not None and d.subject == "Unsent thoughts"
+                    and bool(d.attachments), timeout=10000)
+    assert not gui.controller.compose.dirty
+    # a second window on the same data dir, as after a crash: no shutdown() of the first
+    second = make_gui(start_inbox=False)
+    draft = second.controller.compose.draft
+    assert (draft.to, draft.cc, draft.subject, draft.body, draft.html) == (
+        "carol@example.org", "cc@example.org", "Unsent thoughts", "Half a sentence",
+        "<p>html too</p>")
+    assert [a.path for a in draft.attachments] == [str(att)]
+    assert second.window.compose.subject.text() == "Unsent thoughts"
+    assert second.window.target.currentData() == "builtin-memory"
+    assert "is back" in second.window.compose.banner.text.text()
+    qtbot.waitUntil(lambda: second.window.compose.attachments.topLevelItem(0).text(3) == "ok")
+
+
+def test_quit_saves_the_draft_and_settings(make_gui, paths: AppPaths) -> None:  # noqa: ANN001
+    gui = make_gui()
+    port = gui.controller.inbox.port
+    fill(gui, subject="Saved on quit")
+    gui.window.target.setCurrentIndex(gui.window.target.findData("builtin-console"))
+    gui.window.close()
+    assert gui.controller.draft_store.load().subject == "Saved on quit"
+    assert json.loads(paths.settings_file.read_text())["target"] == "builtin-console"
+    assert not gui.controller.inbox.running
+    import socket
+
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # the inbox port is closed
+
+
+def test_keyboard_shortcuts(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui()
+    w = gui.window
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    fill(gui, subject="Shortcuts")
+    w.compose.subject.setFocus()
+    qtbot.keyClick(w.compose.subject, Qt.Key.Key_U, Qt.KeyboardModifier.ControlModifier)
+    assert w.side.currentWidget() is w.source
+    store = gui.controller.draft_store
+    qtbot.keyClick(w.compose.subject, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: store.load() is not None and store.load().subject == "Shortcuts")
+    assert "Draft saved" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(gui.controller.sending.finished, timeout=10000) as blocker:
+        qtbot.keyClick(w.compose.subject, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert blocker.args[0].ok
+    qtbot.waitUntil(lambda: len(gui.controller.inbox.messages) == 1)
+
+
+def test_open_eml_and_save_eml(make_gui, qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    pdf = tmp_path / "invoice.pdf"
+    pdf.write_bytes(b"%PDF-1.7 " + os.urandom(3000))
+    original = Draft(to="Dora <dora@example.com>", subject="Invoice 42", body="Attached.\n",
+                     html="<p>Attached.</p>", headers=[("X-Order", "42")],
+                     attachments=[AttachmentRef(str(pdf))])
+    eml = tmp_path / "in.eml"
+    eml.write_bytes(serialize(build_message(original)).getvalue())
+    gui = make_gui(start_inbox=False)
+    gui.controller.open_eml(str(eml))
+    qtbot.waitUntil(lambda: gui.controller.compose.draft.subject == "Invoice 42")
+    view = gui.window.compose
+    assert view.address_edits["to"].text() == "Dora <dora@example.com>"
+    assert view.body.toPlainText() == "Attached.\n"
+    assert view.html.toPlainText().strip() == "<p>Attached.</p>"
+    assert view.headers.item(0, 0).text() == "X-Order"
+    saved = Path(gui.controller.compose.draft.attachments[0].path)
+    assert saved.read_bytes() == pdf.read_bytes()
+    assert saved.is_relative_to(gui.paths.drafts_dir)
+    qtbot.waitUntil(lambda: view.attachments.topLevelItem(0).text(2) == "application/pdf")
+    # save the source as .eml (the dialog is patched), and copy it
+    target = tmp_path / "out.eml"
+    monkeypatch.setattr(gui.controller.source, "ask_save_path", lambda: str(target))
+    qtbot.mouseClick(gui.window.source.save, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(target.exists)
+    import email
+    import email.policy
+
+    again = email.message_from_bytes(target.read_bytes(), policy=email.policy.default)
+    assert again["Subject"] == "Invoice 42" and again["X-Order"] == "42"
+    qtbot.mouseClick(gui.window.source.copy, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Subject: Invoice 42" in QGuiApplication.clipboard().text())
+
+
+def test_profiles_duplicate_and_delete(make_gui, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)
+    profiles = gui.controller.profiles
+    dialog = profiles.open_dialog()
+    qtbot.mouseClick(dialog.new, Qt.MouseButton.LeftButton)
+    dialog.name.setText("Staging")
+    dialog.host.setText("smtp.staging.example")
+    qtbot.mouseClick(dialog.save, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.duplicate, Qt.MouseButton.LeftButton)
+    names = [p.name for p in gui.controller.profile_store.user_profiles()]
+    assert names == ["Staging", "Staging (copy)"]
+    assert gui.window.target.findText("Staging (copy)") >= 0
+    dialog.kind.setCurrentIndex(dialog.kind.findData("file"))
+    assert dialog.file_group.isVisibleTo(dialog) and not dialog.smtp_group.isVisibleTo(dialog)
+    qtbot.mouseClick(dialog.save, Qt.MouseButton.LeftButton)
+    assert "Choose a folder" in dialog.test_result.text()
+    monkeypatch.setattr(profiles, "confirm_delete", lambda p: True)
+    qtbot.mouseClick(dialog.delete, Qt.MouseButton.LeftButton)
+    assert [p.name for p in gui.controller.profile_store.user_profiles()] == ["Staging"]
+    assert gui.window.target.findText("Staging (copy)") < 0
+    # security switches the port between the usual ones
+    dialog.security.setCurrentIndex(dialog.security.findData("tls"))
+    assert dialog.port.value() == 465
+
+
+def test_inbox_delete_and_clear(make_gui, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui()
+    for subject in ("one", "two"):
+        fill(gui, subject=subject)
+        assert send(gui, qtbot).ok
+    inbox = gui.controller.inbox
+    qtbot.waitUntil(lambda: len(inbox.messages) == 2)
+    assert gui.window.side.tabText(0) == "Inbox (2)"
+    view = gui.window.inbox
+    view.list.setCurrentItem(view.list.topLevelItem(0))
+    qtbot.mouseClick(view.delete, Qt.MouseButton.LeftButton)
+    assert [m.subject for m in inbox.messages] == ["one"]
+    qtbot.waitUntil(lambda: len(inbox.store.list()) == 1)
+    monkeypatch.setattr(InboxController, "confirm_clear", lambda self: True)
+    qtbot.mouseClick(view.clear, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: inbox.store.list() == [])
+    assert view.stack.currentWidget() is view.hint
+    assert QMessageBox  # the real question box is patched above, never shown
+
+
+def test_command_line_version_and_no_display(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    done = subprocess.run([sys.executable, "-m", "mailgui", "--version"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"mailgui {__version__}"
+    done = subprocess.run([sys.executable, "-m", "mailgui"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "needs a graphical display" in done.stderr
+    env["DISPLAY"] = ":987"  # no X server there
+    code = "import mailgui.app as a; raise SystemExit(a.main([]))"
+    done = subprocess.run([sys.executable, "-c", code],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "can't open the X display ':987'" in done.stderr
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+
+
+def test_long_sessions_do_not_leak_references_to_none_or_bools(qapp) -> None:  # noqa: ANN001
+    """PySide6-Essentials 6.12.0 on CPython 3.11 dropped a reference to None on every void
+    call and to True/False on every emit, and the interpreter aborted after a few thousand
+    calls; pyproject.toml keeps PySide6 below 6.12 for that. This fails (or crashes) if a
+    build with the bug comes back."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QLineEdit
+
+    class Emitter(QObject):
+        ping = Signal(str)
+        flag = Signal(bool)
+
+    edit = QLineEdit()
+    emitter = Emitter()
+    emitter.ping.connect(edit.setText)
+    emitter.flag.connect(edit.setEnabled)
+    before = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(20000):  # more than None's and True's normal reference counts
+        emitter.ping.emit("x")
+        emitter.flag.emit(True)
+        edit.setText("y")
+    assert edit.text() == "y"
+    after = sys.getrefcount(None), sys.getrefcount(True)
+    assert abs(after[0] - before[0]) < 100 and abs(after[1] - before[1]) < 100
+
+
+def test_inbox_and_sent_log_survive_a_restart(make_gui, qtbot, paths: AppPaths) -> None:  # noqa: ANN001
+    gui = make_gui()
+    fill(gui, subject="Kept")
+    assert send(gui, qtbot).ok
+    qtbot.waitUntil(lambda: len(gui.controller.inbox.messages) == 1)
+    assert gui.window.windowTitle() == "Kept \u2014 mailgui"
+    gui.window.close()
+    again = make_gui()
+    qtbot.waitUntil(lambda: len(again.controller.inbox.messages) == 1)
+    assert again.window.inbox.list.topLevelItem(0).text(3) == "Kept"
+    qtbot.waitUntil(lambda: again.window.sent.list.topLevelItemCount() == 1)
+    assert again.window.sent.list.topLevelItem(0).text(2) == "Kept"
+    again.window.sent.list.setCurrentItem(again.window.sent.list.topLevelItem(0))
+    assert "S: 250" in again.window.sent.detail.toPlainText()

@@ -1,0 +1,448 @@
+"""The model, without a QApplication: addresses, messages, drafts, profiles, keyring wrapper,
+source preview, .eml import, Sent log, sending and the local inbox (real servers)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import keyring.backends.fail
+import pytest
+
+import mailcore
+from mailcore.message import FileContent
+from mailcore.wire import serialize
+from mailgui.model.addresses import check_address, check_addresses, split_addresses, valid_list
+from mailgui.model.draft import AttachmentRef, Draft, DraftStore
+from mailgui.model.eml import draft_from_eml
+from mailgui.model.errors import describe_error
+from mailgui.model.inbox import InboxServer, InboxStore, message_parts
+from mailgui.model.message import build_message, draft_problems
+from mailgui.model.paths import AppPaths
+from mailgui.model.profiles import DEFAULT_FROM, Profile, ProfileStore
+from mailgui.model.secrets import KeyringUnavailable, SecretStore
+from mailgui.model.sending import Canceller, check_connection, send_draft
+from mailgui.model.sentlog import SentEntry, SentLog
+from mailgui.model.source import FOLD_MARK, HeadTailFileContent, preview
+from tests.support.servers import TEST_PASSWORD, TEST_USER, SMTPServer
+
+
+def test_model_imports_no_qt() -> None:
+    code = (
+        "import sys\n"
+        "import mailgui.model.sending, mailgui.model.source, mailgui.model.inbox, "
+        "mailgui.model.eml, mailgui.model.profiles, mailgui.model.secrets\n"
+        "bad = [m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+# -- addresses --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason_part"),
+    [
+        ("bob", "no @"),
+        ("bob@", "domain after @ is missing"),
+        ("@example.com", "nothing before the @"),
+        ("a@b@example.com", "more than one @"),
+        ("Bob Smith bob@example.com", "space inside the address"),
+        ("bob@example..com", "empty part"),
+        ("<bob@example.com", "no matching >"),
+        ('"Bob <bob@example.com>', "quote"),
+        ("bob@example.com trailing", "space"),
+        ("josé@example.com", "non-ASCII"),
+    ],
+)
+def test_bad_address_has_a_reason(text: str, reason_part: str) -> None:
+    reason = check_address(text)
+    assert reason is not None and reason_part in reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["bob@example.com", "Bob <bob@example.com>", '"Smith, Bob" <bob@example.com>',
+     "bob@localhost", "user@exämple.com", "Zoë <zoe@example.org>"],
+)
+def test_good_addresses(text: str) -> None:
+    assert check_address(text) is None
+
+
+def test_split_keeps_quoted_commas_and_reports_spans() -> None:
+    text = '"Smith, Bob" <bob@example.com>,  carol ; dave@example.com'
+    items = split_addresses(text)
+    assert [i[0] for i in items] == ['"Smith, Bob" <bob@example.com>', "carol", "dave@example.com"]
+    for value, start, end in items:
+        assert text[start:end] == value
+    checks = check_addresses(text)
+    assert [c.ok for c in checks] == [True, False, True]
+    with pytest.raises(ValueError, match="carol"):
+        valid_list(text)
+
+
+# -- building messages ------------------------------------------------------------------------
+
+
+def _profile(**kw: object) -> Profile:
+    return Profile("Test", "memory", from_email="Sender <sender@example.com>", **kw)
+
+
+def test_build_message_uses_every_field(tmp_path: Path) -> None:
+    big = tmp_path / "data.bin"
+    big.write_bytes(os.urandom(1000))
+    note = tmp_path / "note.txt"
+    note.write_text("hello\n")
+    draft = Draft(to="Bob <bob@example.com>, carol@example.org", cc="cc@example.com",
+                  bcc="hidden@example.com", reply_to="replies@example.com", subject="Hi",
+                  body="Text body", html="<p>HTML body</p>", headers=[("X-Tag", "1")],
+                  attachments=[AttachmentRef(str(big)), AttachmentRef(str(note))])
+    msg = build_message(draft, _profile())
+    assert msg.from_email == "Sender <sender@example.com>"
+    assert msg.to == ["Bob <bob@example.com>", "carol@example.org"]
+    assert msg.cc == ["cc@example.com"] and msg.bcc == ["hidden@example.com"]
+    assert msg.reply_to == ["replies@example.com"]
+    assert msg.alternatives[0].mimetype == "text/html"
+    assert msg.extra_headers["X-Tag"] == "1"
+    assert msg.extra_headers["Message-ID"] == draft.message_id
+    assert isinstance(msg.attachments[0].content, FileContent)  # streamed, not read
+    parsed = email.message_from_bytes(serialize(msg).getvalue(), policy=email.policy.default)
+    assert parsed["Message-ID"] == draft.message_id
+    assert "hidden@example.com" not in str(parsed)  # Bcc stays in the envelope
+
+
+def test_from_defaults_to_profile_then_app_default() -> None:
+    draft = Draft(to="bob@example.com")
+    assert build_message(draft, _profile()).from_email == "Sender <sender@example.com>"
+    assert build_message(draft, Profile("P", "dummy")).from_email == DEFAULT_FROM
+
+
+def test_problems_name_the_bad_field() -> None:
+    problems = draft_problems(Draft(to="bob@example.com, nope", headers=[("Bad Name", "x")]))
+    fields = [p.field for p in problems]
+    assert fields == ["to", "headers"]
+    assert "nope" in problems[0].message and "no @" in problems[0].message
+    assert draft_problems(Draft())[0].message.startswith("Add at least one recipient")
+    with pytest.raises(ValueError, match="nope"):
+        build_message(Draft(to="nope"))
+    with pytest.raises(mailcore.BadHeaderError):
+        build_message(Draft(to="a@example.com", headers=[("X-A", "line\nbreak")]))
+
+
+def test_missing_attachment_raises_oserror_with_a_sentence(tmp_path: Path) -> None:
+    draft = Draft(to="a@example.com", attachments=[AttachmentRef(str(tmp_path / "gone.pdf"))])
+    with pytest.raises(FileNotFoundError) as info:
+        build_message(draft)
+    assert "gone.pdf" in describe_error(info.value).sentence
+
+
+# -- drafts -----------------------------------------------------------------------------------
+
+
+def test_draft_store_round_trip_and_generations(paths: AppPaths, tmp_path: Path) -> None:
+    store = DraftStore(paths)
+    assert store.load() is None
+    draft = Draft(to="a@example.com", subject="S", body="B", html="<b>H</b>",
+                  headers=[("X-A", "1")], attachments=[AttachmentRef(str(tmp_path / "f.bin"))])
+    assert store.save(draft, generation=2)
+    older = draft.copy()
+    older.subject = "older"
+    assert not store.save(older, generation=1)  # an older autosave never wins
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded.fingerprint() == draft.fingerprint()
+    assert loaded.attachments[0].path == str(tmp_path / "f.bin")
+    assert not list(store.path.parent.glob("*.tmp"))  # atomic: no leftovers
+    store.path.write_text("{ not json")
+    assert store.load() is None
+
+
+# -- profiles and secrets ---------------------------------------------------------------------
+
+
+def test_profile_store_crud_and_no_secret_in_file(paths: AppPaths) -> None:
+    store = ProfileStore(paths)
+    assert [p.kind for p in store.all()] == ["inbox", "console", "file", "memory", "dummy"]
+    p = Profile("Work", "smtp", host="smtp.example.com", port=587, username="me")
+    store.upsert(p)
+    twin = store.duplicate(p.id)
+    assert twin.id != p.id and twin.name == "Work (copy)"
+    store.delete(p.id)
+    again = ProfileStore(paths)
+    assert [x.name for x in again.user_profiles()] == ["Work (copy)"]
+    # a password put into the file by hand is ignored and never written back
+    data = json.loads(paths.profiles_file.read_text())
+    data["profiles"][0]["password"] = "hunter2"
+    paths.profiles_file.write_text(json.dumps(data))
+    store = ProfileStore(paths)
+    store.save()
+    assert "hunter2" not in paths.profiles_file.read_text()
+    assert store.get("builtin-inbox").builtin
+
+
+def test_fail_keyring_is_reported_not_used() -> None:
+    store = SecretStore(service="mailgui-test", backend=keyring.backends.fail.Keyring())
+    status = store.status()
+    assert not status.usable
+    assert "No secure system keyring" in status.sentence
+    with pytest.raises(KeyringUnavailable):
+        store.get("x")
+    with pytest.raises(KeyringUnavailable):
+        store.set("x", "secret")
+
+
+def test_real_keyring_round_trip(secrets: SecretStore) -> None:
+    secrets.set("profile-1", "s3cret")
+    assert secrets.get("profile-1") == "s3cret"
+    secrets.delete("profile-1")
+    assert secrets.get("profile-1") is None
+
+
+# -- source preview ---------------------------------------------------------------------------
+
+
+def test_preview_folds_big_attachment_and_reads_only_what_it_shows(tmp_path: Path) -> None:
+    blob = tmp_path / "big.bin"
+    blob.write_bytes(os.urandom(2_000_003))
+    draft = Draft(to="a@example.com", subject="Big", body="see attachment",
+                  attachments=[AttachmentRef(str(blob))])
+    result = preview(draft, None)
+    full = serialize(build_message(draft)).getvalue().decode("ascii")
+    assert result.folded_parts == 1
+    assert result.size == len(full.encode())  # the size of the real message, exactly
+    shown = [line for line in result.text.splitlines() if len(line) in (76, 48) or
+             line.startswith(FOLD_MARK)]
+    assert any(line.startswith(FOLD_MARK) for line in shown)
+    for line in result.text.splitlines():
+        skip = (FOLD_MARK, "Date:", "--=", "Content-Type:")
+        if not line.startswith(skip):
+            assert line in full  # every shown line is a real line of the message
+    # the reader of a preview never touches the middle of the file
+    content = HeadTailFileContent(blob)
+    with content.open() as f:
+        f.seek(1_000_000)
+        assert f.read(10) == bytes(10)
+    unfolded = preview(draft, None, fold=False)
+    assert unfolded.folded_parts == 0 and len(unfolded.text) > 2_000_000
+
+
+def test_preview_text_equals_serialize_for_small_message() -> None:
+    draft = Draft(to="a@example.com", subject="Small", body="line one\n.dot line\n")
+    text = preview(draft, None).text
+    data = serialize(build_message(draft)).getvalue().decode()
+    assert [x for x in text.splitlines() if not x.startswith("Date:")] == [
+        x for x in data.removesuffix("\r\n").split("\r\n") if not x.startswith("Date:")]
+
+
+# -- .eml -------------------------------------------------------------------------------------
+
+
+def test_eml_round_trip(tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4 fake" + bytes(range(256)))
+    draft = Draft(to="Bob <bob@example.com>", cc="c@example.com", subject="Ünïcode subject",
+                  body="Body text\n", html="<p>Body</p>", headers=[("X-Tracking", "42")],
+                  attachments=[AttachmentRef(str(pdf))])
+    data = serialize(build_message(draft)).getvalue()
+    opened = draft_from_eml(data, tmp_path / "att")
+    assert opened.subject == "Ünïcode subject"
+    assert opened.to == "Bob <bob@example.com>" and opened.cc == "c@example.com"
+    assert opened.body == "Body text\n" and opened.html.strip() == "<p>Body</p>"
+    assert ("X-Tracking", "42") in opened.headers
+    assert Path(opened.attachments[0].path).read_bytes() == pdf.read_bytes()
+    assert opened.attachments[0].mimetype == "application/pdf"
+    assert opened.id != draft.id
+
+
+# -- Sent log ---------------------------------------------------------------------------------
+
+
+def test_sent_log_survives_a_damaged_line(tmp_path: Path) -> None:
+    log = SentLog(tmp_path / "sent.jsonl")
+    log.append(SentEntry("P", "one", ["a@example.com"], "<1@x>", "sent"))
+    with log.path.open("a") as f:
+        f.write("{broken\n")
+    log.append(SentEntry("P", "two", ["b@example.com"], "<2@x>", "failed", detail="550"))
+    assert [e.subject for e in log.entries()] == ["one", "two"]
+
+
+# -- sending (real servers) -------------------------------------------------------------------
+
+
+def _smtp(server: SMTPServer, **kw: object) -> Profile:
+    fields = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": 10}
+    fields.update(kw)
+    return Profile("Server", "smtp", **fields)  # type: ignore[arg-type]
+
+
+def test_send_plain_records_transcript_and_log(smtp_server: SMTPServer, tmp_path: Path) -> None:
+    log = SentLog(tmp_path / "sent.jsonl")
+    draft = Draft(to="bob@example.com", subject="Plain", body="hello")
+    events: list[tuple[str, str]] = []
+    outcome = send_draft(draft, _smtp(smtp_server), transcript=lambda e, t: events.append((e, t)),
+                         sent_log=log)
+    assert outcome.ok, outcome.sentence
+    received = smtp_server.wait_for(1)[0]
+    assert received.message()["Message-ID"] == draft.message_id == outcome.message_id
+    # SMTP ends DATA with CRLF "." CRLF, so a body without a final newline gains a CRLF
+    assert outcome.size in (len(received.data), len(received.data) - 2)
+    assert any(e == "client" and t.upper().startswith("MAIL FROM") for e, t in events)
+    assert log.entries()[0].result == "sent"
+    assert log.entries()[0].transcript
+
+
+def test_send_starttls_auth_with_keyring_and_ca(starttls_server: SMTPServer, certs,  # noqa: ANN001
+                                                secrets: SecretStore) -> None:
+    profile = _smtp(starttls_server, security="starttls", username=TEST_USER,
+                    ca_file=certs.ca_file)
+    secrets.set(profile.id, TEST_PASSWORD)
+    outcome = send_draft(Draft(to="bob@example.com", subject="TLS"), profile, secrets=secrets)
+    assert outcome.ok, outcome.sentence
+    message = starttls_server.wait_for(1)[0]
+    assert message.session_tls and message.auth_login == TEST_USER
+    assert not any(TEST_PASSWORD in line for line in outcome.transcript)
+    assert check_connection(profile, secrets=secrets).ok
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "words"),
+    [
+        ("wrong-password", "auth", "refused the user name or password"),
+        ("untrusted", "tls-untrusted", "not trusted"),
+        ("refused-port", "unreachable", "connection refused"),
+        ("no-password", "", "No password is saved"),
+    ],
+)
+def test_send_failures_become_sentences(case: str, kind: str, words: str, starttls_server,  # noqa: ANN001
+                                        certs, refused_port: int, secrets: SecretStore) -> None:
+    profile = _smtp(starttls_server, security="starttls", username=TEST_USER,
+                    ca_file=certs.ca_file)
+    password: str | None = "wrong"
+    if case == "untrusted":
+        profile.ca_file = certs.untrusted.ca_file
+        password = TEST_PASSWORD
+    elif case == "refused-port":
+        profile.port = refused_port
+    elif case == "no-password":
+        password = None
+    outcome = send_draft(Draft(to="bob@example.com"), profile, password=password,
+                         secrets=secrets)
+    assert not outcome.ok
+    assert words in outcome.sentence
+    if kind:
+        assert outcome.error is not None and outcome.error.kind == kind
+    if case == "wrong-password":
+        assert outcome.reply.startswith("535")
+    if case == "no-password":
+        assert outcome.password_needed
+
+
+def test_partly_refused_recipients_are_reported(tmp_path: Path) -> None:
+    with SMTPServer("plain", refuse_rcpt={"bad@example.com": "550 5.1.1 No such user"}) as server:
+        outcome = send_draft(Draft(to="good@example.com, bad@example.com"), _smtp(server))
+        assert outcome.ok
+        assert outcome.refused == {"bad@example.com": "550 5.1.1 No such user"}
+        assert server.wait_for(1)[0].rcpt_tos == ["good@example.com"]
+        all_bad = send_draft(Draft(to="bad@example.com"), _smtp(server))
+        assert not all_bad.ok and all_bad.error.kind == "refused-recipients"
+        assert "550" in all_bad.reply
+
+
+def test_timeout_is_a_sentence(silent_server) -> None:  # noqa: ANN001
+    profile = Profile("Silent", "smtp", host="127.0.0.1", port=silent_server.port,
+                      security="none", timeout=1)
+    outcome = send_draft(Draft(to="a@example.com"), profile)
+    assert outcome.error.kind == "timeout"
+    assert "did not answer within 1 seconds" in outcome.sentence
+
+
+def test_cancel_wakes_a_blocked_send(silent_server) -> None:  # noqa: ANN001
+    profile = Profile("Silent", "smtp", host="127.0.0.1", port=silent_server.port,
+                      security="none", timeout=60)
+    canceller = Canceller()
+    result = {}
+    connected = threading.Event()
+
+    def note(event: str, text: str) -> None:
+        if event == "connect":
+            connected.set()
+
+    thread = threading.Thread(target=lambda: result.update(
+        outcome=send_draft(Draft(to="a@example.com"), profile, canceller=canceller,
+                           transcript=note)))
+    thread.start()
+    assert connected.wait(10)
+    canceller.cancel()
+    thread.join(30)  # liveness bound only; the profile timeout is 60 s
+    assert not thread.is_alive()
+    assert result["outcome"].cancelled
+    assert "cancelled" in result["outcome"].sentence
+
+
+def test_test_backends(tmp_path: Path) -> None:
+    mailcore.outbox.clear()
+    draft = Draft(to="a@example.com", subject="Backends")
+    printed: list[str] = []
+    assert send_draft(draft, Profile("C", "console"), console=printed.append).ok
+    assert "Subject: Backends" in "".join(printed)
+    folder = tmp_path / "files"
+    outcome = send_draft(draft, Profile("F", "file", file_path=str(folder)))
+    assert outcome.ok and Path(outcome.written_file).parent == folder
+    assert "Subject: Backends" in Path(outcome.written_file).read_text()
+    outcome = send_draft(draft, Profile("M", "memory"))
+    assert outcome.captured is mailcore.outbox[-1]
+    assert send_draft(draft, Profile("D", "dummy")).ok
+
+
+# -- local inbox ------------------------------------------------------------------------------
+
+
+def test_inbox_server_receives_stores_and_stops(tmp_path: Path) -> None:
+    store = InboxStore(tmp_path / "inbox")
+    seen = []
+    server = InboxServer(store, on_message=seen.append)
+    port = server.start()
+    try:
+        profile = Profile("Inbox", "inbox", host="127.0.0.1", port=port, security="none")
+        draft = Draft(to="x@example.com", subject="To the inbox", body="b", html="<i>h</i>")
+        outcome = send_draft(draft, profile)
+        assert outcome.ok and "stored as" in outcome.reply
+        assert seen and seen[0].subject == "To the inbox"
+        assert [m.id for m in InboxStore(tmp_path / "inbox").list()] == [seen[0].id]
+        types = [p.content_type for p in message_parts(store.read(seen[0].id))]
+        assert types == ["multipart/alternative", "text/plain", "text/html"]
+    finally:
+        server.stop()
+    assert not server.running
+    import socket
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))
+
+
+def test_implicit_tls_with_client_certificate(certs) -> None:  # noqa: ANN001
+    auth = {TEST_USER: TEST_PASSWORD}
+    with SMTPServer("tls", certs=certs, auth=auth, require_client_cert=True) as server:
+        profile = _smtp(server, security="tls", username=TEST_USER, ca_file=certs.ca_file,
+                        client_cert=certs.client_cert_file, client_key=certs.client_key_file)
+        outcome = send_draft(Draft(to="bob@example.com"), profile, password=TEST_PASSWORD)
+        assert outcome.ok, outcome.sentence
+        message = server.wait_for(1)[0]
+        assert message.session_tls and message.auth_login == TEST_USER
+        assert message.peer_cert is not None  # the server saw our client certificate
+        no_cert = _smtp(server, security="tls", username=TEST_USER, ca_file=certs.ca_file)
+        failed = send_draft(Draft(to="bob@example.com"), no_cert, password=TEST_PASSWORD)
+        assert not failed.ok and failed.error.kind in ("tls", "disconnected", "network")
+
+
+def test_starttls_not_offered_is_explained(smtp_server: SMTPServer) -> None:
+    outcome = send_draft(Draft(to="a@example.com"), _smtp(smtp_server, security="starttls"))
+    assert outcome.error.kind == "unsupported"
+    assert "does not offer STARTTLS" in outcome.sentence
+    assert smtp_server.messages == []  # nothing was sent in the clear instead
