@@ -328,13 +328,20 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
         if args.password_env not in os.environ:
             raise CLIError(EXIT_USAGE, f"--password-env: ${args.password_env} is not set")
         options["password"] = os.environ[args.password_env]
-    elif args.password_prompt or (
-        args.user
-        and "password" not in options
-        and stdin.isatty()
-        and not settings.EMAIL_HOST_PASSWORD
-    ):
-        options["password"] = getpass.getpass(f"Password for {options.get('username')}: ")
+    elif "password" not in options and (args.password_prompt or options.get("username")):
+        problem = profile.get("password_problem")
+        asked = args.password_prompt or (
+            stdin.isatty() and (problem or not settings.EMAIL_HOST_PASSWORD)
+        )
+        if asked:
+            options["password"] = getpass.getpass(f"Password for {options.get('username')}: ")
+        elif problem:
+            name = profile.get("profile_name", "")
+            raise CLIError(
+                EXIT_AUTH,
+                f"profile {name!r} needs a password: {problem}; "
+                "use --password-env VAR or --password-prompt",
+            )
     kwargs.update(options)
     return kwargs
 

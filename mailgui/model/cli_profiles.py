@@ -1,0 +1,60 @@
+"""mailgui's profiles for the ``mailcore`` command (``mailcore --profile NAME``).
+
+Registered under the ``mailcore.profiles`` entry point group, so mailcore finds
+it without knowing mailgui. The password comes from the keyring, as in the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailgui.model.paths import AppPaths
+from mailgui.model.profiles import ProfileStore
+from mailgui.model.secrets import KeyringUnavailable, SecretStore
+
+__all__ = ["load_profile"]
+
+_BACKENDS = {
+    "smtp": "smtp",
+    "console": "console",
+    "file": "file",
+    "memory": "locmem",
+    "dummy": "dummy",
+}
+
+
+def load_profile(
+    name: str, paths: AppPaths | None = None, secrets: SecretStore | None = None
+) -> dict[str, Any]:
+    """Backend arguments for the profile called ``name`` (or with that id).
+
+    Raises LookupError, with the names there are, if there is no such profile.
+    """
+    store = ProfileStore(paths or AppPaths.default())
+    candidates = [p for p in store.all() if p.kind in _BACKENDS]
+    wanted = name.strip().casefold()
+    matches = [p for p in candidates if p.name.casefold() == wanted or p.id == name]
+    if not matches:
+        known = ", ".join(repr(p.name) for p in candidates) or "none"
+        raise LookupError(f"no mailgui profile named {name!r} (profiles: {known})")
+    profile = matches[0]
+    result: dict[str, Any] = {"backend": _BACKENDS[profile.kind], "profile_name": profile.name}
+    if profile.from_email:
+        result["from_email"] = profile.from_email
+    if profile.kind == "smtp":
+        password = None
+        if profile.needs_password:
+            try:
+                password = (secrets or SecretStore()).get(profile.id)
+            except KeyringUnavailable as exc:
+                result["password_problem"] = f"no usable keyring ({exc})"
+            else:
+                if password is None:
+                    result["password_problem"] = "no password saved in the keyring"  # noqa: S105
+        kwargs = profile.backend_kwargs(password)
+        if not password:
+            kwargs.pop("password", None)
+        result.update(kwargs)
+    elif profile.kind == "file":
+        result["file_path"] = profile.file_path
+    return result
