@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Set everything up (Debian packages, .venv), then start the composer.
+# Extra arguments go to mailgui (try --help).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh
 VENV="${MAILCORE_VENV:-$ROOT/.venv}"
-# Until the composer window lands: a demonstration message through the console backend.
-exec "$VENV/bin/python" -c '
-import mailcore
-mailcore.send_mail("Hello from mailcore", "This message went through the console backend.",
-                   "demo@example.com", ["you@example.com"],
-                   connection=mailcore.get_connection("console"))
-'
+if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
+  cat >&2 <<'MSG'
+run: this machine has no display ($DISPLAY and $WAYLAND_DISPLAY are empty), so
+the composer starts on a virtual screen (Xvfb) where you can't see it. Its
+local test inbox still works. Run this on a desktop, or with ssh -X, to see the
+window. Ctrl+C stops it.
+MSG
+  exec xvfb-run -a -s "-screen 0 1280x800x24" "$VENV/bin/python" -m mailgui "$@"
+fi
+exec "$VENV/bin/python" -m mailgui "$@"
