@@ -3,14 +3,17 @@ the parts of ``django.utils.encoding`` that mail needs)."""
 
 from __future__ import annotations
 
+import functools
 import socket
 from typing import Any
 
 __all__ = ["CachedDnsName", "DNS_NAME", "force_bytes", "force_str", "punycode"]
 
 
+@functools.lru_cache(maxsize=4096)
 def punycode(domain: str) -> str:
-    """Return the Punycode of the given domain if it's non-ASCII."""
+    """Return the Punycode of the given domain if it's non-ASCII (cached: the
+    idna codec is slow and mail repeats domains)."""
     return domain.encode("idna").decode("ascii")
 
 

@@ -26,18 +26,20 @@ from email import generator, quoprimime
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.policy import compat32
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, getaddresses, make_msgid
 from io import BytesIO
 from typing import Any
 
 from mailcore.conf import settings
 from mailcore.message import (
+    ADDRESS_HEADERS,
     RFC5322_EMAIL_LINE_LENGTH_LIMIT,
     BadHeaderError,
     EmailMessage,
     EmailMultiAlternatives,
     FileContent,
     forbid_multi_line_headers,
+    sanitize_address,
 )
 from mailcore.utils import DNS_NAME
 
@@ -126,7 +128,16 @@ def _header_value(name: str, value: Any, encoding: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _cached_header_value(name: str, value: str, encoding: str) -> str:
     # Only the arguments decide the result (errors are raised, never cached).
+    if name.lower() in ADDRESS_HEADERS:
+        # What forbid_multi_line_headers does for a non-ASCII address list, with
+        # each address cached on its own: lists differ, addresses repeat.
+        return ", ".join(_sanitized(pair, encoding) for pair in getaddresses((value,)))
     return forbid_multi_line_headers(name, value, encoding)[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _sanitized(pair: tuple[str, str], encoding: str) -> str:
+    return sanitize_address(pair, encoding)
 
 
 def _has_long_lines(content: str) -> bool:
