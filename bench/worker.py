@@ -1,0 +1,335 @@
+"""One measurement in a fresh process: ``python bench/worker.py '<json spec>'``.
+
+The orchestrator (bench/run.py) starts one worker per measurement, so Django
+and mailcore never share a process, an import cache or a heap. The worker
+prints one line ``RESULT {json}`` on stdout.
+
+Spec keys: ``kind`` (compose, mass, smtplib, large, verify), ``impl`` (mailcore,
+django; not for smtplib/verify) and the kind's own parameters (see below).
+Times come from ``time.perf_counter``; ``runs`` is the most repetitions,
+``budget`` stops repeating once that many seconds were spent (at least one run).
+Memory is ``ru_maxrss`` (the high-water mark of the resident set) after the
+work minus the same figure taken after imports and a warm-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import gc
+import hashlib
+import json
+import resource
+import shutil
+import smtplib
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import workloads
+
+FILE_TRAILER = b"\n" + b"-" * 79 + b"\n"  # what the file backend writes after each message
+
+
+def maxrss_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def setup(impl: str, **values: Any) -> Any:
+    """Configure and return the mail module of ``impl``."""
+    values.setdefault("DEFAULT_FROM_EMAIL", workloads.FROM)
+    if impl == "django":
+        import django
+        from django.conf import settings
+
+        settings.configure(**values)
+        django.setup()
+        from django.core import mail
+
+        return mail
+    if impl == "mailcore":
+        import mailcore
+
+        mailcore.settings.configure(**values)
+        return mailcore
+    raise ValueError(impl)
+
+
+def repeat(run: Callable[[], float], runs: int, budget: float) -> list[float]:
+    times: list[float] = []
+    for _ in range(max(1, runs)):
+        times.append(run())
+        if sum(times) >= budget:
+            break
+    return times
+
+
+def file_backend(impl: str) -> str:
+    if impl == "django":
+        return "django.core.mail.backends.filebased.EmailBackend"
+    return "mailcore.backends.filebased.EmailBackend"
+
+
+# -- benchmarks -------------------------------------------------------------------------------
+
+
+def bench_compose(spec: dict) -> dict:
+    impl, case, method, n = spec["impl"], spec["case"], spec["method"], spec["n"]
+    mail = setup(impl)
+    build = workloads.COMPOSE[case]
+    if method == "wire":
+        from mailcore.wire import serialize
+
+        def to_bytes(m: Any) -> bytes:
+            return serialize(m, "\r\n").getvalue()
+    else:
+
+        def to_bytes(m: Any) -> bytes:
+            return m.message().as_bytes(linesep="\r\n")
+
+    # Every message built is a new one (its own number in the subject and the
+    # recipient), across the warm-up and all runs, so no cache sees a repeat.
+    counter = iter(range(10**9))
+    sample = to_bytes(build(mail, next(counter)))
+    for _ in range(min(n, 100)):  # warm-up: lazy imports, as in any long-running process
+        to_bytes(build(mail, next(counter)))
+
+    def run() -> float:
+        numbers = [next(counter) for _ in range(n)]
+        t0 = perf_counter()
+        for i in numbers:
+            to_bytes(build(mail, i))
+        return perf_counter() - t0
+
+    return {"times": repeat(run, spec["runs"], spec["budget"]), "n": n, "size": len(sample)}
+
+
+def bench_mass(spec: dict) -> dict:
+    impl, n, mode = spec["impl"], spec["n"], spec["mode"]
+    mail = setup(impl, EMAIL_HOST=spec["host"], EMAIL_PORT=spec["port"])
+    runs_done = [0]
+
+    def fresh() -> list:
+        # new recipients and subjects for every run: no cache sees a repeat
+        runs_done[0] += 1
+        return workloads.mass_datatuple(n, offset=runs_done[0] * n)
+
+    warm = mail.get_connection()
+    warm.open()
+    warm.connection.ehlo_or_helo_if_needed()
+    pipelining = bool(warm.connection.has_extn("pipelining"))
+    uses_pipelining = pipelining and hasattr(warm.connection, "send_serialized")
+    warm.close()
+    mail.send_mass_mail(workloads.mass_datatuple(20, offset=10**8))  # warm-up
+
+    if mode == "mass":
+
+        def run() -> float:
+            data = fresh()
+            t0 = perf_counter()
+            sent = mail.send_mass_mail(data)
+            dt = perf_counter() - t0
+            if sent != n:
+                raise RuntimeError(f"sent {sent} of {n}")
+            return dt
+    else:
+        def run() -> float:
+            messages = [mail.EmailMessage(s, b, f, r) for s, b, f, r in fresh()]
+            t0 = perf_counter()
+            sent = mail.get_connection().send_messages(messages)
+            dt = perf_counter() - t0
+            if sent != n:
+                raise RuntimeError(f"sent {sent} of {n}")
+            return dt
+
+    times = repeat(run, spec["runs"], spec["budget"])
+    return {"times": times, "n": n, "pipelining_offered": pipelining,
+            "pipelining_used": uses_pipelining}
+
+
+def bench_smtplib(spec: dict) -> dict:
+    """Plain smtplib.SMTP.sendmail in a loop on one connection, bytes built beforehand."""
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
+    n = spec["n"]
+    m = EmailMessage()
+    m["Subject"] = "Newsletter"
+    m["From"] = workloads.FROM
+    m["To"] = workloads.TO
+    m["Date"] = formatdate()
+    m["Message-ID"] = make_msgid(domain="bench.example")
+    m.set_content(workloads.MASS_BODY)
+    payload = m.as_bytes(policy=m.policy.clone(linesep="\r\n"))
+
+    def run() -> float:
+        t0 = perf_counter()
+        s = smtplib.SMTP(spec["host"], spec["port"], local_hostname="bench.example")
+        for i in range(n):
+            s.sendmail(workloads.FROM, [f"reader{i}@example.com"], payload)
+        s.quit()
+        return perf_counter() - t0
+
+    run_times = repeat(run, spec["runs"], spec["budget"])
+    return {"times": run_times, "n": n, "size": len(payload)}
+
+
+def bench_large(spec: dict) -> dict:
+    impl, target, path = spec["impl"], spec["target"], spec["path"]
+    if target == "smtp":
+        mail = setup(impl, EMAIL_HOST=spec["host"], EMAIL_PORT=spec["port"])
+
+        def connection(run_no: int) -> Any:
+            return mail.get_connection()
+    else:
+        outdir = Path(spec["outdir"])
+        mail = setup(impl)
+
+        def connection(run_no: int) -> Any:
+            return mail.get_connection(file_backend(impl), file_path=str(outdir / f"run{run_no}"))
+
+    # Warm-up with a small file through the same backend, so that every lazy
+    # import has happened before the baseline is taken.
+    warm_dir = Path(tempfile.mkdtemp(prefix="warm-", dir=spec["scratch"]))
+    try:
+        small = warm_dir / "small.bin"
+        small.write_bytes(b"\x00\x01" * 5000)
+        if target == "smtp":
+            warm_conn = mail.get_connection()
+        else:
+            warm_conn = mail.get_connection(file_backend(impl), file_path=str(warm_dir / "out"))
+        warm_conn.send_messages([workloads.large_message(mail, str(small))])
+    finally:
+        shutil.rmtree(warm_dir, ignore_errors=True)
+    gc.collect()
+    baseline = maxrss_kb()
+    runs = []
+
+    def run() -> float:
+        run_no = len(runs)
+        if target == "file" and run_no:
+            shutil.rmtree(outdir / f"run{run_no - 1}", ignore_errors=True)  # keep only the last
+        conn = connection(run_no)
+        t0 = perf_counter()
+        message = workloads.large_message(mail, path)
+        sent = conn.send_messages([message])
+        dt = perf_counter() - t0
+        del message
+        gc.collect()
+        if sent != 1:
+            raise RuntimeError("the message was not sent")
+        runs.append(dt)
+        return dt
+
+    times = repeat(run, spec["runs"], spec["budget"])
+    result = {"times": times, "n": 1, "rss_growth_kb": maxrss_kb() - baseline,
+              "baseline_kb": baseline}
+    if target == "file":
+        files = sorted((outdir / f"run{len(times) - 1}").glob("*"))
+        result["output"] = [str(f) for f in files]
+    return result
+
+
+# -- verification (not timed) ----------------------------------------------------------------
+
+
+def verify_email_package(path: Path, name: str) -> tuple[str, int]:
+    """Parse the file backend's output with the email package; sha256 of the
+    decoded attachment called ``name``."""
+    data = path.read_bytes()
+    if data.endswith(FILE_TRAILER):
+        data = data[: -len(FILE_TRAILER)]
+    msg = email.message_from_bytes(data)
+    del data
+    found = [p for p in msg.walk() if p.get_filename() == name]
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} attachments named {name!r}")
+    payload = found[0].get_payload(decode=True)
+    return hashlib.sha256(payload).hexdigest(), len(payload)
+
+
+def verify_streaming(path: Path, name: str) -> tuple[str, int]:
+    """The same check for files too big to parse in memory: the email package
+    parses the headers of the message and of the attachment part, and the
+    base64 body is decoded in 8 MB blocks."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
+        top = email.message_from_bytes(head.split(b"\n\n", 1)[0] + b"\n\n")
+        boundary = top.get_boundary()
+        if not boundary:
+            raise ValueError("not a multipart message")
+        marker = f'filename="{name}"'.encode()
+        at = head.find(marker)
+        part_start = head.rfind(b"\n--" + boundary.encode() + b"\n", 0, at)
+        body_start = head.find(b"\n\n", at) + 2
+        part = email.message_from_bytes(head[part_start + 1 : body_start].split(b"\n", 1)[1])
+        if part.get_filename() != name or part["Content-Transfer-Encoding"] != "base64":
+            raise ValueError("unexpected attachment headers")
+        tail_len = min(size, 1 << 16)
+        f.seek(size - tail_len)
+        tail = f.read()
+        end_marker = b"\n--" + boundary.encode() + b"--"
+        end = size - tail_len + tail.rfind(end_marker)
+        if end < body_start:
+            raise ValueError("closing boundary not found")
+        f.seek(body_start)
+        remaining = end - body_start
+        digest = hashlib.sha256()
+        carry = b""
+        total = 0
+        while remaining:
+            block = f.read(min(remaining, 8 << 20))
+            if not block:
+                raise ValueError("file ended early")
+            remaining -= len(block)
+            block = carry + block.replace(b"\n", b"")
+            cut = len(block) - len(block) % 4
+            block, carry = block[:cut], block[cut:]
+            decoded = binascii.a2b_base64(block, strict_mode=False)
+            total += len(decoded)
+            digest.update(decoded)
+        if carry:
+            decoded = base64.b64decode(carry)
+            total += len(decoded)
+            digest.update(decoded)
+    return digest.hexdigest(), total
+
+
+def bench_verify(spec: dict) -> dict:
+    source = Path(spec["source"])
+    digest = hashlib.sha256()
+    with source.open("rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    want = digest.hexdigest()
+    out = Path(spec["output"])
+    check = verify_streaming if spec["method"] == "streaming" else verify_email_package
+    t0 = perf_counter()
+    got, length = check(out, source.name)
+    return {"ok": got == want, "sha256": want, "decoded_sha256": got, "decoded_len": length,
+            "method": spec["method"], "seconds": perf_counter() - t0}
+
+
+KINDS = {
+    "compose": bench_compose,
+    "mass": bench_mass,
+    "smtplib": bench_smtplib,
+    "large": bench_large,
+    "verify": bench_verify,
+}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    result = KINDS[spec["kind"]](spec)
+    result["maxrss_kb"] = maxrss_kb()
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
