@@ -284,6 +284,10 @@ class EmailMessage:
     content_subtype = "plain"
     mixed_subtype = "mixed"
     encoding = None  # None => use settings default
+    # mailcore only: an int makes mailcore.wire's multipart boundaries deterministic for this
+    # message, so two serialisations of an unchanged message give the same bytes. None (the
+    # default) gives random boundaries, as Django does.
+    boundary_seed: int | None = None
 
     def __init__(
         self,

@@ -10,7 +10,14 @@ classes, so everything that works on an ``smtplib`` connection (and every
   PIPELINING (RFC 2920), and the content written in chunks as it is produced;
 * a transcript: set ``transcript`` to a callable ``(event, text)`` and it is
   told every line the client sends and the server answers, with AUTH secrets
-  replaced by ``********`` and the message content summarised.
+  replaced by ``********`` and the message content summarised; after a
+  successful AUTH an ``"auth"`` event says who logged in and with which
+  mechanism (never the password);
+* progress: ``send_serialized(..., progress=f)`` calls ``f(bytes_done,
+  bytes_total)`` while the content is written (see :meth:`_write_content`);
+* abort: pass ``abort_handle=AbortHandle()`` and ``handle.abort()`` (from any
+  thread) shuts down the connection's socket, also while it is still being
+  connected, so a blocked send wakes at once.
 """
 
 from __future__ import annotations
@@ -18,19 +25,104 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from mailcore.wire import Serialized
 
-__all__ = ["SMTP", "SMTP_SSL", "TranscriptCallback", "SendReply"]
+__all__ = [
+    "SMTP",
+    "SMTP_SSL",
+    "AbortHandle",
+    "ProgressCallback",
+    "SMTPAborted",
+    "SendReply",
+    "TranscriptCallback",
+]
 
 logger = logging.getLogger("mailcore.smtp")
 
 TranscriptCallback = Callable[[str, str], None]
+ProgressCallback = Callable[[int, int], None]
 CRLF = b"\r\n"
 REDACTED = "********"
+# With a progress callback, content is written (and reported) at most this many bytes at a time.
+PROGRESS_WRITE_SIZE = 512 * 1024
+
+
+class SMTPAborted(smtplib.SMTPServerDisconnected):
+    """The send was stopped by ``abort()`` (not by the network or the server)."""
+
+    def __init__(self, message: str = "sending was aborted") -> None:
+        super().__init__(message)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # socket.socket.shutdown, never SSLSocket.shutdown: the TLS layer stays untouched
+    # for the thread that is using it, which just gets an error on its next read or write.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class AbortHandle:
+    """Shuts down, from any thread, the sockets of the connections that registered with it.
+
+    Connections register a duplicate of their TCP socket (``socket.dup()``) as soon as the
+    socket exists, before ``connect()``; a shutdown of the duplicate shuts the TCP connection
+    down for every descriptor, through STARTTLS and implicit TLS alike, so a thread blocked in
+    connect(), in a read of the greeting, in a TLS handshake or in a write wakes at once with an
+    ``OSError``. After :meth:`abort` every socket registered later is shut down at once
+    (and :class:`SMTPAborted` raised) until :meth:`reset`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._aborted = False
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    def abort(self) -> None:
+        """Shut down every registered socket and remember it. Thread-safe, never blocks."""
+        with self._lock:
+            self._aborted = True
+            # Under the lock: a socket cannot be closed (and its descriptor reused) meanwhile.
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def reset(self) -> None:
+        """Forget an abort: sockets registered from now on are left alone."""
+        with self._lock:
+            self._aborted = False
+
+    def check(self) -> None:
+        """Raise :class:`SMTPAborted` if :meth:`abort` was called (and not reset)."""
+        if self._aborted:
+            raise SMTPAborted()
+
+    def register(self, sock: socket.socket) -> None:
+        """Watch ``sock``; if already aborted, shut it down and raise SMTPAborted."""
+        with self._lock:
+            self._sockets.add(sock)
+            if self._aborted:
+                _shutdown(sock)
+                raise SMTPAborted()
+
+    def release(self, sock: socket.socket) -> None:
+        """Stop watching ``sock`` and close it."""
+        with self._lock:
+            self._sockets.discard(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 class SendReply(tuple):
@@ -82,8 +174,84 @@ class _Transcribing:
     """The parts shared by the plain and the implicit-TLS connection."""
 
     transcript: TranscriptCallback | None = None
+    abort_handle: AbortHandle | None = None
     _in_auth = False
     _in_content = False
+    _control: socket.socket | None = None  # a dup() of the TCP socket, for AbortHandle
+    _auth_mechanism: str | None = None
+
+    # -- sockets --------------------------------------------------------------------
+    def _get_socket(self, host: str, port: int, timeout: Any) -> socket.socket:
+        """``smtplib.SMTP._get_socket``, with the socket registered with ``abort_handle``
+        before it connects, so that even a slow TCP connect can be aborted."""
+        if timeout is not None and not timeout:
+            raise ValueError("Non-blocking socket (timeout=0) is not supported")
+        if self.debuglevel > 0:  # type: ignore[attr-defined]
+            self._print_debug("connect: to", (host, port), self.source_address)  # type: ignore[attr-defined]
+        return self._create_connection(host, port, timeout)
+
+    def _create_connection(self, host: str, port: int, timeout: Any) -> socket.socket:
+        """What ``socket.create_connection`` does (every address in turn, the last error
+        raised), plus the registration."""
+        handle = self.abort_handle
+        source_address = self.source_address  # type: ignore[attr-defined]
+        error: OSError | None = None
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        for family, socktype, proto, _canonname, address in infos:
+            if handle is not None:
+                handle.check()
+            sock = socket.socket(family, socktype, proto)
+            try:
+                if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                self._watch(sock)
+                sock.connect(address)
+                return sock
+            except BaseException as exc:
+                self._unwatch()
+                sock.close()
+                if handle is not None and handle.aborted:
+                    if isinstance(exc, SMTPAborted):
+                        raise
+                    raise SMTPAborted() from exc
+                if not isinstance(exc, OSError):
+                    raise
+                error = exc
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None  # no reference cycle through the traceback
+        raise OSError("getaddrinfo returns an empty list")
+
+    def _watch(self, sock: socket.socket) -> None:
+        handle = self.abort_handle
+        if handle is None:
+            return
+        self._unwatch()
+        control = sock.dup()
+        self._control = control
+        handle.register(control)
+
+    def _unwatch(self) -> None:
+        control = self._control
+        if control is None:
+            return
+        self._control = None
+        handle = self.abort_handle
+        if handle is not None:
+            handle.release(control)
+        else:  # pragma: no cover - the handle was removed meanwhile
+            control.close()
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            # The duplicate keeps the TCP connection open: close it with the socket.
+            self._unwatch()
 
     # -- transcript -------------------------------------------------------
     def _note(self, event: str, text: str) -> None:
@@ -139,6 +307,26 @@ class _Transcribing:
             tls = f" over {version()}" if callable(version) and version() else ""
             self._note("info", f"connected in {(time.monotonic() - started) * 1000:.0f} ms{tls}")
         return result
+
+    def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> Any:
+        self._auth_mechanism = mechanism.upper()
+        return super().auth(  # type: ignore[misc]
+            mechanism, authobject, initial_response_ok=initial_response_ok
+        )
+
+    def login(self, user: str, password: str, *, initial_response_ok: bool = True) -> Any:
+        """``smtplib.SMTP.login``, then an ``"auth"`` transcript event naming the user and
+        the mechanism that succeeded (never the password)."""
+        self._auth_mechanism = None
+        code, resp = super().login(  # type: ignore[misc]
+            user, password, initial_response_ok=initial_response_ok
+        )
+        if self._observed():
+            # 503 ("already authenticated") names no mechanism of this login.
+            mechanism = self._auth_mechanism if code == 235 else None
+            how = f" ({mechanism})" if mechanism else ""
+            self._note("auth", f"authenticated as {user}{how}")
+        return code, resp
 
     def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         result = super().starttls(*args, **kwargs)  # type: ignore[misc]
@@ -242,12 +430,14 @@ class _Transcribing:
         data: Serialized,
         mail_options: Iterable[str] = (),
         rcpt_options: Iterable[str] = (),
+        progress: ProgressCallback | None = None,
     ) -> SendReply:
         """Send one message, as ``sendmail`` does but pipelined and streamed.
 
         Raises the same exceptions as ``smtplib.SMTP.sendmail``:
         SMTPSenderRefused, SMTPRecipientsRefused (all refused), SMTPDataError;
-        a partial refusal is returned in ``SendReply.refused``.
+        a partial refusal is returned in ``SendReply.refused``. ``progress`` is
+        called as the content is written (see :meth:`_write_content`).
         """
         commands, to_addrs = self._envelope(from_addr, to_addrs, data, mail_options, rcpt_options)
         if self.pipelining():
@@ -268,13 +458,15 @@ class _Transcribing:
                 if len(senderrs) < len(to_addrs):
                     data_reply = self.docmd("data")
             self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply)
-        self._send_tail(self._write_content(data))
+        self._send_tail(self._write_content(data, progress))
         reply = self.getreply()
         self._check_final(reply)
         return SendReply(senderrs, *reply)
 
     def send_pipelined(
-        self, jobs: Iterator[tuple[Any, str, Sequence[str], Serialized]]
+        self,
+        jobs: Iterator[tuple[Any, str, Sequence[str], Serialized]],
+        progress: ProgressCallback | None = None,
     ) -> Iterator[tuple[Any, SendReply | smtplib.SMTPException]]:
         """Send many messages with one round trip each: the end of one
         message's content goes in the same write as the next message's MAIL,
@@ -284,7 +476,8 @@ class _Transcribing:
         ``(token, SendReply or the SMTPException for that message)`` in order.
         If the caller stops early (raises on a failure) while a later message's
         DATA is already open, the connection is closed: nothing half-sent is
-        ever delivered. Needs a server that offers PIPELINING.
+        ever delivered. Needs a server that offers PIPELINING. ``progress`` is
+        called for each message's content as in :meth:`send_serialized`.
         """
         pending: tuple[Any, dict, bytes] | None = None  # content written, final dot not sent
         data_open = False
@@ -330,7 +523,7 @@ class _Transcribing:
                     continue
                 if previous is not None:
                     yield previous
-                pending = (token, senderrs, self._write_content(data))
+                pending = (token, senderrs, self._write_content(data, progress))
             if pending is not None:
                 token, senderrs, tail = pending
                 pending = None
@@ -362,10 +555,20 @@ class _Transcribing:
             self.send(b".\r\n")
             self.getreply()
 
-    def _write_content(self, data: Serialized) -> bytes:
+    def _write_content(self, data: Serialized, progress: ProgressCallback | None = None) -> bytes:
         """Write the message content (dot-stuffed), all but the last piece;
         return that piece with the final dot, for the caller to send (alone,
-        or together with the next commands)."""
+        or together with the next commands).
+
+        With ``progress``, it is called as ``progress(bytes_done, bytes_total)``
+        (``bytes_total`` is ``data.size``; bytes are counted before dot-stuffing)
+        before the first write, after every write (of at most
+        ``PROGRESS_WRITE_SIZE`` bytes) and, once all of the content is written,
+        with ``bytes_done == bytes_total``; the returned piece is then only the
+        final dot. Every call comes before the final dot is sent: if the callback
+        raises, the connection is closed and the exception propagates, so the
+        message is never delivered.
+        """
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         started = time.monotonic()
@@ -374,9 +577,15 @@ class _Transcribing:
         total = 0
         buffer: list[bytes] = []
         buffered = 0
+        size = data.size if progress is not None else 0
+        done = 0  # content bytes written (before stuffing), for progress
+        waiting = 0  # content bytes in buffer (before stuffing)
         self._in_content = True
         try:
+            if progress is not None:
+                self._report(progress, 0, size)
             for chunk, may_need_stuffing in data.stuffable_chunks():
+                raw_length = len(chunk)
                 if may_need_stuffing:
                     if last == b"\r" and chunk[:2] == b"\n.":
                         chunk = b"\n.." + chunk[2:]
@@ -387,10 +596,21 @@ class _Transcribing:
                 # Small pieces are gathered into one write; large ones go at once.
                 buffer.append(chunk)
                 buffered += len(chunk)
+                waiting += raw_length
                 if buffered >= 65536:
-                    self.send(b"".join(buffer))
+                    if progress is None:
+                        self.send(b"".join(buffer))
+                    else:
+                        done = self._send_reporting(b"".join(buffer), done, waiting, size, progress)
                     buffer.clear()
                     buffered = 0
+                    waiting = 0
+            if progress is not None:
+                if buffer:
+                    done = self._send_reporting(b"".join(buffer), done, waiting, size, progress)
+                    buffer.clear()
+                if done != size:
+                    self._report(progress, size, size)
         finally:
             self._in_content = False
         buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
@@ -399,6 +619,28 @@ class _Transcribing:
             self._note("data", f"[{total:,} bytes of message content in {elapsed:.0f} ms]")
             self._note("client", ".")
         return b"".join(buffer)
+
+    def _send_reporting(
+        self, blob: bytes, done: int, raw_length: int, size: int, progress: ProgressCallback
+    ) -> int:
+        """Write ``blob`` (``raw_length`` content bytes before stuffing) in pieces of at most
+        PROGRESS_WRITE_SIZE, reporting after each; return the new ``done``."""
+        view = memoryview(blob)
+        written = 0
+        for start in range(0, len(view), PROGRESS_WRITE_SIZE):
+            piece = view[start : start + PROGRESS_WRITE_SIZE]
+            self.send(piece)
+            written += len(piece)
+            self._report(progress, min(done + min(written, raw_length), size), size)
+        return min(done + raw_length, size)
+
+    def _report(self, progress: ProgressCallback, done: int, total: int) -> None:
+        try:
+            progress(done, total)
+        except BaseException:
+            # Stop like an abort: the connection goes, the final dot is never sent.
+            self.close()
+            raise
 
     def _send_tail(self, tail: bytes, head: bytes = b"") -> None:
         """One write: the end of a message's content (``tail``, not shown in
@@ -418,16 +660,40 @@ def _options(options: Sequence[str]) -> str:
 
 
 class SMTP(_Transcribing, smtplib.SMTP):
-    """``smtplib.SMTP`` with pipelined, streamed sending and a transcript."""
+    """``smtplib.SMTP`` with pipelined, streamed sending, a transcript and abort."""
 
-    def __init__(self, *args: Any, transcript: TranscriptCallback | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        transcript: TranscriptCallback | None = None,
+        abort_handle: AbortHandle | None = None,
+        **kwargs: Any,
+    ):
         self.transcript = transcript
+        self.abort_handle = abort_handle
         super().__init__(*args, **kwargs)
 
 
 class SMTP_SSL(_Transcribing, smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name
     """``smtplib.SMTP_SSL`` (implicit TLS) with the same additions."""
 
-    def __init__(self, *args: Any, transcript: TranscriptCallback | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        transcript: TranscriptCallback | None = None,
+        abort_handle: AbortHandle | None = None,
+        **kwargs: Any,
+    ):
         self.transcript = transcript
+        self.abort_handle = abort_handle
         super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: Any) -> socket.socket:
+        # smtplib.SMTP_SSL._get_socket: the (registered) TCP socket, wrapped in TLS with
+        # the host name checked; the registered duplicate also covers the handshake.
+        sock = super()._get_socket(host, port, timeout)
+        try:
+            return self.context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            self._unwatch()  # wrap_socket has closed sock
+            raise

@@ -3,7 +3,10 @@
 ``serialize(message, linesep)`` returns a :class:`Serialized`: the exact bytes
 that ``message.message().as_bytes(linesep=linesep)`` gives (apart from the
 random multipart boundaries, and the Date and Message-ID that are made anew
-each time), as a sequence of chunks with a known total size. Attachments added
+each time), as a sequence of chunks with a known total size. A message whose
+``boundary_seed`` is an int gets its boundaries from ``random.Random(seed)``,
+made anew for each serialisation: with Date and Message-ID set as headers, an
+unchanged message then gives the same bytes every time. Attachments added
 with ``attach_file`` are read, base64-encoded and yielded a chunk at a time, so
 a 1 GB file never sits in memory.
 
@@ -38,6 +41,7 @@ from mailcore.message import (
     EmailMessage,
     EmailMultiAlternatives,
     FileContent,
+    MIMEMixin,
     forbid_multi_line_headers,
     sanitize_address,
 )
@@ -165,9 +169,54 @@ def _fix_eols(data: bytes, nl: bytes) -> bytes:
     return data
 
 
-def _new_boundary() -> str:
-    token = random.randrange(sys.maxsize)
+def _new_boundary(rng: Any = random) -> str:
+    token = rng.randrange(sys.maxsize)
     return ("=" * 15) + ("%0*d" % (_BOUNDARY_WIDTH, token)) + "=="
+
+
+def _boundary_random(email_message: Any) -> Any:
+    """``random.Random(seed)`` for a message with a ``boundary_seed``, else the module."""
+    seed = getattr(email_message, "boundary_seed", None)
+    return random if seed is None else random.Random(seed)
+
+
+class _SeededBytesGenerator(generator.BytesGenerator):
+    """``BytesGenerator`` whose boundaries (made as the standard library makes them) come
+    from one ``random.Random``, shared with the generators it clones for subparts."""
+
+    _rng: Any = random
+
+    def clone(self, fp: Any) -> _SeededBytesGenerator:
+        clone = super().clone(fp)
+        clone._rng = self._rng
+        return clone
+
+    def _make_boundary(self, text: Any = None) -> str:  # type: ignore[override]
+        boundary = _new_boundary(self._rng)
+        if text is None:
+            return boundary
+        b = boundary
+        counter = 0
+        while True:
+            cre = self._compile_re("^--" + re.escape(b) + "(--)?$", re.MULTILINE)
+            if not cre.search(text):
+                break
+            b = boundary + "." + str(counter)
+            counter += 1
+        return b
+
+
+def _flatten(msg: Message, linesep: str, rng: Any) -> bytes:
+    """``BytesGenerator(fp, mangle_from_=False).flatten(msg, ...)`` (what Django's
+    ``as_bytes`` does), with the boundaries drawn from ``rng``."""
+    fp = BytesIO()
+    if rng is random:
+        g: generator.BytesGenerator = generator.BytesGenerator(fp, mangle_from_=False)
+    else:
+        g = _SeededBytesGenerator(fp, mangle_from_=False)
+        g._rng = rng
+    g.flatten(msg, unixfrom=False, linesep=linesep)
+    return fp.getvalue()
 
 
 class _Base64Piece:
@@ -283,6 +332,7 @@ class _Writer:
         self.nl = linesep.encode("ascii")
         self.encoding = email_message.encoding or settings.DEFAULT_CHARSET
         self.pieces: list[Any] = []
+        self.rng = _boundary_random(email_message)
 
     # -- pieces -----------------------------------------------------------
     def emit(self, data: bytes) -> None:
@@ -317,10 +367,7 @@ class _Writer:
         return headers, _fix_eols(body, self.nl)
 
     def part_via_email_package(self, part: Message) -> bytes:
-        fp = BytesIO()
-        g = generator.BytesGenerator(fp, mangle_from_=False)
-        g.flatten(part, unixfrom=False, linesep=self.linesep)
-        return fp.getvalue()
+        return _flatten(part, self.linesep, self.rng)
 
     def attachment(self, attachment: Any) -> list[Any]:
         """The pieces of one entry of ``message.attachments``."""
@@ -393,7 +440,7 @@ class _Writer:
             raise _Fallback
         nl = self.nl
         while True:
-            boundary = _new_boundary()
+            boundary = _new_boundary(self.rng)
             marker = b"--" + boundary.encode("ascii")
             if not any(isinstance(p, bytes) and marker in p for child in children for p in child):
                 break
@@ -502,7 +549,11 @@ def serialize(email_message: Any, linesep: str = "\r\n") -> Serialized:
         except Exception:  # noqa: BLE001, S110 - message() below raises Django's own error
             pass
     msg = email_message.message()
-    data = msg.as_bytes(linesep=linesep)
+    rng = _boundary_random(email_message)
+    if rng is random or getattr(type(msg), "as_bytes", None) is not MIMEMixin.as_bytes:
+        data = msg.as_bytes(linesep=linesep)
+    else:  # what MIMEMixin.as_bytes does, with seeded boundaries
+        data = _flatten(msg, linesep, rng)
     headers = [(name, str(value)) for name, value in msg.items()]
     charset = msg.get_charset().get_output_charset() if msg.get_charset() else "utf-8"
     return Serialized([data], headers, linesep, charset)

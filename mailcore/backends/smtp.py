@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import smtplib
+import socket
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
 from mailcore.message import sanitize_address
-from mailcore.smtp import SMTP, SMTP_SSL, TranscriptCallback, is_simple_address
+from mailcore.smtp import (
+    SMTP,
+    SMTP_SSL,
+    AbortHandle,
+    ProgressCallback,
+    SMTPAborted,
+    TranscriptCallback,
+    is_simple_address,
+)
 from mailcore.utils import DNS_NAME
 from mailcore.wire import serialize
 
-__all__ = ["EmailBackend", "InsecureAuthError", "SendResult"]
+__all__ = ["EmailBackend", "InsecureAuthError", "SMTPAborted", "SendResult"]
 
 
 class InsecureAuthError(smtplib.SMTPException):
@@ -49,7 +59,18 @@ def _sanitize_address(addr: Any, encoding: str) -> str:
 
 
 class EmailBackend(BaseEmailBackend):
-    """A wrapper that manages the SMTP network connection."""
+    """A wrapper that manages the SMTP network connection.
+
+    Beyond Django's backend (mailcore only):
+
+    * ``transcript=callable(event, text)``: the SMTP conversation (see mailcore.smtp);
+    * ``progress=callable(bytes_done, bytes_total)``: called on the sending thread while each
+      message's content is written (``bytes_total`` is the message's exact size), at the
+      start, after every write of at most 512 KiB and at the end, always before the final dot.
+      If it raises, the send stops as with :meth:`abort` (the connection is dropped, the
+      message is not delivered) and the exception propagates, even with fail_silently;
+    * :meth:`abort`, to stop a send from another thread.
+    """
 
     def __init__(
         self,
@@ -66,6 +87,7 @@ class EmailBackend(BaseEmailBackend):
         ssl_cafile: str | None = None,
         allow_insecure_auth: bool | None = None,
         transcript: TranscriptCallback | None = None,
+        progress: ProgressCallback | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently)
@@ -85,6 +107,7 @@ class EmailBackend(BaseEmailBackend):
             else allow_insecure_auth
         )
         self.transcript = transcript
+        self.progress = progress
         if self.use_ssl and self.use_tls:
             raise ValueError(
                 "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set "
@@ -93,6 +116,9 @@ class EmailBackend(BaseEmailBackend):
         self.connection: Any = None
         self._partial_connection: Any = None
         self._lock = threading.RLock()
+        self._abort = AbortHandle()
+        self._depth = 0  # open()/send_messages() calls in progress (nested)
+        self._progress_error: BaseException | None = None
         # One SendResult per message of the latest send_messages() call.
         self.last_results: list[SendResult] = []
 
@@ -122,9 +148,76 @@ class EmailBackend(BaseEmailBackend):
             params["timeout"] = self.timeout
         if self.use_ssl:
             params["context"] = self.ssl_context
-        if self.transcript is not None and issubclass(self.connection_class, (SMTP, SMTP_SSL)):
-            params["transcript"] = self.transcript
+        if issubclass(self.connection_class, (SMTP, SMTP_SSL)):
+            if self.transcript is not None:
+                params["transcript"] = self.transcript
+            params["abort_handle"] = self._abort
         return params
+
+    # -- abort ------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Stop the send in progress, from any thread, at any moment. Never blocks.
+
+        Shuts down (``socket.shutdown(SHUT_RDWR)``) the socket of the open connection and
+        of a connection being opened, also while its TCP connect, the greeting or STARTTLS
+        is under way, so the sending thread wakes at once. That send_messages() (or open())
+        raises :class:`mailcore.smtp.SMTPAborted` (returns 0 with fail_silently); a message
+        whose content was being written is never delivered (its final dot is never sent),
+        and the connection is dropped: the next send opens a fresh one. Called when no send
+        is in progress, it makes the next open() or send_messages() fail at once. Only a
+        host name lookup (getaddrinfo) can't be interrupted: the abort takes effect when it
+        returns.
+        """
+        self._abort.abort()
+        # A connection class of someone else's registers nothing: its socket, if any.
+        for connection in (self.connection, self._partial_connection):
+            if connection is not None and not isinstance(connection, SMTP | SMTP_SSL):
+                sock = getattr(connection, "sock", None)
+                if isinstance(sock, socket.socket):
+                    try:
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    @contextlib.contextmanager
+    def _operation(self) -> Iterator[None]:
+        """open() and send_messages(): fail at once after abort(); report an aborted
+        operation as SMTPAborted; after it, drop the connections and forget the abort."""
+        with self._lock:
+            self._depth += 1
+            try:
+                yield
+            except OSError as exc:  # smtplib.SMTPException is an OSError
+                if (
+                    self._abort.aborted
+                    and exc is not self._progress_error
+                    and not isinstance(exc, SMTPAborted)
+                ):
+                    raise SMTPAborted() from exc
+                raise
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._abort.aborted:
+                    for connection in (self._partial_connection, self.connection):
+                        if connection is not None:
+                            self._discard(connection)
+                    self._partial_connection = None
+                    self.connection = None
+                    self._abort.reset()
+
+    def _progress_hook(self) -> ProgressCallback | None:
+        callback = self.progress
+        if callback is None:
+            return None
+
+        def hook(done: int, total: int) -> None:
+            try:
+                callback(done, total)
+            except BaseException as exc:
+                self._progress_error = exc
+                raise
+
+        return hook
 
     def _check_password_is_safe(self, connection: Any) -> None:
         """Refuse to send a password in the clear, except to this machine."""
@@ -150,6 +243,15 @@ class EmailBackend(BaseEmailBackend):
         new connection was required (True or False) or None if an exception
         passed silently.
         """
+        with self._operation():
+            return self._open()
+
+    def _open(self) -> bool | None:
+        if self._abort.aborted:
+            if not self.fail_silently:
+                raise SMTPAborted()
+            return None
+
         if self.connection:
             # Nothing to do if the connection is already open.
             return False
@@ -223,8 +325,9 @@ class EmailBackend(BaseEmailBackend):
         messages sent."""
         if not email_messages:
             return 0
-        with self._lock:
+        with self._operation():
             self.last_results = []
+            self._progress_error = None
             new_conn_created = self.open()
             if not self.connection or new_conn_created is None:
                 # We failed silently on open().
@@ -291,7 +394,7 @@ class EmailBackend(BaseEmailBackend):
 
         num_sent = 0
         refusal: smtplib.SMTPException | None = None
-        results = connection.send_pipelined(jobs())
+        results = connection.send_pipelined(jobs(), progress=self._progress_hook())
         try:
             for (from_email, recipients, data), outcome in results:
                 if isinstance(outcome, smtplib.SMTPException):
@@ -301,12 +404,16 @@ class EmailBackend(BaseEmailBackend):
                     continue
                 self._record(from_email, recipients, data, outcome)
                 num_sent += 1
-        except (smtplib.SMTPException, OSError):
+        except (smtplib.SMTPException, OSError) as exc:
             # As in _send(): an error while talking to the server; the rest of
             # the messages are not sent and the connection is not reused.
             self._drop(connection)
-            if not self.fail_silently:
+            if not self.fail_silently or exc is self._progress_error:
                 raise
+        except BaseException as exc:
+            if exc is self._progress_error:
+                self._drop(connection)
+            raise
         finally:
             # Stopping while a later message's DATA was open closes the
             # connection (see SMTP.send_pipelined).
@@ -330,26 +437,33 @@ class EmailBackend(BaseEmailBackend):
             return False
         try:
             if hasattr(connection, "send_serialized"):
-                reply = connection.send_serialized(from_email, recipients, data)
+                reply = connection.send_serialized(
+                    from_email, recipients, data, progress=self._progress_hook()
+                )
                 refused, code, text = reply.refused, reply.code, reply.text
             else:
                 refused = connection.sendmail(from_email, recipients, data.getvalue()) or {}
                 code, text = 250, b""
-        except smtplib.SMTPException:
+        except smtplib.SMTPException as exc:
             # After a 421 or a disconnect smtplib has closed the socket.
-            if getattr(connection, "sock", None) is None:
+            if getattr(connection, "sock", None) is None or exc is self._progress_error:
                 self._drop(connection)
-            if not self.fail_silently:
+            if not self.fail_silently or exc is self._progress_error:
                 raise
             return False
-        except OSError:
+        except OSError as exc:
             # A socket error or timeout mid-conversation (or an attachment that
             # vanished mid-DATA): the connection's state is unknown, so it is
             # dropped; the next send opens a fresh one.
             self._drop(connection)
-            if not self.fail_silently:
+            if not self.fail_silently or exc is self._progress_error:
                 raise
             return False
+        except BaseException as exc:
+            # The progress callback stopped the send: the message was not delivered.
+            if exc is self._progress_error:
+                self._drop(connection)
+            raise
         self._record(from_email, recipients, data, (refused, code, text))
         return True
 

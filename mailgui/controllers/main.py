@@ -62,6 +62,7 @@ class MainController(QObject):
         self.profiles.keyring_checked.connect(self._keyring_checked)
         self.inbox.started.connect(self.profiles.inbox_started)
         self.inbox.count_changed.connect(self._inbox_count)
+        self.sending.started.connect(self.source.refresh_now)
         self.sending.finished.connect(self._sent)
         w.side.currentChanged.connect(self._pane_changed)
 

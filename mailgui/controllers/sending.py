@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QTreeWidgetItem
 from mailgui.controllers.compose import ComposeController
 from mailgui.controllers.profiles import ProfilesController
 from mailgui.jobs import JobRunner, SendJob
-from mailgui.model.draft import new_message_id
+from mailgui.model.draft import new_date
 from mailgui.model.message import draft_problems
 from mailgui.model.profiles import Profile
 from mailgui.model.sending import SendOutcome, transcript_line
@@ -118,6 +118,10 @@ class SendController(QObject):
                 self.banner("warning", "Not sent: no password was given.")
                 return None
         secrets = self.profiles.secrets if self.profiles.keyring_usable is not False else None
+        # The message is dated when it is sent. The draft keeps that Date (with its Message-ID
+        # and boundaries), so the source pane shows the very bytes that go out.
+        draft.date = new_date()
+        self.compose.changed.emit()
         job = SendJob(draft.copy(), profile, password=password, secrets=secrets,
                       sent_log=self.sent_log)
         job.signals.progress.connect(lambda ph, d, t, j=job: self._progress(j, ph, d, t))
@@ -175,8 +179,8 @@ class SendController(QObject):
         self.window.progress.setRange(0, 0)
         self.window.progress.setFormat("Cancelling\u2026")
         self.window.statusBar().showMessage("Cancelling\u2026")
-        # A connection attempt that has no socket yet can't be interrupted: stop waiting for
-        # it. The job sees the flag as soon as it connects and sends nothing.
+        # The job's backend is aborted at once (even while connecting); only a host name lookup
+        # can't be interrupted: stop waiting for it. The job then fails before sending anything.
         QTimer.singleShot(ABANDON_AFTER_MS, lambda j=job: self._abandon(j))
 
     def _abandon(self, job: SendJob) -> None:
@@ -243,7 +247,7 @@ class SendController(QObject):
             self.banner(kind, text, detail, action, action_fn)
             w.statusBar().showMessage(outcome.sentence, 8000)
             # the next send of this draft is a new message
-            self.compose.draft.message_id = new_message_id()
+            self.compose.draft.renew()
             self.compose.changed.emit()
         elif outcome.cancelled:
             self.banner("warning", outcome.sentence)
@@ -302,6 +306,7 @@ class SendController(QObject):
             f"* {entry.result} via {entry.profile}: {entry.subject!r}",
             f"* to {', '.join(entry.recipients) or '-'}",
             f"* Message-ID {entry.message_id}  size {entry.size:,} bytes",
+            f"* Date: {entry.date}" if entry.date else "",
             f"* {entry.detail}" if entry.detail else "",
             *entry.transcript,
         ]

@@ -69,6 +69,13 @@ class SourceController(QObject):
         if self.stale:
             self.refresh()
 
+    def refresh_now(self) -> None:
+        """Preview the draft now (not after the debounce) if the pane is shown: a send has
+        just dated the message, and this shows the bytes that go out."""
+        self.stale = True
+        if self.visible():
+            self.refresh()
+
     def refresh(self) -> None:
         """Start a preview job for the current draft (results of older jobs are dropped)."""
         self.timer.stop()
@@ -111,8 +118,8 @@ class SourceController(QObject):
             folded = f" \u00b7 {n} long part{'s' if n != 1 else ''} folded"
         v.status.setText(
             f"{human_size(result_preview.size)} ({result_preview.size:,} bytes){folded} "
-            f"\u00b7 updated {time.strftime('%H:%M:%S')}. Date and boundaries are made anew "
-            "when sending."
+            f"\u00b7 updated {time.strftime('%H:%M:%S')}. This is exactly what Send sends "
+            "(it sets the Date to the time of sending)."
         )
         self.last = result_preview
         self.updated.emit(result_preview)

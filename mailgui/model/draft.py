@@ -10,18 +10,26 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+from mailcore.conf import settings
 from mailcore.message import make_msgid
 from mailgui.model.paths import AppPaths, atomic_write_json, read_json
 
-__all__ = ["AttachmentRef", "Draft", "DraftStore", "new_message_id", "safe_filename"]
+__all__ = ["AttachmentRef", "Draft", "DraftStore", "new_date", "new_message_id", "safe_filename"]
 
 
 def new_message_id() -> str:
     """A fresh Message-ID, pinned on the draft so the preview and the sent message share it."""
     return make_msgid(domain="mailgui.localhost")
+
+
+def new_date() -> str:
+    """The Date header for now, as mailcore would write it; pinned on the draft like the
+    Message-ID (and set again to the time of sending when the draft is sent)."""
+    return formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
 
 
 @dataclass
@@ -52,11 +60,18 @@ class Draft:
     attachments: list[AttachmentRef] = field(default_factory=list)
     profile_id: str = ""
     message_id: str = field(default_factory=new_message_id)
+    date: str = field(default_factory=new_date)  # "" = let mailcore date it when written
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     saved_at: float = 0.0
 
     def copy(self) -> Draft:
         return copy.deepcopy(self)
+
+    def renew(self) -> None:
+        """Make the next send a new message: a new Message-ID (hence new multipart
+        boundaries) and Date."""
+        self.message_id = new_message_id()
+        self.date = new_date()
 
     @property
     def is_empty(self) -> bool:
@@ -74,7 +89,7 @@ class Draft:
     def from_dict(cls, data: dict[str, Any]) -> Draft:
         d = cls()
         for name in ("from_email", "to", "cc", "bcc", "reply_to", "subject", "body", "html",
-                     "profile_id", "message_id", "id"):
+                     "profile_id", "message_id", "date", "id"):
             value = data.get(name)
             if isinstance(value, str):
                 setattr(d, name, value)

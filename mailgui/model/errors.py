@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import mailcore
 from mailcore.backends.smtp import InsecureAuthError
+from mailcore.smtp import SMTPAborted
 from mailgui.model.profiles import Profile
 
 __all__ = ["Cancelled", "ErrorInfo", "describe_error", "reply_text"]
@@ -58,7 +59,7 @@ def describe_error(exc: BaseException, profile: Profile | None = None) -> ErrorI
     """What went wrong, in one sentence, for every error mailcore and the network can raise."""
     where = _where(profile)
     chain = _chain(exc)
-    if isinstance(exc, Cancelled):
+    if isinstance(exc, Cancelled | SMTPAborted):
         return ErrorInfo("cancelled", "Sending was cancelled. Your draft is unchanged.")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         user = f" for {profile.username}" if profile and profile.username else ""

@@ -3,6 +3,7 @@ preview and by sending, so the preview shows the bytes that go out."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -11,7 +12,14 @@ from mailgui.model.addresses import check_address, check_addresses, valid_list
 from mailgui.model.draft import Draft
 from mailgui.model.profiles import DEFAULT_FROM, Profile
 
-__all__ = ["Problem", "build_message", "check_header", "draft_problems", "effective_from"]
+__all__ = [
+    "Problem",
+    "boundary_seed",
+    "build_message",
+    "check_header",
+    "draft_problems",
+    "effective_from",
+]
 
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")  # printable ASCII except ":"
 
@@ -60,12 +68,20 @@ def draft_problems(draft: Draft, profile: Profile | None = None) -> list[Problem
     return problems
 
 
+def boundary_seed(message_id: str) -> int:
+    """The ``boundary_seed`` of a draft's message: fixed by its Message-ID, so every
+    serialisation of the same draft (preview, save, send) has the same multipart boundaries."""
+    return int.from_bytes(hashlib.sha256(message_id.encode("utf-8")).digest()[:8], "big")
+
+
 def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.EmailMultiAlternatives:
     """The message mailcore will write. Raises ValueError (naming the bad address or header),
     ``mailcore.BadHeaderError`` and OSError (an attachment that can't be opened).
 
-    Attachments are added with ``attach_file``: binary files stay references
-    (``mailcore.FileContent``) that are streamed when the message is written.
+    Message-ID, Date (as headers) and the multipart boundaries (``boundary_seed``) are pinned
+    by the draft, so the same draft always gives the same bytes: the source preview is
+    byte for byte what is sent. Attachments are added with ``attach_file``: binary files stay
+    references (``mailcore.FileContent``) that are streamed when the message is written.
     """
     headers: dict[str, str] = {}
     for name, value in draft.headers:
@@ -78,6 +94,8 @@ def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.Emai
         headers[name] = value
     if draft.message_id and not any(k.lower() == "message-id" for k in headers):
         headers["Message-ID"] = draft.message_id
+    if draft.date and not any(k.lower() == "date" for k in headers):
+        headers["Date"] = draft.date
     message = mailcore.EmailMultiAlternatives(
         subject=draft.subject,
         body=draft.body,
@@ -88,6 +106,7 @@ def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.Emai
         reply_to=valid_list(draft.reply_to),
         headers=headers,
     )
+    message.boundary_seed = boundary_seed(draft.message_id or draft.id)
     if draft.html.strip():
         message.attach_alternative(draft.html, "text/html")
     for attachment in draft.attachments:

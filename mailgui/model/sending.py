@@ -1,15 +1,16 @@
 """Send a draft through a profile, test a profile's connection: plain Python, run by a worker.
 
-Cancelling is real: ``Canceller.cancel()`` (called from the GUI thread) shuts down the sockets
-the SMTP connection has opened, which wakes the worker from any blocking read or write at
-once, and every attachment read checks the flag between chunks.
+Cancelling is real: ``Canceller.cancel()`` (called from the GUI thread) calls mailcore's
+``EmailBackend.abort()``, which shuts down the connection's socket (also while it is still
+connecting, waiting for the greeting or in STARTTLS) and wakes the worker at once; between the
+chunks of the message content the progress callback checks the flag too, so a cancelled send
+never delivers half a message.
 """
 
 from __future__ import annotations
 
 import io
 import smtplib
-import socket
 import sys
 import threading
 import time
@@ -19,8 +20,6 @@ from typing import Any
 
 import mailcore
 from mailcore.backends.smtp import EmailBackend as SMTPBackend
-from mailcore.message import FileContent
-from mailcore.smtp import SMTP, SMTP_SSL
 from mailcore.wire import serialize
 from mailgui.model.draft import Draft
 from mailgui.model.errors import Cancelled, ErrorInfo, describe_error, reply_text
@@ -28,16 +27,13 @@ from mailgui.model.message import build_message
 from mailgui.model.profiles import Profile
 from mailgui.model.secrets import KeyringUnavailable, SecretStore
 from mailgui.model.sentlog import SentEntry, SentLog
-from mailgui.model.source import _swap_contents
 
 __all__ = [
     "Canceller",
-    "CancellableBackend",
     "ConnectionOutcome",
     "PasswordNeeded",
     "SendOutcome",
     "TeeStream",
-    "WatchedFileContent",
     "transcript_line",
     "resolve_password",
     "send_draft",
@@ -46,11 +42,12 @@ __all__ = [
 
 Transcript = Callable[[str, str], None]
 Progress = Callable[[str, int, int], None]  # (phase, done, total); total 0 = unknown
+PROGRESS_EVERY = 0.05  # seconds between progress reports to the GUI
 
 
 def transcript_line(event: str, text: str) -> str:
     """One transcript line as shown and logged: "C: ..." (client), "S: ..." (server),
-    "* ..." (notes: connection, TLS, data summary)."""
+    "* ..." (notes: connection, TLS, login, data summary)."""
     if event == "client":
         return f"C: {text}"
     if event == "server":
@@ -61,12 +58,12 @@ def transcript_line(event: str, text: str) -> str:
 
 
 class Canceller:
-    """A cancel flag plus the sockets to shut down when it is raised. Thread-safe."""
+    """A cancel flag plus the backends to abort when it is raised. Thread-safe."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
+        self._backends: list[Any] = []
 
     @property
     def cancelled(self) -> bool:
@@ -76,109 +73,23 @@ class Canceller:
         if self._event.is_set():
             raise Cancelled("cancelled")
 
-    def register(self, sock: socket.socket | None) -> None:
-        if sock is None:
+    def attach(self, backend: Any) -> None:
+        """Abort ``backend`` on cancel (at once if already cancelled: its send then fails
+        before it starts)."""
+        if not hasattr(backend, "abort"):
             return
         with self._lock:
-            self._sockets.append(sock)
+            self._backends.append(backend)
             cancelled = self._event.is_set()
         if cancelled:
-            _shutdown(sock)
-            raise Cancelled("cancelled")
+            backend.abort()
 
     def cancel(self) -> None:
-        self._event.set()
         with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # socket.socket.shutdown, not SSLSocket.shutdown: the TLS object stays in place for the
-    # thread that is using it; it just gets an error on its next read or write.
-    try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-class _CancellableMixin:
-    canceller: Canceller | None = None
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
-        # Registered as soon as it exists, so even the wait for the greeting can be cancelled.
-        if self.canceller is not None:
-            self.canceller.check()
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.canceller is not None:
-            self.canceller.register(sock)
-        return sock
-
-    def starttls(self, *args: Any, **kwargs: Any) -> Any:
-        result = super().starttls(*args, **kwargs)  # type: ignore[misc]
-        if self.canceller is not None:
-            self.canceller.register(self.sock)  # type: ignore[attr-defined]
-        return result
-
-
-class CancellableBackend(SMTPBackend):
-    """mailcore's SMTP backend whose connections register their sockets with a Canceller."""
-
-    def __init__(self, *args: Any, canceller: Canceller | None = None, **kwargs: Any) -> None:
-        self.canceller = canceller
-        super().__init__(*args, **kwargs)
-
-    @property
-    def connection_class(self) -> type[smtplib.SMTP]:
-        base = SMTP_SSL if self.use_ssl else SMTP
-        return type(f"Cancellable{base.__name__}", (_CancellableMixin, base),
-                    {"canceller": self.canceller})
-
-
-class _WatchedReader(io.RawIOBase):
-    def __init__(self, raw: Any, on_read: Callable[[int], None]) -> None:
-        self._raw = raw
-        self._on_read = on_read
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self._on_read(len(data))
-        return data
-
-    def readinto(self, b) -> int:  # noqa: ANN001
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class WatchedFileContent(FileContent):
-    """A FileContent whose reads report progress and stop when the send is cancelled."""
-
-    __slots__ = ("on_read",)
-
-    def __init__(self, path: Any, on_read: Callable[[int], None]) -> None:
-        super().__init__(path)
-        self.on_read = on_read
-
-    def open(self):  # noqa: ANN201
-        return _WatchedReader(self.path.open("rb"), self.on_read)
+            self._event.set()
+            backends = list(self._backends)
+        for backend in backends:
+            backend.abort()  # never blocks
 
 
 class TeeStream(io.TextIOBase):
@@ -248,6 +159,7 @@ class SendOutcome:
     transcript: list[str] = field(default_factory=list)
     cancelled: bool = False
     password_needed: str = ""  # why, when a password must be asked for
+    date: str = ""  # the Date header of the message (the time it was sent)
     written_file: str = ""  # the file backend's output file
     captured: Any = None  # the memory backend's copy of the message
     console_text: str = ""  # what the console backend printed (long parts folded)
@@ -261,17 +173,17 @@ class SendOutcome:
         return SentEntry(
             profile=self.profile_name, subject=self.subject, recipients=list(self.recipients),
             message_id=self.message_id, result=result, detail=detail, size=self.size,
-            transcript=list(self.transcript),
+            transcript=list(self.transcript), date=self.date,
         )
 
 
-def _make_backend(profile: Profile, password: str, canceller: Canceller | None,
-                  transcript: Transcript, console: TeeStream | None) -> Any:
-    if profile.is_smtp:
-        return CancellableBackend(
-            canceller=canceller, transcript=transcript, **profile.backend_kwargs(password)
-        )
+def _make_backend(profile: Profile, password: str, transcript: Transcript,
+                  progress: Callable[[int, int], None], console: TeeStream | None) -> Any:
     kwargs = profile.backend_kwargs(password)
+    if profile.is_smtp:
+        return SMTPBackend(transcript=transcript, progress=progress, **kwargs)
+    if profile.kind == "file":
+        kwargs["progress"] = progress
     if profile.kind == "console":
         kwargs["stream"] = console or TeeStream(lambda _text: None)
     return mailcore.get_connection(profile.backend_name, **kwargs)
@@ -317,31 +229,29 @@ def send_draft(
         tell("building")
         message = build_message(draft, profile)
         outcome.recipients = message.recipients()
-        total = sum(
-            a.content.size() for a in message.attachments
-            if isinstance(getattr(a, "content", None), FileContent)
-        )
-        done = 0
+        outcome.date = next(
+            (str(v) for k, v in message.extra_headers.items() if k.lower() == "date"), "")
         last_report = 0.0
 
-        def on_read(n: int) -> None:
-            nonlocal done, last_report
+        def on_progress(done: int, total: int) -> None:
+            # On the worker, while the content is written: raising stops the send before
+            # its end, and nothing is delivered.
+            nonlocal last_report
             canceller.check()
-            done += n
             now = time.monotonic()
-            if now - last_report > 0.05 or done >= total:
+            if now - last_report >= PROGRESS_EVERY or done >= total:
                 last_report = now
                 tell("sending", done, total)
 
-        _swap_contents(message, lambda c: WatchedFileContent(c.path, on_read))
         canceller.check()
         if profile.is_smtp:
             note("info", f"profile {profile.name}: "
                          f"{profile.describe() if profile.kind == 'smtp' else 'local test inbox'}")
+            note("info", f"message {draft.message_id}, Date: {outcome.date or '(set by mailcore)'}")
         tell("connecting")
         tee = TeeStream(console) if console is not None else None
-        backend = _make_backend(profile, password_value, canceller, note, tee)
-        tell("sending", 0, total)
+        backend = _make_backend(profile, password_value, note, on_progress, tee)
+        canceller.attach(backend)
         sent = backend.send_messages([message])
         results = getattr(backend, "last_results", None) or []
         if results:
@@ -353,7 +263,7 @@ def send_draft(
         else:
             outcome.size = serialize(message).size
         if profile.kind == "file":
-            outcome.written_file = str(getattr(backend, "_fname", "") or "")
+            outcome.written_file = str(backend.filename or "")
         if profile.kind == "memory" and mailcore.outbox:
             outcome.captured = mailcore.outbox[-1]
         outcome.ok = bool(sent)
@@ -420,8 +330,16 @@ def check_connection(
         password_value = resolve_password(profile, password, secrets)
     except PasswordNeeded as need:
         return ConnectionOutcome(False, need.reason, password_needed=need.reason)
-    backend = CancellableBackend(canceller=canceller, transcript=note,
-                                 **profile.backend_kwargs(password_value))
+    authenticated: list[str] = []
+
+    def watch(event: str, text: str) -> None:
+        if event == "auth":
+            authenticated.append(text)  # "authenticated as alice (PLAIN)"
+        note(event, text)
+
+    backend = SMTPBackend(transcript=watch, **profile.backend_kwargs(password_value))
+    if canceller is not None:
+        canceller.attach(backend)
     try:
         backend.open()
         conn = backend.connection
@@ -429,8 +347,7 @@ def check_connection(
         tls = sock.version() if hasattr(sock, "version") and sock.version() else None
         parts = [f"Connected to {profile.host}:{profile.port}"]
         parts.append(f"encrypted with {tls}" if tls else "not encrypted")
-        if profile.needs_password and password_value:
-            parts.append(f"logged in as {profile.username}")
+        parts.extend(authenticated)
         ehlo = reply_text(conn.ehlo_resp and 250, conn.ehlo_resp) if conn.ehlo_resp else ""
         backend.close()
         return ConnectionOutcome(True, ", ".join(parts) + ".", ehlo, lines)

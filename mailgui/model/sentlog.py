@@ -23,6 +23,7 @@ class SentEntry:
     size: int = 0
     time: float = field(default_factory=time.time)
     transcript: list[str] = field(default_factory=list)
+    date: str = ""  # the Date header of the message that was sent (or tried)
 
     @property
     def ok(self) -> bool:
@@ -40,6 +41,7 @@ class SentEntry:
             size=int(data.get("size") or 0),
             time=float(data.get("time") or 0.0),
             transcript=[str(t) for t in data.get("transcript") or []],
+            date=str(data.get("date", "")),
         )
 
 

@@ -221,9 +221,9 @@ def test_preview_folds_big_attachment_and_reads_only_what_it_shows(tmp_path: Pat
              line.startswith(FOLD_MARK)]
     assert any(line.startswith(FOLD_MARK) for line in shown)
     for line in result.text.splitlines():
-        skip = (FOLD_MARK, "Date:", "--=", "Content-Type:")
-        if not line.startswith(skip):
-            assert line in full  # every shown line is a real line of the message
+        if not line.startswith(FOLD_MARK):
+            # every shown line is a real line of the message: Date and boundaries included
+            assert line in full
     # the reader of a preview never touches the middle of the file
     content = HeadTailFileContent(blob)
     with content.open() as f:
@@ -237,8 +237,25 @@ def test_preview_text_equals_serialize_for_small_message() -> None:
     draft = Draft(to="a@example.com", subject="Small", body="line one\n.dot line\n")
     text = preview(draft, None).text
     data = serialize(build_message(draft)).getvalue().decode()
-    assert [x for x in text.splitlines() if not x.startswith("Date:")] == [
-        x for x in data.removesuffix("\r\n").split("\r\n") if not x.startswith("Date:")]
+    assert text.split("\n") == data.removesuffix("\r\n").split("\r\n")
+
+
+def test_a_draft_always_gives_the_same_bytes_until_renewed(tmp_path: Path) -> None:
+    att = tmp_path / "a.bin"
+    att.write_bytes(os.urandom(5000))
+    draft = Draft(to="a@example.com", subject="Pinned", body="text", html="<p>html</p>",
+                  attachments=[AttachmentRef(str(att))])
+    first = serialize(build_message(draft)).getvalue()
+    assert serialize(build_message(draft.copy())).getvalue() == first
+    assert f"Date: {draft.date}\r\n".encode() in first
+    assert Draft.from_dict(draft.to_dict()).date == draft.date  # kept with the draft
+    draft.renew()
+    renewed = serialize(build_message(draft)).getvalue()
+    assert draft.message_id.encode() in renewed and renewed != first
+    # a Date typed into the headers table wins over the pinned one
+    draft.headers = [("Date", "Mon, 01 Jan 2024 00:00:00 +0000")]
+    assert b"Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n" in serialize(
+        build_message(draft)).getvalue()
 
 
 # -- .eml -------------------------------------------------------------------------------------
@@ -308,7 +325,10 @@ def test_send_starttls_auth_with_keyring_and_ca(starttls_server: SMTPServer, cer
     message = starttls_server.wait_for(1)[0]
     assert message.session_tls and message.auth_login == TEST_USER
     assert not any(TEST_PASSWORD in line for line in outcome.transcript)
-    assert check_connection(profile, secrets=secrets).ok
+    assert "* authenticated as alice (PLAIN)" in outcome.transcript
+    checked = check_connection(profile, secrets=secrets)
+    assert checked.ok and "authenticated as alice (PLAIN)" in checked.sentence
+    assert not any(TEST_PASSWORD in line for line in checked.transcript)
 
 
 @pytest.mark.parametrize(
@@ -384,6 +404,73 @@ def test_cancel_wakes_a_blocked_send(silent_server) -> None:  # noqa: ANN001
     assert not thread.is_alive()
     assert result["outcome"].cancelled
     assert "cancelled" in result["outcome"].sentence
+
+
+def test_preview_is_byte_for_byte_what_is_sent(smtp_server: SMTPServer, tmp_path: Path) -> None:
+    att = tmp_path / "data.bin"
+    att.write_bytes(os.urandom(400_000))  # big enough to be folded in the (folded) preview
+    draft = Draft(to="bob@example.com", subject="Exact", body="one\n.two\n", html="<b>x</b>",
+                  attachments=[AttachmentRef(str(att))])
+    shown = preview(draft, _smtp(smtp_server), fold=False)
+    outcome = send_draft(draft, _smtp(smtp_server))
+    assert outcome.ok, outcome.sentence
+    received = smtp_server.wait_for(1)[0].data
+    assert shown.text.replace("\n", "\r\n").encode() + b"\r\n" == received
+    assert shown.size == outcome.size == len(received)
+    assert outcome.date == draft.date and any(draft.date in line for line in outcome.transcript)
+
+
+def test_send_progress_counts_the_whole_message(smtp_server: SMTPServer, tmp_path: Path) -> None:
+    att = tmp_path / "data.bin"
+    att.write_bytes(os.urandom(2_000_000))
+    phases: list[tuple[str, int, int]] = []
+    outcome = send_draft(Draft(to="bob@example.com", attachments=[AttachmentRef(str(att))]),
+                         _smtp(smtp_server), progress=lambda *a: phases.append(a))
+    assert outcome.ok, outcome.sentence
+    sending = [(d, t) for ph, d, t in phases if ph == "sending"]
+    assert sending[0] == (0, outcome.size) and sending[-1] == (outcome.size, outcome.size)
+    assert [d for d, _ in sending] == sorted(d for d, _ in sending)
+    assert [ph for ph, _, _ in phases][:2] == ["building", "connecting"]
+    assert phases[-1][0] == "done"
+
+
+def test_cancel_during_a_blocking_tcp_connect() -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    host, port = listener.getsockname()
+    filler = socket.create_connection((host, port), timeout=5)  # the accept queue is full now
+    try:
+        profile = Profile("Far away", "smtp", host=host, port=port, security="none", timeout=60)
+        canceller = Canceller()
+        result = {}
+        connecting = threading.Event()
+
+        def note(event: str, text: str) -> None:
+            if event == "connect":
+                connecting.set()
+
+        thread = threading.Thread(target=lambda: result.update(
+            outcome=send_draft(Draft(to="a@example.com"), profile, canceller=canceller,
+                               transcript=note)))
+        thread.start()
+        assert connecting.wait(10)
+        threading.Timer(0.2, canceller.cancel).start()
+        thread.join(30)  # liveness bound only; the profile timeout is 60 s
+        assert not thread.is_alive()
+        assert result["outcome"].cancelled
+    finally:
+        filler.close()
+        listener.close()
+
+
+def test_cancel_before_the_backend_exists_sends_nothing(smtp_server: SMTPServer) -> None:
+    canceller = Canceller()
+    canceller.cancel()
+    outcome = send_draft(Draft(to="a@example.com"), _smtp(smtp_server), canceller=canceller)
+    assert outcome.cancelled and smtp_server.connections == 0
 
 
 def test_test_backends(tmp_path: Path) -> None:

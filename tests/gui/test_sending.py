@@ -37,8 +37,7 @@ def send(gui, qtbot, timeout: int = 15000):  # noqa: ANN001, ANN201
     return blocker.args[0]
 
 
-def _normalise(data: bytes) -> bytes:
-    data = re.sub(rb"={15}\d+==", b"BOUNDARY", data)
+def _date_line(data: bytes) -> bytes:
     return re.sub(rb"Date: [^\r\n]+", b"Date: X", data)
 
 
@@ -54,8 +53,10 @@ def test_send_to_builtin_inbox_and_see_it_listed(make_gui, qtbot, tmp_path: Path
     with qtbot.waitSignal(gui.controller.source.updated, timeout=10000) as shown:
         gui.window.act_source.trigger()
     assert gui.window.side.currentWidget() is gui.window.source
-    preview_text = shown.args[0].text
+    before_send = shown.args[0].text
     message_id = gui.controller.compose.draft.message_id
+    previews = []
+    gui.controller.source.updated.connect(previews.append)
     outcome = send(gui, qtbot)
     assert outcome.ok, outcome.sentence
     inbox = gui.controller.inbox
@@ -64,8 +65,17 @@ def test_send_to_builtin_inbox_and_see_it_listed(make_gui, qtbot, tmp_path: Path
     row = gui.window.inbox.list.topLevelItem(0)
     assert row.text(3) == "Hello" and "bob@example.com" in row.text(2)
     received = inbox.store.read(inbox.messages[0].id)
-    assert _normalise(received) == _normalise(preview_text.replace("\n", "\r\n").encode()
-                                              + b"\r\n")
+    # Send dated the message and the source pane showed it at once: byte for byte what the
+    # server received (the pane shows LF line ends, SMTP carries CRLF).
+    qtbot.waitUntil(lambda: any(p.message_id == message_id for p in previews), timeout=10000)
+    sent_preview = [p for p in previews if p.message_id == message_id][-1]
+    assert sent_preview.text.replace("\n", "\r\n").encode() + b"\r\n" == received
+    assert sent_preview.size == len(received) == outcome.size
+    assert re.search(rb"^Date: " + re.escape(outcome.date.encode()) + rb"\r$", received, re.M)
+    # before Send only the Date differed: same Message-ID, same multipart boundaries
+    assert _date_line(before_send.replace("\n", "\r\n").encode() + b"\r\n") == _date_line(
+        received)
+    assert re.search(rb'boundary="={15}\d{19}=="', received)
     assert email.message_from_bytes(received, policy=email.policy.default)[
         "Message-ID"] == message_id == outcome.message_id
     # the selected message's parts, headers and source are shown
@@ -82,6 +92,7 @@ def test_send_to_builtin_inbox_and_see_it_listed(make_gui, qtbot, tmp_path: Path
     assert "S: 250" in gui.window.transcript.text.toPlainText()
     entry = SentLog(gui.paths.sent_log_file).entries()[0]
     assert entry.result == "sent" and entry.message_id == message_id
+    assert entry.date == outcome.date
     assert entry.recipients == ["Bob <bob@example.com>"] or "bob@example.com" in entry.recipients[0]
     # the next send is a new message with a new Message-ID; the draft stays for another try
     assert gui.controller.compose.draft.message_id != message_id
@@ -113,7 +124,7 @@ def test_smtp_profile_starttls_auth_real_keyring(make_gui, qtbot, starttls_serve
     qtbot.mouseClick(dialog.test, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.test.isEnabled(), timeout=10000)
     assert "encrypted with TLS" in dialog.test_result.text()
-    assert "logged in as alice" in dialog.test_result.text()
+    assert "authenticated as alice (PLAIN)" in dialog.test_result.text()
     qtbot.mouseClick(dialog.use, Qt.MouseButton.LeftButton)
     assert gui.window.target.currentText() == "Private relay"
     assert "Alice <alice@example.com>" in gui.window.compose.from_edit.placeholderText()
