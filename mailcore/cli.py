@@ -438,7 +438,7 @@ class TranscriptPrinter:
     def __call__(self, event: str, text: str) -> None:
         if event == "connect":
             self.out.write(f"=== Trying {text}...\n")
-        elif event == "info":
+        elif event in ("info", "auth"):
             self.out.write(f"=== {text[:1].upper()}{text[1:]}\n")
         elif event == "tls":
             self.tls = True

@@ -481,36 +481,37 @@ class _Transcribing:
         """
         pending: tuple[Any, dict, bytes] | None = None  # content written, final dot not sent
         data_open = False
+        deferred: Exception | None = None  # preparing a later message failed
+
+        def take() -> tuple[Any, str, Sequence[str], Serialized] | None:
+            nonlocal deferred
+            try:
+                return next(jobs, None)
+            except Exception as exc:  # noqa: BLE001 - raised once the messages before are done
+                deferred = exc
+                return None
+
         try:
-            while True:
-                try:
-                    job = next(jobs, None)
-                except Exception:
-                    # Preparing the next message failed: finish the pending one first.
-                    if pending is not None:
-                        token, senderrs, tail = pending
-                        pending = None
-                        self._send_tail(tail)
-                        data_open = False
-                        yield token, self._final_result(senderrs)
-                    raise
-                if job is None:
-                    break
+            job = next(jobs, None)
+            while job is not None:
                 token, from_addr, to_addrs, data = job
                 commands, to_addrs = self._envelope(from_addr, to_addrs, data)
                 head = self._encode_commands([*commands, "data"])
-                previous = None
-                if pending is not None:
-                    prev_token, prev_senderrs, tail = pending
-                    pending = None
-                    self._send_tail(tail, head)
+                finishing = pending
+                pending = None
+                if finishing is not None:
+                    self._send_tail(finishing[2], head)
                     data_open = False
-                    previous = (prev_token, self._final_result(prev_senderrs))
-                    if self.sock is None:  # 421 after the previous message: server gone
-                        yield previous
-                        return
                 else:
                     self.send(head)
+                # While the server reads and answers, prepare the next message.
+                upcoming = take()
+                previous = None
+                if finishing is not None:
+                    previous = (finishing[0], self._final_result(finishing[1]))
+                    if self.sock is None:  # 421 after the previous message: server gone
+                        yield previous
+                        break
                 try:
                     senderrs = self._read_envelope_replies(from_addr, to_addrs)
                     data_open = True
@@ -519,17 +520,21 @@ class _Transcribing:
                         yield previous
                     yield token, exc
                     if self.sock is None:
-                        return
+                        break
+                    job = upcoming
                     continue
                 if previous is not None:
                     yield previous
                 pending = (token, senderrs, self._write_content(data, progress))
+                job = upcoming
             if pending is not None:
                 token, senderrs, tail = pending
                 pending = None
                 self._send_tail(tail)
                 data_open = False
                 yield token, self._final_result(senderrs)
+            if deferred is not None:
+                raise deferred
         finally:
             if data_open or pending is not None:
                 # Stopped in the middle of a message: end the connection

@@ -18,6 +18,10 @@ APT_PACKAGES=(
   fonts-dejavu-core
   # a real Secret Service keyring for the tests, on a private D-Bus
   dbus dbus-x11 gnome-keyring
+  # unshare and ip: the test host in a private network namespace (tests/core)
+  util-linux iproute2
+  # objdump, which PyInstaller needs to build the bundle (tests/packaging)
+  binutils
 )
 if [[ "${BOOTSTRAP_BENCH:-0}" == 1 ]]; then
   APT_PACKAGES+=(postfix)

@@ -138,6 +138,7 @@ def test_transcript_with_starttls_and_password_from_environment(
     assert " -> ehlo" in out.lower()
     assert "=== TLS started" in out
     assert "<~  235" in out  # authenticated, inside TLS
+    assert "=== Authenticated as alice" in out
     assert TEST_PASSWORD not in out and "********" in out
     assert "bytes of message content" in out
     (record,) = starttls_server.handler.wait_for(1)
