@@ -81,6 +81,41 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
     return _x11_problem(display)
 
 
+def _announce_when_ready(gui: MailGui, *, inbox: bool) -> None:
+    """Say on stderr when the window is up and where the local inbox listens (useful on a
+    machine without a screen, and to scripts). MAILGUI_EXIT_WHEN_READY=1 then quits, cleanly:
+    packaging tests use it to check that an installed mailgui really starts."""
+    from PySide6.QtCore import QTimer
+
+    state = {"painted": False, "inbox": None if inbox else "off", "done": False}
+
+    def maybe() -> None:
+        if state["done"] or not state["painted"] or state["inbox"] is None:
+            return
+        state["done"] = True
+        print(f"mailgui: ready; local test inbox {state['inbox']}", file=sys.stderr, flush=True)
+        if os.environ.get("MAILGUI_EXIT_WHEN_READY") == "1":
+            QTimer.singleShot(0, gui.window.close)
+
+    def painted() -> None:
+        state["painted"] = True
+        maybe()
+
+    def inbox_started(port: int) -> None:
+        state["inbox"] = f"on 127.0.0.1:{port}"
+        maybe()
+
+    def inbox_failed(error: str) -> None:
+        state["inbox"] = f"could not start ({error})"
+        maybe()
+
+    gui.controller.inbox.started.connect(inbox_started)
+    gui.controller.inbox.failed.connect(inbox_failed)
+    if gui.controller.inbox.running:
+        inbox_started(gui.controller.inbox.port)
+    QTimer.singleShot(0, painted)  # runs once the event loop has shown the window
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mailgui", description="A desktop email composer for developers and testers.")
@@ -114,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = AppPaths(args.config_dir or defaults.config_dir, args.data_dir or defaults.data_dir)
     gui = MailGui(paths, start_inbox=not args.no_inbox)
     gui.show()
+    _announce_when_ready(gui, inbox=not args.no_inbox)
     if args.eml:
         gui.controller.open_eml(str(args.eml))
     # Ctrl+C and SIGTERM close the window cleanly (the draft is saved); a timer lets the

@@ -56,6 +56,7 @@ def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
 class InboxController(QObject):
     received = Signal(object)  # InboxMessage, emitted from the server thread -> queued
     started = Signal(int)
+    failed = Signal(str)
     count_changed = Signal(int)
 
     def __init__(self, view: InboxView, runner: JobRunner, store: InboxStore) -> None:
@@ -101,6 +102,7 @@ class InboxController(QObject):
         self.error = str(exc)
         self.view.status.setText(f"The local test inbox could not start: {exc}")
         self.view.status.setStyleSheet("color: #9b1c1c;")
+        self.failed.emit(self.error)
 
     def _loaded(self, messages: list[InboxMessage]) -> None:
         known = {m.id for m in self.messages}

@@ -1,0 +1,117 @@
+"""The installable artefacts: wheel and sdist, a clean install, the PyInstaller bundle.
+
+These build real artefacts and start the real programs (offscreen), so they take
+a minute or two; they run in CI like every other test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Building and installing take minutes, not the suite's default 120 s.
+pytestmark = pytest.mark.timeout(1200)
+
+
+def pip_env() -> dict[str, str]:
+    """Share the pip cache that scripts/bootstrap.sh filled, so a clean venv
+    installs from it instead of downloading Qt again."""
+    env = dict(os.environ)
+    cache = os.environ.get("MAILCORE_PIP_CACHE")
+    if cache:
+        env["PIP_CACHE_DIR"] = cache
+    return env
+
+
+def start_gui(command: list[str], env: dict[str, str], tmp: Path) -> str:
+    """Start mailgui offscreen with throwaway folders; return what it printed
+    once it said it was ready (then stop it)."""
+    args = [*command, "--config-dir", str(tmp / "config"), "--data-dir", str(tmp / "data")]
+    env = {**env, "QT_QPA_PLATFORM": "offscreen", "MAILGUI_EXIT_WHEN_READY": "1"}
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "mailgui: ready" in output, output
+    assert "Traceback" not in output, output
+    return output
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(["bash", str(ROOT / "packaging" / "build_dist.sh"), str(out)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    return out
+
+
+def test_explicit_package_list_is_complete():
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = set(find_packages(str(ROOT), include=["mailcore*", "mailgui*"]))
+    assert found <= listed, f"add to pyproject.toml: {sorted(found - listed)}"
+
+
+def test_wheel_and_sdist_contents(dist):
+    (wheel,) = dist.glob("mailcore-*.whl")
+    (sdist,) = dist.glob("mailcore-*.tar.gz")
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in (
+        "mailcore/__init__.py", "mailcore/backends/smtp.py", "mailgui/app.py",
+        "mailgui/resources/mailgui.desktop", "mailgui/resources/icons/mailgui.svg",
+        "mailgui/resources/io.github.mailcore.mailgui.metainfo.xml",
+    ):
+        assert needed in names, needed
+    entry_points = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith("entry_points.txt"))
+    ).decode()
+    assert "mailcore = mailcore.cli:main" in entry_points
+    assert "mailgui = mailgui.app:main" in entry_points
+    assert "mailcore.profiles" in entry_points
+    members = tarfile.open(sdist).getnames()
+    assert any(m.endswith("resources/icons/mailgui.svg") for m in members)
+    assert any(m.endswith("README.md") for m in members)
+
+
+def test_wheel_installs_into_a_clean_venv(dist, tmp_path):
+    (wheel,) = dist.glob("mailcore-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, f"{wheel}[gui]"], check=True, env=pip_env(), timeout=900,
+                   capture_output=True)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    dump = subprocess.run(
+        [str(venv / "bin" / "mailcore"), "--to", "someone@example.com", "--subject", "hi",
+         "--body", "hello", "--dump"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert "Subject: hi" in dump.stdout and "To: someone@example.com" in dump.stdout
+    start_gui([str(venv / "bin" / "mailgui")], env, tmp_path)
+
+
+def test_pyinstaller_bundle_runs_without_python_packages(tmp_path):
+    out = tmp_path / "bundle"
+    subprocess.run(["bash", str(ROOT / "packaging" / "build_bundle.sh"), str(out)],
+                   check=True, capture_output=True, text=True, timeout=900, env=pip_env())
+    bundle = out / "mailgui"
+    assert (bundle / "mailgui.desktop").is_file()
+    # No Python, no site-packages, no venv on the PATH: only the bundle.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "LANG": "C.UTF-8"}
+    cli = subprocess.run(
+        [str(bundle / "mailcore"), "--to", "a@example.com", "--subject", "bundled",
+         "--body", "x", "--backend", "console"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert "Subject: bundled" in cli.stdout
+    start_gui([str(bundle / "mailgui")], env, tmp_path)
