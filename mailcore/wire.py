@@ -47,7 +47,7 @@ from mailcore.message import (
 )
 from mailcore.utils import DNS_NAME
 
-__all__ = ["Serialized", "serialize", "can_stream", "BASE64_READ_SIZE"]
+__all__ = ["Base64Piece", "Serialized", "serialize", "can_stream", "BASE64_READ_SIZE"]
 
 # Bytes of a file read (and base64-encoded) at a time: a multiple of 57, the
 # input length of one 76-character base64 line, so chunks join seamlessly.
@@ -219,8 +219,12 @@ def _flatten(msg: Message, linesep: str, rng: Any) -> bytes:
     return fp.getvalue()
 
 
-class _Base64Piece:
-    """The base64 body of an attachment, produced a chunk at a time."""
+class Base64Piece:
+    """The base64 body of an attachment, produced a chunk at a time.
+
+    Besides ``chunks()``, a viewer can ask for ``head(n)`` and ``tail(n)``, the
+    first and last n encoded lines, reading only the bytes they encode.
+    """
 
     stuffing_needed = False  # base64 lines never start with a dot
 
@@ -262,10 +266,33 @@ class _Base64Piece:
                 yield view[start : start + BASE64_READ_SIZE]
 
     def chunks(self) -> Iterator[bytes]:
-        nl = self.nl
         for block in self._blocks():
-            encoded = base64.encodebytes(block)
-            yield encoded if nl == b"\n" else encoded.replace(b"\n", nl)
+            yield self._encode(block)
+
+    def _encode(self, block: bytes) -> bytes:
+        encoded = base64.encodebytes(block)
+        return encoded if self.nl == b"\n" else encoded.replace(b"\n", self.nl)
+
+    @property
+    def line_count(self) -> int:
+        """How many encoded lines (of 76 characters, the last maybe shorter)."""
+        return (self.length + 56) // 57
+
+    def _read(self, start: int, stop: int) -> bytes:
+        if isinstance(self.source, FileContent):
+            with self.source.open() as f:
+                f.seek(start)
+                return f.read(stop - start)
+        return bytes(self.source[start:stop])
+
+    def head(self, lines: int) -> bytes:
+        """The first ``lines`` encoded lines (reads ``57 * lines`` bytes at most)."""
+        return self._encode(self._read(0, min(self.length, 57 * max(0, lines))))
+
+    def tail(self, lines: int) -> bytes:
+        """The last ``lines`` encoded lines (reads only the bytes they encode)."""
+        first = max(0, self.line_count - max(0, lines))
+        return self._encode(self._read(57 * first, self.length)) if lines > 0 else b""
 
 
 class Serialized:
@@ -287,6 +314,12 @@ class Serialized:
     @property
     def size(self) -> int:
         return sum(len(p) if isinstance(p, bytes) else p.size() for p in self._pieces)
+
+    @property
+    def pieces(self) -> tuple[bytes | Base64Piece, ...]:
+        """The message in order: bytes, and Base64Piece for each base64 body the
+        writer streams. ``b"".join(p if bytes else p.chunks())`` is the message."""
+        return tuple(self._pieces)
 
     @property
     def message_id(self) -> str | None:
@@ -395,7 +428,7 @@ class _Writer:
                 ("Content-Transfer-Encoding", "base64"),
                 *disposition,
             ]
-            return [self.header_block(headers), _Base64Piece(content, self.nl)]
+            return [self.header_block(headers), Base64Piece(content, self.nl)]
         return [self.part_via_email_package(self.m._create_attachment(*attachment))]
 
     def alternative(self, content: Any, mimetype: Any) -> list[Any]:
@@ -411,7 +444,7 @@ class _Writer:
                         ("MIME-Version", "1.0"),
                         ("Content-Transfer-Encoding", "base64"),
                     ]
-                    return [self.header_block(headers), _Base64Piece(content, self.nl)]
+                    return [self.header_block(headers), Base64Piece(content, self.nl)]
         return [self.part_via_email_package(self.m._create_mime_attachment(content, mimetype))]
 
     def disposition(self, filename: Any) -> list[tuple[str, str]]:

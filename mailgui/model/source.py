@@ -1,22 +1,19 @@
 """The MIME source of a draft, as mailcore writes it, folded for reading.
 
 ``preview(draft, profile)`` goes through ``build_message`` and ``mailcore.wire.serialize`` like
-sending does. Long base64 parts are folded to a few lines; for a large attachment only the
-bytes of the lines that are shown are read from disk (the hidden middle is never read), so a
-100 MB attachment costs a few KB per preview.
+sending does. Long base64 parts are folded to a few lines; for an attachment that mailcore
+streams, only the lines that are shown are read and encoded (``Base64Piece.head``/``tail``),
+so a 100 MB attachment costs a few KB per preview.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import mailcore
-from mailcore.message import EmailAttachment, FileContent
 from mailcore.wire import serialize
 from mailgui.model.draft import Draft
 from mailgui.model.message import build_message
@@ -24,7 +21,6 @@ from mailgui.model.profiles import Profile
 
 __all__ = [
     "FOLD_MARK",
-    "HeadTailFileContent",
     "Preview",
     "SourceFolder",
     "fold_bytes",
@@ -122,6 +118,14 @@ class SourceFolder:
         self._flush_b64()
         self._out(self._decode(line))
 
+    def fold_here(self, lines: int, approx_bytes: int) -> None:
+        """Mark ``lines`` base64 lines that were never fed (the writer skipped them): the
+        lines fed before are shown as they are, then the marker."""
+        self._flush_b64()
+        self.folded_parts += 1
+        self._out(f"{FOLD_MARK} {lines:,} lines of base64 folded (about {approx_bytes:,} bytes) "
+                  f"{FOLD_MARK}")
+
     def _b64(self, line: bytes) -> None:
         keep = self.head + self.tail
         self._b64_run.append(line)
@@ -168,84 +172,6 @@ def fold_bytes(
     return folder.text(), folder.folded_parts
 
 
-class _HeadTailReader(io.RawIOBase):
-    """Reads the real bytes of ``[0, head)`` and ``[tail_start, size)``; zeros in between.
-
-    Only for previews whose folding hides exactly the lines made from the zeros.
-    """
-
-    def __init__(self, path: Path, head: int, tail_start: int) -> None:
-        self._f = path.open("rb")
-        self._size = os.fstat(self._f.fileno()).st_size
-        self._head = head
-        self._tail = tail_start
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = self._size if n is None or n < 0 else min(self._size, self._pos + n)
-        out = bytearray()
-        pos = self._pos
-        while pos < end:
-            if pos < self._head or pos >= self._tail:
-                stop = min(end, self._head) if pos < self._head else end
-                self._f.seek(pos)
-                data = self._f.read(stop - pos)
-                if not data:
-                    break
-                out += data
-                pos += len(data)
-            else:
-                stop = min(end, self._tail)
-                out += bytes(stop - pos)
-                pos = stop
-        self._pos = pos
-        return bytes(out)
-
-    def readinto(self, b) -> int:  # noqa: ANN001 - buffer protocol
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
-class HeadTailFileContent(FileContent):
-    """A FileContent for previews: the same size, but only the shown lines are read."""
-
-    __slots__ = ("head", "tail_start")
-
-    def __init__(self, path: str | os.PathLike[str], head_lines: int = HEAD_LINES,
-                 tail_lines: int = TAIL_LINES) -> None:
-        super().__init__(path)
-        size = self.size()
-        self.head = head_lines * LINE_IN
-        last_line_start = ((size - 1) // LINE_IN) * LINE_IN if size else 0
-        self.tail_start = max(self.head, last_line_start - (tail_lines - 1) * LINE_IN)
-
-    def open(self):  # noqa: ANN201
-        return _HeadTailReader(self.path, self.head, self.tail_start)
-
-
-# A file is previewed by head and tail only if it is larger than this (smaller ones are read).
-PARTIAL_READ_ABOVE = 256 * 1024
-
-
 @dataclass
 class Preview:
     text: str
@@ -255,31 +181,26 @@ class Preview:
     error: str = ""
 
 
-def _swap_contents(
-    message: mailcore.EmailMessage, make: Callable[[FileContent], FileContent]
-) -> None:
-    for index, attachment in enumerate(message.attachments):
-        if isinstance(attachment, EmailAttachment) and isinstance(attachment.content, FileContent):
-            message.attachments[index] = EmailAttachment(
-                attachment.filename, make(attachment.content), attachment.mimetype
-            )
-
-
 def preview(draft: Draft, profile: Profile | None, *, fold: bool = True,
             max_lines: int = 20000) -> Preview:
     """The source text of the message ``draft`` would become (raises what build_message
-    raises). With ``fold`` big attachments are read only where shown."""
-    message = build_message(draft, profile)
-    if fold:
-        def partial(content: FileContent) -> FileContent:
-            if content.size() > PARTIAL_READ_ABOVE:
-                return HeadTailFileContent(content.path)
-            return content
-
-        _swap_contents(message, partial)
-    data = serialize(message, linesep="\r\n")
-    text, folded = fold_bytes(data.chunks(), fold=fold, max_lines=max_lines if fold else 0)
-    return Preview(text, data.size, data.message_id, folded)
+    raises). With ``fold``, a long streamed attachment is read only where it is shown."""
+    data = serialize(build_message(draft, profile), linesep="\r\n")
+    folder = SourceFolder(fold=fold, max_lines=max_lines if fold else 0)
+    keep = folder.head + folder.tail
+    for piece in data.pieces:
+        if isinstance(piece, bytes):
+            folder.feed(piece)
+        elif fold and piece.line_count > keep + 1:
+            folder.feed(piece.head(folder.head))
+            hidden = piece.line_count - keep
+            folder.fold_here(hidden, hidden * LINE_IN)
+            folder.feed(piece.tail(folder.tail))
+        else:
+            for chunk in piece.chunks():
+                folder.feed(chunk)
+    text = folder.text()
+    return Preview(text, data.size, data.message_id, folder.folded_parts)
 
 
 def write_source(draft: Draft, profile: Profile | None, path: Path) -> int:

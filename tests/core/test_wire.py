@@ -127,3 +127,21 @@ def test_large_attachment_is_streamed_with_bounded_memory(tmp_path):
     assert growth_mb < 64, f"memory grew by {growth_mb} MB"
     (written,) = (tmp_path / "out").iterdir()
     assert written.stat().st_size > 96 * 1024 * 1024 * 4 // 3
+
+
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 57 * 10, 57 * 10 + 3, 100_000])
+def test_base64_piece_head_and_tail_match_the_full_encoding(tmp_path, size):
+    from mailcore.wire import Base64Piece
+
+    path = tmp_path / "data.bin"
+    path.write_bytes(os.urandom(size))
+    msg = EmailMessage("s", "b", "f@example.com", ["t@example.com"])
+    msg.attach_file(path)
+    data = serialize(msg, "\r\n")
+    (piece,) = [p for p in data.pieces if isinstance(p, Base64Piece)]
+    full = b"".join(piece.chunks()).split(b"\r\n")[:-1]
+    assert piece.line_count == len(full)
+    assert piece.head(3) == b"".join(line + b"\r\n" for line in full[:3])
+    assert piece.tail(2) == b"".join(line + b"\r\n" for line in full[-2:] if full)
+    joined = b"".join(p if isinstance(p, bytes) else b"".join(p.chunks()) for p in data.pieces)
+    assert joined == data.getvalue()
