@@ -361,10 +361,15 @@ class Bench:
                                                 else "not installed")
                     pipe = " (pipelined)" if pipelined else ""
                     bound = " (sink-bound)" if sink_bound else ""  # see the note
+                    target, met = "≥ 4×", None if ratio is None else ratio >= 4
+                    if sink_bound and source and mc:
+                        # The sink is the limit: what counts is driving it at least as
+                        # fast as Postfix's own C client does.
+                        target, met = "sink-bound: ≥ smtp-source", mc >= source
                     self.rows.append(Row(
                         title=f"2{letter}. `{what[mode]}` → {sink.name}{pipe}{bound}",
                         section=section, cells=cells, ratio=fmt_ratio(ratio, "faster"),
-                        target="≥ 4×", met=None if ratio is None else ratio >= 4,
+                        target=target, met=met,
                         speedup=ratio, speedup_target=4,
                     ))
 
