@@ -7,6 +7,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MAILCORE_VENV:-$ROOT/.venv}"
 export PATH="$VENV/bin:$PATH"
+# Packaging tests install into clean venvs: let them reuse the real pip cache.
+export MAILCORE_PIP_CACHE="${PIP_CACHE_DIR:-${HOME:-/root}/.cache/pip}"
 SANDBOX="$(mktemp -d /tmp/mailcore-sandbox.XXXXXX)"
 trap 'rm -rf "$SANDBOX"' EXIT
 mkdir -p "$SANDBOX"/{home,config,data,cache,runtime}
