@@ -173,6 +173,18 @@ def _stuff_dots(chunk: bytes, at_line_start: bool) -> bytes:
 class _Transcribing:
     """The parts shared by the plain and the implicit-TLS connection."""
 
+    def __init__(
+        self,
+        *args: Any,
+        transcript: TranscriptCallback | None = None,
+        abort_handle: AbortHandle | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Set before smtplib's __init__, which connects when given a host.
+        self.transcript = transcript
+        self.abort_handle = abort_handle
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+
     transcript: TranscriptCallback | None = None
     abort_handle: AbortHandle | None = None
     _in_auth = False
@@ -667,31 +679,9 @@ def _options(options: Sequence[str]) -> str:
 class SMTP(_Transcribing, smtplib.SMTP):
     """``smtplib.SMTP`` with pipelined, streamed sending, a transcript and abort."""
 
-    def __init__(
-        self,
-        *args: Any,
-        transcript: TranscriptCallback | None = None,
-        abort_handle: AbortHandle | None = None,
-        **kwargs: Any,
-    ):
-        self.transcript = transcript
-        self.abort_handle = abort_handle
-        super().__init__(*args, **kwargs)
-
 
 class SMTP_SSL(_Transcribing, smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name
     """``smtplib.SMTP_SSL`` (implicit TLS) with the same additions."""
-
-    def __init__(
-        self,
-        *args: Any,
-        transcript: TranscriptCallback | None = None,
-        abort_handle: AbortHandle | None = None,
-        **kwargs: Any,
-    ):
-        self.transcript = transcript
-        self.abort_handle = abort_handle
-        super().__init__(*args, **kwargs)
 
     def _get_socket(self, host: str, port: int, timeout: Any) -> socket.socket:
         # smtplib.SMTP_SSL._get_socket: the (registered) TCP socket, wrapped in TLS with

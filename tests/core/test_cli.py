@@ -34,6 +34,11 @@ def cli(*argv, stdin=None):
     return code, out.getvalue(), err.getvalue()
 
 
+def cli_to(server, *argv, **kwargs):
+    """The command, pointed at ``server``."""
+    return cli(*argv, "--host", server.host, "--port", str(server.port), **kwargs)
+
+
 def test_console_backend_prints_the_message():
     code, out, err = cli(
         "--to", "someone@example.com", "--subject", "hi", "--body", "hello", "--backend", "console"
@@ -96,14 +101,8 @@ def test_dump_prints_the_source_and_sends_nothing(smtp_server, tmp_path):
 
 
 def test_body_from_stdin(smtp_server):
-    code, _, err = cli(
-        "--to",
-        "a@example.com",
-        "--host",
-        smtp_server.host,
-        "--port",
-        str(smtp_server.port),
-        stdin=io.StringIO("body from stdin\n"),
+    code, _, err = cli_to(
+        smtp_server, "--to", "a@example.com", stdin=io.StringIO("body from stdin\n")
     )
     assert code == EXIT_OK, err
     (record,) = smtp_server.handler.wait_for(1)
@@ -115,15 +114,12 @@ def test_transcript_with_starttls_and_password_from_environment(
     starttls_server, certs, monkeypatch
 ):
     monkeypatch.setenv("SMTP_PASSWORD", TEST_PASSWORD)
-    code, out, err = cli(
+    code, out, err = cli_to(
+        starttls_server,
         "--to",
         "a@example.com",
         "--body",
         "hello",
-        "--host",
-        starttls_server.host,
-        "--port",
-        str(starttls_server.port),
         "--starttls",
         "--user",
         TEST_USER,
@@ -147,15 +143,12 @@ def test_transcript_with_starttls_and_password_from_environment(
 
 def test_implicit_tls(tls_server, certs, monkeypatch):
     monkeypatch.setenv("PW", TEST_PASSWORD)
-    code, _, err = cli(
+    code, _, err = cli_to(
+        tls_server,
         "--to",
         "a@example.com",
         "--body",
         "x",
-        "--host",
-        tls_server.host,
-        "--port",
-        str(tls_server.port),
         "--tls",
         "--user",
         TEST_USER,
@@ -177,49 +170,25 @@ def test_exit_code_connection_refused(refused_port):
 
 
 def test_exit_code_timeout(silent_server):
-    code, _, err = cli(
-        "--to",
-        "a@example.com",
-        "--body",
-        "x",
-        "--host",
-        silent_server.host,
-        "--port",
-        str(silent_server.port),
-        "--timeout",
-        "0.5",
-    )
+    code, _, err = cli_to(silent_server, "--to", "a@example.com", "--body", "x", "--timeout", "0.5")
     assert code == EXIT_CONNECTION
     assert "did not answer in time" in err
 
 
 def test_exit_code_untrusted_certificate(tls_server):
-    code, _, err = cli(
-        "--to",
-        "a@example.com",
-        "--body",
-        "x",
-        "--host",
-        tls_server.host,
-        "--port",
-        str(tls_server.port),
-        "--tls",
-    )
+    code, _, err = cli_to(tls_server, "--to", "a@example.com", "--body", "x", "--tls")
     assert code == EXIT_CONNECTION
     assert "not trusted" in err and "--ca-file" in err
 
 
 def test_exit_code_wrong_password(starttls_server, certs, monkeypatch):
     monkeypatch.setenv("PW", "wrong")
-    code, _, err = cli(
+    code, _, err = cli_to(
+        starttls_server,
         "--to",
         "a@example.com",
         "--body",
         "x",
-        "--host",
-        starttls_server.host,
-        "--port",
-        str(starttls_server.port),
         "--starttls",
         "--user",
         TEST_USER,
@@ -238,33 +207,15 @@ def test_exit_code_wrong_password(starttls_server, certs, monkeypatch):
 
 def test_exit_code_recipients_refused():
     with SMTPServer("plain", refuse_rcpt={"a@example.com": "550 5.1.1 No such user"}) as server:
-        code, _, err = cli(
-            "--to",
-            "a@example.com",
-            "--body",
-            "x",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-        )
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x")
     assert code == EXIT_REFUSED
     assert "a@example.com: 550 5.1.1 No such user" in err
 
 
 def test_partial_refusal_is_reported_but_sent():
     with SMTPServer("plain", refuse_rcpt={"b@example.com": "550 no"}) as server:
-        code, _, err = cli(
-            "--to",
-            "a@example.com",
-            "--to",
-            "b@example.com",
-            "--body",
-            "x",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
+        code, _, err = cli_to(
+            server, "--to", "a@example.com", "--to", "b@example.com", "--body", "x"
         )
     assert code == EXIT_OK
     assert "refused: b@example.com" in err
@@ -272,16 +223,7 @@ def test_partial_refusal_is_reported_but_sent():
 
 def test_exit_code_message_rejected():
     with SMTPServer("plain", data_reply="552 5.3.4 Message too big") as server:
-        code, _, err = cli(
-            "--to",
-            "a@example.com",
-            "--body",
-            "x",
-            "--host",
-            server.host,
-            "--port",
-            str(server.port),
-        )
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x")
     assert code == EXIT_REJECTED
     assert "552 5.3.4 Message too big" in err
 
