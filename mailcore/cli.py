@@ -148,7 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--dump", action="store_true", help="print the MIME source, send nothing")
     out.add_argument(
-        "--transcript", action="store_true", help="print the SMTP conversation (AUTH redacted)"
+        "--transcript",
+        action="store_true",
+        help="print the SMTP conversation (AUTH redacted, the message summarised)",
+    )
+    out.add_argument(
+        "--transcript-data",
+        action="store_true",
+        help="with --transcript, also print every line of the message as sent",
     )
     out.add_argument("--config", metavar="FILE", help="settings file (TOML)")
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
@@ -490,8 +497,9 @@ def run(
         if backend_name == "smtp":
             host = kwargs.get("host") or settings.EMAIL_HOST
             where = f"{host}:{kwargs.get('port') or settings.EMAIL_PORT}"
-            if args.transcript:
+            if args.transcript or args.transcript_data:
                 kwargs["transcript"] = TranscriptPrinter(stdout)
+                kwargs["transcript_data"] = args.transcript_data
         if backend_name == "console":
             kwargs["stream"] = stdout
         connection = mailcore.get_connection(backend_name, **kwargs)

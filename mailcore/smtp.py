@@ -186,6 +186,9 @@ class _Transcribing:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
 
     transcript: TranscriptCallback | None = None
+    # Also tell the transcript every line of message content ("content" events);
+    # off by default: the content is summarised in one "data" event.
+    transcript_data = False
     abort_handle: AbortHandle | None = None
     _in_auth = False
     _in_content = False
@@ -597,6 +600,8 @@ class _Transcribing:
         size = data.size if progress is not None else 0
         done = 0  # content bytes written (before stuffing), for progress
         waiting = 0  # content bytes in buffer (before stuffing)
+        show_content = self.transcript_data and self.transcript is not None
+        partial = b""  # the content's unfinished last line, for the transcript
         self._in_content = True
         try:
             if progress is not None:
@@ -610,6 +615,8 @@ class _Transcribing:
                 at_line_start = chunk[-2:] == CRLF or (last == b"\r" and chunk == b"\n")
                 last = chunk[-1:]
                 total += len(chunk)
+                if show_content:
+                    partial = self._note_content(partial + chunk)
                 # Small pieces are gathered into one write; large ones go at once.
                 buffer.append(chunk)
                 buffered += len(chunk)
@@ -631,11 +638,21 @@ class _Transcribing:
         finally:
             self._in_content = False
         buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
+        if show_content and partial:
+            self._note("content", partial.decode("utf-8", "replace"))
         if self._observed():
             elapsed = (time.monotonic() - started) * 1000
             self._note("data", f"[{total:,} bytes of message content in {elapsed:.0f} ms]")
             self._note("client", ".")
         return b"".join(buffer)
+
+    def _note_content(self, data: bytes) -> bytes:
+        """Tell the transcript each whole line of message content (as sent, dot-stuffed);
+        return the unfinished rest."""
+        *lines, rest = data.split(b"\r\n")
+        for line in lines:
+            self._note("content", line.decode("utf-8", "replace"))
+        return rest
 
     def _send_reporting(
         self, blob: bytes, done: int, raw_length: int, size: int, progress: ProgressCallback

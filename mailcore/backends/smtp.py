@@ -63,7 +63,9 @@ class EmailBackend(BaseEmailBackend):
 
     Beyond Django's backend (mailcore only):
 
-    * ``transcript=callable(event, text)``: the SMTP conversation (see mailcore.smtp);
+    * ``transcript=callable(event, text)``: the SMTP conversation (see mailcore.smtp), the
+      message content summarised in one "data" event, or given line by line as "content"
+      events with ``transcript_data=True``;
     * ``progress=callable(bytes_done, bytes_total)``: called on the sending thread while each
       message's content is written (``bytes_total`` is the message's exact size), at the
       start, after every write of at most 512 KiB and at the end, always before the final dot.
@@ -87,6 +89,7 @@ class EmailBackend(BaseEmailBackend):
         ssl_cafile: str | None = None,
         allow_insecure_auth: bool | None = None,
         transcript: TranscriptCallback | None = None,
+        transcript_data: bool = False,
         progress: ProgressCallback | None = None,
         **kwargs: Any,
     ) -> None:
@@ -107,6 +110,7 @@ class EmailBackend(BaseEmailBackend):
             else allow_insecure_auth
         )
         self.transcript = transcript
+        self.transcript_data = transcript_data
         self.progress = progress
         if self.use_ssl and self.use_tls:
             raise ValueError(
@@ -265,6 +269,8 @@ class EmailBackend(BaseEmailBackend):
             self._partial_connection = self.connection_class(
                 self.host, self.port, **self._connection_params()
             )
+            if self.transcript_data:
+                self._partial_connection.transcript_data = True
             # TLS/SSL are mutually exclusive, so only attempt TLS over
             # non-secure connections. A failed STARTTLS raises: nothing is
             # ever sent in the clear instead.

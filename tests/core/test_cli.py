@@ -308,3 +308,20 @@ def test_entry_points(command):
     )
     assert proc.returncode == 0, proc.stderr
     assert "Subject: hi" in proc.stdout
+
+
+def test_transcript_data_prints_the_message_as_sent(smtp_server):
+    code, out, err = cli_to(
+        smtp_server,
+        "--to",
+        "a@example.com",
+        "--subject",
+        "Shown",
+        "--body",
+        "first line\n.starts with a dot\n",
+        "--transcript-data",
+    )
+    assert code == EXIT_OK, err
+    assert " -> Subject: Shown" in out
+    assert " -> ..starts with a dot" in out  # dot-stuffed, as on the wire
+    assert "bytes of message content" in out

@@ -413,3 +413,15 @@ def test_pipelined_batch_streams_file_attachments(tmp_path):
                 hashlib.sha256(part.get_content()).digest()
                 == hashlib.sha256(path.read_bytes()).digest()
             )
+
+
+def test_transcript_data_gives_every_content_line(smtp_server):
+    events = []
+    backend = backend_for(
+        smtp_server, transcript=lambda e, t: events.append((e, t)), transcript_data=True
+    )
+    msg = EmailMessage("s", "one\ntwo\n", "f@example.com", ["t@example.com"])
+    assert backend.send_messages([msg]) == 1
+    content = [t for e, t in events if e == "content"]
+    (record,) = smtp_server.handler.wait_for(1)
+    assert content == record.data.decode().split("\r\n")[:-1]
