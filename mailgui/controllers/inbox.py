@@ -5,13 +5,21 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QMessageBox, QTreeWidgetItem
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
 
 from mailgui.jobs import JobRunner
 from mailgui.model.eml import parse_message
-from mailgui.model.inbox import InboxMessage, InboxServer, InboxStore, MessagePart, message_parts
+from mailgui.model.inbox import (
+    InboxMessage,
+    InboxServer,
+    InboxStore,
+    MessagePart,
+    message_parts,
+    part_payload,
+)
 from mailgui.model.source import fold_bytes
 from mailgui.views.common import human_size
 from mailgui.views.inbox import InboxView
@@ -57,6 +65,7 @@ class InboxController(QObject):
     received = Signal(object)  # InboxMessage, emitted from the server thread -> queued
     started = Signal(int)
     failed = Signal(str)
+    status = Signal(str)
     count_changed = Signal(int)
 
     def __init__(self, view: InboxView, runner: JobRunner, store: InboxStore) -> None:
@@ -71,6 +80,9 @@ class InboxController(QObject):
         view.list.currentItemChanged.connect(self._selected)
         view.delete.clicked.connect(self.delete_selected)
         view.clear.clicked.connect(self.clear)
+        view.parts.currentItemChanged.connect(self._part_selected)
+        view.parts.itemDoubleClicked.connect(lambda *_a: self.save_selected_part())
+        view.save_part.clicked.connect(self.save_selected_part)
         view.set_empty(True)
         view.detail.hide()
         self._update_buttons()
@@ -173,11 +185,13 @@ class InboxController(QObject):
             v.headers.addTopLevelItem(QTreeWidgetItem([name, value]))
         v.parts.clear()
         stack: list[QTreeWidgetItem] = []
-        for part in details.parts:
+        for index, part in enumerate(details.parts):
             item = QTreeWidgetItem([
                 part.content_type + (f"; {part.charset}" if part.charset else ""),
                 part.filename, human_size(part.size) if part.size else "", part.disposition,
             ])
+            item.setData(0, 256, index)
+            item.setData(1, 256, part.content_type.startswith("multipart/"))
             while len(stack) > part.depth:
                 stack.pop()
             if stack:
@@ -193,6 +207,41 @@ class InboxController(QObject):
         else:
             v.rendered.setHtml(
                 f"<pre style='white-space: pre-wrap'>{html.escape(details.text)}</pre>")
+
+    def _part_selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
+        self.view.save_part.setEnabled(item is not None and not item.data(1, 256))
+
+    def choose_part_path(self, suggested: str) -> str:
+        """Ask where to save a part (tests replace this)."""
+        path, _filter = QFileDialog.getSaveFileName(self.view, "Save part", suggested)
+        return path
+
+    def save_selected_part(self) -> None:
+        """Save the selected part of the selected message; reading and writing run on the
+        worker pool."""
+        msg_id = self.selected_id()
+        item = self.view.parts.currentItem()
+        if msg_id is None or item is None or item.data(1, 256):
+            return
+        index = int(item.data(0, 256))
+        name = item.text(1) or f"part-{index}"
+        path = self.choose_part_path(name)
+        if not path:
+            return
+
+        def save() -> tuple[str, int]:
+            from mailgui.model.paths import atomic_write_bytes
+
+            _name, body = part_payload(self.store.read(msg_id), index)
+            atomic_write_bytes(Path(path), body)
+            return path, len(body)
+
+        self.runner.run(
+            save,
+            on_done=lambda result: self.status.emit(
+                f"Saved {human_size(result[1])} to {result[0]}."),
+            on_error=lambda exc: self.status.emit(f"Could not save the part: {exc}"),
+        )
 
     def selected_id(self) -> str | None:
         item = self.view.list.currentItem()

@@ -58,6 +58,7 @@ class MainController(QObject):
         self.compose.status.connect(self.show_status)
         self.source.status.connect(self.show_status)
         self.profiles.status.connect(self.show_status)
+        self.inbox.status.connect(self.show_status)
         self.profiles.target_changed.connect(self._target_changed)
         self.profiles.keyring_checked.connect(self._keyring_checked)
         self.inbox.started.connect(self.profiles.inbox_started)

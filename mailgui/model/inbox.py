@@ -261,3 +261,27 @@ def message_parts(data: bytes) -> list[MessagePart]:
 
     walk(msg, 0)
     return out
+
+
+def part_payload(data: bytes, index: int) -> tuple[str, bytes]:
+    """The suggested file name and the decoded bytes of part ``index`` of a message, numbered
+    as ``message_parts`` lists them. Raises IndexError for a multipart container or a bad
+    index."""
+    import mimetypes
+
+    from mailgui.model.eml import parse_message
+
+    parts = list(parse_message(data).walk())
+    part = parts[index]
+    if part.get_content_type() == "message/rfc822":
+        payload = part.get_payload()
+        body = payload[0].as_bytes() if isinstance(payload, list) and payload else b""
+    elif part.is_multipart():
+        raise IndexError("a multipart container has no content of its own")
+    else:
+        body = part.get_payload(decode=True) or b""
+    name = part.get_filename() or ""
+    name = name.replace("/", "_").replace("\\", "_").strip(". ") or (
+        f"part-{index}{mimetypes.guess_extension(part.get_content_type()) or '.bin'}"
+    )
+    return name, body

@@ -69,6 +69,19 @@ class InboxView(QWidget):
         named(self.parts, "Message parts")
         self.parts.setHeaderLabels(["Part", "File name", "Size", "Disposition"])
         self.parts.setColumnWidth(0, 220)
+        self.save_part = QPushButton("Save part\u2026")
+        named(self.save_part, "Save the selected part to a file")
+        self.save_part.setToolTip("Save the selected part (an attachment, say) to a file. "
+                                  "Double-clicking a part does the same.")
+        self.save_part.setEnabled(False)
+        parts_page = QWidget()
+        parts_box = QVBoxLayout(parts_page)
+        parts_box.setContentsMargins(0, 0, 0, 0)
+        parts_box.addWidget(self.parts, 1)
+        parts_row = QHBoxLayout()
+        parts_row.addStretch(1)
+        parts_row.addWidget(self.save_part)
+        parts_box.addLayout(parts_row)
         self.rendered = HtmlPreview()  # remote images are never loaded here
         named(self.rendered, "Message text")
         self.source = source_editor("Received message source")
@@ -76,7 +89,7 @@ class InboxView(QWidget):
         named(self.detail, "Message details")
         self.detail.addTab(self.rendered, "Text")
         self.detail.addTab(self.headers, "Headers")
-        self.detail.addTab(self.parts, "Parts")
+        self.detail.addTab(parts_page, "Parts")
         self.detail.addTab(self.source, "Source")
 
         split = QSplitter(Qt.Orientation.Vertical)

@@ -244,3 +244,38 @@ def test_inbox_and_sent_log_survive_a_restart(make_gui, qtbot, paths: AppPaths) 
     assert again.window.sent.list.topLevelItem(0).text(2) == "Kept"
     again.window.sent.list.setCurrentItem(again.window.sent.list.topLevelItem(0))
     assert "S: 250" in again.window.sent.detail.toPlainText()
+
+
+def test_inbox_saves_an_attachment_part(make_gui, qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui()
+    att = tmp_path / "report.bin"
+    att.write_bytes(os.urandom(3000))
+    fill(gui, subject="With a file")
+    gui.controller.compose.add_attachments([str(att)])
+    assert send(gui, qtbot).ok
+    inbox = gui.controller.inbox
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1)
+    view = gui.window.inbox
+    view.list.setCurrentItem(view.list.topLevelItem(0))
+    qtbot.waitUntil(lambda: view.parts.topLevelItemCount() == 1)
+    items = []
+    stack = [view.parts.topLevelItem(0)]
+    while stack:
+        item = stack.pop()
+        items.append(item)
+        stack.extend(item.child(i) for i in range(item.childCount()))
+    container = next(i for i in items if i.text(0).startswith("multipart/"))
+    view.parts.setCurrentItem(container)
+    assert not view.save_part.isEnabled()  # a container has nothing to save
+    part = next(i for i in items if i.text(1) == "report.bin")
+    view.parts.setCurrentItem(part)
+    assert view.save_part.isEnabled()
+    target = tmp_path / "saved" / "copy.bin"
+    asked = []
+    monkeypatch.setattr(type(inbox), "choose_part_path",
+                        lambda self, suggested: asked.append(suggested) or str(target))
+    with qtbot.waitSignal(inbox.status, timeout=10000) as said:
+        qtbot.mouseClick(view.save_part, Qt.MouseButton.LeftButton)
+    assert asked == ["report.bin"]
+    assert "Saved" in said.args[0]
+    assert target.read_bytes() == att.read_bytes()
