@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     wait(lambda: len(c.inbox.messages) == 2)
     w.compose.banner.hide()
     wait(lambda: w.inbox.parts.topLevelItemCount() == 1)
-    w.inbox.detail.setCurrentWidget(w.inbox.parts)
+    w.inbox.detail.setCurrentIndex(w.inbox.detail.indexOf(w.inbox.parts.parentWidget()))
     save(w, out / "inbox.png")
     w.inbox.detail.setCurrentWidget(w.inbox.rendered)
 
