@@ -61,6 +61,10 @@ DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
 
 RFC5322_EMAIL_LINE_LENGTH_LIMIT = 998
 
+# attach_file() reads files up to this size at once, as Django does; larger
+# non-text files are streamed from disk when the message is written.
+ATTACH_FILE_READ_LIMIT = 1024 * 1024
+
 
 class BadHeaderError(ValueError):
     """A header value holds a newline (a header injection attempt)."""
@@ -433,15 +437,18 @@ class EmailMessage:
         as UTF-8. If that fails, set the mimetype to
         DEFAULT_ATTACHMENT_MIME_TYPE and don't decode the content.
 
-        Other files are kept as a reference (:class:`FileContent`) and read
+        Other files larger than ATTACH_FILE_READ_LIMIT (1 MiB) are kept as a
+        reference (:class:`FileContent`, equal to the file's bytes) and read
         when the message is written, so a large file is streamed rather than
-        held in memory. The file is opened now, so a missing or unreadable
-        file raises here, as in Django.
+        held in memory: it must still exist then. Smaller files are read now,
+        as in Django. The file is opened now in any case, so a missing or
+        unreadable file raises here.
         """
         path = Path(path)
         guessed = mimetype or mimetypes.guess_type(path.name)[0] or DEFAULT_ATTACHMENT_MIME_TYPE
         with path.open("rb") as file:
-            if guessed.split("/", 1)[0] in ("text", "message") or "/" not in guessed:
+            streamable = guessed.split("/", 1)[0] not in ("text", "message") and "/" in guessed
+            if not streamable or os.fstat(file.fileno()).st_size <= ATTACH_FILE_READ_LIMIT:
                 content = file.read()
                 self.attach(path.name, content, mimetype)
                 return

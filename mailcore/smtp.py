@@ -22,6 +22,9 @@ classes, so everything that works on an ``smtplib`` connection (and every
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hmac
 import logging
 import re
 import smtplib
@@ -84,18 +87,39 @@ class AbortHandle:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._aborted = False
+        self._held = 0
 
     @property
     def aborted(self) -> bool:
         return self._aborted
 
     def abort(self) -> None:
-        """Shut down every registered socket and remember it. Thread-safe, never blocks."""
+        """Shut down every registered socket and remember it. Thread-safe, never blocks.
+
+        While :meth:`hold` is in force (a message's final dot has been sent and its
+        answer is awaited), the shutdown waits for :meth:`unhold`: cutting the line then
+        could not stop the message, only lose the news that it was delivered.
+        """
         with self._lock:
             self._aborted = True
-            # Under the lock: a socket cannot be closed (and its descriptor reused) meanwhile.
-            for sock in self._sockets:
-                _shutdown(sock)
+            if not self._held:
+                self._shutdown_all()
+
+    def hold(self) -> None:
+        """Defer shutdowns until :meth:`unhold` (see :meth:`abort`)."""
+        with self._lock:
+            self._held += 1
+
+    def unhold(self) -> None:
+        with self._lock:
+            self._held -= 1
+            if not self._held and self._aborted:
+                self._shutdown_all()
+
+    def _shutdown_all(self) -> None:
+        # Under the lock: a socket cannot be closed (and its descriptor reused) meanwhile.
+        for sock in self._sockets:
+            _shutdown(sock)
 
     def reset(self) -> None:
         """Forget an abort: sockets registered from now on are left alone."""
@@ -160,6 +184,10 @@ def quoteaddr(addr: str) -> str:
     if is_simple_address(addr):
         return f"<{addr}>"
     return smtplib.quoteaddr(addr)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 def _stuff_dots(chunk: bytes, at_line_start: bool) -> bytes:
@@ -324,10 +352,39 @@ class _Transcribing:
         return result
 
     def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> Any:
-        self._auth_mechanism = mechanism.upper()
-        return super().auth(  # type: ignore[misc]
-            mechanism, authobject, initial_response_ok=initial_response_ok
-        )
+        """``smtplib.SMTP.auth``, but credentials are sent as UTF-8 (RFC 4616, RFC 4954)
+        instead of failing on a non-ASCII password with an error that quotes a character of
+        it; and the mechanism is remembered for the transcript."""
+        mechanism = mechanism.upper()
+        self._auth_mechanism = mechanism
+        initial_response = authobject() if initial_response_ok else None
+        if initial_response is not None:
+            response = _b64(initial_response)
+            code, resp = self.docmd("AUTH", mechanism + " " + response)  # type: ignore[attr-defined]
+            self._auth_challenge_count = 1
+        else:
+            code, resp = self.docmd("AUTH", mechanism)  # type: ignore[attr-defined]
+            self._auth_challenge_count = 0
+        # If the server responds with a challenge, send the response.
+        while code == 334:
+            self._auth_challenge_count += 1
+            challenge = base64.decodebytes(resp)
+            code, resp = self.docmd(_b64(authobject(challenge)))  # type: ignore[attr-defined]
+            # If the server keeps sending challenges, something is wrong.
+            if self._auth_challenge_count > smtplib._MAXCHALLENGE:
+                raise smtplib.SMTPException(
+                    "Server AUTH mechanism infinite loop. Last response: " + repr((code, resp))
+                )
+        if code in (235, 503):
+            return code, resp
+        raise smtplib.SMTPAuthenticationError(code, resp)
+
+    def auth_cram_md5(self, challenge: bytes | None = None) -> str | None:
+        """``smtplib.SMTP.auth_cram_md5`` with the password as UTF-8."""
+        if challenge is None:
+            return None
+        password = self.password.encode("utf-8")  # type: ignore[attr-defined]
+        return self.user + " " + hmac.HMAC(password, challenge, "md5").hexdigest()  # type: ignore[attr-defined]
 
     def login(self, user: str, password: str, *, initial_response_ok: bool = True) -> Any:
         """``smtplib.SMTP.login``, then an ``"auth"`` transcript event naming the user and
@@ -473,8 +530,10 @@ class _Transcribing:
                 if len(senderrs) < len(to_addrs):
                     data_reply = self.docmd("data")
             self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply)
-        self._send_tail(self._write_content(data, progress))
-        reply = self.getreply()
+        tail = self._write_content(data, progress)
+        with self._committed():
+            self._send_tail(tail)
+            reply = self.getreply()
         self._check_final(reply)
         return SendReply(senderrs, *reply)
 
@@ -514,19 +573,20 @@ class _Transcribing:
                 head = self._encode_commands([*commands, "data"])
                 finishing = pending
                 pending = None
-                if finishing is not None:
-                    self._send_tail(finishing[2], head)
-                    data_open = False
-                else:
-                    self.send(head)
-                # While the server reads and answers, prepare the next message.
-                upcoming = take()
                 previous = None
                 if finishing is not None:
-                    previous = (finishing[0], self._final_result(finishing[1]))
+                    with self._committed():
+                        self._send_tail(finishing[2], head)
+                        data_open = False
+                        # While the server reads and answers, prepare the next message.
+                        upcoming = take()
+                        previous = (finishing[0], self._final_result(finishing[1]))
                     if self.sock is None:  # 421 after the previous message: server gone
                         yield previous
                         break
+                else:
+                    self.send(head)
+                    upcoming = take()
                 try:
                     senderrs = self._read_envelope_replies(from_addr, to_addrs)
                     data_open = True
@@ -545,9 +605,11 @@ class _Transcribing:
             if pending is not None:
                 token, senderrs, tail = pending
                 pending = None
-                self._send_tail(tail)
-                data_open = False
-                yield token, self._final_result(senderrs)
+                with self._committed():
+                    self._send_tail(tail)
+                    data_open = False
+                    final = self._final_result(senderrs)
+                yield token, final
             if deferred is not None:
                 raise deferred
         finally:
@@ -675,6 +737,20 @@ class _Transcribing:
             # Stop like an abort: the connection goes, the final dot is never sent.
             self.close()
             raise
+
+    @contextlib.contextmanager
+    def _committed(self) -> Iterator[None]:
+        """From sending a final dot until the server's answer: the message may be delivered
+        now, so an abort waits until we know (the answer, or the socket's timeout)."""
+        handle = self.abort_handle
+        if handle is None:
+            yield
+            return
+        handle.hold()
+        try:
+            yield
+        finally:
+            handle.unhold()
 
     def _send_tail(self, tail: bytes, head: bytes = b"") -> None:
         """One write: the end of a message's content (``tail``, not shown in

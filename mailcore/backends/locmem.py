@@ -8,6 +8,7 @@ from typing import Any
 
 import mailcore as mail
 from mailcore.backends.base import BaseEmailBackend
+from mailcore.message import EmailAttachment, FileContent
 
 
 class EmailBackend(BaseEmailBackend):
@@ -27,6 +28,19 @@ class EmailBackend(BaseEmailBackend):
         msg_count = 0
         for message in messages:  # .message() triggers header validation
             message.message()
-            mail.outbox.append(copy.deepcopy(message))
+            kept = copy.deepcopy(message)
+            _read_file_contents(kept)
+            mail.outbox.append(kept)
             msg_count += 1
         return msg_count
+
+
+def _read_file_contents(message: Any) -> None:
+    """The outbox holds what was sent: attachments streamed from disk become bytes, as
+    Django's would be, and later changes to the files don't show."""
+    attachments = getattr(message, "attachments", None)
+    if not isinstance(attachments, list):
+        return
+    for index, attachment in enumerate(attachments):
+        if isinstance(attachment, EmailAttachment) and isinstance(attachment.content, FileContent):
+            attachments[index] = attachment._replace(content=attachment.content.read_bytes())

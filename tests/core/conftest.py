@@ -24,6 +24,16 @@ def _clean_settings_and_outbox(monkeypatch):
     settings.configure(**saved)
 
 
+@pytest.fixture(autouse=True)
+def _stream_every_attached_file(monkeypatch):
+    """attach_file() reads files up to 1 MiB at once, as Django does; the tests here
+    stream every file, so that the streaming path is what small test files exercise
+    (test_message.py checks the limit itself)."""
+    import mailcore.message
+
+    monkeypatch.setattr(mailcore.message, "ATTACH_FILE_READ_LIMIT", 0)
+
+
 @pytest.fixture(scope="session")
 def django_mail():
     """Django 5.2's django.core.mail, configured once for the differential tests."""

@@ -522,3 +522,59 @@ def test_a_seeded_message_is_delivered_byte_for_byte_as_serialized(smtp_server) 
     expected = serialize(msg).getvalue()
     assert backend_for(smtp_server).send_messages([msg]) == 1
     assert smtp_server.wait_for(1)[0].data == expected
+
+
+# -- found in review ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanisms", [("PLAIN",), ("LOGIN",)])
+def test_non_ascii_password_is_sent_as_utf8_and_never_quoted(certs, mechanisms):
+    """smtplib would raise UnicodeEncodeError quoting a character of the password."""
+    password = "pässwörd-✓"
+    events = []
+    with SMTPServer("starttls", certs=certs, auth={"zoë": password},
+                    auth_mechanisms=mechanisms) as server:
+        backend = EmailBackend(
+            host=server.host, port=server.port, use_tls=True, username="zoë",
+            password=password, ssl_cafile=certs.ca_file, timeout=5,
+            transcript=lambda e, t: events.append(f"{e} {t}"),
+        )
+        msg = EmailMessage("s", "b", "f@example.com", ["t@example.com"])
+        assert backend.send_messages([msg]) == 1
+        assert server.handler.wait_for(1)[0].auth_login == "zoë"
+        backend.password = "wröng"
+        with pytest.raises(smtplib.SMTPAuthenticationError) as caught:
+            backend.send_messages([msg])
+    text = "\n".join(events) + str(caught.value)
+    for secret in (password, "wröng", "ö", "✓"):
+        assert secret not in text.replace("zoë", "")
+
+
+def test_abort_after_the_final_dot_waits_for_the_answer():
+    """Cancel can't stop a message whose final dot is sent: it is reported delivered."""
+    dot_received = threading.Event()
+
+    def slow_accept(record):
+        dot_received.set()
+        time.sleep(0.6)  # the server thinks before answering
+        return None
+
+    with SMTPServer("plain", data_reply=slow_accept) as server:
+        backend = EmailBackend(host=server.host, port=server.port, timeout=5)
+        result = {}
+
+        def send():
+            try:
+                result["sent"] = backend.send_messages(
+                    [EmailMessage("late", "b", "f@example.com", ["t@example.com"])])
+            except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+                result["error"] = exc
+
+        worker = threading.Thread(target=send)
+        worker.start()
+        assert dot_received.wait(5)
+        backend.abort()
+        worker.join(10)
+        assert result == {"sent": 1}
+        assert len(server.handler.messages) == 1
+        assert backend.last_results[0].code == 250

@@ -268,3 +268,38 @@ def test_lazy_and_non_string_values():
 
     m = EmailMessage(Lazy(), "b", "f@example.com", ["t@example.com"])
     assert parse(m)["Subject"] == "lazy subject"
+
+
+def test_attach_file_reads_small_files_at_once_like_django(tmp_path, monkeypatch):
+    """Up to ATTACH_FILE_READ_LIMIT the bytes are read by attach_file, so the common
+    pattern of attaching a temporary file and sending after it is gone still works."""
+    import tempfile
+
+    import mailcore.message
+
+    monkeypatch.setattr(mailcore.message, "ATTACH_FILE_READ_LIMIT", 1024 * 1024)
+    m = EmailMessage("s", "b", "f@example.com", ["t@example.com"])
+    with tempfile.NamedTemporaryFile(suffix=".pdf", dir=tmp_path) as f:
+        f.write(b"%PDF small report")
+        f.flush()
+        m.attach_file(f.name)
+    (attachment,) = m.attachments
+    assert type(attachment.content) is bytes
+    assert attachment.content[:4] == b"%PDF"
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(1024 * 1024 + 1))
+    m.attach_file(big)
+    assert isinstance(m.attachments[1].content, FileContent)
+
+
+def test_locmem_outbox_holds_bytes_not_file_references(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"as sent")
+    m = EmailMessage("s", "b", "f@example.com", ["t@example.com"])
+    m.attach_file(path)
+    assert isinstance(m.attachments[0].content, FileContent)  # streamed (limit 0 here)
+    mailcore.get_connection("locmem").send_messages([m])
+    path.write_bytes(b"changed afterwards")
+    (kept,) = mailcore.outbox
+    assert kept.attachments[0].content == b"as sent"
+    assert type(kept.attachments[0].content) is bytes
