@@ -7,13 +7,16 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 from mailgui import __version__
 from mailgui.model.paths import AppPaths
 
-__all__ = ["MailGui", "display_problem", "main"]
+__all__ = ["MailGui", "display_problem", "lock_data_dir", "main"]
+
+LOCK_FILE = "mailgui.lock"
 
 
 class MailGui:
@@ -79,6 +82,35 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
                 "set. Start it from a desktop session (or ssh -X), or set "
                 "QT_QPA_PLATFORM=offscreen to run it without a screen.")
     return _x11_problem(display)
+
+
+def lock_data_dir(data_dir: Path) -> tuple[object | None, str | None]:
+    """Make this process the only mailgui using ``data_dir`` (its drafts would be
+    overwritten by another's autosave). Returns (lock, None) — keep the lock alive while the
+    app runs — or (None, sentence) when another running mailgui holds it. A lock left by a
+    mailgui that died (its process is gone) is taken over. (None, None) if no lock file can
+    be written there at all (then nothing can be saved there either)."""
+    from PySide6.QtCore import QLockFile
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None, None
+    lock = QLockFile(str(data_dir / LOCK_FILE))
+    lock.setStaleLockTime(0)  # stale only when its process is gone, however old it is
+    if lock.tryLock(0):
+        return lock, None
+    if lock.error() != QLockFile.LockError.LockFailedError:
+        return None, None  # read-only folder and the like
+    pid, host = 0, ""
+    try:
+        pid, host, _app = lock.getLockInfo()
+    except (TypeError, ValueError):
+        pass
+    where = f" on {host}" if host and host != socket.gethostname() else ""
+    holder = f" (pid {pid}{where})" if pid else ""
+    return None, (f"mailgui is already running with this data folder{holder}: {data_dir}. "
+                  "Close it, or start with --data-dir OTHER to use another folder.")
 
 
 def _announce_when_ready(gui: MailGui, *, inbox: bool) -> None:
@@ -147,11 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(icon("mailgui"))
     defaults = AppPaths.default()
     paths = AppPaths(args.config_dir or defaults.config_dir, args.data_dir or defaults.data_dir)
+    # Two windows on one data folder would overwrite each other's draft: one at a time.
+    lock, refusal = lock_data_dir(paths.data_dir)
+    if refusal:
+        print(f"mailgui: {refusal}", file=sys.stderr, flush=True)
+        if app.platformName() not in ("offscreen", "minimal"):
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.warning(None, "mailgui", refusal)
+        return 2
     gui = MailGui(paths, start_inbox=not args.no_inbox)
     gui.show()
     _announce_when_ready(gui, inbox=not args.no_inbox)
     if args.eml:
-        gui.controller.open_eml(str(args.eml))
+        # at start: a draft brought back from the last session is kept, not replaced
+        gui.controller.open_eml(str(args.eml), at_start=True)
     # Ctrl+C and SIGTERM close the window cleanly (the draft is saved); a timer lets the
     # Python interpreter run its signal handlers while Qt's loop runs.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -160,4 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     tick.start(250)
     tick.timeout.connect(lambda: None)
     app.aboutToQuit.connect(gui.shutdown)
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        gui.shutdown()  # idempotent: the draft is saved before the lock is released
+        if lock is not None:
+            lock.unlock()

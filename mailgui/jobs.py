@@ -38,7 +38,8 @@ __all__ = [
 class TaskSignals(QObject):
     finished = Signal(object)  # the function's return value
     failed = Signal(object)  # the exception it raised
-    progress = Signal(str, int, int)  # phase, done, total
+    # phase, done, total: Python ints (a C++ int would overflow for messages over 2 GiB)
+    progress = Signal(str, object, object)
     transcript = Signal(str, str)  # event, text (SMTP conversation)
     console = Signal(str)  # console backend output
     done = Signal()  # after finished/failed, always
@@ -111,6 +112,8 @@ class SendJob(Task):
     def __init__(self, draft: Draft, profile: Profile, *, password: str | None,
                  secrets: SecretStore | None, sent_log: SentLog | None) -> None:
         self.canceller = Canceller()
+        self.draft = draft  # the snapshot being sent, and the profile it goes through:
+        self.profile = profile  # a retry (with a password) uses these, never the window's
         super().__init__(self._send, draft, profile, password, secrets, sent_log)
 
     def _send(self, draft: Draft, profile: Profile, password: str | None,
@@ -136,6 +139,7 @@ class TestConnectionJob(Task):
     def __init__(self, profile: Profile, *, password: str | None,
                  secrets: SecretStore | None) -> None:
         self.canceller = Canceller()
+        self.profile = profile  # the profile as the form showed it when Test was pressed
         super().__init__(self._test, profile, password, secrets)
 
     def _test(self, profile: Profile, password: str | None, secrets: SecretStore | None) -> Any:

@@ -72,7 +72,7 @@ class MainController(QObject):
         w.act_save.triggered.connect(self.save_draft)
         w.act_attach.triggered.connect(self.compose.choose_attachments)
         w.act_profiles.triggered.connect(self.profiles.open_dialog)
-        w.act_open.triggered.connect(self.open_eml)
+        w.act_open.triggered.connect(lambda: self.open_eml())
         w.act_save_eml.triggered.connect(self.source.save_as)
         w.act_open_folder.triggered.connect(self.sending.open_output_folder)
         w.act_new.triggered.connect(self.new_draft)
@@ -146,7 +146,7 @@ class MainController(QObject):
         self.window.side.setTabText(index, f"Inbox ({n})" if n else "Inbox")
 
     def _sent(self, outcome: object) -> None:
-        profile = self.profiles.current()
+        profile = self.sending.last_profile
         if outcome.ok and profile is not None and profile.kind == "inbox":
             self.window.show_pane(self.window.inbox)
         elif not outcome.ok and not outcome.cancelled:
@@ -176,31 +176,70 @@ class MainController(QObject):
         self.window.compose.address_edits["to"].setFocus()
 
     def ask_open_path(self) -> str:
-        path, _f = QFileDialog.getOpenFileName(self.window, "Open an .eml file", "",
-                                               "Email messages (*.eml);;All files (*)")
+        path, _f = QFileDialog.getOpenFileName(
+            self.window, "Open an .eml file", "",
+            "Email messages (*.eml);;Drafts kept by mailgui (*.json);;All files (*)")
         return path
 
-    def open_eml(self, path: str | None = None) -> None:
+    def confirm_replace(self, name: str) -> bool:
+        answer = QMessageBox.question(
+            self.window, "Open as a new draft",
+            f"Open {name} as a new draft? The current draft will be replaced (it is not sent).")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def open_eml(self, path: str | None = None, *, at_start: bool = False) -> None:
+        """Open an .eml file (or a draft kept by mailgui) as the new draft.
+
+        A draft that is not empty is never replaced silently: the person is asked first; at
+        start (``mailgui FILE.eml``) the draft just brought back is kept in a numbered file in
+        the drafts folder instead, and the banner says where.
+        """
         path = path or self.ask_open_path()
         if not path:
             return
+        name = Path(path).name
+        current = self.compose.draft
+        keep: Draft | None = None
+        if not current.is_empty:
+            if at_start:
+                keep = current.copy()
+            elif not self.confirm_replace(name):
+                return
+        agreed = current.fingerprint()
         draft = Draft(profile_id=self.window.target.currentData() or "")
         folder = self.draft_store.attachments_dir(draft.id)
+        store = self.draft_store
 
-        def load() -> Draft:
-            return draft_from_eml(Path(path).read_bytes(), folder, draft)
+        def load() -> tuple[Draft, Path | None]:
+            # on the worker: keep the old draft first; if that fails, nothing is opened
+            kept = store.save_copy(keep) if keep is not None else None
+            if Path(path).suffix.lower() == ".json":
+                opened = store.load_file(Path(path))
+                if opened is None:
+                    raise ValueError(f"{name} is not a draft saved by mailgui.")
+                return opened, kept
+            return draft_from_eml(Path(path).read_bytes(), folder, draft), kept
 
-        self.runner.run(load, on_done=self._eml_loaded,
+        self.runner.run(load, on_done=lambda result: self._eml_loaded(*result, name, agreed),
                         on_error=lambda exc: self.sending.banner(
-                            "error", f"Can't open {Path(path).name}: "
-                            f"{describe_error(exc).sentence}"))
+                            "error", f"Can't open {name}: {describe_error(exc).sentence}"))
 
-    def _eml_loaded(self, draft: Draft) -> None:
+    def _eml_loaded(self, draft: Draft, kept: Path | None = None, name: str = "",
+                    agreed: str = "") -> None:
+        current = self.compose.draft
+        if (agreed and current.fingerprint() != agreed and not current.is_empty
+                and not self.confirm_replace(name or "the message")):
+            return  # typed into meanwhile, and the person wants to keep it
         self.compose.load(draft, saved=False)
         self.compose.autosave_now(force=True)
         n = len(draft.attachments)
-        self.sending.banner("info", f"Opened as a new draft ({n} attachment"
-                            f"{'s' if n != 1 else ''} saved next to your drafts).")
+        text = f"Opened {name or 'the message'} as a new draft" + (
+            f" ({n} attachment{'s' if n != 1 else ''} saved next to your drafts)." if n else ".")
+        if kept is not None:
+            text += (f" Your previous draft was kept in {kept}; File \u203a Open opens it "
+                     "again.")
+            self.show_status(f"Your previous draft was kept in {kept}.")
+        self.sending.banner("info", text)
 
     def about(self) -> None:
         QMessageBox.about(

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QListWidgetItem, QMessageBox, QWidget
 
 from mailgui.jobs import JobRunner, TestConnectionJob
+from mailgui.model.errors import describe_error
 from mailgui.model.profiles import DEFAULT_PORTS, Profile, ProfileStore
 from mailgui.model.secrets import KeyringStatus, KeyringUnavailable, SecretStore
 from mailgui.model.sending import transcript_line
@@ -36,6 +37,10 @@ class ProfilesController(QObject):
         self.dialog: ProfileDialog | None = None
         self._editing: Profile | None = None
         self._test_job: TestConnectionJob | None = None
+        self._target_locked = False
+        # passwords saved in the editor before the keyring check was done: stored (or kept
+        # for the session) as soon as it is
+        self._pending_passwords: dict[str, tuple[Profile, str]] = {}
         combo.currentIndexChanged.connect(self._combo_changed)
         self.fill_combo()
 
@@ -45,6 +50,9 @@ class ProfilesController(QObject):
 
     def _keyring_probed(self, status: KeyringStatus) -> None:
         self.keyring_status = status
+        pending, self._pending_passwords = self._pending_passwords, {}
+        for profile, password in pending.values():
+            self._store_password(profile, password)
         self.keyring_checked.emit(status)
         if self.dialog is not None:
             self._show_keyring_status()
@@ -85,6 +93,13 @@ class ProfilesController(QObject):
             return False
         self.combo.setCurrentIndex(index)
         return True
+
+    def lock_target(self, locked: bool) -> None:
+        """While a message is being sent, "Send via" and the editor's Use button are off."""
+        self._target_locked = locked
+        self.combo.setEnabled(not locked)
+        if self.dialog is not None:
+            self.dialog.use.setEnabled(not locked and self._editing is not None)
 
     def current(self) -> Profile | None:
         """The profile the next message goes to (the inbox with its live port)."""
@@ -163,13 +178,16 @@ class ProfilesController(QObject):
             return
         status = self.keyring_status
         if status is None:
+            # Where a typed password would go is not known yet: no typing until it is.
             d.keyring_status.setText("Checking the system keyring\u2026")
+            d.password.setEnabled(False)
+            d.password.setPlaceholderText("checking the keyring\u2026")
             return
         d.keyring_status.setText(status.sentence)
         d.keyring_status.setStyleSheet("" if status.usable else "color: #9b1c1c; font-weight: 600;")
         d.password.setEnabled(status.usable)
-        if not status.usable:
-            d.password.setPlaceholderText("asked when sending (no secure keyring)")
+        d.password.setPlaceholderText(
+            "" if status.usable else "asked when sending (no secure keyring)")
 
     def _fill_list(self, select_id: str | None = None) -> None:
         d = self.dialog
@@ -205,7 +223,13 @@ class ProfilesController(QObject):
         d.duplicate.setEnabled(profile is not None)
         d.delete.setEnabled(profile is not None)
         d.save.setEnabled(profile is not None)
-        d.use.setEnabled(profile is not None)
+        d.use.setEnabled(profile is not None and not self._target_locked)
+        test = self._test_job
+        if test is not None and (profile is None or test.profile.id != profile.id):
+            # the form now shows another profile: that test's result belongs to no form
+            test.cancel()
+            self._test_job = None
+            d.test.setEnabled(True)
         d.test_result.setText("" if profile else "No profiles yet. Press New to add an SMTP "
                               "server or a test backend.")
         d.test_transcript.hide()
@@ -228,7 +252,10 @@ class ProfilesController(QObject):
         d.file_path.edit.setText(profile.file_path)
         self._kind_changed()
         d.password_note.setText("")
-        if profile.kind == "smtp" and self.keyring_usable:
+        if profile.id in self._pending_passwords:
+            d.password_note.setText(
+                "The password will be stored as soon as the keyring check is done.")
+        elif profile.kind == "smtp" and self.keyring_usable:
             pid = profile.id
             self.runner.run(self._has_password, pid,
                             on_done=lambda has, pid=pid: self._password_known(pid, has))
@@ -238,7 +265,7 @@ class ProfilesController(QObject):
     def _has_password(self, profile_id: str) -> bool:
         try:
             return self.secrets.get(profile_id) is not None
-        except KeyringUnavailable:
+        except Exception:  # noqa: BLE001 - KeyringUnavailable, or a backend's D-Bus error
             return False
 
     def _password_known(self, profile_id: str, has: bool) -> None:
@@ -347,17 +374,29 @@ class ProfilesController(QObject):
         self.store.upsert(profile)
         password = d.password.text()
         if password and profile.kind == "smtp":
-            if self.keyring_usable:
-                self.runner.run(self.secrets.set, profile.id, password,
-                                on_done=lambda _r: self._password_saved(profile),
-                                on_error=self._password_not_saved)
+            if self.keyring_status is None:
+                self._pending_passwords[profile.id] = (profile, password)  # note: _load_form
             else:
-                self.session_passwords[profile.id] = password
-                d.password_note.setText("Kept in memory until mailgui quits (no secure keyring).")
+                self._store_password(profile, password)
             d.password.clear()
         self.status.emit(f"Saved the profile \u201c{profile.name}\u201d.")
         self._after_change(profile.id)
         return profile
+
+    def _store_password(self, profile: Profile, password: str) -> None:
+        """In the keyring (on the worker) if there is one, else in memory for the session."""
+        if self.keyring_usable:
+            self.runner.run(self.secrets.set, profile.id, password,
+                            on_done=lambda _r: self._password_saved(profile),
+                            on_error=self._password_not_saved)
+            return
+        self.session_passwords[profile.id] = password
+        if self.dialog is not None and self._editing and self._editing.id == profile.id:
+            self.dialog.password_note.setText(
+                "Kept in memory until mailgui quits (no secure keyring).")
+        else:
+            self.status.emit(f"The password of \u201c{profile.name}\u201d is kept in memory "
+                             "until mailgui quits (no secure keyring).")
 
     def _password_saved(self, profile: Profile) -> None:
         self.status.emit(f"The password of \u201c{profile.name}\u201d is in the system keyring.")
@@ -378,6 +417,8 @@ class ProfilesController(QObject):
             self._fill_list(select_id)
 
     def _use_profile(self) -> None:
+        if self._target_locked:  # a message is being sent: "Send via" stays as it is
+            return
         profile = self.save_profile()
         if profile is not None:
             self.select(profile.id)
@@ -397,6 +438,12 @@ class ProfilesController(QObject):
             password = self.ask_password(profile, self.keyring_status.sentence)
             if password is None:
                 return None
+        return self._start_test(profile, password)
+
+    def _start_test(self, profile: Profile, password: str | None) -> TestConnectionJob | None:
+        d = self.dialog
+        if d is None:
+            return None
         d.test.setEnabled(False)
         d.test_result.setStyleSheet("")
         d.test_result.setText(f"Connecting to {profile.host}:{profile.port}\u2026")
@@ -405,25 +452,53 @@ class ProfilesController(QObject):
         job = TestConnectionJob(profile, password=password,
                                 secrets=self.secrets if self.keyring_usable is not False else None)
         job.signals.transcript.connect(
-            lambda ev, text: d.test_transcript.appendPlainText(transcript_line(ev, text)))
-        job.signals.finished.connect(lambda outcome: self._tested(profile, outcome))
+            lambda ev, text, j=job: self._test_transcript(j, transcript_line(ev, text)))
+        job.signals.finished.connect(lambda outcome, j=job: self._tested(j, outcome))
+        job.signals.failed.connect(lambda exc, j=job: self._test_crashed(j, exc))
         self._test_job = job
         self.runner.start(job)
         return job
 
-    def _tested(self, profile: Profile, outcome: object) -> None:
+    def _test_transcript(self, job: TestConnectionJob, line: str) -> None:
+        if job is self._test_job and self.dialog is not None:
+            self.dialog.test_transcript.appendPlainText(line)
+
+    def _test_over(self, job: TestConnectionJob) -> bool:
+        """Forget ``job``; False if its result is not to be shown (superseded)."""
+        if job is not self._test_job:
+            return False
         self._test_job = None
-        d = self.dialog
-        if d is None:
+        if self.dialog is None:
+            return False
+        self.dialog.test.setEnabled(True)
+        return True
+
+    def _tested(self, job: TestConnectionJob, outcome: object) -> None:
+        if not self._test_over(job):
             return
-        d.test.setEnabled(True)
+        d = self.dialog
+        assert d is not None
+        if job.canceller.cancelled:
+            d.test_result.setStyleSheet("")
+            d.test_result.setText("Not tested: cancelled.")
+            return
         if outcome.password_needed:
-            password = self.ask_password(profile, outcome.password_needed)
+            # the password of the profile that was tested, for that profile again
+            password = self.ask_password(job.profile, outcome.password_needed)
             if password is not None:
-                self.test_connection(password)
+                self._start_test(job.profile, password)
             else:
                 d.test_result.setText("Not tested: no password.")
             return
-        reply = f"\n{outcome.reply}" if outcome.reply and not outcome.ok else ""
-        d.test_result.setText(("\u2714 " if outcome.ok else "\u2716 ") + outcome.sentence + reply)
-        d.test_result.setStyleSheet("color: #1e6b34;" if outcome.ok else "color: #9b1c1c;")
+        self._show_test_result(outcome.ok, outcome.sentence, outcome.reply)
+
+    def _test_crashed(self, job: TestConnectionJob, exc: BaseException) -> None:
+        if self._test_over(job):
+            self._show_test_result(False, describe_error(exc, job.profile).sentence, "")
+
+    def _show_test_result(self, ok: bool, sentence: str, reply: str) -> None:
+        d = self.dialog
+        assert d is not None
+        reply = f"\n{reply}" if reply and not ok else ""
+        d.test_result.setText(("\u2714 " if ok else "\u2716 ") + sentence + reply)
+        d.test_result.setStyleSheet("color: #1e6b34;" if ok else "color: #9b1c1c;")

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QTreeWidgetItem
 from mailgui.controllers.compose import ComposeController
 from mailgui.controllers.profiles import ProfilesController
 from mailgui.jobs import JobRunner, SendJob
-from mailgui.model.draft import new_date
+from mailgui.model.draft import Draft, new_date
 from mailgui.model.message import draft_problems
 from mailgui.model.profiles import Profile
 from mailgui.model.sending import SendOutcome, transcript_line
@@ -24,6 +24,7 @@ from mailgui.views.common import human_size
 from mailgui.views.main_window import MainWindow
 
 ABANDON_AFTER_MS = 1500
+SENT_ROWS = 2000  # the Sent pane lists the newest sends only (the log file keeps them all)
 
 
 def memory_source(message: object) -> str:
@@ -54,6 +55,8 @@ class SendController(QObject):
         self.inbox_running = inbox_running
         self.job: SendJob | None = None
         self.job_profile: Profile | None = None
+        self.last_profile: Profile | None = None  # the profile of the last finished send
+        self.asking_password = False
         self.abandoned: set[SendJob] = set()
         self.captured: list[tuple[float, object]] = []
         self.last_outcome: SendOutcome | None = None
@@ -68,12 +71,14 @@ class SendController(QObject):
         w.memory.list.currentItemChanged.connect(self._memory_selected)
         w.sent.list.currentItemChanged.connect(self._sent_selected)
         self._banner_action_fn: Callable[[], None] | None = None
-        self.sent_entries: list[SentEntry] = []
-        self.runner.run(sent_log.entries, on_done=self._sent_loaded)
+        self.sent_entries: list[SentEntry] = []  # the rows of the Sent pane, oldest first
+        self.sent_hidden = 0  # entries of the log that are not listed
+        self.runner.run(sent_log.tail, SENT_ROWS,
+                        on_done=lambda result: self._sent_loaded(*result))
 
     @property
     def sending(self) -> bool:
-        return self.job is not None
+        return self.job is not None or self.asking_password
 
     # -- sending --------------------------------------------------------------------------
     def banner(self, kind: str, text: str, detail: str = "", action: str = "",
@@ -88,7 +93,7 @@ class SendController(QObject):
             self._banner_action_fn()
 
     def send(self, password: str | None = None) -> SendJob | None:
-        if self.job is not None:
+        if self.sending:
             return None
         draft = self.compose.draft
         profile = self.profiles.current()
@@ -117,12 +122,16 @@ class SendController(QObject):
             if password is None:
                 self.banner("warning", "Not sent: no password was given.")
                 return None
-        secrets = self.profiles.secrets if self.profiles.keyring_usable is not False else None
         # The message is dated when it is sent. The draft keeps that Date (with its Message-ID
         # and boundaries), so the source pane shows the very bytes that go out.
         draft.date = new_date()
         self.compose.changed.emit()
-        job = SendJob(draft.copy(), profile, password=password, secrets=secrets,
+        return self._start(draft.copy(), profile, password)
+
+    def _start(self, snapshot: Draft, profile: Profile, password: str | None) -> SendJob:
+        """Send ``snapshot`` (a copy of the draft) through ``profile`` on the worker pool."""
+        secrets = self.profiles.secrets if self.profiles.keyring_usable is not False else None
+        job = SendJob(snapshot, profile, password=password, secrets=secrets,
                       sent_log=self.sent_log)
         job.signals.progress.connect(lambda ph, d, t, j=job: self._progress(j, ph, d, t))
         job.signals.transcript.connect(lambda ev, text, j=job: self._transcript(j, ev, text))
@@ -140,6 +149,9 @@ class SendController(QObject):
 
     def _busy(self, busy: bool, text: str = "") -> None:
         w = self.window
+        # While a message goes out, where it goes can't change ("Send via", the profile
+        # editor's Use button): what the window shows is where it is going.
+        self.profiles.lock_target(busy)
         w.act_send.setEnabled(not busy)
         w.act_cancel.setEnabled(busy)
         w.cancel.setVisible(busy)
@@ -194,8 +206,7 @@ class SendController(QObject):
         self.window.statusBar().showMessage("Cancelled.", 5000)
 
     def _crashed(self, job: SendJob, exc: BaseException) -> None:
-        outcome = SendOutcome(False, self.job_profile.name if self.job_profile else "",
-                              self.compose.draft.subject, [],
+        outcome = SendOutcome(False, job.profile.name, job.draft.subject, [],
                               sentence=f"Unexpected error while sending: {exc}")
         self._finished(job, outcome)
 
@@ -207,18 +218,40 @@ class SendController(QObject):
         if job is not self.job:
             return
         self.job = None
-        profile = self.job_profile
-        self._busy(False)
+        profile = job.profile
+        self.last_profile = profile
         self.last_outcome = outcome
         w = self.window
+        if outcome.password_needed and job.canceller.cancelled:
+            # Cancelled while the keyring was asked: no prompt, nothing is sent.
+            self._busy(False)
+            outcome.password_needed = ""
+            outcome.cancelled = True
+            outcome.sentence = "Sending was cancelled. Your draft is unchanged."
+            self.banner("warning", outcome.sentence)
+            w.transcript.result.setText("Cancelled.")
+            w.statusBar().showMessage("Cancelled.", 5000)
+            self.finished.emit(outcome)
+            return
         if outcome.password_needed:
-            password = self.profiles.ask_password(profile, outcome.password_needed)
+            # Ask for the password of the profile this job went to, and send the same
+            # snapshot there again: never whatever "Send via" or the draft shows now.
+            w.cancel.setEnabled(False)
+            w.progress.setRange(0, 0)
+            w.progress.setFormat("Waiting for the password\u2026")
+            self.asking_password = True
+            try:
+                password = self.profiles.ask_password(profile, outcome.password_needed)
+            finally:
+                self.asking_password = False
             if password is None:
+                self._busy(False)
                 self.banner("warning", "Not sent: no password was given.")
                 w.statusBar().showMessage("Not sent.", 5000)
                 return
-            self.send(password)
+            self._start(job.draft, profile, password)
             return
+        self._busy(False)
         self._log_entry(outcome)
         reply = outcome.reply
         if outcome.console_text:
@@ -279,24 +312,51 @@ class SendController(QObject):
     def _log_entry(self, outcome: SendOutcome) -> None:
         entry = outcome.sent_entry()
         self.sent_entries.append(entry)
-        self._add_sent_row(entry)
-
-    def _sent_loaded(self, entries: list[SentEntry]) -> None:
-        self.sent_entries = entries + self.sent_entries
-        self.window.sent.list.clear()
-        for entry in self.sent_entries:
-            self._add_sent_row(entry)
-
-    def _add_sent_row(self, entry: SentEntry) -> None:
         tree = self.window.sent.list
+        tree.insertTopLevelItem(0, self._sent_item(entry))
+        while len(self.sent_entries) > SENT_ROWS:
+            self.sent_entries.pop(0)
+            tree.takeTopLevelItem(tree.topLevelItemCount() - 1)
+            self.sent_hidden += 1
+        self.window.sent.set_empty(False)
+        self._show_sent_note()
+
+    def _sent_loaded(self, entries: list[SentEntry], total: int | None = None) -> None:
+        """The Sent log as read by the worker (oldest first; ``total`` entries in the
+        file), listed newest first. Only the newest SENT_ROWS are listed, in one pass."""
+        entries = list(entries)
+        combined = entries + self.sent_entries  # sends of this session come last
+        self.sent_entries = combined[-SENT_ROWS:]
+        self.sent_hidden = (max(0, (total or 0) - len(entries))
+                            + len(combined) - len(self.sent_entries))
+        tree = self.window.sent.list
+        tree.setUpdatesEnabled(False)
+        try:
+            tree.clear()
+            tree.addTopLevelItems([self._sent_item(e) for e in reversed(self.sent_entries)])
+        finally:
+            tree.setUpdatesEnabled(True)
+        if self.sent_entries:
+            self.window.sent.set_empty(False)
+        self._show_sent_note()
+
+    def _sent_item(self, entry: SentEntry) -> QTreeWidgetItem:
         item = QTreeWidgetItem([
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.time)), entry.profile,
             entry.subject, ", ".join(entry.recipients), entry.result, entry.message_id,
         ])
-        item.setData(0, 256, len(self.sent_entries) - 1 if entry in self.sent_entries else -1)
         item.setData(0, 257, entry)
-        tree.insertTopLevelItem(0, item)
-        self.window.sent.set_empty(False)
+        return item
+
+    def _show_sent_note(self) -> None:
+        note = self.window.sent.note
+        if not self.sent_hidden:
+            note.hide()
+            return
+        shown = len(self.sent_entries)
+        note.setText(f"Showing the newest {shown:,} of {shown + self.sent_hidden:,} sends. "
+                     f"The whole log is in {self.sent_log.path}.")
+        note.show()
 
     def _sent_selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         if item is None:

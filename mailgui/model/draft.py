@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -157,13 +159,55 @@ class DraftStore:
             return True
 
     def load(self) -> Draft | None:
-        data = read_json(self.path)
+        return self.load_file(self.path)
+
+    @staticmethod
+    def load_file(path: Path) -> Draft | None:
+        """A draft file written by ``save`` or ``save_copy``; None if it is not one."""
+        data = read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("draft"), dict):
             return None
         try:
             return Draft.from_dict(data["draft"])
         except (TypeError, ValueError):
             return None
+
+    def save_copy(self, draft: Draft) -> Path:
+        """Keep ``draft`` in a new numbered file next to the current one
+        (``drafts/kept-draft-N.json``), never replacing a file; its path. File > Open opens
+        it again."""
+        folder = self.paths.drafts_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        data = draft.to_dict()
+        data["saved_at"] = time.time()
+        payload = json.dumps({"version": 1, "draft": data}, indent=2, ensure_ascii=False)
+        fd, tmp = tempfile.mkstemp(prefix=".kept-draft.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload.encode("utf-8") + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            for n in range(1, 100000):
+                target = folder / f"kept-draft-{n}.json"
+                try:
+                    os.link(tmp, target)  # fails if it exists: never replaces a kept draft
+                except FileExistsError:
+                    continue
+                except OSError:  # no hard links on this file system
+                    try:
+                        with open(target, "xb") as f:
+                            f.write(payload.encode("utf-8") + b"\n")
+                            f.flush()
+                            os.fsync(f.fileno())
+                    except FileExistsError:
+                        continue
+                return target
+            raise FileExistsError(f"too many kept drafts in {folder}")
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
     def discard(self) -> None:
         with self._lock:

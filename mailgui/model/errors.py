@@ -11,6 +11,7 @@ import mailcore
 from mailcore.backends.smtp import InsecureAuthError
 from mailcore.smtp import SMTPAborted
 from mailgui.model.profiles import Profile
+from mailgui.model.secrets import KeyringFailed
 
 __all__ = ["Cancelled", "ErrorInfo", "describe_error", "reply_text"]
 
@@ -55,12 +56,43 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _explicit_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``exc`` or the exception it was explicitly raised from (``raise ... from``), if one
+    of them is a ``kind``. (An implicit ``__context__`` may be unrelated: not followed.)"""
+    seen: list[BaseException] = []
+    item: BaseException | None = exc
+    while item is not None and item not in seen:
+        if isinstance(item, kind):
+            return item
+        seen.append(item)
+        item = item.__cause__
+    return None
+
+
+def _encoding_error(exc: UnicodeError) -> ErrorInfo:
+    encoding = getattr(exc, "encoding", "") or "the expected encoding"
+    if isinstance(exc, UnicodeDecodeError):
+        sentence = f"Some bytes could not be read as {encoding} text."
+    else:
+        sentence = (f"Some text could not be written as {encoding}: it holds a character that "
+                    f"{encoding} can't carry. If it is in the user name or the password, "
+                    "the server or the login method may not accept it; otherwise check the "
+                    "addresses and headers.")
+    return ErrorInfo("encoding", sentence, f"{type(exc).__name__} ({encoding})")
+
+
 def describe_error(exc: BaseException, profile: Profile | None = None) -> ErrorInfo:
     """What went wrong, in one sentence, for every error mailcore and the network can raise."""
     where = _where(profile)
     chain = _chain(exc)
     if isinstance(exc, Cancelled | SMTPAborted):
         return ErrorInfo("cancelled", "Sending was cancelled. Your draft is unchanged.")
+    unicode_error = _explicit_cause(exc, UnicodeError)
+    if unicode_error is not None:
+        # Never echo its text: it quotes the string that failed, which may be a password.
+        return _encoding_error(unicode_error)
+    if isinstance(exc, KeyringFailed):
+        return ErrorInfo("keyring", str(exc), str(exc.__cause__ or ""))
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         user = f" for {profile.username}" if profile and profile.username else ""
         return ErrorInfo(

@@ -80,8 +80,9 @@ def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.Emai
 
     Message-ID, Date (as headers) and the multipart boundaries (``boundary_seed``) are pinned
     by the draft, so the same draft always gives the same bytes: the source preview is
-    byte for byte what is sent. Attachments are added with ``attach_file``: binary files stay
-    references (``mailcore.FileContent``) that are streamed when the message is written.
+    byte for byte what is sent. Attachments are added with ``attach_file``: binary files over
+    1 MiB stay references (``mailcore.FileContent``) that are streamed when the message is
+    written; smaller ones are read at once, as Django does.
     """
     headers: dict[str, str] = {}
     for name, value in draft.headers:

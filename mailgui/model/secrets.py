@@ -15,13 +15,18 @@ from typing import Any
 import keyring
 import keyring.errors
 
-__all__ = ["SERVICE", "KeyringStatus", "KeyringUnavailable", "SecretStore"]
+__all__ = ["SERVICE", "KeyringFailed", "KeyringStatus", "KeyringUnavailable", "SecretStore"]
 
 SERVICE = "mailgui"
 
 
 class KeyringUnavailable(RuntimeError):
     """No secure keyring: the password must be typed in."""
+
+
+class KeyringFailed(RuntimeError):
+    """The keyring raised something unexpected (a D-Bus error, a backend's bug): its text
+    is a sentence for the person, the original exception is the ``__cause__``."""
 
 
 @dataclass(frozen=True)

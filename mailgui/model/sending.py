@@ -10,7 +10,6 @@ never delivers half a message.
 from __future__ import annotations
 
 import io
-import smtplib
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ from mailgui.model.draft import Draft
 from mailgui.model.errors import Cancelled, ErrorInfo, describe_error, reply_text
 from mailgui.model.message import build_message
 from mailgui.model.profiles import Profile
-from mailgui.model.secrets import KeyringUnavailable, SecretStore
+from mailgui.model.secrets import KeyringFailed, KeyringUnavailable, SecretStore
 from mailgui.model.sentlog import SentEntry, SentLog
 
 __all__ = [
@@ -128,7 +127,8 @@ class PasswordNeeded(Exception):  # noqa: N818 - it is a request, not an error
 
 
 def resolve_password(profile: Profile, password: str | None, secrets: SecretStore | None) -> str:
-    """The password to use: the one given, else the keyring's. PasswordNeeded if neither."""
+    """The password to use: the one given, else the keyring's. PasswordNeeded if neither;
+    KeyringFailed if the keyring raised something unexpected (a D-Bus error...)."""
     if not profile.needs_password:
         return ""
     if password is not None:
@@ -138,10 +138,38 @@ def resolve_password(profile: Profile, password: str | None, secrets: SecretStor
     try:
         stored = secrets.get(profile.id)
     except KeyringUnavailable as exc:
-        raise PasswordNeeded(secrets.status().sentence if str(exc) else str(exc)) from exc
+        status = secrets.status()
+        if not status.usable:
+            raise PasswordNeeded(status.sentence) from exc
+        why = str(exc) or "no reason given"
+        raise PasswordNeeded(
+            f"The password of {profile.name} could not be read from the system keyring "
+            f"({why}).") from exc
+    except Exception as exc:  # noqa: BLE001 - a keyring backend may raise anything
+        raise KeyringFailed(
+            f"The system keyring failed while reading the password of {profile.name} "
+            f"({type(exc).__name__}). Try again, or restart the keyring service.") from exc
     if stored is None:
         raise PasswordNeeded(f"No password is saved in the keyring for {profile.name}.")
     return stored
+
+
+def _close_quietly(backend: Any, *, failed: bool) -> None:
+    """Release the backend's connection or file. After a failure (AUTH or STARTTLS refused,
+    a timeout...) a half-open connection may be left for the next open() or close(): the
+    backend is first aborted, so that close() drops it at once instead of waiting for the
+    answer to a polite QUIT."""
+    if backend is None:
+        return
+    if failed and hasattr(backend, "abort"):
+        try:
+            backend.abort()
+        except Exception:  # noqa: BLE001, S110 - best effort, never hides the real outcome
+            pass
+    try:
+        backend.close()
+    except Exception:  # noqa: BLE001, S110 - best effort, never hides the real outcome
+        pass
 
 
 @dataclass
@@ -219,25 +247,30 @@ def send_draft(
             progress(phase, done, total)
 
     outcome = SendOutcome(False, profile.name, draft.subject, [], message_id=draft.message_id)
+    backend: Any = None
     try:
-        password_value = resolve_password(profile, password, secrets)
-    except PasswordNeeded as need:
-        outcome.password_needed = need.reason
-        outcome.sentence = need.reason
-        return outcome
-    try:
+        canceller.check()
+        try:
+            password_value = resolve_password(profile, password, secrets)
+        except PasswordNeeded as need:
+            canceller.check()  # cancelled meanwhile: say so, and ask for nothing
+            outcome.password_needed = need.reason
+            outcome.sentence = need.reason
+            return outcome
         tell("building")
         message = build_message(draft, profile)
         outcome.recipients = message.recipients()
         outcome.date = next(
             (str(v) for k, v in message.extra_headers.items() if k.lower() == "date"), "")
         last_report = 0.0
+        written_total = 0
 
         def on_progress(done: int, total: int) -> None:
             # On the worker, while the content is written: raising stops the send before
             # its end, and nothing is delivered.
-            nonlocal last_report
+            nonlocal last_report, written_total
             canceller.check()
+            written_total = total
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY or done >= total:
                 last_report = now
@@ -260,8 +293,12 @@ def send_draft(
             outcome.size = result.size
             outcome.reply = reply_text(result.code, result.reply)
             outcome.refused = {a: reply_text(*r) for a, r in result.refused.items()}
+        elif profile.kind == "file" and written_total:
+            outcome.size = written_total  # the message as written, LF line ends
         else:
-            outcome.size = serialize(message).size
+            # the console and file backends write LF line ends, SMTP carries CRLF
+            linesep = "\n" if profile.kind in ("console", "file") else "\r\n"
+            outcome.size = serialize(message, linesep=linesep).size
         if profile.kind == "file":
             outcome.written_file = str(backend.filename or "")
         if profile.kind == "memory" and mailcore.outbox:
@@ -288,6 +325,8 @@ def send_draft(
         outcome.reply = info.reply
         outcome.cancelled = info.kind == "cancelled"
         note("info", f"error: {info.sentence}")
+    finally:
+        _close_quietly(backend, failed=not outcome.ok)
     outcome.transcript = lines
     outcome.seconds = time.monotonic() - started
     tell("done", 1, 1)
@@ -326,10 +365,6 @@ def check_connection(
 
     if not profile.is_smtp:
         return ConnectionOutcome(True, f"{profile.kind_label} needs no connection.")
-    try:
-        password_value = resolve_password(profile, password, secrets)
-    except PasswordNeeded as need:
-        return ConnectionOutcome(False, need.reason, password_needed=need.reason)
     authenticated: list[str] = []
 
     def watch(event: str, text: str) -> None:
@@ -337,10 +372,20 @@ def check_connection(
             authenticated.append(text)  # "authenticated as alice (PLAIN)"
         note(event, text)
 
-    backend = SMTPBackend(transcript=watch, **profile.backend_kwargs(password_value))
-    if canceller is not None:
-        canceller.attach(backend)
+    backend: Any = None
+    ok = False
     try:
+        if canceller is not None:
+            canceller.check()
+        try:
+            password_value = resolve_password(profile, password, secrets)
+        except PasswordNeeded as need:
+            if canceller is not None:
+                canceller.check()  # cancelled meanwhile: ask for nothing
+            return ConnectionOutcome(False, need.reason, password_needed=need.reason)
+        backend = SMTPBackend(transcript=watch, **profile.backend_kwargs(password_value))
+        if canceller is not None:
+            canceller.attach(backend)
         backend.open()
         conn = backend.connection
         sock = getattr(conn, "sock", None)
@@ -349,16 +394,15 @@ def check_connection(
         parts.append(f"encrypted with {tls}" if tls else "not encrypted")
         parts.extend(authenticated)
         ehlo = reply_text(conn.ehlo_resp and 250, conn.ehlo_resp) if conn.ehlo_resp else ""
-        backend.close()
+        backend.close()  # QUIT, politely
+        ok = True
         return ConnectionOutcome(True, ", ".join(parts) + ".", ehlo, lines)
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        try:
-            backend.close()
-        except (OSError, smtplib.SMTPException):
-            pass
         if canceller is not None and canceller.cancelled:
             exc = Cancelled("cancelled")
         info = describe_error(exc, profile)
         return ConnectionOutcome(False, info.sentence, info.reply, lines)
+    finally:
+        _close_quietly(backend, failed=not ok)

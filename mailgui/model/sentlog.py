@@ -1,8 +1,15 @@
-"""The Sent log: one JSON object a line in ``sent.jsonl`` in the data dir."""
+"""The Sent log: one JSON object a line in ``sent.jsonl`` in the data dir.
+
+When the file grows past ``SentLog.MAX_BYTES`` it is renamed ``sent.1.jsonl`` (replacing the
+previous one) and a new file is started, so neither the disk nor the start of the app grows
+without end.
+"""
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,10 +54,15 @@ class SentEntry:
 
 class SentLog:
     MAX_TRANSCRIPT_LINES = 400
+    MAX_BYTES = 32 * 1024 * 1024  # then the file is rotated (one older file is kept)
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+
+    @property
+    def rotated_path(self) -> Path:
+        return self.path.with_name(f"{self.path.stem}.1{self.path.suffix}")
 
     def append(self, entry: SentEntry) -> None:
         data = asdict(entry)
@@ -58,20 +70,46 @@ class SentLog:
         line = json.dumps(data, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                too_big = self.path.stat().st_size + len(line) > self.MAX_BYTES
+            except FileNotFoundError:
+                too_big = False
+            if too_big:
+                os.replace(self.path, self.rotated_path)
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line)
 
-    def entries(self) -> list[SentEntry]:
-        """Oldest first; a damaged line is skipped, not fatal."""
+    @staticmethod
+    def _parse(lines: object) -> list[SentEntry]:
         out = []
-        with self._lock:
-            try:
-                lines = self.path.read_text("utf-8").splitlines()
-            except OSError:
-                return []
-        for line in lines:
+        for line in lines:  # type: ignore[attr-defined]
             try:
                 out.append(SentEntry.from_dict(json.loads(line)))
             except (ValueError, TypeError, AttributeError):
                 continue
         return out
+
+    def entries(self) -> list[SentEntry]:
+        """Oldest first; a damaged line is skipped, not fatal."""
+        with self._lock:
+            try:
+                lines = self.path.read_text("utf-8", errors="replace").splitlines()
+            except OSError:
+                return []
+        return self._parse(lines)
+
+    def tail(self, limit: int) -> tuple[list[SentEntry], int]:
+        """The newest ``limit`` entries (oldest first) and the number of lines in the log.
+        Only those are parsed; a damaged line is skipped."""
+        last: collections.deque[str] = collections.deque(maxlen=max(0, limit))
+        total = 0
+        with self._lock:
+            try:
+                with self.path.open(encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        if line.strip():
+                            total += 1
+                            last.append(line)
+            except OSError:
+                return [], 0
+        return self._parse(last), total

@@ -184,11 +184,17 @@ class SentLogView(QWidget):
         self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.highlighter = TranscriptHighlighter(self.detail.document())
         named(self.detail, "Sent log details")
+        self.note = QLabel()  # says when only the newest sends are listed
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: palette(placeholder-text);")
+        named(self.note, "Sent log note")
+        self.note.hide()
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.stack)
         split.addWidget(self.detail)
         box = QVBoxLayout(self)
         box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.note)
         box.addWidget(split, 1)
 
     def set_empty(self, empty: bool) -> None:

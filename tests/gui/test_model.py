@@ -97,7 +97,7 @@ def _profile(**kw: object) -> Profile:
 
 def test_build_message_uses_every_field(tmp_path: Path) -> None:
     big = tmp_path / "data.bin"
-    big.write_bytes(os.urandom(1000))
+    big.write_bytes(os.urandom(1024 * 1024 + 1000))  # over mailcore's 1 MiB read limit
     note = tmp_path / "note.txt"
     note.write_text("hello\n")
     draft = Draft(to="Bob <bob@example.com>, carol@example.org", cc="cc@example.com",
