@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from mailgui import __version__
+from mailgui.model.inbox import RUN_SERVER_OPTION
 from mailgui.model.paths import AppPaths
 
 __all__ = ["MailGui", "display_problem", "lock_data_dir", "main"]
@@ -161,8 +162,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_inbox_server(argv: list[str]) -> int:
+    """``mailgui --run-inbox-server DIR [--host H] [--port P] [--ack]``: the local test inbox's
+    server process instead of a window. It exists for the frozen app, whose ``sys.executable``
+    is mailgui itself; from Python it is ``python -m mailgui.model.inbox_server --dir DIR``."""
+    from mailgui.model.inbox_server import main as serve
+
+    if not argv or argv[0].startswith("-"):
+        print(f"mailgui: {RUN_SERVER_OPTION} needs the inbox folder", file=sys.stderr)
+        return 2
+    return serve(["--dir", *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [RUN_SERVER_OPTION]:  # hidden: the inbox server process (no Qt at all)
+        return run_inbox_server(argv[1:])
+    args = parse_args(argv)
     problem = display_problem()
     if problem:
         print(f"mailgui: {problem}", file=sys.stderr)
@@ -172,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from mailgui.views.common import icon
 
+    # Worker threads (sending, reading files, building previews) must hand the GIL back to
+    # the GUI thread quickly, or every keystroke waits for them: Python's default is to ask a
+    # running thread to let go only every 5 ms, and a busy worker then gets the GIL back
+    # first again and again. One millisecond keeps the window responsive during a big send.
+    sys.setswitchinterval(0.001)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("mailgui")
     app.setApplicationVersion(__version__)

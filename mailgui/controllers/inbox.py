@@ -4,67 +4,41 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
 
 from mailgui.jobs import JobRunner
-from mailgui.model.eml import parse_message
-from mailgui.model.inbox import (
-    InboxMessage,
-    InboxServer,
-    InboxStore,
-    MessagePart,
-    message_parts,
-    part_payload,
-)
-from mailgui.model.source import fold_bytes
+from mailgui.model.inbox import InboxMessage, InboxServer, InboxStore
+from mailgui.model.inbox_details import MessageDetails, compute_details, write_part
 from mailgui.views.common import human_size
 from mailgui.views.inbox import InboxView
 
-
-@dataclass
-class MessageDetails:
-    id: str
-    headers: list[tuple[str, str]]
-    parts: list[MessagePart]
-    source: str
-    text: str  # plain text, or "" when there is HTML
-    html: str
+__all__ = ["InboxController", "MessageDetails", "read_details"]
 
 
 def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
-    """Read and parse one received message (worker side)."""
-    data = store.read(msg_id)
-    msg = parse_message(data)
-    headers = []
-    for name, value in msg.items():
-        try:
-            headers.append((name, str(value)))
-        except (ValueError, IndexError, TypeError):
-            headers.append((name, repr(value)))
-    body_html = msg.get_body(preferencelist=("html",))
-    body_text = msg.get_body(preferencelist=("plain",))
-
-    def content(part: object) -> str:
-        if part is None:
-            return ""
-        try:
-            return str(part.get_content())
-        except (LookupError, ValueError, KeyError):
-            return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
-
-    source, _folded = fold_bytes([data], max_lines=20000)
-    return MessageDetails(msg_id, headers, message_parts(data), source, content(body_text),
-                          content(body_html))
+    """What the viewer shows of one received message (worker side). The inbox server stored
+    it when the message came in, so this only loads a small JSON file. A message stored by an
+    older mailgui is read and measured here once (big bodies in chunks, never by the email
+    package), and its details are kept for next time."""
+    details = store.details(msg_id)
+    if details is not None:
+        return details
+    details = compute_details(store.read(msg_id), msg_id)
+    try:
+        store.save_details(details)
+    except OSError:
+        pass
+    return details
 
 
 class InboxController(QObject):
-    received = Signal(object)  # InboxMessage, emitted from the server thread -> queued
+    received = Signal(object)  # InboxMessage, emitted from the server's reader thread -> queued
     started = Signal(int)
     failed = Signal(str)
+    ended = Signal(str)  # the server process ended on its own (emitted from the reader thread)
     status = Signal(str)
     count_changed = Signal(int)
 
@@ -73,10 +47,12 @@ class InboxController(QObject):
         self.view = view
         self.runner = runner
         self.store = store
-        self.server = InboxServer(store, on_message=self.received.emit)
+        self.server = InboxServer(store, on_message=self.received.emit, on_exit=self.ended.emit)
         self.messages: list[InboxMessage] = []
         self.error = ""
+        self._port = 0
         self.received.connect(self._received)
+        self.ended.connect(self._ended)
         view.list.currentItemChanged.connect(self._selected)
         view.delete.clicked.connect(self.delete_selected)
         view.clear.clicked.connect(self.clear)
@@ -89,11 +65,12 @@ class InboxController(QObject):
 
     @property
     def running(self) -> bool:
-        return self.server.running
+        return self._port != 0 and self.server.running
 
     @property
     def port(self) -> int:
-        return self.server.port
+        """The port, once the GUI thread has been told (so the inbox profile knows it too)."""
+        return self._port if self.server.running else 0
 
     def start(self) -> None:
         """Start the server and load the stored messages, both on the worker pool."""
@@ -101,9 +78,11 @@ class InboxController(QObject):
         self.runner.run(self.store.list, on_done=self._loaded)
 
     def stop(self) -> None:
+        self._port = 0
         self.server.stop()
 
     def _started(self, port: int) -> None:
+        self._port = port
         self.view.status.setText(
             f"Listening on <b>127.0.0.1:{port}</b> (SMTP, no TLS, no login). Any address works; "
             "nothing leaves this computer."
@@ -115,6 +94,12 @@ class InboxController(QObject):
         self.view.status.setText(f"The local test inbox could not start: {exc}")
         self.view.status.setStyleSheet("color: #9b1c1c;")
         self.failed.emit(self.error)
+
+    def _ended(self, reason: str) -> None:
+        self.error = reason
+        self.view.status.setText(f"The local test inbox stopped: {reason}. Restart mailgui to "
+                                 "receive messages again.")
+        self.view.status.setStyleSheet("color: #9b1c1c;")
 
     def _loaded(self, messages: list[InboxMessage]) -> None:
         known = {m.id for m in self.messages}
@@ -230,11 +215,9 @@ class InboxController(QObject):
             return
 
         def save() -> tuple[str, int]:
-            from mailgui.model.paths import atomic_write_bytes
-
-            _name, body = part_payload(self.store.read(msg_id), index)
-            atomic_write_bytes(Path(path), body)
-            return path, len(body)
+            # decoded and written chunk by chunk: a 100 MB attachment never holds the GIL long
+            _name, size = write_part(self.store.path(msg_id), index, Path(path))
+            return path, size
 
         self.runner.run(
             save,

@@ -1,15 +1,25 @@
-"""The built-in local test inbox: an aiosmtpd server on 127.0.0.1 that keeps what it receives.
+"""The built-in local test inbox: an SMTP server on 127.0.0.1 that keeps what it receives.
 
-Messages are stored as ``<id>.eml`` plus ``<id>.json`` (envelope, time, size) in the inbox
-folder of the data dir, so they survive a restart. No widgets here: the app is told about a new
-message through the ``on_message`` callback, which runs on the server's own thread.
+Messages are stored as ``<id>.eml`` plus ``<id>.json`` (envelope, time, size) and
+``<id>.details.json`` (what the viewer shows: headers, parts, bodies, folded source) in the
+inbox folder of the data dir, so they survive a restart. No widgets here.
+
+The server itself runs in a child process (``mailgui.model.inbox_server``): receiving a big
+message is CPU work that, in the GUI's process, held the GIL long enough to freeze the window.
+``InboxServer`` starts that process, reads what it reports on a thread of its own and tells the
+app about each new message through the ``on_message`` callback (on that thread).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
+import json
+import os
+import site
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -17,13 +27,30 @@ from dataclasses import asdict, dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from aiosmtpd.smtp import SMTP
-
+from mailgui.model.inbox_details import (
+    MessageDetails,
+    MessagePart,
+    compute_details,
+    message_parts,
+    part_payload,
+)
 from mailgui.model.paths import atomic_write_bytes, atomic_write_json, read_json
 
-__all__ = ["InboxMessage", "InboxServer", "InboxStore", "MessagePart", "message_parts"]
+__all__ = [
+    "InboxMessage",
+    "InboxServer",
+    "InboxServerError",
+    "InboxStore",
+    "MessageDetails",
+    "MessagePart",
+    "message_parts",
+    "part_payload",
+    "server_command",
+]
+
+RUN_SERVER_OPTION = "--run-inbox-server"  # mailgui's hidden option (the frozen app's way in)
 
 
 @dataclass
@@ -55,7 +82,9 @@ class InboxMessage:
 
 
 def _headers_of(data: bytes) -> tuple[str, str, str]:
-    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    limit = min(len(data), 1 << 20)  # never copy a big body just to read the headers
+    ends = [i for i in (data.find(b"\r\n\r\n", 0, limit), data.find(b"\n\n", 0, limit)) if i >= 0]
+    head = data[:min(ends)] if ends else data[:limit]
     msg = BytesHeaderParser(policy=default_policy).parsebytes(head + b"\r\n\r\n")
 
     def get(name: str) -> str:
@@ -76,22 +105,46 @@ class InboxStore:
         self._counter = itertools.count(1)
 
     def add(self, mail_from: str, rcpt_tos: list[str], data: bytes, peer: str = "") -> InboxMessage:
+        """Store a message with its details for the viewer (the inbox server calls this). The
+        .json comes last: a message is listed once all its files are there."""
         subject, from_header, to_header = _headers_of(data)
         stamp = time.time()
         with self._lock:
             msg_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(stamp))}-" \
                      f"{int(stamp * 1000) % 1000:03d}-{next(self._counter):04d}"
-            item = InboxMessage(msg_id, mail_from, list(rcpt_tos), stamp, len(data), subject,
-                                from_header, to_header, peer)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.folder / f"{msg_id}.eml", data)
-            atomic_write_json(self.folder / f"{msg_id}.json", item.to_dict())
+        item = InboxMessage(msg_id, mail_from, list(rcpt_tos), stamp, len(data), subject,
+                            from_header, to_header, peer)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # the .eml is written (and synced) while the details are worked out
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                atomic_write_bytes(self.folder / f"{msg_id}.eml", data)
+            except BaseException as exc:  # noqa: BLE001 - raised below, on the caller's thread
+                failed.append(exc)
+
+        writer = threading.Thread(target=write, name="inbox-write")
+        writer.start()
+        try:
+            details: MessageDetails | None = compute_details(data, msg_id)
+        except Exception:  # noqa: BLE001 - the message is kept all the same; the viewer
+            details = None  # then works them out itself
+        writer.join()
+        if failed:
+            raise failed[0]
+        if details is not None:
+            with contextlib.suppress(ValueError, TypeError):
+                self.save_details(details)
+        atomic_write_json(self.folder / f"{msg_id}.json", item.to_dict())
         return item
 
     def list(self) -> list[InboxMessage]:
         """Oldest first."""
         out = []
         for meta in sorted(self.folder.glob("*.json")):
+            if meta.name.endswith(".details.json"):
+                continue
             data = read_json(meta)
             if isinstance(data, dict) and (self.folder / f"{meta.stem}.eml").exists():
                 with contextlib.suppress(KeyError, TypeError, ValueError):
@@ -101,12 +154,29 @@ class InboxStore:
     def path(self, msg_id: str) -> Path:
         return self.folder / f"{Path(msg_id).name}.eml"
 
+    def details_path(self, msg_id: str) -> Path:
+        return self.folder / f"{Path(msg_id).name}.details.json"
+
     def read(self, msg_id: str) -> bytes:
         return self.path(msg_id).read_bytes()
 
+    def details(self, msg_id: str) -> MessageDetails | None:
+        """The stored details of a message, or None (stored by an older mailgui, or broken)."""
+        data = read_json(self.details_path(msg_id))
+        if not isinstance(data, dict):
+            return None
+        try:
+            return MessageDetails.from_dict(data)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def save_details(self, details: MessageDetails) -> None:
+        atomic_write_bytes(self.details_path(details.id),
+                           json.dumps(details.to_dict()).encode("ascii"))
+
     def delete(self, msg_id: str) -> None:
         with self._lock:
-            for suffix in (".eml", ".json"):
+            for suffix in (".eml", ".json", ".details.json"):
                 with contextlib.suppress(FileNotFoundError):
                     (self.folder / f"{Path(msg_id).name}{suffix}").unlink()
 
@@ -115,173 +185,211 @@ class InboxStore:
             self.delete(item.id)
 
 
-class _Handler:
-    def __init__(self, store: InboxStore, on_message: Callable[[InboxMessage], None] | None):
-        self.store = store
-        self.on_message = on_message
+class InboxServerError(OSError):
+    """The inbox server process could not start; ``stderr`` holds what it said."""
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        data = envelope.original_content or envelope.content or b""
-        if isinstance(data, str):
-            data = data.encode("utf-8", "surrogateescape")
-        peer = session.peer
-        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        loop = asyncio.get_running_loop()
-        try:
-            item = await loop.run_in_executor(
-                None, self.store.add, envelope.mail_from, list(envelope.rcpt_tos), data, peer_text
-            )
-        except OSError as exc:
-            return f"451 4.3.0 mailgui could not store the message: {exc.strerror}"
-        if self.on_message is not None:
-            try:
-                self.on_message(item)
-            except Exception:  # noqa: BLE001, S110 - the observer must not break the server
-                pass
-        return f"250 2.0.0 Ok: stored as {item.id}"
+    def __init__(self, message: str, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
+def server_command(folder: Path, host: str = "127.0.0.1", port: int = 0, *,
+                   ack: bool = True) -> list[str]:
+    """How to start the inbox server process. In a frozen app (PyInstaller) ``sys.executable``
+    is mailgui itself, which runs the server when given RUN_SERVER_OPTION."""
+    options = ["--host", host, "--port", str(port), *(["--ack"] if ack else [])]
+    if getattr(sys, "frozen", False):
+        return [sys.executable, RUN_SERVER_OPTION, str(folder), *options]
+    return [sys.executable, "-m", "mailgui.model.inbox_server", "--dir", str(folder), *options]
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if getattr(sys, "frozen", False):
+        return env
+    # the child must import this very mailgui, also from a source tree that is not installed
+    root = str(Path(__file__).resolve().parents[2])
+    site_dirs = [*getattr(site, "getsitepackages", list)(), site.getusersitepackages()]
+    installed = {os.path.realpath(p) for p in site_dirs}
+    if os.path.realpath(root) not in installed:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _summary(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    return last.removeprefix("mailgui local inbox: ")
 
 
 class InboxServer:
-    """aiosmtpd on 127.0.0.1, on a free port (read back from the bound socket), in a thread.
+    """The inbox SMTP server (aiosmtpd on 127.0.0.1, a free port) in a child process.
 
-    ``start()`` blocks until the server listens (call it from a worker); ``stop()`` closes the
-    listener and every open connection, stops the loop and joins the thread.
+    ``start()`` blocks until the server listens (call it from a worker) and returns the port;
+    ``on_message(InboxMessage)`` is called on a reader thread for each stored message, before
+    the client gets its "250" reply; ``on_exit(text)`` if the process ends without ``stop()``.
+    ``stop()`` ends the process (end of its stdin, SIGTERM, then a kill after ``timeout``) and
+    waits for it. The process also ends by itself when this one dies (its stdin closes).
     """
 
     def __init__(self, store: InboxStore, on_message: Callable[[InboxMessage], None] | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0,
+                 on_exit: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.host = host
+        self.on_message = on_message
+        self.on_exit = on_exit
         self._wanted_port = port
         self.port = 0
-        self._handler = _Handler(store, on_message)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._protocols: set[Any] = set()
+        self._lock = threading.Lock()
+        self._stdin_lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._stderr: IO[bytes] | None = None
         self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._ended = threading.Event()
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None else None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self.port != 0
+        return self._proc is not None and self.port != 0 and not self._ended.is_set()
 
     def start(self, timeout: float = 10.0) -> int:
-        if self._thread is not None:
-            raise RuntimeError("already started")
-        self._thread = threading.Thread(target=self._run, name="mailgui-inbox", daemon=True)
-        self._thread.start()
+        with self._lock:
+            if self._proc is not None:
+                raise RuntimeError("already started")
+            folder = self.store.folder.resolve()
+            folder.mkdir(parents=True, exist_ok=True)
+            self._ready.clear()
+            self._ended.clear()
+            self._stopping = False
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _cleanup
+            try:
+                proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    server_command(folder, self.host, self._wanted_port),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                    bufsize=0, cwd=folder, env=_child_env(),
+                    creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+                )
+            except BaseException:
+                self._stderr.close()
+                self._stderr = None
+                raise
+            self._proc = proc
+            self._reader = threading.Thread(target=self._read, args=(proc,),
+                                            name="mailgui-inbox-reader", daemon=True)
+            self._reader.start()
         if not self._ready.wait(timeout):
-            raise TimeoutError("the local inbox did not start in time")
-        if self._error is not None:
-            error = self._error
-            self._thread.join(1)
-            self._thread = None
-            raise error
+            text = self._stderr_text()
+            self.stop()
+            raise TimeoutError("the local inbox did not start in time"
+                               + (f": {_summary(text)}" if text else ""))
+        if self.port == 0:  # the process ended before it listened
+            try:
+                code = proc.wait(5)
+            except subprocess.TimeoutExpired:
+                code = None
+            text = self._stderr_text()
+            self.stop()
+            raise InboxServerError(
+                _summary(text) or f"the local inbox server exited with code {code}", text)
         return self.port
 
-    def _factory(self) -> SMTP:
-        protocol = SMTP(self._handler, hostname="mailgui-inbox", ident="mailgui local test inbox",
-                        data_size_limit=0, enable_SMTPUTF8=True, decode_data=False,
-                        loop=self._loop)
-        self._protocols.add(protocol)
-        return protocol
+    def _stderr_text(self) -> str:
+        f = self._stderr
+        if f is None:
+            return ""
+        try:
+            f.seek(0)
+            return f.read()[-16384:].decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        """The reader thread: READY, then one JSON line per message (each acknowledged)."""
+        stdout = proc.stdout
+        assert stdout is not None
+        pending = b""
         try:
-            self._server = loop.run_until_complete(
-                loop.create_server(self._factory, host=self.host, port=self._wanted_port)
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
+            while chunk := stdout.read(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    self._line(proc, line.decode("utf-8", "replace").strip())
+        except (OSError, ValueError):
+            pass
         finally:
-            self._server.close()
-            for protocol in list(self._protocols):
-                transport = getattr(protocol, "transport", None)
-                if transport is not None:
-                    transport.abort()
+            self._ended.set()
+            self._ready.set()
+        if self.port and not self._stopping and self.on_exit is not None:
+            try:
+                code = proc.wait(2)
+            except subprocess.TimeoutExpired:
+                code = None
+            how = (f"its process was killed (signal {-code})" if code is not None and code < 0
+                   else f"its process ended (exit code {code})")
             with contextlib.suppress(Exception):
-                loop.run_until_complete(self._server.wait_closed())
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
+                self.on_exit(_summary(self._stderr_text()) or how)
+
+    def _line(self, proc: subprocess.Popen[bytes], line: str) -> None:
+        if line.startswith("READY "):
+            with contextlib.suppress(ValueError, IndexError):
+                self.port = int(line.split()[1])
+            self._ready.set()
+        elif line.startswith("{"):
+            try:
+                item = InboxMessage.from_dict(json.loads(line))
+            except (KeyError, TypeError, ValueError):
+                return
+            if self.on_message is not None:
+                with contextlib.suppress(Exception):  # the observer must not stop the reader
+                    self.on_message(item)
+            self._write(proc, f"ack {item.id}\n".encode())
+
+    def _write(self, proc: subprocess.Popen[bytes], data: bytes) -> None:
+        with self._stdin_lock:
+            stdin = proc.stdin
+            if stdin is None or stdin.closed:
+                return
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[stdin.write(view) or 0:]
+            except (OSError, ValueError):
+                pass
 
     def stop(self, timeout: float = 5.0) -> None:
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._thread = None
-        self.port = 0
-
-
-@dataclass
-class MessagePart:
-    depth: int
-    content_type: str
-    filename: str
-    size: int
-    disposition: str
-    charset: str = ""
-
-
-def message_parts(data: bytes) -> list[MessagePart]:
-    """The MIME tree of a message, flattened with depths (for the inbox viewer)."""
-    from mailgui.model.eml import parse_message
-
-    msg = parse_message(data)
-    out: list[MessagePart] = []
-
-    def walk(part: Any, depth: int) -> None:
-        payload = part.get_payload(decode=not part.is_multipart())
-        size = len(payload) if isinstance(payload, bytes | str) else 0
-        out.append(MessagePart(depth, part.get_content_type(), part.get_filename() or "", size,
-                               part.get_content_disposition() or "",
-                               part.get_content_charset() or ""))
-        if part.is_multipart():
-            for child in part.get_payload():
-                walk(child, depth + 1)
-
-    walk(msg, 0)
-    return out
-
-
-def part_payload(data: bytes, index: int) -> tuple[str, bytes]:
-    """The suggested file name and the decoded bytes of part ``index`` of a message, numbered
-    as ``message_parts`` lists them. Raises IndexError for a multipart container or a bad
-    index."""
-    import mimetypes
-
-    from mailgui.model.eml import parse_message
-
-    parts = list(parse_message(data).walk())
-    part = parts[index]
-    if part.get_content_type() == "message/rfc822":
-        payload = part.get_payload()
-        body = payload[0].as_bytes() if isinstance(payload, list) and payload else b""
-    elif part.is_multipart():
-        raise IndexError("a multipart container has no content of its own")
-    else:
-        body = part.get_payload(decode=True) or b""
-    name = part.get_filename() or ""
-    name = name.replace("/", "_").replace("\\", "_").strip(". ") or (
-        f"part-{index}{mimetypes.guess_extension(part.get_content_type()) or '.bin'}"
-    )
-    return name, body
+        with self._lock:
+            proc, reader = self._proc, self._reader
+            if proc is None:
+                return
+            self._stopping = True
+            with self._stdin_lock, contextlib.suppress(OSError):
+                if proc.stdin is not None:
+                    proc.stdin.close()  # end of file: the server stops by itself
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if reader is not None and reader is not threading.current_thread():
+                reader.join(timeout)
+            if reader is None or not reader.is_alive():
+                with contextlib.suppress(OSError):
+                    if proc.stdout is not None:
+                        proc.stdout.close()
+            if self._stderr is not None:
+                self._stderr.close()
+                self._stderr = None
+            self._proc = None
+            self._reader = None
+            self.port = 0

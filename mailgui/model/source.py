@@ -80,6 +80,18 @@ class SourceFolder:
     def text(self) -> str:
         return "\n".join(self.close())
 
+    @property
+    def full(self) -> bool:
+        """True once ``max_lines`` lines are out: whatever is fed from now on is only counted."""
+        return bool(self.max_lines) and len(self.lines) >= self.max_lines
+
+    def skip(self, lines: int) -> None:
+        """Count ``lines`` more lines as not shown without feeding them (once ``full``, feeding
+        them would only count them, one Python call per line)."""
+        self._flush_b64()
+        self._pending = b""
+        self._dropped += lines
+
     # -- internals -----------------------------------------------------------------------
     def _out(self, text: str, force: bool = False) -> None:
         if not force and self.max_lines and len(self.lines) >= self.max_lines:

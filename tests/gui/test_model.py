@@ -37,6 +37,7 @@ def test_model_imports_no_qt() -> None:
     code = (
         "import sys\n"
         "import mailgui.model.sending, mailgui.model.source, mailgui.model.inbox, "
+        "mailgui.model.inbox_details, mailgui.model.inbox_server, "
         "mailgui.model.eml, mailgui.model.profiles, mailgui.model.secrets\n"
         "bad = [m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))]\n"
         "assert not bad, bad\n"

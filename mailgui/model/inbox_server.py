@@ -1,0 +1,264 @@
+"""The local test inbox's SMTP server, run as its own process (no Qt, plain Python).
+
+    python -m mailgui.model.inbox_server --dir DIR [--host 127.0.0.1] [--port 0] [--ack]
+
+(or ``mailgui --run-inbox-server DIR ...`` in the frozen app, where ``sys.executable`` is the
+mailgui binary). It listens with aiosmtpd, stores each message with ``InboxStore`` (the .eml,
+its .json and the viewer's precomputed details), and speaks a line protocol on stdout:
+
+    READY <port>            once, when it listens
+    {"id": ..., ...}        one JSON object (an InboxMessage) per stored message
+
+With ``--ack``, the reply to the client waits (up to ACK_TIMEOUT) until ``ack <id>`` comes back
+on stdin, so that when the client sees "250 ... stored as <id>" the app already knows the
+message. It exits on SIGTERM/SIGINT, and when stdin reaches end of file: a parent that is killed
+closes the pipe, so this process never outlives the app.
+
+Why a process: aiosmtpd reads DATA line by line in Python and the message is measured and
+folded for the viewer here; in the GUI's process that work held the GIL for seconds while a
+big attachment arrived, and the window froze. DATA is also read here in big chunks (see
+``InboxSMTP.smtp_DATA``), so 100 MB arrive in about the time the bytes take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from aiosmtpd.smtp import SMTP
+
+from mailgui.model.inbox import InboxMessage, InboxStore
+
+__all__ = ["ACK_TIMEOUT", "InboxSMTP", "main"]
+
+ACK_TIMEOUT = 5.0
+DATA_BUFFER = 4 << 20  # bytes of DATA the reader may buffer (the transport pauses at twice that)
+
+
+class InboxSMTP(SMTP):
+    """aiosmtpd's SMTP with a DATA phase read in large chunks instead of line by line.
+
+    The end of the data is a line holding just ".": ``readuntil(b".\\r\\n")`` finds each
+    candidate with one C search over the buffered bytes, and a candidate counts when it
+    starts a line. Bytes after the final dot (pipelined commands) stay in the reader.
+    """
+
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd's naming
+        reader = getattr(self, "_reader", None)
+        if not isinstance(reader, asyncio.StreamReader) or not hasattr(reader, "_limit"):
+            await super().smtp_DATA(arg)  # an aiosmtpd/asyncio we don't know: the slow way
+            return
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = await _read_data(reader)
+        if self.data_size_limit and len(data) > self.data_size_limit:
+            self._set_post_data_state()
+            await self.push("552 Error: Too much mail data")
+            return
+        self.envelope.content = data
+        self.envelope.original_content = data
+        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        self._set_post_data_state()
+        await self.push(status)
+
+
+async def _read_data(reader: asyncio.StreamReader) -> bytes:
+    """The DATA content up to the line ".", dot-unstuffed (RFC 5321 4.5.2)."""
+    limit = reader._limit  # noqa: SLF001 - no public way to let readuntil look further
+    reader._limit = max(limit, DATA_BUFFER)  # noqa: SLF001
+    chunks: list[bytes] = []  # joined once at the end (a growing bytearray copies over and over)
+    tail = b"\r\n"  # the last two bytes so far: the DATA command's line end to begin with
+    try:
+        while True:
+            try:
+                chunk = await reader.readuntil(b".\r\n")
+            except asyncio.LimitOverrunError as exc:
+                chunk = await reader.read(exc.consumed)  # no end in these bytes: keep them
+            else:
+                before = chunk[-5:-3] if len(chunk) >= 5 else (tail + chunk[:-3])[-2:]
+                if before == b"\r\n":  # "." alone on its line: the end
+                    chunks.append(chunk[:-3])
+                    break
+            chunks.append(chunk)
+            tail = chunk[-2:] if len(chunk) >= 2 else (tail + chunk)[-2:]
+    finally:
+        reader._limit = limit  # noqa: SLF001
+    data = b"".join(chunks)
+    chunks.clear()
+    if data.startswith(b"."):
+        data = data[1:]
+    if b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n")
+    return data
+
+
+class _Protocol:
+    """stdout lines out, ``ack <id>`` lines in; stdin's end of file stops the server."""
+
+    def __init__(self, out: BinaryIO, loop: asyncio.AbstractEventLoop, *, ack: bool) -> None:
+        self.out = out
+        self.loop = loop
+        self.ack = ack
+        self.lock = threading.Lock()
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+        self.closed = asyncio.Event()
+
+    def say(self, line: str) -> None:
+        with self.lock:
+            self.out.write(line.encode("utf-8") + b"\n")
+            self.out.flush()
+
+    async def announce(self, item: InboxMessage) -> None:
+        future: asyncio.Future[None] = self.loop.create_future()
+        if self.ack:
+            self.waiting[item.id] = future
+        try:
+            self.say(json.dumps(item.to_dict(), ensure_ascii=True))
+        except (OSError, ValueError):
+            self.waiting.pop(item.id, None)
+            return
+        if self.ack:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(future, ACK_TIMEOUT)
+            self.waiting.pop(item.id, None)
+
+    def _acked(self, msg_id: str) -> None:
+        future = self.waiting.get(msg_id)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def watch_stdin(self, fd: int) -> None:
+        """In a thread: read acks until end of file, then stop the server. (``os.read`` on the
+        descriptor, not ``sys.stdin``: a daemon thread blocked inside a buffered reader can
+        abort the interpreter's shutdown.)"""
+        pending = b""
+        try:
+            while chunk := os.read(fd, 4096):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    words = raw.decode("utf-8", "replace").split()
+                    if len(words) == 2 and words[0] == "ack":
+                        self.loop.call_soon_threadsafe(self._acked, words[1])
+        except OSError:
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self.loop.call_soon_threadsafe(self.closed.set)
+
+
+class _Handler:
+    def __init__(self, store: InboxStore, protocol: _Protocol) -> None:
+        self.store = store
+        self.protocol = protocol
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,  # noqa: N802
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        # commands may be sent without waiting for each reply (RFC 2920): aiosmtpd reads them
+        # in order, and DATA leaves what follows the final dot in the reader
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        data = envelope.original_content or envelope.content or b""
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        peer = session.peer
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        loop = asyncio.get_running_loop()
+        try:
+            item = await loop.run_in_executor(
+                None, self.store.add, envelope.mail_from, list(envelope.rcpt_tos), data, peer_text
+            )
+        except OSError as exc:
+            return f"451 4.3.0 mailgui could not store the message: {exc.strerror}"
+        await self.protocol.announce(item)
+        return f"250 2.0.0 Ok: stored as {item.id}"
+
+
+async def serve(folder: Path, host: str, port: int, *, ack: bool, out: BinaryIO,
+                stdin_fd: int | None) -> int:
+    loop = asyncio.get_running_loop()
+    protocol = _Protocol(out, loop, ack=ack)
+    handler = _Handler(InboxStore(folder), protocol)
+    connections: set[SMTP] = set()
+
+    def factory() -> SMTP:
+        smtp = InboxSMTP(handler, hostname="mailgui-inbox", ident="mailgui local test inbox",
+                         data_size_limit=0, enable_SMTPUTF8=True, decode_data=False, loop=loop)
+        connections.add(smtp)
+        return smtp
+
+    try:
+        server = await loop.create_server(factory, host=host, port=port)
+    except OSError as exc:
+        print(f"mailgui local inbox: can't listen on {host}:{port or 'a free port'}: {exc}",
+              file=sys.stderr, flush=True)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: no such thing
+            loop.add_signal_handler(sig, protocol.closed.set)
+    if stdin_fd is not None:
+        threading.Thread(target=protocol.watch_stdin, args=(stdin_fd,), name="inbox-stdin",
+                         daemon=True).start()
+    protocol.say(f"READY {server.sockets[0].getsockname()[1]}")
+    try:
+        await protocol.closed.wait()
+    finally:
+        server.close()
+        for smtp in list(connections):
+            transport = getattr(smtp, "transport", None)
+            if transport is not None:
+                transport.abort()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2)
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mailgui-inbox-server",
+                                     description="mailgui's local test inbox (SMTP, loopback).")
+    parser.add_argument("--dir", type=Path, required=True, help="where messages are stored")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port (the default)")
+    parser.add_argument("--ack", action="store_true",
+                        help="reply to the client once 'ack <id>' is read on stdin")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # The protocol owns stdout: anything else printed (a library's warning) goes to stderr.
+    try:
+        out = os.fdopen(os.dup(1), "wb")
+        stdin_fd: int | None = os.dup(0)
+    except OSError as exc:
+        print(f"mailgui local inbox: no stdin/stdout to talk on ({exc})", file=sys.stderr)
+        return 2
+    if sys.stderr is not None:
+        sys.stdout = sys.stderr
+    try:
+        return asyncio.run(serve(args.dir, args.host, args.port, ack=args.ack, out=out,
+                                 stdin_fd=stdin_fd))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
