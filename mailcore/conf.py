@@ -255,7 +255,16 @@ class _Override(contextlib.ContextDecorator):
                 else:
                     target._values[name] = value
 
+    # Django's override_settings also has enable()/disable()
+    def enable(self) -> None:
+        self.__enter__()
+
+    def disable(self) -> None:
+        self.__exit__(None, None, None)
+
     def __call__(self, func: Callable) -> Callable:
+        if isinstance(func, type):
+            return self._decorate_class(func)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -265,6 +274,30 @@ class _Override(contextlib.ContextDecorator):
 
             return async_inner
         return super().__call__(func)
+
+    def _decorate_class(self, cls: type) -> type:
+        """A class keeps being a class: a ``unittest.TestCase`` gets the override around each
+        test (set up in ``setUp``, undone by a cleanup, as Django's override_settings does);
+        any other class gets each of its ``test*`` methods wrapped."""
+        import unittest
+
+        if issubclass(cls, unittest.TestCase):
+            original_setup = cls.setUp
+            override = self
+
+            @functools.wraps(original_setup)
+            def setUp(test: Any) -> None:  # noqa: N802 - unittest's name
+                cm = override._recreate_cm()
+                cm.enable()
+                test.addCleanup(cm.disable)
+                original_setup(test)
+
+            cls.setUp = setUp  # type: ignore[method-assign]
+            return cls
+        for name, attr in list(vars(cls).items()):
+            if name.startswith("test") and callable(attr):
+                setattr(cls, name, self._recreate_cm()(attr))
+        return cls
 
     def _recreate_cm(self) -> _Override:
         return _Override(self._target, self._new)

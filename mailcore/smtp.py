@@ -390,15 +390,16 @@ class _Transcribing:
         """``smtplib.SMTP.login``, then an ``"auth"`` transcript event naming the user and
         the mechanism that succeeded (never the password)."""
         self._auth_mechanism = None
-        code, resp = super().login(  # type: ignore[misc]
+        result = super().login(  # type: ignore[misc]
             user, password, initial_response_ok=initial_response_ok
         )
+        code = result[0] if isinstance(result, tuple) and result else None
         if self._observed():
             # 503 ("already authenticated") names no mechanism of this login.
             mechanism = self._auth_mechanism if code == 235 else None
             how = f" ({mechanism})" if mechanism else ""
             self._note("auth", f"authenticated as {user}{how}")
-        return code, resp
+        return result
 
     def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         result = super().starttls(*args, **kwargs)  # type: ignore[misc]

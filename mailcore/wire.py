@@ -33,6 +33,7 @@ from email.utils import formatdate, getaddresses, make_msgid
 from io import BytesIO
 from typing import Any
 
+import mailcore.message as _message_module
 from mailcore.conf import settings
 from mailcore.message import (
     ADDRESS_HEADERS,
@@ -77,6 +78,22 @@ _BUILDERS = (
 )
 
 
+# The builders as mailcore defines them, kept at import: a builder replaced later (a
+# subclass's, or one patched onto EmailMessage itself in a test) means message() decides.
+_ORIGINAL_BUILDERS = {
+    base: {name: getattr(base, name, None) for name in _BUILDERS}
+    for base in (EmailMessage, EmailMultiAlternatives)
+}
+# What the fast writer calls by name in mailcore.message (Django's patch points are
+# django.core.mail.message.make_msgid, .formatdate and .DNS_NAME).
+_ORIGINAL_HELPERS = {"make_msgid": make_msgid, "formatdate": formatdate, "DNS_NAME": DNS_NAME}
+
+
+def _helpers_patched() -> bool:
+    return any(getattr(_message_module, name, None) is not original
+               for name, original in _ORIGINAL_HELPERS.items())
+
+
 def can_stream(email_message: Any) -> bool:
     """True if the fast writer knows exactly what ``message()`` would build."""
     cls = type(email_message)
@@ -88,13 +105,14 @@ def can_stream(email_message: Any) -> bool:
         else (EmailMessage)
     )
     instance_dict = getattr(email_message, "__dict__", {})
+    originals = _ORIGINAL_BUILDERS[base]
     for name in _BUILDERS:
         if name in instance_dict:
             return False
-        mine = getattr(cls, name, None)
-        theirs = getattr(base, name, None)
-        if mine is not theirs:
+        if getattr(cls, name, None) is not originals[name]:
             return False
+    if _helpers_patched():
+        return False
     encoding = email_message.encoding or settings.DEFAULT_CHARSET
     return encoding == "utf-8"
 

@@ -11,6 +11,11 @@ from mailcore.backends.console import EmailBackend as ConsoleEmailBackend
 from mailcore.conf import ImproperlyConfigured, settings
 from mailcore.wire import serialize
 
+
+class MissingFilePath(ImproperlyConfigured, TypeError):
+    """Neither ``file_path=`` nor ``EMAIL_FILE_PATH`` names a folder."""
+
+
 # With a progress callback, a message is written (and reported) at most this many bytes at a time.
 PROGRESS_WRITE_SIZE = 512 * 1024
 
@@ -38,7 +43,8 @@ class EmailBackend(ConsoleEmailBackend):
         else:
             self.file_path = settings.EMAIL_FILE_PATH
         if self.file_path is None:
-            raise ImproperlyConfigured(
+            # a TypeError too: Django fails here with os.path.abspath(None)'s TypeError
+            raise MissingFilePath(
                 "The file backend needs a folder: pass file_path= or set EMAIL_FILE_PATH."
             )
         self.file_path = os.path.abspath(self.file_path)

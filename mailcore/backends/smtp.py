@@ -30,6 +30,18 @@ from mailcore.wire import serialize
 __all__ = ["EmailBackend", "InsecureAuthError", "SMTPAborted", "SendResult"]
 
 
+# smtplib's classes as they were at import. A test that patches smtplib.SMTP (as Django's
+# users do, since Django's connection_class is smtplib.SMTP) gets its stand-in used.
+_STDLIB_SMTP = smtplib.SMTP
+_STDLIB_SMTP_SSL = smtplib.SMTP_SSL
+_LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost")
+
+
+def _ours(connection: Any) -> bool:
+    """True for mailcore's own SMTP client (pipelining, streaming, transcript, abort)."""
+    return isinstance(connection, SMTP | SMTP_SSL)
+
+
 class InsecureAuthError(smtplib.SMTPException):
     """Refused to send a password over an unencrypted connection."""
 
@@ -133,7 +145,9 @@ class EmailBackend(BaseEmailBackend):
 
     @property
     def connection_class(self) -> type[smtplib.SMTP]:
-        return SMTP_SSL if self.use_ssl else SMTP
+        if self.use_ssl:
+            return SMTP_SSL if smtplib.SMTP_SSL is _STDLIB_SMTP_SSL else smtplib.SMTP_SSL
+        return SMTP if smtplib.SMTP is _STDLIB_SMTP else smtplib.SMTP
 
     @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
@@ -152,7 +166,8 @@ class EmailBackend(BaseEmailBackend):
             params["timeout"] = self.timeout
         if self.use_ssl:
             params["context"] = self.ssl_context
-        if issubclass(self.connection_class, (SMTP, SMTP_SSL)):
+        cls = self.connection_class
+        if isinstance(cls, type) and issubclass(cls, SMTP | SMTP_SSL):
             if self.transcript is not None:
                 params["transcript"] = self.transcript
             params["abort_handle"] = self._abort
@@ -228,6 +243,10 @@ class EmailBackend(BaseEmailBackend):
         if self.use_ssl or self.use_tls or self.allow_insecure_auth:
             return
         sock = getattr(connection, "sock", None)
+        if not isinstance(sock, socket.socket):  # a connection class of someone else's
+            sock = None
+            if str(self.host).lower() in _LOOPBACK_NAMES:
+                return
         try:
             peer = sock.getpeername()[0] if sock is not None else self.host
             address = ipaddress.ip_address(str(peer).split("%", 1)[0])
@@ -434,22 +453,20 @@ class EmailBackend(BaseEmailBackend):
         """A helper method that does the actual sending."""
         if not email_message.recipients():
             return False
-        from_email, recipients, data = self._prepare(email_message)
         connection = self.connection
+        if connection is not None and not _ours(connection):
+            return self._send_django(email_message)
+        from_email, recipients, data = self._prepare(email_message)
         if connection is None:
             # An earlier message in this call lost the connection.
             if not self.fail_silently:
                 raise smtplib.SMTPServerDisconnected("the connection to the server was lost")
             return False
         try:
-            if hasattr(connection, "send_serialized"):
-                reply = connection.send_serialized(
-                    from_email, recipients, data, progress=self._progress_hook()
-                )
-                refused, code, text = reply.refused, reply.code, reply.text
-            else:
-                refused = connection.sendmail(from_email, recipients, data.getvalue()) or {}
-                code, text = 250, b""
+            reply = connection.send_serialized(
+                from_email, recipients, data, progress=self._progress_hook()
+            )
+            refused, code, text = reply.refused, reply.code, reply.text
         except smtplib.SMTPException as exc:
             # After a 421 or a disconnect smtplib has closed the socket.
             if getattr(connection, "sock", None) is None or exc is self._progress_error:
@@ -471,6 +488,36 @@ class EmailBackend(BaseEmailBackend):
                 self._drop(connection)
             raise
         self._record(from_email, recipients, data, (refused, code, text))
+        return True
+
+    def _send_django(self, email_message: Any) -> bool:
+        """Django's own _send(), for a connection class that is not mailcore's (a custom
+        ``connection_class``, or smtplib.SMTP patched in a test): ``message()`` and
+        ``sendmail()``."""
+        encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        from_email = sanitize_address(email_message.from_email, encoding)
+        recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        message = email_message.message()
+        try:
+            refused = self.connection.sendmail(
+                from_email, recipients, message.as_bytes(linesep="\r\n")
+            )
+        except smtplib.SMTPException:
+            if not self.fail_silently:
+                raise
+            return False
+        refused = refused if isinstance(refused, dict) else {}
+        self.last_results.append(
+            SendResult(
+                message_id=message["Message-ID"],
+                envelope_from=from_email,
+                recipients=[r for r in recipients if r not in refused],
+                refused=refused,
+                size=0,
+                code=250,
+                reply="",
+            )
+        )
         return True
 
     def _drop(self, connection: Any) -> None:
