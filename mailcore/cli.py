@@ -30,18 +30,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import smtplib
 import socket
 import ssl
 import sys
 import tomllib
+import warnings
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
 import mailcore
-from mailcore.conf import DEFAULTS, ENV_PREFIX, ImproperlyConfigured, settings
+from mailcore.conf import _TYPES, DEFAULTS, ENV_PREFIX, ImproperlyConfigured, _convert, settings
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -63,6 +65,47 @@ class CLIError(Exception):
         self.code = code
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on standard error, exit code 2."""
+
+    stderr: TextIO | None = None  # where run() wants its errors
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        (self.stderr or sys.stderr).write(
+            f"{self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, not {port}")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the timeout must be more than 0 seconds, not {text}")
+    return value
+
+
+def _mimetype(text: str) -> str:
+    if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"not a MIME type (type/subtype): {text!r}")
+    return text.strip()
+
+
 class _AttachAction(argparse.Action):
     """``--attach FILE``: takes the type given by the ``--attach-type`` before it."""
 
@@ -79,10 +122,14 @@ class _AttachTypeAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mailcore",
-        description="Compose one email from flags and send it (or print it).",
-        epilog="Exit codes: 0 sent, 2 usage, 3 invalid message, 4 connection/TLS, "
+        description="Compose one email from flags and send it (or print it). Without --body "
+        "or --body-file, the body is read from standard input when that is not a terminal.",
+        epilog="Defaults come from MAILCORE_* environment variables (MAILCORE_EMAIL_HOST, "
+        "MAILCORE_EMAIL_PORT, ...) and from $XDG_CONFIG_HOME/mailcore/config.toml; without "
+        "them the server is localhost:25 (587 with --starttls, 465 with --tls). "
+        "Exit codes: 0 sent, 2 usage, 3 invalid message, 4 connection/TLS, "
         "5 authentication, 6 recipients refused, 7 message rejected.",
     )
     add = parser.add_argument
@@ -111,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     content.add_argument(
         "--attach-type",
         action=_AttachTypeAction,
+        type=_mimetype,
         metavar="TYPE",
         help="MIME type of the next --attach (default: guessed)",
     )
@@ -123,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="use a saved mailgui profile (server, login, password from the keyring)",
     )
-    where.add_argument("--host", "--server")
-    where.add_argument("--port", "-p", type=int)
+    where.add_argument("--host", "--server", metavar="HOST[:PORT]",
+                       help="the SMTP server (default: EMAIL_HOST, localhost)")
+    where.add_argument("--port", "-p", type=_port)
     tls = where.add_mutually_exclusive_group()
     tls.add_argument("--starttls", action="store_true", help="upgrade with STARTTLS (port 587)")
     tls.add_argument("--tls", action="store_true", help="implicit TLS (port 465)")
@@ -139,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow sending the password without TLS to a non-loopback host",
     )
-    where.add_argument("--timeout", type=float, metavar="SECONDS")
+    where.add_argument("--timeout", type=_seconds, metavar="SECONDS")
     where.add_argument("--ca-file", metavar="PEM", help="trust this CA instead of the system's")
     where.add_argument("--cert", metavar="PEM", help="client certificate")
     where.add_argument("--key", metavar="PEM", help="client certificate key")
@@ -195,8 +244,45 @@ def load_config(path: str | None) -> None:
                 "--password-prompt or --profile",
             )
         if ENV_PREFIX + name not in os.environ:
-            values[name] = value
+            values[name] = _config_value(file, key, name, value)
     settings.configure(**values)
+
+
+_KIND_TEXT = {
+    "int": "a whole number",
+    "bool": "true or false",
+    "float_or_none": "a number of seconds",
+    "str_or_none": "a text (a path)",
+    "people": 'a list of addresses or ["name", "address"] pairs',
+    "str": "a text",
+}
+
+
+def _config_value(file: Path, key: str, name: str, value: Any) -> Any:
+    """A config file value as the setting wants it: TOML's own types, or text read the way
+    MAILCORE_* variables are read (``EMAIL_USE_TLS = "false"`` is False, not a true text)."""
+    kind = _TYPES.get(name, "str")
+    if isinstance(value, str) and kind != "str":
+        try:
+            return _convert(name, value)
+        except ImproperlyConfigured as exc:
+            raise CLIError(EXIT_USAGE, f"{file}: {str(exc).replace(ENV_PREFIX + name, key)}"
+                           ) from None
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "float_or_none": isinstance(value, int | float) and not isinstance(value, bool),
+        "str_or_none": isinstance(value, str),
+        "str": isinstance(value, str),
+        "people": isinstance(value, list) and all(
+            isinstance(v, str) or (isinstance(v, list) and len(v) == 2
+                                   and all(isinstance(x, str) for x in v)) for v in value),
+    }[kind]
+    if not ok:
+        raise CLIError(EXIT_USAGE, f"{file}: {key} must be {_KIND_TEXT[kind]}, not {value!r}")
+    if kind == "people":
+        return [("", v) if isinstance(v, str) else tuple(v) for v in value]
+    return value
 
 
 def load_profile(name: str) -> dict[str, Any]:
@@ -228,23 +314,55 @@ def read_text(path: str, what: str, stdin: TextIO) -> str:
         raise CLIError(EXIT_MESSAGE, f"cannot read {what} {path}: {_reason(exc)}") from None
 
 
+# Headers that mailcore writes from the message's structure: --header can't replace them.
+MIME_HEADERS = ("content-type", "content-transfer-encoding", "mime-version")
+_HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII without ":" (RFC 5322 ftext)
+
+
+def parse_headers(lines: list[str]) -> tuple[dict[str, str], str | None]:
+    """``--header 'Name: value'`` lines as extra headers, and a Subject given that way. As in
+    swaks, a header given again replaces the earlier one (also the Subject)."""
+    headers: dict[str, str] = {}
+    subject = None
+    for line in lines:
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if not sep or not name:
+            raise CLIError(EXIT_USAGE, f"--header needs 'Name: value', got {line!r}")
+        if not _HEADER_NAME.fullmatch(name):
+            raise CLIError(EXIT_USAGE, f"--header: {name!r} is not a header name (printable "
+                           "characters, no spaces or colons)")
+        if name.lower() in MIME_HEADERS:
+            raise CLIError(EXIT_USAGE, f"--header: mailcore writes {name} itself from the "
+                           "message's parts (use --html-file, --attach, --attach-type)")
+        if name.lower() == "subject":
+            subject = value.strip()
+            continue
+        for known in list(headers):
+            if known.lower() == name.lower():
+                del headers[known]
+        headers[name] = value.strip()
+    return headers, subject
+
+
 def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) -> Any:
+    if args.body_file == "-" and args.html_file == "-":
+        raise CLIError(EXIT_USAGE, "--body-file - and --html-file - can't both read standard "
+                       "input")
+    if args._pending_type:
+        raise CLIError(EXIT_USAGE, f"--attach-type {args._pending_type} must come before the "
+                       "--attach it is for")
     if args.body is not None:
         body = args.body
     elif args.body_file:
         body = read_text(args.body_file, "body file", stdin)
-    elif not stdin.isatty():
+    elif args.html_file != "-" and not stdin.isatty():
         body = stdin.read()
     else:
         body = ""
-    headers: dict[str, str] = {}
-    for line in args.header:
-        name, sep, value = line.partition(":")
-        if not sep or not name.strip():
-            raise CLIError(EXIT_USAGE, f"--header needs 'Name: value', got {line!r}")
-        headers[name.strip()] = value.strip()
+    headers, header_subject = parse_headers(args.header)
     msg = mailcore.EmailMultiAlternatives(
-        subject=args.subject,
+        subject=args.subject if header_subject is None else header_subject,
         body=body,
         from_email=args.from_email or profile.get("from_email") or None,
         to=args.to,
@@ -282,8 +400,11 @@ def validate_addresses(msg: Any) -> None:
         for address in addresses:
             try:
                 sanitize_address(address, msg.encoding or settings.DEFAULT_CHARSET)
-            except ValueError as exc:
-                raise CLIError(EXIT_MESSAGE, f"{flag} {address!r}: {exc}") from None
+            except (ValueError, TypeError, IndexError) as exc:
+                # Django's own parser fails with a TypeError on some, such as 'bad<>'
+                why = exc if isinstance(exc, ValueError) else "Invalid address"
+                raise CLIError(EXIT_MESSAGE, f"{flag} {address!r}: {_one_line(str(why))}"
+                               ) from None
 
 
 # -- delivering ----------------------------------------------------------------
@@ -293,9 +414,11 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
     backend = args.backend or profile.get("backend") or _short(settings.EMAIL_BACKEND)
     kwargs: dict[str, Any] = {"backend": backend}
     if backend in ("file", "filebased"):
-        path = args.file_path or profile.get("file_path")
-        if path:
-            kwargs["file_path"] = path
+        path = args.file_path or profile.get("file_path") or settings.EMAIL_FILE_PATH
+        if not path:
+            raise CLIError(EXIT_USAGE, "--backend file needs a folder: --file-path DIR "
+                           "(or MAILCORE_EMAIL_FILE_PATH)")
+        kwargs["file_path"] = path
     if backend != "smtp":
         return kwargs
     options = {
@@ -324,33 +447,122 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
         "ssl_certfile": args.cert,
         "ssl_keyfile": args.key,
     }
-    options.update({k: v for k, v in flags.items() if v is not None})
+    if args.host:
+        host, port = split_host_port(args.host)
+        options["host"] = host
+        if port is not None:
+            if args.port is not None and args.port != port:
+                raise CLIError(EXIT_USAGE, f"--host {args.host} and --port {args.port} disagree")
+            options["port"] = port
+    options.update({k: v for k, v in flags.items() if v is not None and k != "host"})
     if args.starttls:
         options.update(use_tls=True, use_ssl=False)
     if args.tls:
         options.update(use_tls=False, use_ssl=True)
+    if "port" not in options and (args.starttls or args.tls) and (
+            not settings.is_overridden("EMAIL_PORT")):
+        # the ports of RFC 8314 and RFC 6409, as --help says; --port 25 still works
+        options["port"] = 465 if args.tls else 587
     if args.allow_insecure_auth:
         options["allow_insecure_auth"] = True
+    options.update(_password(args, profile, options, stdin))
+    check_tls_files(options)
+    kwargs.update(options)
+    return kwargs
+
+
+def split_host_port(text: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise CLIError(EXIT_USAGE, f"--host {text!r}: expected [address]:port")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        return text, None
+    if not port_text:
+        return host, None
+    try:
+        return host, _port(port_text)
+    except argparse.ArgumentTypeError as exc:
+        raise CLIError(EXIT_USAGE, f"--host {text}: {exc}") from None
+
+
+def _password(args: argparse.Namespace, profile: dict[str, Any], options: dict[str, Any],
+              stdin: TextIO) -> dict[str, Any]:
+    """The password, from the flag's source, a profile, the settings or a prompt. A user
+    name without any password is an error: sending without logging in is not what was
+    asked for."""
+    user = options.get("username") or settings.EMAIL_HOST_USER
     if args.password_env:
         if args.password_env not in os.environ:
             raise CLIError(EXIT_USAGE, f"--password-env: ${args.password_env} is not set")
-        options["password"] = os.environ[args.password_env]
-    elif "password" not in options and (args.password_prompt or options.get("username")):
-        problem = profile.get("password_problem")
-        asked = args.password_prompt or (
-            stdin.isatty() and (problem or not settings.EMAIL_HOST_PASSWORD)
-        )
-        if asked:
-            options["password"] = getpass.getpass(f"Password for {options.get('username')}: ")
-        elif problem:
-            name = profile.get("profile_name", "")
-            raise CLIError(
-                EXIT_AUTH,
-                f"profile {name!r} needs a password: {problem}; "
-                "use --password-env VAR or --password-prompt",
-            )
-    kwargs.update(options)
-    return kwargs
+        if not os.environ[args.password_env]:
+            raise CLIError(EXIT_USAGE, f"--password-env: ${args.password_env} is empty")
+        if not user:
+            raise CLIError(EXIT_USAGE, "--password-env needs --user (the name to log in as)")
+        return {"password": os.environ[args.password_env]}
+    if args.password_prompt:
+        if not user:
+            raise CLIError(EXIT_USAGE, "--password-prompt needs --user (the name to log in as)")
+        return {"password": _prompt(user)}
+    if not options.get("username") or options.get("password"):
+        return {}  # no login asked for here, or the profile brought the password
+    problem = profile.get("password_problem")
+    if not problem and settings.EMAIL_HOST_PASSWORD:
+        return {}  # the backend takes it from the settings
+    if stdin.isatty():
+        return {"password": _prompt(user)}
+    if problem:
+        name = profile.get("profile_name", "")
+        raise CLIError(EXIT_AUTH, f"profile {name!r} needs a password: {problem}; "
+                       "use --password-env VAR or --password-prompt")
+    raise CLIError(EXIT_AUTH, f"no password for {user}: use --password-env VAR, "
+                   "--password-prompt or MAILCORE_EMAIL_HOST_PASSWORD")
+
+
+def _prompt(user: str) -> str:
+    """Ask on the terminal; never read a password from piped input."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(f"Password for {user}: ")
+        except (getpass.GetPassWarning, EOFError, OSError):
+            raise CLIError(EXIT_USAGE, "--password-prompt needs a terminal; use "
+                           "--password-env VAR instead") from None
+
+
+def check_tls_files(options: dict[str, Any]) -> None:
+    """A CA file or client certificate that can't be used is the user's file problem, said
+    before anything connects (not a TLS failure of the server's)."""
+    for key, flag in (("ssl_cafile", "--ca-file"), ("ssl_certfile", "--cert"),
+                      ("ssl_keyfile", "--key")):
+        path = options.get(key)
+        if path and not Path(path).is_file():
+            raise CLIError(EXIT_USAGE, f"{flag} {path}: no such file")
+    try:
+        context = ssl.create_default_context(cafile=options.get("ssl_cafile") or None)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise CLIError(EXIT_USAGE, f"--ca-file {options.get('ssl_cafile')}: not a usable PEM "
+                       f"CA certificate file ({_ssl_reason(exc)})") from None
+    if options.get("ssl_certfile") or options.get("ssl_keyfile"):
+        if not options.get("ssl_certfile"):
+            raise CLIError(EXIT_USAGE, "--key needs --cert")
+        try:
+            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            files = f"--cert {options['ssl_certfile']}"
+            if options.get("ssl_keyfile"):
+                files += f" / --key {options['ssl_keyfile']}"
+            raise CLIError(EXIT_USAGE, f"{files}: not a usable PEM certificate and key "
+                           f"({_ssl_reason(exc)})") from None
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
 
 
 def _short(path: str) -> str:
@@ -377,6 +589,11 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
     return f"{exc.smtp_code} {' '.join(text.split())}"
 
 
+def _refusal(code: int, text: bytes | str) -> str:
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {_one_line(text)}"
+
+
 def explain(exc: BaseException, where: str) -> CLIError:
     """Turn a library exception into an exit code and one clear line."""
     if isinstance(exc, CLIError):
@@ -385,14 +602,17 @@ def explain(exc: BaseException, where: str) -> CLIError:
         return CLIError(EXIT_MESSAGE, f"invalid message: {exc}")
     if isinstance(exc, ImproperlyConfigured):
         return CLIError(EXIT_USAGE, str(exc))
+    if isinstance(exc, ImportError):  # EMAIL_BACKEND names no backend that can be imported
+        return CLIError(EXIT_USAGE, f"no such email backend: {exc}")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return CLIError(EXIT_AUTH, f"authentication failed at {where}: {_reply(exc)}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        refused = "; ".join(
-            f"{addr}: {code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
-            for addr, (code, text) in exc.recipients.items()
-        )
+        refused = "; ".join(f"{addr}: {_refusal(code, text)}"
+                            for addr, (code, text) in exc.recipients.items())
         return CLIError(EXIT_REFUSED, f"all recipients refused by {where}: {refused}")
+    if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code == 530:
+        return CLIError(EXIT_AUTH, f"{where} wants a login or TLS before it takes mail: "
+                        f"{_reply(exc)} (use --user, --starttls or --tls)")
     if isinstance(exc, smtplib.SMTPSenderRefused):
         return CLIError(EXIT_REFUSED, f"sender {exc.sender} refused by {where}: {_reply(exc)}")
     if isinstance(exc, smtplib.SMTPNotSupportedError):
@@ -441,11 +661,23 @@ class TranscriptPrinter:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.tls = False
+        self.closed = False  # the reader went away (``| head``): the send goes on, silently
 
     def __call__(self, event: str, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._write(event, text)
+        except (BrokenPipeError, ValueError):
+            self.closed = True
+            _silence(self.out)
+
+    def _write(self, event: str, text: str) -> None:
         if event == "connect":
             self.out.write(f"=== Trying {text}...\n")
         elif event in ("info", "auth"):
+            if event == "info" and " over TLS" in text:  # implicit TLS: encrypted from the start
+                self.tls = True
             self.out.write(f"=== {text[:1].upper()}{text[1:]}\n")
         elif event == "tls":
             self.tls = True
@@ -459,6 +691,20 @@ class TranscriptPrinter:
         self.out.flush()
 
 
+def _silence(stream: TextIO) -> None:
+    """Point a closed pipe's descriptor at /dev/null, so that the flush at exit is quiet."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
 def run(
     argv: Sequence[str] | None = None,
     stdin: TextIO | None = None,
@@ -469,11 +715,13 @@ def run(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
+    parser.stderr = stderr
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     where = "the server"
+    writing = False  # True while the message itself is written to stdout
     try:
         load_config(args.config)
         profile = load_profile(args.profile) if args.profile else {}
@@ -482,6 +730,7 @@ def run(
             from mailcore.wire import serialize
 
             data = serialize(msg, linesep="\n")
+            writing = True
             out = getattr(stdout, "buffer", None)
             for chunk in data.chunks():
                 if out is not None:
@@ -500,24 +749,32 @@ def run(
             if args.transcript or args.transcript_data:
                 kwargs["transcript"] = TranscriptPrinter(stdout)
                 kwargs["transcript_data"] = args.transcript_data
+        elif args.transcript or args.transcript_data:
+            stderr.write(f"mailcore: --transcript is for the smtp backend; {backend_name} "
+                         "has no conversation to show\n")
         if backend_name == "console":
             kwargs["stream"] = stdout
+            writing = True
         connection = mailcore.get_connection(backend_name, **kwargs)
         sent = connection.send_messages([msg])
+        writing = False
         if not sent:
             raise CLIError(EXIT_REJECTED, "the message was not sent")
         if not args.quiet:
             results = getattr(connection, "last_results", None)
             detail = ""
+            accepted = len(msg.recipients())
             if results:
                 result = results[0]
                 detail = f" {result.message_id}"
+                accepted = len(result.recipients)
                 if result.refused:
-                    refused = ", ".join(result.refused)
+                    refused = "; ".join(f"{addr}: {_refusal(code, text)}"
+                                        for addr, (code, text) in result.refused.items())
                     detail += f" (refused: {refused})"
             if backend_name == "smtp":
                 stderr.write(
-                    f"mailcore: sent{detail} to {len(msg.recipients())} recipient(s) via {where}\n"
+                    f"mailcore: sent{detail} to {accepted} recipient(s) via {where}\n"
                 )
             elif backend_name in ("file", "filebased"):
                 stderr.write(f"mailcore: written to {connection._get_filename()}\n")
@@ -530,8 +787,13 @@ def run(
         stderr.write("mailcore: interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        if writing and isinstance(exc, BrokenPipeError):
+            # the reader of the dump or console output went away (``| head``): what it read
+            # is what it wanted, as with cat
+            _silence(stdout)
+            return EXIT_OK
         error = explain(exc, where)
-        stderr.write(f"mailcore: {error}\n")
+        stderr.write(f"mailcore: {_one_line(str(error))}\n")
         return error.code
 
 

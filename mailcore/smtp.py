@@ -348,6 +348,9 @@ class _Transcribing:
         if self._observed():
             version = getattr(self.sock, "version", None)
             tls = f" over {version()}" if callable(version) and version() else ""
+            cipher = getattr(self.sock, "cipher", None)
+            if tls and callable(cipher) and cipher():
+                tls += f" {cipher()[0]}"
             self._note("info", f"connected in {(time.monotonic() - started) * 1000:.0f} ms{tls}")
         return result
 

@@ -325,3 +325,165 @@ def test_transcript_data_prints_the_message_as_sent(smtp_server):
     assert " -> Subject: Shown" in out
     assert " -> ..starts with a dot" in out  # dot-stuffed, as on the wire
     assert "bytes of message content" in out
+
+
+# -- scripts rely on these: one line, the right code, nothing sent by mistake ------------------
+
+
+def test_user_without_a_password_is_an_error_not_an_anonymous_send(smtp_server):
+    code, _, err = cli_to(smtp_server, "--to", "a@example.com", "--body", "x", "--user", "alice",
+                          stdin=io.StringIO(""))
+    assert code == EXIT_AUTH
+    assert err.count("\n") == 1 and "no password for alice" in err and "--password-env" in err
+    assert smtp_server.handler.connections == 0
+
+
+def test_password_sources_need_a_user_a_value_and_a_terminal(smtp_server, monkeypatch):
+    monkeypatch.setenv("EMPTY_PW", "")
+    monkeypatch.setenv("PW", "pw")
+    base = ("--to", "a@example.com", "--body", "x")
+    code, _, err = cli_to(smtp_server, *base, "--user", "u", "--password-env", "EMPTY_PW")
+    assert code == EXIT_USAGE and "is empty" in err
+    code, _, err = cli_to(smtp_server, *base, "--password-env", "PW")
+    assert code == EXIT_USAGE and "needs --user" in err
+    # no terminal to ask on (stdin is a pipe and there is no /dev/tty here)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mailcore", *base, "--host", smtp_server.host, "--port",
+         str(smtp_server.port), "--user", "u", "--password-prompt"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no controlling terminal
+    )
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "needs a terminal" in proc.stderr
+    assert smtp_server.handler.connections == 0
+
+
+def test_send_requiring_a_login_is_an_authentication_failure():
+    with SMTPServer("plain", auth_required=True) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x")
+    assert code == EXIT_AUTH
+    assert "530" in err and "--user" in err
+
+
+def test_usage_errors_are_one_line():
+    for argv in (["--port", "abc"], ["--port", "70000"], ["--port", "0"], ["--timeout", "0"],
+                 ["--timeout", "-1"], ["--attach-type", "notatype"], ["--to"], ["--bogus"]):
+        code, _, err = cli("--to", "a@example.com", "--body", "x", *argv)
+        assert code == EXIT_USAGE, argv
+        assert err.count("\n") == 1 and err.startswith("mailcore: ") and "--help" in err, argv
+
+
+def test_bad_addresses_are_invalid_messages_in_one_line():
+    for address in ("bad<>", '"Ann" <>', "a@example.com\nBcc: evil@example.com"):
+        code, _, err = cli("--to", address, "--body", "x", "--backend", "console")
+        assert code == EXIT_MESSAGE, address
+        assert err.count("\n") == 1 and "--to" in err and "Invalid address" in err, err
+
+
+def test_multi_line_refusal_is_one_line():
+    reply = "550-5.1.1 The email account that you tried to reach does not exist.\r\n550 5.1.1 Bye"
+    with SMTPServer("plain", refuse_rcpt={"a@example.com": reply}) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x")
+    assert code == EXIT_REFUSED
+    assert err.count("\n") == 1 and "does not exist. 5.1.1 Bye" in err
+
+
+def test_partial_refusal_counts_the_accepted_and_gives_the_reason():
+    with SMTPServer("plain", refuse_rcpt={"b@example.com": "550 5.1.1 no such user"}) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--to", "b@example.com",
+                              "--body", "x")
+        assert [r.rcpt_tos for r in server.handler.wait_for(1)] == [["a@example.com"]]
+    assert code == EXIT_OK
+    assert "to 1 recipient(s)" in err and "b@example.com: 550 5.1.1 no such user" in err
+
+
+def test_host_port_and_default_ports_for_tls(smtp_server, monkeypatch):
+    code, _, err = cli("--server", f"{smtp_server.host}:{smtp_server.port}",
+                       "--to", "a@example.com", "--body", "x")
+    assert code == EXIT_OK, err
+    assert len(smtp_server.handler.wait_for(1)) == 1
+    from mailcore.cli import build_parser, connection_kwargs
+
+    def port_for(*flags):
+        args = build_parser().parse_args(["--to", "a@example.com", *flags])
+        return connection_kwargs(args, {}, TTY()).get("port")
+
+    assert port_for("--tls") == 465 and port_for("--starttls") == 587
+    assert port_for("--starttls", "--port", "25") == 25
+    assert port_for("--host", "[::1]:2525") == 2525
+    monkeypatch.setenv("MAILCORE_EMAIL_PORT", "2465")
+    assert port_for("--tls") is None  # the setting applies
+
+
+def test_tls_files_are_checked_before_connecting(smtp_server, tmp_path):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    for flags, named in ((["--ca-file", str(tmp_path / "missing.pem")], "missing.pem"),
+                         (["--ca-file", str(not_pem)], "ca.pem"),
+                         (["--cert", str(not_pem)], "ca.pem")):
+        code, _, err = cli_to(smtp_server, "--to", "a@example.com", "--body", "x", "--starttls",
+                              *flags)
+        assert code == EXIT_USAGE, err
+        assert named in err and err.count("\n") == 1
+    assert smtp_server.handler.connections == 0
+
+
+def test_html_from_stdin_and_header_replacing(tmp_path):
+    code, out, err = cli("--to", "a@example.com", "--html-file", "-", "--header",
+                         "Subject: from a header", "--header", "X-A: 1", "--header", "x-a: 2",
+                         "--dump", stdin=io.StringIO("<p>from stdin</p>"))
+    assert code == EXIT_OK, err
+    msg = email.message_from_string(out, policy=email.policy.default)
+    assert msg.get_all("Subject") == ["from a header"]
+    assert msg.get_all("X-A") == ["2"]
+    assert msg.get_body(("html",)).get_content().strip() == "<p>from stdin</p>"
+    assert msg.get_body(("plain",)) is None  # stdin went to the HTML, not to the body
+    for header in ("Content-Type: text/html", "X A: 1"):
+        assert cli("--to", "a@example.com", "--body", "x", "--header", header,
+                   "--dump")[0] == EXIT_USAGE
+    assert cli("--to", "a@example.com", "--body-file", "-", "--html-file", "-",
+               "--dump")[0] == EXIT_USAGE
+    assert cli("--to", "a@example.com", "--body", "x", "--attach", str(tmp_path),
+               "--attach-type", "text/plain", "--dump")[0] == EXIT_USAGE
+
+
+def test_config_file_values_are_typed(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('EMAIL_USE_TLS = "false"\nEMAIL_PORT = "2525"\nEMAIL_HOST = "127.0.0.1"\n')
+    from mailcore.cli import load_config
+    from mailcore.conf import settings
+
+    load_config(str(config))
+    assert settings.EMAIL_USE_TLS is False and settings.EMAIL_PORT == 2525
+    for bad in ('EMAIL_PORT = "abc"\n', "EMAIL_USE_TLS = 1\n", "EMAIL_HOST = 5\n"):
+        config.write_text(bad)
+        code, _, err = cli("--config", str(config), "--to", "a@example.com", "--body", "x")
+        assert code == EXIT_USAGE and str(config) in err and err.count("\n") == 1, bad
+
+
+def test_unknown_backend_setting_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("MAILCORE_EMAIL_BACKEND", "bogus.backend.EmailBackend")
+    code, _, err = cli("--to", "a@example.com", "--body", "x")
+    assert code == EXIT_USAGE and "backend" in err and err.count("\n") == 1
+
+
+def test_file_backend_needs_a_folder():
+    code, _, err = cli("--to", "a@example.com", "--body", "x", "--backend", "file")
+    assert code == EXIT_USAGE and "--file-path" in err
+
+
+def test_a_closed_pipe_ends_the_output_quietly(smtp_server, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 8192)  # 2 MiB: far more than a pipe holds
+    common = [sys.executable, "-m", "mailcore", "--to", "a@example.com", "--attach", str(big)]
+    for extra in (["--dump"], ["--backend", "console"],
+                  ["--host", smtp_server.host, "--port", str(smtp_server.port),
+                   "--transcript-data"]):
+        proc = subprocess.Popen([*common, "--body", "x", *extra], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert proc.stdout.readline()  # read one line, then go away (as | head -1 does)
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_OK, err
+        assert b"Traceback" not in err and b"Error" not in err, err
+    assert len(smtp_server.handler.wait_for(1)) == 1  # the send itself went on
