@@ -296,6 +296,51 @@ class Scenario:
             self.result["stall_ms"], self.result["stall_at_ms"], _ = worst
             self.result["stalls_ms"] = [g for g, _, _ in self.stalls]
             self.result["send_s"] = statistics.median(s for _, _, s in self.stalls)
+            if self.gui is not None:
+                QTimer.singleShot(300, self.send_to_inbox)
+                return
+        QTimer.singleShot(200, self.preview)
+
+    # -- the same message to the built-in local test inbox (the default target) ----------------
+    def send_to_inbox(self) -> None:
+        """Send the message to the app's own inbox: the window both sends and receives (its
+        inbox server is a child process). Timed until the message is listed in the Inbox."""
+        from PySide6.QtCore import QTimer
+
+        controller = self.gui.controller
+        if not controller.inbox.running:
+            self.result.setdefault("reasons", {})["inbox_stall_ms"] = "the inbox is not running"
+            QTimer.singleShot(200, self.preview)
+            return
+        controller.sending.finished.disconnect(self.sent)
+        controller.sending.finished.connect(self.inbox_sent)
+        controller.inbox.count_changed.connect(self.inbox_listed)
+        self.inbox_count = len(controller.inbox.messages)
+        controller.profiles.select("builtin-inbox")
+        self.t_inbox = time.monotonic()
+        self.t_inbox_sent = 0.0
+        if controller.sending.send() is None:
+            self.fail("sending to the local test inbox did not start")
+
+    def inbox_sent(self, outcome: Any) -> None:
+        self.t_inbox_sent = time.monotonic()
+        if not getattr(outcome, "ok", False):
+            self.result.setdefault("reasons", {})["inbox_stall_ms"] = (
+                "the send failed: " + str(getattr(outcome, "sentence", "")))
+            self.inbox_listed(-1)
+
+    def inbox_listed(self, count: int) -> None:
+        from PySide6.QtCore import QTimer
+
+        if 0 <= count <= self.inbox_count:
+            return
+        self.gui.controller.inbox.count_changed.disconnect(self.inbox_listed)
+        if count > 0:
+            t = time.monotonic()
+            gap, at = self.gap_at(self.t_inbox, t)
+            self.result["inbox_stall_ms"], self.result["inbox_stall_at_ms"] = gap, at
+            self.result["inbox_listed_s"] = t - self.t_inbox
+            self.result["inbox_sent_s"] = (self.t_inbox_sent or t) - self.t_inbox
         QTimer.singleShot(200, self.preview)
 
     def preview(self) -> None:
@@ -506,7 +551,9 @@ def parent(args: argparse.Namespace) -> dict:
                 out.pop("reason", None)
             for key in ("stall_ms", "stall_at_ms", "stalls_ms", "preview_s", "idle_gap_ms",
                         "send_s", "mailcore_stall_ms", "mode",
-                        "mailcore_send_s", "preview_chars", "preview_gap_ms"):
+                        "mailcore_send_s", "preview_chars", "preview_gap_ms",
+                        "inbox_stall_ms", "inbox_stall_at_ms", "inbox_listed_s",
+                        "inbox_sent_s"):
                 if key in r:
                     out[key] = r[key]
             out["reasons"].update(r.get("reasons", {}))
@@ -526,6 +573,12 @@ def parent(args: argparse.Namespace) -> dict:
                     f"while idle {r.get('idle_gap_ms', 0):.0f} ms, while sending "
                     + ", ".join(f"{g:.0f}" for g in r.get("stalls_ms", [r["stall_ms"]]))
                     + f" ms (the worst began {r.get('stall_at_ms', 0):.0f} ms into its send)")
+            if "inbox_stall_ms" in r:
+                out["notes"].append(
+                    f"the same message to the local test inbox (the app sends and receives it): "
+                    f"sent in {r['inbox_sent_s']:.2f} s, listed in the Inbox after "
+                    f"{r['inbox_listed_s']:.2f} s; heartbeat max gap {r['inbox_stall_ms']:.0f} ms "
+                    f"(began {r.get('inbox_stall_at_ms', 0):.0f} ms in)")
             if "mailcore_stall_ms" in r:
                 out["notes"].append(
                     f"reference: the same send with plain mailcore in a QRunnable: "
