@@ -374,6 +374,8 @@ class ProfilesController(QObject):
         self.store.upsert(profile)
         password = d.password.text()
         if password and profile.kind == "smtp":
+            # a new password replaces one remembered for this session (which was tried first)
+            self.session_passwords.pop(profile.id, None)
             if self.keyring_status is None:
                 self._pending_passwords[profile.id] = (profile, password)  # note: _load_form
             else:

@@ -252,6 +252,12 @@ class SendController(QObject):
             self._start(job.draft, profile, password)
             return
         self._busy(False)
+        if not outcome.ok and outcome.error is not None and outcome.error.kind == "auth":
+            # A password that was refused is never tried again by itself: the next send asks
+            # (or takes the keyring's, which the profile editor can replace).
+            self.profiles.session_passwords.pop(profile.id, None)
+            if self.profiles.keyring_usable is False:
+                outcome.sentence += " The next send asks for the password again."
         self._log_entry(outcome)
         reply = outcome.reply
         if outcome.console_text:

@@ -38,6 +38,12 @@ from mailgui.views.common import MessageBanner, icon, mono_font, named
 
 ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
                   ("reply_to", "Reply-To"))
+# Alt+letter for each field's label (File, Message, View, Profiles and Help take F, M, V, P, H)
+MNEMONICS = {"from_email": "F&rom", "to": "&To", "cc": "&Cc", "bcc": "&Bcc",
+             "reply_to": "Reply-T&o"}
+# The window's own shortcuts that a line edit would otherwise take: on X11, Qt binds Ctrl+U
+# in a QLineEdit to "delete the whole line", so Ctrl+U (show the source) emptied the field.
+WINDOW_KEYS = ((Qt.Key.Key_U, Qt.KeyboardModifier.ControlModifier),)
 
 
 class AddressEdit(QLineEdit):
@@ -166,7 +172,7 @@ class ComposeView(QWidget):
             edit.setPlaceholderText(
                 "Name <name@example.com>, other@example.com" if key != "from_email" else ""
             )
-            label = QLabel(f"{label_text}:")
+            label = QLabel(f"{MNEMONICS[key]}:")
             label.setBuddy(edit)
             label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             error = QLabel()
@@ -338,6 +344,11 @@ class ComposeView(QWidget):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         kind = event.type()
+        if kind == QEvent.Type.ShortcutOverride and isinstance(obj, QLineEdit):
+            mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if (event.key(), mods) in WINDOW_KEYS:
+                event.ignore()  # not the field's: the window's shortcut runs
+                return True
         if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
             if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
                 if kind == QEvent.Type.Drop:

@@ -236,6 +236,36 @@ def test_no_keyring_asks_for_the_password(make_gui, qtbot, paths: AppPaths,  # n
             assert TEST_PASSWORD not in path.read_text()
 
 
+def test_a_refused_remembered_password_is_asked_for_again(make_gui, qtbot,  # noqa: ANN001
+                                                           paths: AppPaths,
+                                                           smtp_auth_server: SMTPServer,
+                                                           failing_keyring,  # noqa: ANN001
+                                                           monkeypatch) -> None:  # noqa: ANN001
+    profile = add_profile(paths, name="Auth", kind="smtp", host="127.0.0.1",
+                          port=smtp_auth_server.port, security="none", username=TEST_USER,
+                          timeout=10)
+    answers = [("typo", True), (TEST_PASSWORD, True)]
+    asked = []
+
+    def ask(parent, name, reason):  # noqa: ANN001, ANN202
+        asked.append(reason)
+        return answers.pop(0)
+
+    monkeypatch.setattr(PasswordDialog, "ask", ask)
+    gui = make_gui(failing_keyring, start_inbox=False)
+    gui.controller.profiles.select(profile.id)
+    fill(gui, subject="Wrong first")
+    first = send(gui, qtbot)
+    assert not first.ok and first.error.kind == "auth"
+    assert "asks for the password again" in gui.window.compose.banner.text.text()
+    assert profile.id not in gui.controller.profiles.session_passwords
+    assert gui.controller.compose.draft.subject == "Wrong first"  # the draft is kept
+    second = send(gui, qtbot)
+    assert second.ok, second.sentence
+    assert len(asked) == 2
+    assert smtp_auth_server.wait_for(1)[0].auth_login == TEST_USER
+
+
 @pytest.mark.parametrize("kind", ["console", "file", "memory", "dummy"])
 def test_backend_switch(make_gui, qtbot, kind: str, capsys) -> None:  # noqa: ANN001
     mailcore.outbox.clear()

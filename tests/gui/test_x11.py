@@ -1,0 +1,58 @@
+"""The window on a real X server (Xvfb), where Qt's platform key bindings apply: the offscreen
+platform has none of them, so what they take from the window's shortcuts shows only here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+CTRL_U = textwrap.dedent("""
+    import sys, tempfile
+    from pathlib import Path
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from mailgui.app import MailGui
+    from mailgui.model.paths import AppPaths
+
+    gui = MailGui(AppPaths.under(Path(tempfile.mkdtemp())), start_inbox=False)
+    gui.show()
+    QTest.qWaitForWindowExposed(gui.window)
+    gui.window.activateWindow()
+    assert QTest.qWaitForWindowActive(gui.window)
+    w = gui.window
+    for field in ("to", "subject"):
+        w.show_pane(w.inbox)
+        edit = w.compose.subject if field == "subject" else w.compose.address_edits[field]
+        edit.setFocus()
+        QTest.keyClicks(edit, "bob@example.com")
+        QTest.keyClick(edit, Qt.Key.Key_U, Qt.KeyboardModifier.ControlModifier)
+        QTest.qWait(50)
+        print("RESULT", field, app.platformName(), repr(edit.text()),
+              w.side.currentWidget() is w.source, flush=True)
+    gui.shutdown()
+""")
+
+
+def test_ctrl_u_shows_the_source_instead_of_emptying_the_field(tmp_path: Path) -> None:
+    xvfb_run = shutil.which("xvfb-run")
+    assert xvfb_run, "xvfb-run is installed by scripts/bootstrap.sh"
+    script = tmp_path / "ctrl_u.py"
+    script.write_text(CTRL_U)
+    env = dict(os.environ, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT),
+               PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
+    proc = subprocess.run([xvfb_run, "-a", "-s", "-screen 0 1280x800x24", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=90, env=env,
+                          cwd=tmp_path)
+    results = [line.split(" ", 1)[1] for line in proc.stdout.splitlines()
+               if line.startswith("RESULT ")]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results == ["to xcb 'bob@example.com' True", "subject xcb 'bob@example.com' True"]
