@@ -35,6 +35,7 @@ class MailGui:
 
     def show(self) -> None:
         self.window.show()
+        self.controller.focus_first_field()
 
     def shutdown(self) -> None:
         self.controller.shutdown()

@@ -170,6 +170,10 @@ def attachment_info(paths: list[str], mimetypes_given: dict[str, str] | None = N
             if stat.S_ISDIR(st.st_mode):
                 out.append(AttachmentInfo(path, 0, mimetype, "is a folder, not a file"))
                 continue
+            if not stat.S_ISREG(st.st_mode):  # opening a pipe would wait for a writer forever
+                out.append(AttachmentInfo(path, 0, mimetype,
+                                          "is not a regular file (a pipe, device or socket)"))
+                continue
             with open(path, "rb") as f:
                 f.read(1)
             out.append(AttachmentInfo(path, st.st_size, mimetype))

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QFileDialog, QTableWidgetItem, QTreeWidgetItem
 from mailgui.jobs import AttachmentInfo, JobRunner, attachment_info, fetch_images
 from mailgui.model.addresses import check_addresses
 from mailgui.model.draft import AttachmentRef, Draft, DraftStore
-from mailgui.model.message import check_header
-from mailgui.model.profiles import DEFAULT_FROM, Profile
+from mailgui.model.message import check_header, default_from
+from mailgui.model.profiles import Profile
 from mailgui.views.common import human_size
 from mailgui.views.compose import ADDRESS_FIELDS, ComposeView
 
@@ -94,9 +94,14 @@ class ComposeController(QObject):
         self.changed.emit()
 
     def profile_changed(self, profile: Profile | None) -> None:
-        self.view.from_edit.setPlaceholderText(
-            f"{(profile.from_email if profile else '') or DEFAULT_FROM}  (from the profile)"
-        )
+        sender = default_from(profile)
+        if sender and profile is not None and profile.from_email:
+            hint = f"{sender}  (the profile's default From)"
+        elif sender:
+            hint = f"{sender}  (used when this is empty)"
+        else:
+            hint = "Your address: required, the profile has no default From"
+        self.view.from_edit.setPlaceholderText(hint)
         if profile is not None and self.draft.profile_id != profile.id:
             self.draft.profile_id = profile.id
             self._changed()
@@ -122,6 +127,10 @@ class ComposeController(QObject):
         label = self.view.address_errors[key]
         checks = check_addresses(edit.text())
         bad = [c for c in checks if not c.ok]
+        if key == "from_email" and len(checks) > 1 and not bad:
+            # From names one sender: the second address on is marked
+            bad = [type(c)(c.text, c.start, c.end, "one sender address only (put the others "
+                                                     "in Reply-To or Cc)") for c in checks[1:]]
         edit.mark([(c.start, c.end) for c in bad])
         if bad:
             text = "; ".join(f"\u201c{c.text}\u201d: {c.reason}" for c in bad)

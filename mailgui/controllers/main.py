@@ -82,6 +82,10 @@ class MainController(QObject):
 
         self._restore_settings()
         self._restore_draft()
+        if self.profile_store.problem:
+            self.sending.banner(
+                "warning", f"Your profiles could not all be read: {self.profile_store.problem}. "
+                "Fix the file and restart mailgui, or set the profiles up again.")
         self.profiles.probe_keyring()
         if start_inbox:
             self.inbox.start()
@@ -118,6 +122,18 @@ class MainController(QObject):
                     action="Add SMTP profile\u2026", action_fn=self._first_profile,
                 )
         self.compose.profile_changed(self.profiles.current())
+
+    def focus_first_field(self) -> None:
+        """Where typing should go when the window opens: the first empty one of To and
+        Subject, else the text (never the banner's button)."""
+        view = self.window.compose
+        if not view.address_edits["to"].text().strip():
+            view.address_edits["to"].setFocus()
+        elif not view.subject.text().strip():
+            view.subject.setFocus()
+        else:
+            view.tabs.setCurrentIndex(0)
+            view.body.setFocus()
 
     def _first_profile(self) -> None:
         self.profiles.open_dialog()

@@ -86,6 +86,7 @@ class SendController(QObject):
                detail_label: str = "Server reply") -> None:
         self._banner_action_fn = action_fn
         self.window.compose.banner.detail_button.setText(detail_label)
+        self.window.compose.banner.detail_button.setAccessibleName(detail_label)
         self.window.compose.banner.show_message(kind, text, detail, action)
 
     def _banner_action(self) -> None:

@@ -18,7 +18,9 @@ __all__ = [
     "build_message",
     "check_header",
     "draft_problems",
+    "default_from",
     "effective_from",
+    "from_problem",
 ]
 
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")  # printable ASCII except ":"
@@ -30,8 +32,37 @@ class Problem:
     message: str
 
 
+# Headers mailcore writes from the message's structure: an extra one would be a second copy.
+STRUCTURE_HEADERS = ("content-type", "content-transfer-encoding", "mime-version")
+MAX_WORD = 900  # a header line may hold 998 characters; a longer word can't be folded
+
+
+def default_from(profile: Profile | None) -> str:
+    """The sender when the From field is empty: the profile's default From; for an SMTP
+    server without one, its login name when that is an address (the test targets use a
+    placeholder sender, which would be wrong on a real server); else "" (From is needed)."""
+    if profile is not None and profile.from_email:
+        return profile.from_email
+    if profile is None or profile.kind != "smtp":
+        return DEFAULT_FROM
+    login = profile.username.strip()
+    return login if "@" in login and check_address(login) is None else ""
+
+
 def effective_from(draft: Draft, profile: Profile | None) -> str:
-    return draft.from_email.strip() or (profile.from_email if profile else "") or DEFAULT_FROM
+    return draft.from_email.strip() or default_from(profile)
+
+
+def from_problem(draft: Draft, profile: Profile | None) -> str | None:
+    """Why the sender can't be used, or None. From holds exactly one address."""
+    sender = effective_from(draft, profile)
+    if not sender:
+        name = f"\u201c{profile.name}\u201d " if profile is not None else ""
+        return (f"enter the sender's address (the profile {name}has no default From)")
+    checks = check_addresses(sender)
+    if len(checks) > 1:
+        return "one sender address only (put the others in Reply-To or Cc)"
+    return check_address(sender)
 
 
 def check_header(name: str, value: str) -> str | None:
@@ -42,13 +73,19 @@ def check_header(name: str, value: str) -> str | None:
         return f'"{name}" is not a header name (letters, digits and dashes, no spaces or colon)'
     if "\n" in value or "\r" in value:
         return f"the value of {name} contains a line break"
+    if name.lower() in STRUCTURE_HEADERS:
+        return (f"{name} is written by mailgui from the message's parts (the HTML tab and "
+                "the attachments set it)")
+    if any(len(word) > MAX_WORD for word in value.split()):
+        return (f"the value of {name} has a word longer than {MAX_WORD} characters, more "
+                "than a mail header line can hold")
     return None
 
 
 def draft_problems(draft: Draft, profile: Profile | None = None) -> list[Problem]:
     """What stops the draft from being sent, each as a sentence (cheap: no file I/O)."""
     problems = []
-    reason = check_address(effective_from(draft, profile))
+    reason = from_problem(draft, profile)
     if reason:
         problems.append(Problem("from", f"From: {reason}"))
     labels = {"to": "To", "cc": "Cc", "bcc": "Bcc", "reply_to": "Reply-To"}
@@ -97,6 +134,9 @@ def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.Emai
         headers["Message-ID"] = draft.message_id
     if draft.date and not any(k.lower() == "date" for k in headers):
         headers["Date"] = draft.date
+    reason = from_problem(draft, profile)
+    if reason:
+        raise ValueError(f"From: {reason}")
     message = mailcore.EmailMultiAlternatives(
         subject=draft.subject,
         body=draft.body,

@@ -7,13 +7,15 @@ A profile file never holds a secret: the SMTP password lives in the OS keyring (
 from __future__ import annotations
 
 import copy
+import json
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mailgui.model.paths import AppPaths, atomic_write_json, read_json
+from mailgui.model.paths import AppPaths, atomic_write_bytes, atomic_write_json
 
 __all__ = [
     "BUILTIN_IDS",
@@ -173,6 +175,9 @@ class ProfileStore:
         self._lock = threading.Lock()
         self._user: list[Profile] = []
         self._builtin = builtin_profiles(paths)
+        # Set when profiles.json could not be read whole: a copy of it is kept beside it
+        # (the next save would overwrite it), and the app says so.
+        self.problem = ""
         self.load()
 
     @property
@@ -184,13 +189,40 @@ class ProfileStore:
         return self.path.exists()
 
     def load(self) -> None:
-        data = read_json(self.path, {}) or {}
+        self.problem = ""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        except OSError as exc:
+            raw = None
+            self.problem = f"{self.path} can't be read ({exc.strerror})"
+        data: Any = {}
+        if raw is not None:
+            try:
+                data = json.loads(raw.decode("utf-8"))
+            except ValueError as exc:
+                self.problem = f"{self.path} is not valid JSON ({exc})"
+            if not self.problem and not (isinstance(data, dict) and
+                                         isinstance(data.get("profiles", []), list)):
+                self.problem = f"{self.path} does not hold a list of profiles"
+                data = {}
         profiles = []
+        skipped = 0
         for item in data.get("profiles", []) if isinstance(data, dict) else []:
             try:
                 profiles.append(Profile.from_dict(item))
-            except (TypeError, ValueError):
-                continue
+            except (TypeError, ValueError, AttributeError):
+                skipped += 1
+        if skipped and not self.problem:
+            self.problem = f"{skipped} profile(s) in {self.path} could not be read"
+        if self.problem and raw is not None:
+            kept = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            try:
+                atomic_write_bytes(kept, raw)
+                self.problem += f"; a copy is kept as {kept.name}"
+            except OSError:
+                pass
         with self._lock:
             self._user = profiles
 

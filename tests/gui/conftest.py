@@ -65,7 +65,7 @@ def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
              app_paths: AppPaths | None = None) -> MailGui:
         gui = MailGui(app_paths or paths, secrets=secrets, start_inbox=start_inbox)
         qtbot.addWidget(gui.window)
-        gui.window.show()
+        gui.show()  # as main() does: the window, then the first field's focus
         made.append(gui)
         if start_inbox:
             qtbot.waitUntil(lambda: gui.controller.inbox.port != 0, timeout=10000)
@@ -80,6 +80,8 @@ def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
 
 def add_profile(paths: AppPaths, **fields: object) -> Profile:
     store = ProfileStore(paths)
+    if fields.get("kind") == "smtp":
+        fields.setdefault("from_email", "Tester <tester@example.com>")
     profile = Profile(**fields)  # type: ignore[arg-type]
     store.upsert(profile)
     return profile

@@ -36,11 +36,23 @@ def test_first_start_offers_the_local_inbox(make_gui, qtbot) -> None:  # noqa: A
     assert w.inbox.stack.currentWidget() is w.inbox.hint  # empty pane with a hint
     assert [w.target.itemText(i) for i in range(w.target.count()) if w.target.itemData(i)] == [
         "Local test inbox", "Console", "Files", "Memory", "Dummy"]
+    # typing goes to To, not to the banner's button; that button is named by its text
+    assert w.focusWidget() is w.compose.address_edits["to"]
+    assert w.compose.banner.action.accessibleName() == "Add SMTP profile"
     # the banner's button opens the profile editor with a first SMTP profile
     qtbot.mouseClick(w.compose.banner.action, Qt.MouseButton.LeftButton)
     dialog = gui.controller.profiles.dialog
     assert dialog is not None and dialog.isVisible()
     assert dialog.name.text() == "New SMTP server"
+
+
+def test_a_broken_profiles_file_is_reported_in_the_window(make_gui, paths: AppPaths) -> None:  # noqa: ANN001
+    paths.profiles_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.profiles_file.write_text('{"version": 1, "profiles": [,]}')
+    gui = make_gui(start_inbox=False)
+    banner = gui.window.compose.banner
+    assert banner.isVisible() and banner.kind == "warning"
+    assert "could not all be read" in banner.text.text() and "broken-" in banner.text.text()
 
 
 def test_autosave_brings_the_draft_back_after_a_kill(make_gui, qtbot, paths: AppPaths,  # noqa: ANN001

@@ -309,7 +309,8 @@ def test_sent_log_survives_a_damaged_line(tmp_path: Path) -> None:
 
 
 def _smtp(server: SMTPServer, **kw: object) -> Profile:
-    fields = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": 10}
+    fields = {"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": 10,
+              "from_email": "Tester <tester@example.com>"}
     fields.update(kw)
     return Profile("Server", "smtp", **fields)  # type: ignore[arg-type]
 
@@ -392,7 +393,7 @@ def test_partly_refused_recipients_are_reported(tmp_path: Path) -> None:
 
 def test_timeout_is_a_sentence(silent_server) -> None:  # noqa: ANN001
     profile = Profile("Silent", "smtp", host="127.0.0.1", port=silent_server.port,
-                      security="none", timeout=1)
+                      security="none", timeout=1, from_email="t@example.com")
     outcome = send_draft(Draft(to="a@example.com"), profile)
     assert outcome.error.kind == "timeout"
     assert "did not answer within 1 seconds" in outcome.sentence
@@ -400,7 +401,7 @@ def test_timeout_is_a_sentence(silent_server) -> None:  # noqa: ANN001
 
 def test_cancel_wakes_a_blocked_send(silent_server) -> None:  # noqa: ANN001
     profile = Profile("Silent", "smtp", host="127.0.0.1", port=silent_server.port,
-                      security="none", timeout=60)
+                      security="none", timeout=60, from_email="t@example.com")
     canceller = Canceller()
     result = {}
     connected = threading.Event()
@@ -458,7 +459,8 @@ def test_cancel_during_a_blocking_tcp_connect() -> None:
     host, port = listener.getsockname()
     filler = socket.create_connection((host, port), timeout=5)  # the accept queue is full now
     try:
-        profile = Profile("Far away", "smtp", host=host, port=port, security="none", timeout=60)
+        profile = Profile("Far away", "smtp", host=host, port=port, security="none", timeout=60,
+                          from_email="t@example.com")
         canceller = Canceller()
         result = {}
         connecting = threading.Event()
@@ -548,3 +550,59 @@ def test_starttls_not_offered_is_explained(smtp_server: SMTPServer) -> None:
     assert outcome.error.kind == "unsupported"
     assert "does not offer STARTTLS" in outcome.sentence
     assert smtp_server.messages == []  # nothing was sent in the clear instead
+
+
+# -- the sender, extra headers, unusual attachments ---------------------------------------------
+
+
+def test_a_real_server_needs_a_real_sender() -> None:
+    """No placeholder sender on a real SMTP server: the profile's From, else its login when
+    that is an address, else From must be filled. The test targets keep the placeholder."""
+    from mailgui.model.message import default_from, from_problem
+
+    bare = Profile("Relay", "smtp", host="mail.example.com", username="relay-user")
+    draft = Draft(to="bob@example.com")
+    assert default_from(bare) == ""
+    problems = draft_problems(draft, bare)
+    assert problems[0].field == "from" and "no default From" in problems[0].message
+    with pytest.raises(ValueError, match="no default From"):
+        build_message(draft, bare)
+    login = Profile("Mailbox", "smtp", host="mail.example.com", username="ann@example.com")
+    assert build_message(draft, login).from_email == "ann@example.com"
+    assert default_from(Profile("Inbox", "inbox")) == DEFAULT_FROM
+    two = Draft(from_email="a@example.com, b@example.com", to="bob@example.com")
+    assert "one sender address only" in from_problem(two, login)
+
+
+def test_structure_headers_and_unfoldable_values_are_refused() -> None:
+    from mailgui.model.message import check_header
+
+    assert "written by mailgui" in check_header("Content-Type", "text/html")
+    assert "written by mailgui" in check_header("MIME-Version", "1.0")
+    assert "longer than 900" in check_header("X-Token", "a" * 1200)
+    assert check_header("X-Long", " ".join(["word"] * 400)) is None  # folds at the spaces
+    draft = Draft(to="bob@example.com", headers=[("Content-Type", "text/html")])
+    assert [p.field for p in draft_problems(draft, Profile("M", "memory"))] == ["headers"]
+
+
+def test_a_pipe_is_not_taken_as_an_attachment(tmp_path: Path) -> None:
+    from mailgui.jobs import attachment_info
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (info,) = attachment_info([str(fifo)])  # returns at once: nothing opened the pipe
+    assert info.problem == "is not a regular file (a pipe, device or socket)"
+
+
+def test_a_broken_profiles_file_is_kept_and_reported(tmp_path: Path) -> None:
+    paths = AppPaths.under(tmp_path)
+    store = ProfileStore(paths)
+    store.upsert(Profile("Work", "smtp", host="mail.example.com"))
+    text = paths.profiles_file.read_text().replace('"profiles": [', '"profiles": [,')
+    paths.profiles_file.write_text(text)
+    broken = ProfileStore(paths)
+    assert "not valid JSON" in broken.problem and "a copy is kept as" in broken.problem
+    (copy,) = paths.profiles_file.parent.glob("profiles.json.broken-*")
+    assert copy.read_text() == text
+    broken.upsert(Profile("New", "smtp", host="new.example.com"))  # the next save
+    assert copy.read_text() == text  # the person's profiles are still there to recover

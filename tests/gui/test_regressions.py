@@ -349,14 +349,14 @@ def _unclosed(run: Callable[[], object]) -> list[str]:
 def test_failed_auth_and_starttls_leave_no_connection_open() -> None:
     with SMTPServer("plain", auth={"alice": "right"}) as server:
         profile = Profile("W", "smtp", host="127.0.0.1", port=server.port, security="none",
-                          username="alice", timeout=10)
+                          username="alice", timeout=10, from_email="t@example.com")
         draft = Draft(to="b@example.com")
         assert not send_draft(draft, profile, password="wrong").ok
         assert _unclosed(lambda: send_draft(draft, profile, password="wrong")) == []
         assert _unclosed(lambda: check_connection(profile, password="wrong")) == []
     with NoStartTLSServer() as server:
         profile = Profile("W", "smtp", host="127.0.0.1", port=server.port, security="starttls",
-                          timeout=10)
+                          timeout=10, from_email="t@example.com")
         outcome = send_draft(Draft(to="b@example.com"), profile)
         assert not outcome.ok and "STARTTLS" in outcome.sentence
         assert _unclosed(lambda: send_draft(Draft(to="b@example.com"), profile)) == []
