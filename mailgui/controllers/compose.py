@@ -4,6 +4,7 @@ preview with blocked remote images, autosave."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from mailgui.views.common import human_size
 from mailgui.views.compose import ADDRESS_FIELDS, ComposeView
 
 AUTOSAVE_MS = 3000
+# The HTML preview is rendered on the GUI thread (a widget): re-rendering a big HTML text at
+# every pause in typing would freeze the window for as long each time. The pause before a
+# render grows with the last render's time, and past LIVE_PREVIEW_MS the preview waits to be
+# asked (Refresh preview).
+PREVIEW_DELAY_MS = 250
+LIVE_PREVIEW_MS = 120
 
 
 class ComposeController(QObject):
@@ -44,8 +51,10 @@ class ComposeController(QObject):
         self.autosave.start()
         self.html_timer = QTimer(self)
         self.html_timer.setSingleShot(True)
-        self.html_timer.setInterval(250)
+        self.html_timer.setInterval(PREVIEW_DELAY_MS)
         self.html_timer.timeout.connect(self._render_html)
+        self.preview_ms = 0.0  # how long the last HTML preview took to render
+        self.preview_live = True
 
         v = view
         for key, _label in ADDRESS_FIELDS:
@@ -63,6 +72,7 @@ class ComposeController(QObject):
         v.files_dropped.connect(self.add_attachments)
         v.html_preview.blocked_changed.connect(self._blocked_changed)
         v.load_remote.clicked.connect(self.load_remote_images)
+        v.refresh_preview.clicked.connect(self._render_html)
         self._refresh_attachments()
 
     # -- loading a draft into the form -------------------------------------------------------
@@ -144,10 +154,22 @@ class ComposeController(QObject):
 
     def _html_edited(self) -> None:
         self._set("html", self.view.html.toPlainText())
-        self.html_timer.start()
+        if self.preview_live:
+            self.html_timer.start()
+        else:
+            self.view.stale_label.setText(
+                f"This HTML takes {self.preview_ms / 1000:.1f} s to preview, so the preview "
+                "is not updated as you type.")
+            self.view.stale_bar.show()
 
     def _render_html(self) -> None:
+        self.html_timer.stop()
+        started = time.perf_counter()
         self.view.html_preview.show_html(self.draft.html)
+        self.preview_ms = (time.perf_counter() - started) * 1000
+        self.preview_live = self.preview_ms <= LIVE_PREVIEW_MS
+        self.html_timer.setInterval(int(min(2000, max(PREVIEW_DELAY_MS, 4 * self.preview_ms))))
+        self.view.stale_bar.hide()
 
     def _blocked_changed(self, count: int) -> None:
         v = self.view

@@ -226,9 +226,25 @@ class ComposeView(QWidget):
         bar.addWidget(self.remote_label, 1)
         bar.addWidget(self.load_remote)
         self.remote_bar.hide()
+        # Shown when the HTML is too big to re-render at every pause in typing
+        self.stale_label = QLabel()
+        self.stale_label.setWordWrap(True)
+        self.refresh_preview = QPushButton("Refresh preview")
+        named(self.refresh_preview, "Refresh preview")
+        self.stale_bar = QFrame()
+        self.stale_bar.setStyleSheet(
+            "QFrame { background: #e8f1fb; border: 1px solid #9bbde6; border-radius: 3px; }"
+            " QLabel { border: none; color: #1d4f91; }"
+        )
+        sbar = QHBoxLayout(self.stale_bar)
+        sbar.setContentsMargins(6, 2, 2, 2)
+        sbar.addWidget(self.stale_label, 1)
+        sbar.addWidget(self.refresh_preview)
+        self.stale_bar.hide()
         preview_box = QWidget()
         pv = QVBoxLayout(preview_box)
         pv.setContentsMargins(0, 0, 0, 0)
+        pv.addWidget(self.stale_bar)
         pv.addWidget(self.remote_bar)
         pv.addWidget(self.html_preview, 1)
         self.html_split = QSplitter(Qt.Orientation.Horizontal)

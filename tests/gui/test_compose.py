@@ -179,6 +179,32 @@ def test_remote_images_blocked_until_asked(make_gui, qtbot) -> None:  # noqa: AN
         server.server_close()
 
 
+def test_html_too_slow_to_preview_live_waits_for_refresh(make_gui, qtbot,  # noqa: ANN001
+                                                         monkeypatch) -> None:  # noqa: ANN001
+    """A preview that takes long to render stops following the typing (each render freezes
+    the window): the bar says so and Refresh renders on request."""
+    from mailgui.controllers import compose as compose_controller
+
+    gui = make_gui(start_inbox=False)
+    controller, view = gui.controller.compose, gui.window.compose
+    view.tabs.setCurrentIndex(1)
+    rows = "".join(f"<tr><td>row <b>{i}</b></td><td>{'x' * 40}</td></tr>" for i in range(3000))
+    view.html.setPlainText(f"<table>{rows}</table>")
+    qtbot.waitUntil(lambda: controller.preview_ms > 0 and not controller.html_timer.isActive())
+    slow = controller.preview_ms
+    assert "row 2999" in view.html_preview.toPlainText()
+    assert controller.html_timer.interval() >= min(2000, 4 * slow) - 1
+    monkeypatch.setattr(compose_controller, "LIVE_PREVIEW_MS", 0)  # every render is "slow" now
+    qtbot.mouseClick(view.refresh_preview, Qt.MouseButton.LeftButton)  # measure again
+    assert not controller.preview_live
+    view.html.appendPlainText("<p>appended</p>")
+    assert view.stale_bar.isVisible() and "not updated as you type" in view.stale_label.text()
+    qtbot.wait(controller.html_timer.interval() + 100)
+    assert "appended" not in view.html_preview.toPlainText()  # nothing re-rendered by itself
+    qtbot.mouseClick(view.refresh_preview, Qt.MouseButton.LeftButton)
+    assert "appended" in view.html_preview.toPlainText() and not view.stale_bar.isVisible()
+
+
 def test_every_control_has_an_accessible_name_and_takes_focus(make_gui) -> None:  # noqa: ANN001
     gui = make_gui(start_inbox=False)
     window = gui.window
