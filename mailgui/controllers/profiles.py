@@ -162,6 +162,7 @@ class ProfilesController(QObject):
             dialog.file_path.browse.clicked.connect(
                 lambda: self._browse(dialog.file_path.edit, "Folder", folder=True))
             dialog.finished.connect(self._dialog_closed)
+            dialog.can_close = self._leave_form
         self._show_keyring_status()
         self._fill_list(self.combo.currentData())
         self.dialog.show()
@@ -213,7 +214,66 @@ class ProfilesController(QObject):
         d = self.dialog
         if d is None or row < 0 or row >= d.list.count():
             return
-        self._load_form(self.store.get(d.list.item(row).data(256)))
+        wanted = d.list.item(row).data(256)
+        if self._editing is not None and wanted != self._editing.id and not self._leave_form():
+            self._select_row(self._editing.id)  # stay on the profile being edited
+            return
+        self._load_form(self.store.get(wanted))
+        self._select_row(wanted)
+
+    def _select_row(self, profile_id: str) -> None:
+        d = self.dialog
+        assert d is not None
+        for i in range(d.list.count()):
+            if d.list.item(i).data(256) == profile_id:
+                d.list.blockSignals(True)
+                d.list.setCurrentRow(i)
+                d.list.blockSignals(False)
+                return
+
+    def form_changed(self) -> bool:
+        """True if the form holds edits that are not saved (a typed password counts)."""
+        d = self.dialog
+        if d is None or self._editing is None or self.store.get(self._editing.id) is None:
+            return False
+        form = self.form_profile()
+        return bool(d.password.text()) or (
+            form is not None and form.to_dict() != self._editing.to_dict())
+
+    def ask_unsaved(self, name: str) -> str:
+        """"save", "discard" or "cancel" (a dialog; tests replace it)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes",
+                          f"The profile \u201c{name}\u201d has changes that are not saved.",
+                          parent=self.dialog)
+        box.setInformativeText("Save them before leaving it?")
+        box.setStandardButtons(QMessageBox.StandardButton.Save
+                               | QMessageBox.StandardButton.Discard
+                               | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(
+            QMessageBox.StandardButton(answer), "cancel")
+
+    def _leave_form(self) -> bool:
+        """Before the form shows another profile or the dialog closes: True to go on."""
+        if not self.form_changed():
+            return True
+        editing = self._editing
+        assert editing is not None
+        answer = self.ask_unsaved(self.form_profile().name if self.form_profile() else editing.name)
+        if answer == "cancel":
+            return False
+        if answer == "save":
+            d = self.dialog
+            assert d is not None
+            d.list.blockSignals(True)  # saving refills the list; the caller picks the row
+            try:
+                return self.save_profile() is not None
+            finally:
+                d.list.blockSignals(False)
+        self._load_form(editing)  # discard: the form shows what is saved
+        return True
 
     def _load_form(self, profile: Profile | None) -> None:
         d = self.dialog
@@ -372,6 +432,7 @@ class ProfilesController(QObject):
             d.test_result.setText("Choose a folder for the message files.")
             return None
         self.store.upsert(profile)
+        self._editing = profile  # what the form shows is saved now
         password = d.password.text()
         if password and profile.kind == "smtp":
             # a new password replaces one remembered for this session (which was tried first)

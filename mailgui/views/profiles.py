@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -184,6 +186,13 @@ class ProfileDialog(QDialog):
         layout.addWidget(self.keyring_status)
         layout.addLayout(body, 1)
         layout.addLayout(bottom)
+        # Asked before the dialog closes (Close, Esc, the window's X); False keeps it open.
+        self.can_close: Callable[[], bool] | None = None
+
+    def done(self, result: int) -> None:
+        if self.can_close is not None and not self.can_close():
+            return
+        super().done(result)  # (the window's X goes through here too: closeEvent -> reject)
 
 
 class PasswordDialog(QDialog):

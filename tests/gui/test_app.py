@@ -176,6 +176,46 @@ def test_profiles_duplicate_and_delete(make_gui, qtbot, monkeypatch) -> None:  #
     assert dialog.port.value() == 465
 
 
+def test_unsaved_profile_edits_are_never_dropped_silently(make_gui, qtbot,  # noqa: ANN001
+                                                          monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)
+    profiles, store = gui.controller.profiles, gui.controller.profile_store
+    dialog = profiles.open_dialog()
+    for name in ("One", "Two"):
+        qtbot.mouseClick(dialog.new, Qt.MouseButton.LeftButton)
+        dialog.name.setText(name)
+        dialog.host.setText(f"{name.lower()}.example.com")
+        qtbot.mouseClick(dialog.save, Qt.MouseButton.LeftButton)
+    answers: list[str] = []
+    asked: list[str] = []
+
+    def ask(name: str) -> str:
+        asked.append(name)
+        return answers.pop(0)
+
+    monkeypatch.setattr(profiles, "ask_unsaved", ask)
+    dialog.list.setCurrentRow(0)  # "One", nothing changed: no question
+    assert asked == [] and dialog.name.text() == "One"
+    dialog.host.setText("edited.example.com")
+    answers.append("cancel")
+    dialog.list.setCurrentRow(1)
+    assert asked == ["One"] and dialog.list.currentRow() == 0
+    assert dialog.host.text() == "edited.example.com"  # still there to save
+    answers.append("save")
+    dialog.list.setCurrentRow(1)
+    assert dialog.name.text() == "Two" and dialog.list.currentRow() == 1
+    assert store.get(store.user_profiles()[0].id).host == "edited.example.com"
+    dialog.host.setText("typo.example.com")
+    answers.append("cancel")
+    dialog.close()  # Esc, Close and the window's X all end here
+    assert dialog.isVisible()
+    answers.append("discard")
+    dialog.close()
+    assert not dialog.isVisible()
+    assert [p.host for p in store.user_profiles()] == ["edited.example.com", "two.example.com"]
+    assert len(asked) == 4
+
+
 def test_inbox_delete_and_clear(make_gui, qtbot, monkeypatch) -> None:  # noqa: ANN001
     gui = make_gui()
     for subject in ("one", "two"):
