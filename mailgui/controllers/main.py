@@ -226,22 +226,23 @@ class MainController(QObject):
         folder = self.draft_store.attachments_dir(draft.id)
         store = self.draft_store
 
-        def load() -> tuple[Draft, Path | None]:
+        def load() -> tuple[Draft, Path | None, list[str]]:
             # on the worker: keep the old draft first; if that fails, nothing is opened
             kept = store.save_copy(keep) if keep is not None else None
             if Path(path).suffix.lower() == ".json":
                 opened = store.load_file(Path(path))
                 if opened is None:
                     raise ValueError(f"{name} is not a draft saved by mailgui.")
-                return opened, kept
-            return draft_from_eml(Path(path).read_bytes(), folder, draft), kept
+                return opened, kept, []
+            notes: list[str] = []
+            return draft_from_eml(Path(path).read_bytes(), folder, draft, notes), kept, notes
 
         self.runner.run(load, on_done=lambda result: self._eml_loaded(*result, name, agreed),
                         on_error=lambda exc: self.sending.banner(
                             "error", f"Can't open {name}: {describe_error(exc).sentence}"))
 
-    def _eml_loaded(self, draft: Draft, kept: Path | None = None, name: str = "",
-                    agreed: str = "") -> None:
+    def _eml_loaded(self, draft: Draft, kept: Path | None = None, notes: list[str] | None = None,
+                    name: str = "", agreed: str = "") -> None:
         current = self.compose.draft
         if (agreed and current.fingerprint() != agreed and not current.is_empty
                 and not self.confirm_replace(name or "the message")):
@@ -251,11 +252,13 @@ class MainController(QObject):
         n = len(draft.attachments)
         text = f"Opened {name or 'the message'} as a new draft" + (
             f" ({n} attachment{'s' if n != 1 else ''} saved next to your drafts)." if n else ".")
+        if notes:
+            text += " Note: " + "; ".join(notes) + "."
         if kept is not None:
             text += (f" Your previous draft was kept in {kept}; File \u203a Open opens it "
                      "again.")
             self.show_status(f"Your previous draft was kept in {kept}.")
-        self.sending.banner("info", text)
+        self.sending.banner("warning" if notes else "info", text)
 
     def about(self) -> None:
         QMessageBox.about(

@@ -15,12 +15,22 @@ from mailgui.model.draft import AttachmentRef, Draft, safe_filename
 
 __all__ = ["SKIPPED_HEADERS", "draft_from_eml", "parse_message"]
 
-# Headers that the composer owns, or that mailcore writes anew.
+# Headers that the composer owns, that mailcore writes anew, that servers add on the way
+# (trace and authentication results), or that describe the original message and would be
+# false on a new one (a signature over other bytes, the program that wrote it).
 SKIPPED_HEADERS = {
     "from", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id", "mime-version",
     "content-type", "content-transfer-encoding", "content-disposition", "received",
     "return-path", "x-peer", "x-mailfrom", "x-rcptto", "delivered-to",
+    "dkim-signature", "domainkey-signature", "arc-seal", "arc-message-signature",
+    "arc-authentication-results", "authentication-results", "received-spf", "x-received",
+    "x-original-to", "x-spam-status", "x-spam-score", "x-spam-flag", "x-virus-scanned",
+    "user-agent", "x-mailer", "x-originating-ip", "x-google-smtp-source",
+    "x-gm-message-state", "x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys",
 }
+# A file that has none of these is not taken for a message.
+_MESSAGE_HEADERS = ("from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version",
+                    "content-type", "received", "return-path", "sender", "reply-to")
 
 
 def parse_message(data: bytes) -> StdEmailMessage:
@@ -45,13 +55,33 @@ def _text(part: StdEmailMessage) -> str:
         return payload.decode("utf-8", "replace")
 
 
+def _leaves(part: StdEmailMessage, skip: tuple[object, ...]) -> list[StdEmailMessage]:
+    """Every part that is not a container, in order, nested multiparts included; an attached
+    message (message/rfc822) is one part."""
+    if any(part is s for s in skip):
+        return []
+    if part.get_content_maintype() == "multipart":
+        out = []
+        for child in part.iter_parts():
+            out += _leaves(child, skip)
+        return out
+    return [part]
+
+
 def draft_from_eml(data: bytes, attachments_dir_for: Path | None = None,
-                   draft: Draft | None = None) -> Draft:
+                   draft: Draft | None = None, notes: list[str] | None = None) -> Draft:
     """A new draft with the content of the message in ``data``.
 
     ``attachments_dir_for`` is the folder where attachments are saved (created when needed).
+    What could not be kept as it was is described in ``notes`` (inline images, for one: a
+    draft has attachments, not multipart/related). Raises ValueError for a file that is not
+    a message.
     """
     msg = parse_message(data)
+    if not any(name.lower() in _MESSAGE_HEADERS for name in msg.keys()) or (
+            b"\0" in data[:4096]):
+        raise ValueError("this file is not an email message (no mail headers at its start)")
+    notes = notes if notes is not None else []
     draft = draft or Draft()
 
     def header(name: str) -> str:
@@ -74,17 +104,32 @@ def draft_from_eml(data: bytes, attachments_dir_for: Path | None = None,
     draft.html = _text(html_part).replace("\r\n", "\n") if html_part is not None else ""
 
     draft.attachments = []
+    parts = _leaves(msg, (body_part, html_part))
+    inline = [p for p in parts if p.get("Content-ID") and p.get_content_maintype() == "image"]
+    if inline:
+        notes.append(f"{len(inline)} inline image{'s' if len(inline) != 1 else ''} "
+                     "became attachment" + ("s" if len(inline) != 1 else "")
+                     + " (the HTML still refers to cid: addresses, which mail readers "
+                     "won't show)")
     if attachments_dir_for is not None:
-        for index, part in enumerate(msg.iter_attachments(), start=1):
+        for index, part in enumerate(parts, start=1):
             payload = part.get_payload(decode=True)
             if payload is None:  # an attached message: keep its bytes
                 payload = part.as_bytes() if part.is_multipart() else b""
                 inner = part.get_payload()
                 if isinstance(inner, list) and inner:
                     payload = inner[0].as_bytes()
-            name = part.get_filename() or f"attachment-{index}"
+            name = part.get_filename() or _default_name(part, index)
             attachments_dir_for.mkdir(parents=True, exist_ok=True)
             target = _unique(attachments_dir_for, safe_filename(name))
             target.write_bytes(payload)
             draft.attachments.append(AttachmentRef(str(target), part.get_content_type()))
     return draft
+
+
+def _default_name(part: StdEmailMessage, index: int) -> str:
+    import mimetypes
+
+    ctype = part.get_content_type()
+    ext = ".eml" if ctype == "message/rfc822" else (mimetypes.guess_extension(ctype) or ".bin")
+    return f"attachment-{index}{ext}"

@@ -606,3 +606,38 @@ def test_a_broken_profiles_file_is_kept_and_reported(tmp_path: Path) -> None:
     assert copy.read_text() == text
     broken.upsert(Profile("New", "smtp", host="new.example.com"))  # the next save
     assert copy.read_text() == text  # the person's profiles are still there to recover
+
+
+def test_an_eml_with_nested_parts_and_inline_images_keeps_every_part(tmp_path: Path) -> None:
+    """As Thunderbird writes it: mixed( related( alternative(text, html), image ), mixed(pdf) ),
+    signed by the server it came through."""
+    from email.message import EmailMessage as Std
+
+    outer = Std()
+    outer["From"] = "Ann <ann@example.com>"
+    outer["To"] = "bob@example.com"
+    outer["Subject"] = "Report"
+    outer["DKIM-Signature"] = "v=1; a=rsa-sha256; d=example.com; b=abc"
+    outer["User-Agent"] = "Mozilla Thunderbird"
+    outer["X-Ticket"] = "T-42"
+    outer.set_content("the text")
+    outer.add_alternative('<p>the html <img src="cid:logo@x"></p>', subtype="html")
+    outer.get_payload()[1].add_related(b"\x89PNG fake", maintype="image", subtype="png",
+                                       cid="<logo@x>", filename="logo.png")
+    outer.add_attachment(b"%PDF-1.4 fake", maintype="application", subtype="pdf",
+                         filename="report.pdf")
+    notes: list[str] = []
+    draft = draft_from_eml(outer.as_bytes(), tmp_path / "att", notes=notes)
+    assert draft.body.strip() == "the text" and "cid:logo@x" in draft.html
+    names = sorted(Path(a.path).name for a in draft.attachments)
+    assert names == ["logo.png", "report.pdf"]
+    assert (tmp_path / "att" / "report.pdf").read_bytes() == b"%PDF-1.4 fake"
+    assert [n for n, _v in draft.headers] == ["X-Ticket"]
+    assert len(notes) == 1 and notes[0].startswith("1 inline image became attachment ")
+
+
+def test_a_file_that_is_not_a_message_is_not_opened(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an email message"):
+        draft_from_eml(bytes(range(256)) * 4, tmp_path)
+    with pytest.raises(ValueError, match="not an email message"):
+        draft_from_eml(b"just some notes\nwithout headers\n", tmp_path)
