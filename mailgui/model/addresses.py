@@ -127,8 +127,21 @@ def check_address(addr: str) -> str | None:
     if rest:
         return f'unexpected text after the address: "{rest.strip()}"'
     if token.all_defects:
-        return str(token.all_defects[0]).rstrip(".").lower()
+        return _explain_defect(str(token.all_defects[0]))
     return None
+
+
+def _explain_defect(text: str) -> str:
+    """The email package's parser words its defects in RFC grammar; say it plainly."""
+    lowered = text.rstrip(".").lower()
+    if "local-part" in lowered:
+        return ("the part before the @ holds characters that are only allowed in quotes "
+                "(such as two dots in a row, a comma or a bracket)")
+    if "domain" in lowered:
+        return "the part after the @ is not a domain name (letters, digits, dots and dashes)"
+    if "display-name" in lowered or "display name" in lowered:
+        return "the name before <...> holds characters that need quotes around the name"
+    return lowered
 
 
 def _explain_mailcore(addr: str, message: str) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import mailcore
 from mailcore.backends.smtp import InsecureAuthError
 from mailcore.smtp import SMTPAborted
-from mailgui.model.profiles import Profile
+from mailgui.model.profiles import Profile, TLSFileError
 from mailgui.model.secrets import KeyringFailed
 
 __all__ = ["Cancelled", "ErrorInfo", "describe_error", "reply_text"]
@@ -43,9 +43,13 @@ def _where(profile: Profile | None) -> str:
 
 
 def _timeout_text(profile: Profile | None) -> str:
+    text = ""
     if profile is not None and profile.timeout:
-        return f" within {profile.timeout:g} seconds"
-    return ""
+        text = f" within {profile.timeout:g} seconds"
+    if profile is not None and profile.port == 465 and profile.security != "tls":
+        # the server waits for a TLS handshake, the client for a greeting: both wait
+        text += ". Port 465 speaks implicit TLS: choose \u201cImplicit TLS\u201d in the profile"
+    return text
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -91,6 +95,13 @@ def describe_error(exc: BaseException, profile: Profile | None = None) -> ErrorI
     if unicode_error is not None:
         # Never echo its text: it quotes the string that failed, which may be a password.
         return _encoding_error(unicode_error)
+    if isinstance(exc, TLSFileError):
+        return ErrorInfo("tls-files", str(exc), "")
+    if any("CERTIFICATE_REQUIRED" in str(item) for item in chain):
+        return ErrorInfo(
+            "tls-client-cert",
+            f"The server at {where} asks for a client certificate: set one (and its key) in "
+            "the profile.", str(exc))
     if isinstance(exc, KeyringFailed):
         return ErrorInfo("keyring", str(exc), str(exc.__cause__ or ""))
     if isinstance(exc, smtplib.SMTPAuthenticationError):
@@ -175,8 +186,16 @@ def describe_error(exc: BaseException, profile: Profile | None = None) -> ErrorI
             return ErrorInfo("timeout",
                              f"The server at {where} did not answer{_timeout_text(profile)}.",
                              str(exc))
+        hint = ""
+        if profile is not None and profile.security in ("tls", "starttls") and (
+                not profile.client_cert):
+            # TLS 1.3 servers that require a client certificate close the connection after
+            # the handshake; the client sees only the end of the stream
+            hint = (" If it closed right after the TLS handshake, the server may want a "
+                    "client certificate: set one (and its key) in the profile.")
         return ErrorInfo("disconnected",
-                         f"The server at {where} closed the connection unexpectedly.", str(exc))
+                         f"The server at {where} closed the connection unexpectedly.{hint}",
+                         str(exc))
     if isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPException):
         return ErrorInfo("smtp", f"The conversation with {where} failed: {exc}.", str(exc))
     if isinstance(exc, ConnectionRefusedError):

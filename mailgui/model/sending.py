@@ -258,6 +258,7 @@ def send_draft(
             outcome.sentence = need.reason
             return outcome
         tell("building")
+        profile.check_tls_files()
         message = build_message(draft, profile)
         outcome.recipients = message.recipients()
         outcome.date = next(
@@ -383,6 +384,7 @@ def check_connection(
             if canceller is not None:
                 canceller.check()  # cancelled meanwhile: ask for nothing
             return ConnectionOutcome(False, need.reason, password_needed=need.reason)
+        profile.check_tls_files()
         backend = SMTPBackend(transcript=watch, **profile.backend_kwargs(password_value))
         if canceller is not None:
             canceller.attach(backend)

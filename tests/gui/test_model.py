@@ -542,7 +542,47 @@ def test_implicit_tls_with_client_certificate(certs) -> None:  # noqa: ANN001
         assert message.peer_cert is not None  # the server saw our client certificate
         no_cert = _smtp(server, security="tls", username=TEST_USER, ca_file=certs.ca_file)
         failed = send_draft(Draft(to="bob@example.com"), no_cert, password=TEST_PASSWORD)
-        assert not failed.ok and failed.error.kind in ("tls", "disconnected", "network")
+        assert not failed.ok and failed.error.kind in ("tls-client-cert", "disconnected")
+        assert "client certificate" in failed.sentence
+
+
+def test_unusable_tls_files_are_named_before_connecting(certs, tmp_path: Path,  # noqa: ANN001
+                                                        smtp_server: SMTPServer) -> None:
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate")
+    cases = [
+        ({"ca_file": str(tmp_path / "gone.pem")}, "The CA file", "does not exist"),
+        ({"ca_file": str(not_pem)}, "holds no usable PEM certificate", "notes.txt"),
+        ({"client_cert": certs.client_cert_file, "client_key": certs.ca_file},
+         "can't be used", certs.client_cert_file),
+        ({"client_key": certs.client_key_file}, "no client certificate", ""),
+    ]
+    for fields, part, name in cases:
+        profile = _smtp(smtp_server, security="starttls", **fields)
+        outcome = send_draft(Draft(to="bob@example.com"), profile)
+        assert outcome.error.kind == "tls-files", (fields, outcome.sentence)
+        assert part in outcome.sentence and name in outcome.sentence
+        assert not check_connection(profile).ok
+    assert smtp_server.handler.connections == 0  # found before anything connected
+
+
+def test_plain_smtp_to_the_implicit_tls_port_gets_a_hint(silent_server) -> None:  # noqa: ANN001
+    """Plain SMTP to a port that waits for a TLS hello: both sides wait, and the timeout alone
+    would not say why. (The silent server stands in for port 465.)"""
+    from mailgui.model.errors import describe_error
+
+    profile = Profile("Wrong port", "smtp", host="127.0.0.1", port=silent_server.port,
+                      security="starttls", timeout=0.5, from_email="t@example.com")
+    outcome = send_draft(Draft(to="bob@example.com"), profile)
+    assert outcome.error.kind == "timeout" and "Port 465" not in outcome.sentence
+    profile.port = 465
+    info = describe_error(TimeoutError("timed out"), profile)
+    assert "Port 465 speaks implicit TLS" in info.sentence
+
+
+def test_address_reasons_are_plain_words() -> None:
+    reason = check_address("a(b@example.com")
+    assert reason is not None and "dot-atom" not in reason and "local-part" not in reason
 
 
 def test_starttls_not_offered_is_explained(smtp_server: SMTPServer) -> None:
