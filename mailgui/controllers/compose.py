@@ -67,6 +67,8 @@ class ComposeController(QObject):
         v.headers.itemChanged.connect(self._headers_edited)
         v.add_header.clicked.connect(self.add_header_row)
         v.remove_header.clicked.connect(self.remove_header_rows)
+        v.headers_delete.triggered.connect(self.remove_header_rows)
+        v.attachments_delete.triggered.connect(self.remove_selected_attachments)
         v.add_attachment.clicked.connect(self.choose_attachments)
         v.remove_attachment.clicked.connect(self.remove_selected_attachments)
         v.files_dropped.connect(self.add_attachments)

@@ -55,6 +55,7 @@ class InboxController(QObject):
         self.ended.connect(self._ended)
         view.list.currentItemChanged.connect(self._selected)
         view.delete.clicked.connect(self.delete_selected)
+        view.list_delete.triggered.connect(self.delete_selected)
         view.clear.clicked.connect(self.clear)
         view.parts.currentItemChanged.connect(self._part_selected)
         view.parts.itemDoubleClicked.connect(lambda *_a: self.save_selected_part())

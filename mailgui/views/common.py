@@ -7,10 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import (
+    QAction,
     QColor,
     QFont,
     QFontDatabase,
     QIcon,
+    QKeySequence,
     QSyntaxHighlighter,
     QTextCharFormat,
     QTextDocument,
@@ -70,6 +72,16 @@ def named(widget: QWidget, name: str, description: str = "") -> QWidget:
         widget.setAccessibleDescription(description)
     widget.setObjectName(re.sub(r"\W+", "_", name.lower()).strip("_"))
     return widget
+
+
+def delete_key(widget: QWidget) -> QAction:
+    """An action on the Delete key while ``widget`` (a list) has the focus; the controller
+    connects its ``triggered``."""
+    action = QAction("Delete", widget)
+    action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")])
+    action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # not in a cell's editor
+    widget.addAction(action)
+    return action
 
 
 def hint_label(text: str) -> QLabel:

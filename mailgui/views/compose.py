@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailgui.views.common import MessageBanner, icon, mono_font, named
+from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
 
 ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
                   ("reply_to", "Reply-To"))
@@ -265,6 +265,7 @@ class ComposeView(QWidget):
         self.headers.setColumnWidth(0, 180)
         self.headers.verticalHeader().hide()
         self.headers.setTabKeyNavigation(False)
+        self.headers_delete = delete_key(self.headers)
         self.add_header = QPushButton("Add header")
         named(self.add_header, "Add header")
         self.remove_header = QPushButton("Remove header")
@@ -283,6 +284,7 @@ class ComposeView(QWidget):
 
         self.tabs = QTabWidget()
         named(self.tabs, "Message parts")
+        self.tabs.tabBar().setAccessibleName("Message parts: text, HTML, headers")
         self.tabs.addTab(self.body, "Text")
         self.tabs.addTab(self.html_split, "HTML")
         self.tabs.addTab(headers_box, "Headers")
@@ -300,6 +302,7 @@ class ComposeView(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.attachments.setMinimumHeight(64)
         self.attachments.setMaximumHeight(120)
+        self.attachments_delete = delete_key(self.attachments)
         self.attachments_label = QLabel("Attachments")
         self.attachments_hint = QLabel("Drop files here, or use Attach\u2026")
         self.attachments_hint.setStyleSheet("color: palette(placeholder-text);")

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailgui.views.common import hint_label, named, source_editor
+from mailgui.views.common import delete_key, hint_label, named, source_editor
 from mailgui.views.compose import HtmlPreview
 
 
@@ -39,6 +39,7 @@ class InboxView(QWidget):
 
         self.list = QTreeWidget()
         named(self.list, "Received messages")
+        self.list_delete = delete_key(self.list)
         self.list.setHeaderLabels(["Received", "From", "To", "Subject", "Size"])
         self.list.setRootIsDecorated(False)
         self.list.setAlternatingRowColors(True)
@@ -87,6 +88,7 @@ class InboxView(QWidget):
         self.source = source_editor("Received message source")
         self.detail = QTabWidget()
         named(self.detail, "Message details")
+        self.detail.tabBar().setAccessibleName("Message details: text, headers, parts, source")
         self.detail.addTab(self.rendered, "Text")
         self.detail.addTab(self.headers, "Headers")
         self.detail.addTab(parts_page, "Parts")

@@ -42,6 +42,8 @@ class MainWindow(QMainWindow):
         self.sent = SentLogView()
         self.side = QTabWidget()
         named(self.side, "Side panes")
+        self.side.tabBar().setAccessibleName("Side panes: inbox, source, transcript, console, "
+                                             "memory, sent")
         self.side.addTab(self.inbox, icon("inbox"), "Inbox")
         self.side.addTab(self.source, icon("source"), "Source")
         self.side.addTab(self.transcript, "Transcript")

@@ -117,6 +117,39 @@ def test_keyboard_shortcuts(make_gui, qtbot) -> None:  # noqa: ANN001
     qtbot.waitUntil(lambda: len(gui.controller.inbox.messages) == 1)
 
 
+def test_delete_key_removes_from_lists(make_gui, qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    gui = make_gui()
+    w = gui.window
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    files = []
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text(name)
+        files.append(str(tmp_path / name))
+    gui.controller.compose.add_attachments(files)
+    tree = w.compose.attachments
+    tree.setCurrentItem(tree.topLevelItem(0))
+    tree.setFocus()
+    qtbot.keyClick(tree, Qt.Key.Key_Delete)
+    assert [a.name for a in gui.controller.compose.draft.attachments] == ["b.txt"]
+    w.compose.tabs.setCurrentIndex(2)
+    gui.controller.compose.add_header_row()
+    table = w.compose.headers
+    table.setCurrentCell(0, 0)
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Delete)
+    assert table.rowCount() == 0
+    fill(gui, subject="To be deleted")
+    send(gui, qtbot)
+    qtbot.waitUntil(lambda: len(gui.controller.inbox.messages) == 1)
+    w.show_pane(w.inbox)
+    inbox = w.inbox.list
+    inbox.setCurrentItem(inbox.topLevelItem(0))
+    inbox.setFocus()
+    qtbot.keyClick(inbox, Qt.Key.Key_Delete)
+    assert gui.controller.inbox.messages == []
+
+
 def test_open_eml_and_save_eml(make_gui, qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     pdf = tmp_path / "invoice.pdf"
     pdf.write_bytes(b"%PDF-1.7 " + os.urandom(3000))
