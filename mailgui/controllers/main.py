@@ -79,6 +79,8 @@ class MainController(QObject):
         w.act_quit.triggered.connect(w.close)
         w.act_about.triggered.connect(self.about)
         w.close_requested.connect(self.shutdown)
+        # files may have been moved or deleted meanwhile: the attachment list says so at once
+        w.activated.connect(self.compose.refresh_attachment_info)
 
         self._restore_settings()
         self._restore_draft()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -25,6 +25,7 @@ from mailgui.views.panes import ConsoleView, MemoryView, SentLogView, SourceView
 
 class MainWindow(QMainWindow):
     close_requested = Signal()
+    activated = Signal()  # the window became the active one (the person came back to it)
 
     def __init__(self) -> None:
         super().__init__()
@@ -169,6 +170,11 @@ class MainWindow(QMainWindow):
             self.side.setCurrentIndex(index_or_widget)
         else:
             self.side.setCurrentWidget(index_or_widget)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            self.activated.emit()
+        super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self.close_requested.emit()

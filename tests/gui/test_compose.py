@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -107,11 +107,28 @@ def test_attachments_add_remove_and_missing_file(make_gui, qtbot, tmp_path: Path
     view.attachments.setCurrentItem(view.attachments.topLevelItem(0))
     qtbot.mouseClick(view.remove_attachment, Qt.MouseButton.LeftButton)
     assert [a.name for a in gui.controller.compose.draft.attachments] == ["chart.png"]
-    # a file that vanishes is reported, not crashed on
+    # a file that vanishes is reported, not crashed on: when the person comes back to the
+    # window (from the file manager, say), the list says so
     png.unlink()
-    gui.controller.compose.refresh_attachment_info()
+    window = gui.window
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    QApplication.sendEvent(window, QEvent(QEvent.Type.ActivationChange))
     qtbot.waitUntil(lambda: "missing" in _rows(view.attachments)[0][3])
     assert "can't be read" in view.attachments_hint.text()
+
+
+def test_a_long_address_list_is_checked_when_typing_pauses(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)
+    view, controller = gui.window.compose, gui.controller.compose
+    many = ", ".join(f"user{i}@example.com" for i in range(300)) + ", bad@@example.com"
+    view.address_edits["bcc"].setText(many)
+    assert controller.check_timer.isActive()  # not checked at this key
+    assert gui.controller.compose.draft.bcc == many  # but the draft has it at once
+    qtbot.waitUntil(lambda: view.address_errors["bcc"].isVisibleTo(view))
+    assert "bad@@example.com" in view.address_errors["bcc"].text()
+    view.address_edits["bcc"].setText("short@example.com")  # short lists: at every key
+    assert not view.address_errors["bcc"].isVisibleTo(view)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # QDragEnterEvent(QPoint, ...)
