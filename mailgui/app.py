@@ -24,14 +24,14 @@ class MailGui:
     """The whole app for one window: view + controllers. Paths are injectable (tests)."""
 
     def __init__(self, paths: AppPaths | None = None, *, secrets: object = None,
-                 start_inbox: bool = True) -> None:
+                 start_inbox: bool = True, inbox_port: int | None = None) -> None:
         from mailgui.controllers.main import MainController
         from mailgui.views.main_window import MainWindow
 
         self.paths = paths or AppPaths.default()
         self.window = MainWindow()
         self.controller = MainController(self.window, self.paths, secrets=secrets,
-                                         start_inbox=start_inbox)
+                                         start_inbox=start_inbox, inbox_port=inbox_port)
 
     def show(self) -> None:
         self.window.show()
@@ -150,6 +150,16 @@ def _announce_when_ready(gui: MailGui, *, inbox: bool) -> None:
     QTimer.singleShot(0, painted)  # runs once the event loop has shown the window
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, not {port}")
+    return port
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mailgui", description="A desktop email composer for developers and testers.")
@@ -159,6 +169,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where drafts, the Sent log and the local inbox live")
     parser.add_argument("--no-inbox", action="store_true",
                         help="do not start the local test inbox")
+    parser.add_argument("--inbox-port", type=_port, metavar="PORT",
+                        help="the local test inbox's SMTP port (default 1025, as Mailpit; a "
+                        "free port when it is taken; 0 for any free port)")
     parser.add_argument("eml", nargs="?", type=Path, help="an .eml file to open as a draft")
     return parser.parse_args(argv)
 
@@ -210,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
             QMessageBox.warning(None, "mailgui", refusal)
         return 2
-    gui = MailGui(paths, start_inbox=not args.no_inbox)
+    gui = MailGui(paths, start_inbox=not args.no_inbox, inbox_port=args.inbox_port)
     gui.show()
     _announce_when_ready(gui, inbox=not args.no_inbox)
     if args.eml:

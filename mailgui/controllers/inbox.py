@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
 
 from mailgui.jobs import JobRunner
-from mailgui.model.inbox import InboxMessage, InboxServer, InboxStore
+from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxMessage, InboxServer, InboxStore
 from mailgui.model.inbox_details import MessageDetails, compute_details, write_part
 from mailgui.views.common import human_size
 from mailgui.views.inbox import InboxView
@@ -42,12 +42,14 @@ class InboxController(QObject):
     status = Signal(str)
     count_changed = Signal(int)
 
-    def __init__(self, view: InboxView, runner: JobRunner, store: InboxStore) -> None:
+    def __init__(self, view: InboxView, runner: JobRunner, store: InboxStore,
+                 port: int = DEFAULT_INBOX_PORT) -> None:
         super().__init__(view)
         self.view = view
         self.runner = runner
         self.store = store
-        self.server = InboxServer(store, on_message=self.received.emit, on_exit=self.ended.emit)
+        self.server = InboxServer(store, on_message=self.received.emit, on_exit=self.ended.emit,
+                                  port=port)
         self.messages: list[InboxMessage] = []
         self.error = ""
         self._port = 0
@@ -84,9 +86,11 @@ class InboxController(QObject):
 
     def _started(self, port: int) -> None:
         self._port = port
+        fallback = self.server.fallback_reason
         self.view.status.setText(
             f"Listening on <b>127.0.0.1:{port}</b> (SMTP, no TLS, no login). Any address works; "
             "nothing leaves this computer."
+            + (f" Not on the usual port: {html.escape(fallback)}." if fallback else "")
         )
         self.started.emit(port)
 

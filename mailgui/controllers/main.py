@@ -19,7 +19,7 @@ from mailgui.jobs import JobRunner
 from mailgui.model.draft import Draft, DraftStore
 from mailgui.model.eml import draft_from_eml
 from mailgui.model.errors import describe_error
-from mailgui.model.inbox import InboxStore
+from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxStore
 from mailgui.model.paths import AppPaths, atomic_write_json, read_json
 from mailgui.model.profiles import Profile, ProfileStore
 from mailgui.model.secrets import KeyringStatus, SecretStore
@@ -29,7 +29,7 @@ from mailgui.views.main_window import MainWindow
 
 class MainController(QObject):
     def __init__(self, window: MainWindow, paths: AppPaths, *, secrets: SecretStore | None = None,
-                 start_inbox: bool = True) -> None:
+                 start_inbox: bool = True, inbox_port: int | None = None) -> None:
         super().__init__(window)
         self.window = window
         self.paths = paths
@@ -49,7 +49,13 @@ class MainController(QObject):
         self.source = SourceController(w.source, self.runner, lambda: self.compose.draft,
                                        self.profiles.current,
                                        lambda: w.side.currentWidget() is w.source)
-        self.inbox = InboxController(w.inbox, self.runner, InboxStore(paths.inbox_dir))
+        if inbox_port is None:  # the settings file may name one ("inbox_port"), else 1025
+            saved = read_json(paths.settings_file, {}) or {}
+            port = saved.get("inbox_port") if isinstance(saved, dict) else None
+            valid = isinstance(port, int) and not isinstance(port, bool) and 0 <= port < 65536
+            inbox_port = port if valid else DEFAULT_INBOX_PORT
+        self.inbox = InboxController(w.inbox, self.runner, InboxStore(paths.inbox_dir),
+                                     port=inbox_port)
         self.sending = SendController(w, self.runner, self.compose, self.profiles,
                                       self.sent_log, lambda: self.inbox.running)
 

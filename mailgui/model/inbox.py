@@ -39,6 +39,7 @@ from mailgui.model.inbox_details import (
 from mailgui.model.paths import atomic_write_bytes, atomic_write_json, read_json
 
 __all__ = [
+    "DEFAULT_INBOX_PORT",
     "InboxMessage",
     "InboxServer",
     "InboxServerError",
@@ -50,6 +51,9 @@ __all__ = [
     "server_command",
 ]
 
+# Mailpit's and MailHog's SMTP port: programs under test can be pointed at it once. When it is
+# taken, the inbox listens on a free port instead (and says so).
+DEFAULT_INBOX_PORT = 1025
 RUN_SERVER_OPTION = "--run-inbox-server"  # mailgui's hidden option (the frozen app's way in)
 
 
@@ -243,6 +247,7 @@ class InboxServer:
         self.on_exit = on_exit
         self._wanted_port = port
         self.port = 0
+        self.fallback_reason = ""  # why the server is not on the wanted port
         self._lock = threading.Lock()
         self._stdin_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -261,7 +266,19 @@ class InboxServer:
     def running(self) -> bool:
         return self._proc is not None and self.port != 0 and not self._ended.is_set()
 
-    def start(self, timeout: float = 10.0) -> int:
+    def start(self, timeout: float = 10.0, *, fallback: bool = True) -> int:
+        """Listen on the wanted port; if it can't be had (another server holds it) and
+        ``fallback`` is on, on a free port instead, with ``fallback_reason`` saying why."""
+        self.fallback_reason = ""
+        try:
+            return self._start(self._wanted_port, timeout)
+        except InboxServerError as exc:
+            if not (fallback and self._wanted_port):
+                raise
+            self.fallback_reason = f"port {self._wanted_port} is taken ({exc})"
+        return self._start(0, timeout)
+
+    def _start(self, wanted_port: int, timeout: float) -> int:
         with self._lock:
             if self._proc is not None:
                 raise RuntimeError("already started")
@@ -273,7 +290,7 @@ class InboxServer:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _cleanup
             try:
                 proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                    server_command(folder, self.host, self._wanted_port),
+                    server_command(folder, self.host, wanted_port),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                     bufsize=0, cwd=folder, env=_child_env(),
                     creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),

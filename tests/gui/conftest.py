@@ -62,8 +62,9 @@ def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
     made = []
 
     def make(secrets: SecretStore | None = None, *, start_inbox: bool = True,
-             app_paths: AppPaths | None = None) -> MailGui:
-        gui = MailGui(app_paths or paths, secrets=secrets, start_inbox=start_inbox)
+             app_paths: AppPaths | None = None, inbox_port: int | None = None) -> MailGui:
+        gui = MailGui(app_paths or paths, secrets=secrets, start_inbox=start_inbox,
+                      inbox_port=inbox_port)
         qtbot.addWidget(gui.window)
         gui.show()  # as main() does: the window, then the first field's focus
         made.append(gui)

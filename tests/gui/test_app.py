@@ -55,6 +55,32 @@ def test_a_broken_profiles_file_is_reported_in_the_window(make_gui, paths: AppPa
     assert "could not all be read" in banner.text.text() and "broken-" in banner.text.text()
 
 
+def test_the_inbox_listens_on_1025_or_says_why_not(make_gui, paths: AppPaths,  # noqa: ANN001
+                                                   tmp_path: Path) -> None:
+    import socket
+
+    from mailgui.model.inbox import DEFAULT_INBOX_PORT
+
+    with socket.socket() as probe:  # is 1025 free on this machine?
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", DEFAULT_INBOX_PORT))
+            free = True
+        except OSError:
+            free = False
+    if free:
+        gui = make_gui()
+        assert gui.controller.inbox.port == DEFAULT_INBOX_PORT
+        gui.shutdown()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        gui = make_gui(app_paths=AppPaths.under(tmp_path / "second"), inbox_port=port)
+        assert gui.controller.inbox.port not in (0, port)
+        assert f"port {port} is taken" in gui.window.inbox.status.text()
+
+
 def test_autosave_brings_the_draft_back_after_a_kill(make_gui, qtbot, paths: AppPaths,  # noqa: ANN001
                                                      tmp_path: Path) -> None:
     att = tmp_path / "notes.pdf"

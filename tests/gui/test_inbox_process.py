@@ -201,10 +201,17 @@ def test_startup_errors_are_reported_with_what_the_process_said(tmp_path: Path,
         port = taken.getsockname()[1]
         srv = InboxServer(InboxStore(tmp_path / "inbox"), port=port)
         with pytest.raises(InboxServerError) as failure:
-            srv.start()
-    assert f"127.0.0.1:{port}" in str(failure.value)
-    assert "address already in use" in str(failure.value).lower()
-    assert not srv.running
+            srv.start(fallback=False)
+        assert f"127.0.0.1:{port}" in str(failure.value)
+        assert "address already in use" in str(failure.value).lower()
+        assert not srv.running
+        # by default a taken port gives way to a free one, and the reason is kept
+        other = srv.start()
+        try:
+            assert other not in (0, port) and srv.running
+            assert srv.fallback_reason.startswith(f"port {port} is taken")
+        finally:
+            srv.stop()
     # aiosmtpd missing (a package that fails to import stands in for it)
     fake = tmp_path / "fake"
     (fake / "aiosmtpd").mkdir(parents=True)
