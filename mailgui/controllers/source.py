@@ -89,8 +89,14 @@ class SourceController(QObject):
         fold = not self.view.show_all.isChecked()
         if not fold and self.last is not None and self.last.size > SHOW_ALL_LIMIT:
             fold = True
-            self.status.emit(f"The message is {human_size(self.last.size)}: too big to show in "
-                             "full. Long parts stay folded; use Save as .eml to see it all.")
+            text = (f"The message is {human_size(self.last.size)}: too big to show in full. "
+                    "Long parts stay folded; use Save as .eml to see it all.")
+            self.status.emit(text)
+            show_all = self.view.show_all
+            show_all.blockSignals(True)  # the box says what the pane shows
+            show_all.setChecked(False)
+            show_all.blockSignals(False)
+            show_all.setToolTip(text)
         self.view.status.setText("Updating\u2026" if self.last else "Building the source\u2026")
         self.runner.run(preview_job, self.generation, self.draft().copy(), self.profile(), fold,
                         on_done=self._done)

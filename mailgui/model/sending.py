@@ -20,6 +20,7 @@ from typing import Any
 import mailcore
 from mailcore.backends.smtp import EmailBackend as SMTPBackend
 from mailcore.wire import serialize
+from mailgui.model.addresses import split_addresses
 from mailgui.model.draft import Draft
 from mailgui.model.errors import Cancelled, ErrorInfo, describe_error, reply_text
 from mailgui.model.message import build_message
@@ -246,7 +247,11 @@ def send_draft(
         if progress is not None:
             progress(phase, done, total)
 
-    outcome = SendOutcome(False, profile.name, draft.subject, [], message_id=draft.message_id)
+    # the recipients as typed, for the Sent log even when the message can't be built
+    typed = [item for field in (draft.to, draft.cc, draft.bcc)
+             for item, _start, _end in split_addresses(field)]
+    outcome = SendOutcome(False, profile.name, draft.subject, typed,
+                          message_id=draft.message_id)
     backend: Any = None
     try:
         canceller.check()

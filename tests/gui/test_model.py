@@ -681,3 +681,15 @@ def test_a_file_that_is_not_a_message_is_not_opened(tmp_path: Path) -> None:
         draft_from_eml(bytes(range(256)) * 4, tmp_path)
     with pytest.raises(ValueError, match="not an email message"):
         draft_from_eml(b"just some notes\nwithout headers\n", tmp_path)
+
+
+def test_a_send_that_fails_before_the_message_is_built_logs_its_recipients(
+        tmp_path: Path) -> None:
+    log = SentLog(tmp_path / "sent.jsonl")
+    draft = Draft(to="Ann <ann@example.com>, bob@example.com", bcc="hidden@example.com",
+                  attachments=[AttachmentRef(str(tmp_path / "gone.pdf"))])
+    outcome = send_draft(draft, Profile("M", "memory"), sent_log=log)
+    assert not outcome.ok and "gone.pdf" in outcome.sentence
+    (entry,) = log.entries()
+    assert entry.recipients == ["Ann <ann@example.com>", "bob@example.com", "hidden@example.com"]
+    assert entry.result == "failed"

@@ -294,3 +294,22 @@ def test_backend_switch(make_gui, qtbot, kind: str, capsys) -> None:  # noqa: AN
     else:
         assert "dummy" in w.compose.banner.text.text()
     assert w.sent.list.topLevelItem(0).text(4) == "sent"
+
+
+def test_show_all_says_when_a_message_is_too_big_to_show(make_gui, qtbot,  # noqa: ANN001
+                                                         tmp_path: Path) -> None:
+    from mailgui.controllers.source import SHOW_ALL_LIMIT
+
+    gui = make_gui(start_inbox=False)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\x00" * (SHOW_ALL_LIMIT + 1024))
+    fill(gui, subject="Big")
+    gui.controller.compose.add_attachments([str(big)])
+    source, pane = gui.controller.source, gui.window.source
+    with qtbot.waitSignal(source.updated, timeout=10000):
+        gui.window.act_source.trigger()
+    with qtbot.waitSignal(source.updated, timeout=10000) as shown:
+        pane.show_all.setChecked(True)
+    assert "folded (about 8,3" in shown.args[0].text  # still folded
+    assert not pane.show_all.isChecked()  # the box says what the pane shows: folded
+    assert "too big to show in full" in pane.show_all.toolTip()
