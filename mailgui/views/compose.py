@@ -194,6 +194,11 @@ class ComposeView(QWidget):
         grid.addWidget(subject_label, row, 0)
         grid.addWidget(self.subject, row, 1)
         grid.setColumnStretch(1, 1)
+        # a few pixels of room: a right-aligned label exactly as wide as its text lost the
+        # first pixels of "Reply-To:" on X11
+        widest = max(grid.itemAtPosition(r, 0).widget().sizeHint().width()
+                     for r in range(0, row + 1, 2))
+        grid.setColumnMinimumWidth(0, widest + 6)
         self.from_edit = self.address_edits["from_email"]
         self.address_edits["to"].setPlaceholderText("Name <name@example.com>, other@example.com")
 
