@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import binascii
 import mimetypes
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from email.message import Message
@@ -29,6 +27,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+from mailgui.model.paths import atomic_write_chunks
 from mailgui.model.source import FOLD_MARK, HEAD_LINES, TAIL_LINES, SourceFolder
 
 __all__ = [
@@ -506,21 +505,5 @@ def write_part(eml: Path, index: int, target: Path) -> tuple[str, int]:
     holds the GIL for long, even for a 100 MB attachment."""
     data = eml.read_bytes()
     name, chunks = _part_chunks(data, index)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    written = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-                written += len(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    written = atomic_write_chunks(target, chunks)
     return name, written

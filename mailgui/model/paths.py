@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,16 +57,20 @@ class AppPaths:
         return self.data_dir / "file-backend"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half.
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
+    """Write ``chunks`` to ``path`` so that a crash leaves the old file or the new one, never
+    half; return the number of bytes written.
 
     A temp file in the same folder, fsync, then ``os.replace``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    written = 0
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
+                written += len(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -75,6 +80,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+    return written
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see ``atomic_write_chunks``)."""
+    atomic_write_chunks(path, (data,))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

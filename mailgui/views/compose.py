@@ -149,6 +149,24 @@ class HtmlPreview(QTextBrowser):
         return super().loadResource(kind, url)
 
 
+def _notice_bar(button_text: str, background: str, border: str,
+                color: str) -> tuple[QFrame, QLabel, QPushButton]:
+    """A thin coloured strip with a sentence and a button (hidden until needed)."""
+    label = QLabel()
+    label.setWordWrap(True)
+    button = QPushButton(button_text)
+    named(button, button_text)
+    bar = QFrame()
+    bar.setStyleSheet(f"QFrame {{ background: {background}; border: 1px solid {border}; "
+                      f"border-radius: 3px; }} QLabel {{ border: none; color: {color}; }}")
+    row = QHBoxLayout(bar)
+    row.setContentsMargins(6, 2, 2, 2)
+    row.addWidget(label, 1)
+    row.addWidget(button)
+    bar.hide()
+    return bar, label, button
+
+
 class ComposeView(QWidget):
     """All the compose widgets, exposed as attributes; signals for the controller."""
 
@@ -217,35 +235,11 @@ class ComposeView(QWidget):
         )
         self.html_preview = HtmlPreview()
         named(self.html_preview, "HTML preview")
-        self.remote_label = QLabel()
-        self.remote_label.setWordWrap(True)
-        self.load_remote = QPushButton("Load remote images")
-        named(self.load_remote, "Load remote images")
-        self.remote_bar = QFrame()
-        self.remote_bar.setStyleSheet(
-            "QFrame { background: #fff6e0; border: 1px solid #e8c66f; border-radius: 3px; }"
-            " QLabel { border: none; color: #7a5200; }"
-        )
-        bar = QHBoxLayout(self.remote_bar)
-        bar.setContentsMargins(6, 2, 2, 2)
-        bar.addWidget(self.remote_label, 1)
-        bar.addWidget(self.load_remote)
-        self.remote_bar.hide()
-        # Shown when the HTML is too big to re-render at every pause in typing
-        self.stale_label = QLabel()
-        self.stale_label.setWordWrap(True)
-        self.refresh_preview = QPushButton("Refresh preview")
-        named(self.refresh_preview, "Refresh preview")
-        self.stale_bar = QFrame()
-        self.stale_bar.setStyleSheet(
-            "QFrame { background: #e8f1fb; border: 1px solid #9bbde6; border-radius: 3px; }"
-            " QLabel { border: none; color: #1d4f91; }"
-        )
-        sbar = QHBoxLayout(self.stale_bar)
-        sbar.setContentsMargins(6, 2, 2, 2)
-        sbar.addWidget(self.stale_label, 1)
-        sbar.addWidget(self.refresh_preview)
-        self.stale_bar.hide()
+        # Remote images blocked (amber), and a preview too slow to follow the typing (blue)
+        self.remote_bar, self.remote_label, self.load_remote = _notice_bar(
+            "Load remote images", "#fff6e0", "#e8c66f", "#7a5200")
+        self.stale_bar, self.stale_label, self.refresh_preview = _notice_bar(
+            "Refresh preview", "#e8f1fb", "#9bbde6", "#1d4f91")
         preview_box = QWidget()
         pv = QVBoxLayout(preview_box)
         pv.setContentsMargins(0, 0, 0, 0)

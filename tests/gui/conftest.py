@@ -13,6 +13,17 @@ from mailgui.model.profiles import Profile, ProfileStore
 from mailgui.model.secrets import SecretStore
 
 
+def tree_items(tree) -> list:  # noqa: ANN001 - a QTreeWidget
+    """Every item of a tree widget, nested ones included."""
+    items = []
+    stack = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    while stack:
+        item = stack.pop()
+        items.append(item)
+        stack.extend(item.child(i) for i in range(item.childCount()))
+    return items
+
+
 @pytest.fixture
 def paths(tmp_path: Path) -> AppPaths:
     return AppPaths.under(tmp_path / "app")

@@ -20,6 +20,7 @@ from mailgui.controllers.inbox import InboxController
 from mailgui.model.draft import AttachmentRef, Draft
 from mailgui.model.message import build_message
 from mailgui.model.paths import AppPaths
+from tests.gui.conftest import tree_items
 from tests.gui.test_sending import fill, send
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -369,12 +370,7 @@ def test_inbox_saves_an_attachment_part(make_gui, qtbot, tmp_path, monkeypatch) 
     view = gui.window.inbox
     view.list.setCurrentItem(view.list.topLevelItem(0))
     qtbot.waitUntil(lambda: view.parts.topLevelItemCount() == 1)
-    items = []
-    stack = [view.parts.topLevelItem(0)]
-    while stack:
-        item = stack.pop()
-        items.append(item)
-        stack.extend(item.child(i) for i in range(item.childCount()))
+    items = tree_items(view.parts)
     container = next(i for i in items if i.text(0).startswith("multipart/"))
     view.parts.setCurrentItem(container)
     assert not view.save_part.isEnabled()  # a container has nothing to save

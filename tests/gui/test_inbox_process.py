@@ -44,6 +44,7 @@ from mailgui.model.inbox_details import (
 from mailgui.model.profiles import Profile
 from mailgui.model.sending import send_draft
 from mailgui.views.common import human_size
+from tests.gui.conftest import tree_items
 from tests.gui.test_sending import fill, send
 
 ROOT = Path(__file__).parents[2]
@@ -390,12 +391,7 @@ def test_big_attachment_is_listed_without_the_gui_process_parsing_it(
     view = gui.window.inbox
     assert view.list.topLevelItem(0).text(3) == "Twenty-four megabytes"
     qtbot.waitUntil(lambda: view.parts.topLevelItemCount() == 1, timeout=10000)
-    items = []
-    stack = [view.parts.topLevelItem(0)]
-    while stack:
-        item = stack.pop()
-        items.append(item)
-        stack.extend(item.child(i) for i in range(item.childCount()))
+    items = tree_items(view.parts)
     part = next(i for i in items if i.text(1) == "big.bin")
     assert part.text(2) == human_size(len(payload))
     assert "lines of base64 folded" in view.source.toPlainText()
