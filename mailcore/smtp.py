@@ -359,6 +359,11 @@ class _Transcribing:
         instead of failing on a non-ASCII password with an error that quotes a character of
         it; and the mechanism is remembered for the transcript."""
         mechanism = mechanism.upper()
+        refused = getattr(self, "_credentials_refused", None)
+        if refused is not None:
+            # 535 said the credentials are wrong (RFC 4954): smtplib would try them again
+            # with the next mechanism, one more failed login towards the server's lockout.
+            raise refused
         self._auth_mechanism = mechanism
         initial_response = authobject() if initial_response_ok else None
         if initial_response is not None:
@@ -380,7 +385,10 @@ class _Transcribing:
                 )
         if code in (235, 503):
             return code, resp
-        raise smtplib.SMTPAuthenticationError(code, resp)
+        error = smtplib.SMTPAuthenticationError(code, resp)
+        if code == 535:
+            self._credentials_refused = error
+        raise error
 
     def auth_cram_md5(self, challenge: bytes | None = None) -> str | None:
         """``smtplib.SMTP.auth_cram_md5`` with the password as UTF-8."""
@@ -393,9 +401,13 @@ class _Transcribing:
         """``smtplib.SMTP.login``, then an ``"auth"`` transcript event naming the user and
         the mechanism that succeeded (never the password)."""
         self._auth_mechanism = None
-        result = super().login(  # type: ignore[misc]
-            user, password, initial_response_ok=initial_response_ok
-        )
+        self._credentials_refused: smtplib.SMTPAuthenticationError | None = None
+        try:
+            result = super().login(  # type: ignore[misc]
+                user, password, initial_response_ok=initial_response_ok
+            )
+        finally:
+            self._credentials_refused = None
         code = result[0] if isinstance(result, tuple) and result else None
         if self._observed():
             # 503 ("already authenticated") names no mechanism of this login.

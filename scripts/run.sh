@@ -3,8 +3,8 @@
 # Extra arguments go to mailgui (try --help).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-bash scripts/bootstrap.sh
+# Stay in the caller's folder: "run.sh message.eml" and the file dialogs mean the caller's files.
+bash "$ROOT/scripts/bootstrap.sh"
 VENV="${MAILCORE_VENV:-$ROOT/.venv}"
 if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
   cat >&2 <<'MSG'

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QImage
 from PySide6.QtWidgets import QFileDialog, QTableWidgetItem, QTreeWidgetItem
 
+from mailgui.controllers import folders
 from mailgui.jobs import AttachmentInfo, JobRunner, attachment_info, fetch_images
 from mailgui.model.addresses import check_addresses
 from mailgui.model.draft import AttachmentRef, Draft, DraftStore
@@ -286,7 +287,9 @@ class ComposeController(QObject):
 
     # -- attachments ----------------------------------------------------------------------
     def choose_attachments(self) -> None:
-        files, _filter = QFileDialog.getOpenFileNames(self.view, "Attach files")
+        files, _filter = QFileDialog.getOpenFileNames(self.view, "Attach files",
+                                                      folders.start_at())
+        folders.remember(*files)
         if files:
             self.add_attachments(files)
 

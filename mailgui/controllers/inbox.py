@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
 
+from mailgui.controllers import folders
 from mailgui.jobs import JobRunner
 from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxMessage, InboxServer, InboxStore
 from mailgui.model.inbox_details import MessageDetails, compute_details, write_part
@@ -203,7 +204,9 @@ class InboxController(QObject):
 
     def choose_part_path(self, suggested: str) -> str:
         """Ask where to save a part (tests replace this)."""
-        path, _filter = QFileDialog.getSaveFileName(self.view, "Save part", suggested)
+        path, _filter = QFileDialog.getSaveFileName(self.view, "Save part",
+                                                    folders.start_at(suggested))
+        folders.remember(path)
         return path
 
     def save_selected_part(self) -> None:

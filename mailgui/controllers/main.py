@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from mailgui import __version__
+from mailgui.controllers import folders
 from mailgui.controllers.compose import ComposeController
 from mailgui.controllers.inbox import InboxController
 from mailgui.controllers.profiles import ProfilesController
@@ -201,8 +202,9 @@ class MainController(QObject):
 
     def ask_open_path(self) -> str:
         path, _f = QFileDialog.getOpenFileName(
-            self.window, "Open an .eml file", "",
+            self.window, "Open an .eml file", folders.start_at(),
             "Email messages (*.eml);;Drafts kept by mailgui (*.json);;All files (*)")
+        folders.remember(path)
         return path
 
     def confirm_replace(self, name: str) -> bool:

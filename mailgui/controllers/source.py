@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from mailgui.controllers import folders
 from mailgui.jobs import JobRunner, preview_job
 from mailgui.model.draft import Draft
 from mailgui.model.errors import describe_error
@@ -143,8 +144,10 @@ class SourceController(QObject):
         subject = self.draft().subject.strip() or "message"
         safe = "".join(c if c.isalnum() or c in " -_." else "_" for c in subject)[:60]
         path, _filter = QFileDialog.getSaveFileName(
-            self.view, "Save message as .eml", f"{safe}.eml", "Email messages (*.eml)"
+            self.view, "Save message as .eml", folders.start_at(f"{safe}.eml"),
+            "Email messages (*.eml)"
         )
+        folders.remember(path)
         return path
 
     def save_as(self) -> None:

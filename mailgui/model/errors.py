@@ -222,7 +222,7 @@ def describe_error(exc: BaseException, profile: Profile | None = None) -> ErrorI
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
         name = exc.filename or "a file"
         why = {
-            FileNotFoundError: "it no longer exists",
+            FileNotFoundError: "it does not exist (moved or deleted?)",
             PermissionError: "permission denied",
             IsADirectoryError: "it is a folder",
         }[type(exc)]

@@ -221,7 +221,12 @@ class PasswordDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.remember)
         layout.addWidget(self.buttons)
-        self.resize(460, 0)
+        # A wrapped label only gets the height it needs once the dialog's width is known:
+        # fix the width first, then size the height to it (else the reason was cut off).
+        width = 480
+        self.setMinimumWidth(width)
+        layout.activate()
+        self.resize(width, max(self.sizeHint().height(), layout.heightForWidth(width)))
 
     @classmethod
     def ask(cls, parent: QWidget | None, profile_name: str, reason: str

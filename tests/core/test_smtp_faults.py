@@ -87,6 +87,10 @@ def test_535_on_auth(starttls_server, certs):
     assert caught.value.smtp_code == 535
     assert "wrong password" not in str(caught.value)
     assert starttls_server.handler.messages == []
+    # 535 means the credentials are wrong: not tried again with the next mechanism (smtplib
+    # would, and each try counts towards the server's lockout)
+    assert [(user, ok) for _mech, user, ok in starttls_server.handler.login_attempts] == [
+        (TEST_USER, False)]
     b.fail_silently = True
     assert b.send_messages([message()]) == 0
     b.fail_silently = False

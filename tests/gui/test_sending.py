@@ -257,12 +257,13 @@ def test_a_refused_remembered_password_is_asked_for_again(make_gui, qtbot,  # no
     fill(gui, subject="Wrong first")
     first = send(gui, qtbot)
     assert not first.ok and first.error.kind == "auth"
-    assert "asks for the password again" in gui.window.compose.banner.text.text()
+    banner = gui.window.compose.banner.text.text()
+    assert "asks for the password again" in banner and "Check them in the profile" not in banner
     assert profile.id not in gui.controller.profiles.session_passwords
     assert gui.controller.compose.draft.subject == "Wrong first"  # the draft is kept
     second = send(gui, qtbot)
     assert second.ok, second.sentence
-    assert len(asked) == 2
+    assert len(asked) == 2 and asked[1].startswith("The server refused the last password")
     assert smtp_auth_server.wait_for(1)[0].auth_login == TEST_USER
 
 
