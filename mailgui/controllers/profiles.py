@@ -149,7 +149,7 @@ class ProfilesController(QObject):
             dialog.delete.clicked.connect(self.delete_profile)
             dialog.save.clicked.connect(self.save_profile)
             dialog.revert.clicked.connect(lambda: self._load_form(self._editing))
-            dialog.test.clicked.connect(lambda: self.test_connection())
+            dialog.test.clicked.connect(self._test_clicked)
             dialog.use.clicked.connect(self._use_profile)
             dialog.kind.currentIndexChanged.connect(self._kind_changed)
             dialog.security.currentIndexChanged.connect(self._security_changed)
@@ -288,8 +288,7 @@ class ProfilesController(QObject):
         if test is not None and (profile is None or test.profile.id != profile.id):
             # the form now shows another profile: that test's result belongs to no form
             test.cancel()
-            self._test_job = None
-            d.test.setEnabled(True)
+            self._test_over(test)
         d.test_result.setText("" if profile else "No profiles yet. Press New to add an SMTP "
                               "server or a test backend.")
         d.test_transcript.hide()
@@ -489,6 +488,17 @@ class ProfilesController(QObject):
                 self.dialog.accept()
 
     # -- test connection ----------------------------------------------------------------
+    def _test_clicked(self) -> None:
+        """Test connection, or Cancel test while one runs (a server may never answer)."""
+        job = self._test_job
+        if job is None:
+            self.test_connection()
+            return
+        job.cancel()
+        if self.dialog is not None:
+            self.dialog.test.setEnabled(False)
+            self.dialog.test_result.setText("Cancelling\u2026")
+
     def test_connection(self, password: str | None = None) -> TestConnectionJob | None:
         d = self.dialog
         profile = self.form_profile()
@@ -507,7 +517,8 @@ class ProfilesController(QObject):
         d = self.dialog
         if d is None:
             return None
-        d.test.setEnabled(False)
+        d.test.setText("Cancel test")
+        d.test.setAccessibleName("Cancel the connection test")
         d.test_result.setStyleSheet("")
         d.test_result.setText(f"Connecting to {profile.host}:{profile.port}\u2026")
         d.test_transcript.clear()
@@ -515,16 +526,28 @@ class ProfilesController(QObject):
         job = TestConnectionJob(profile, password=password,
                                 secrets=self.secrets if self.keyring_usable is not False else None)
         job.signals.transcript.connect(
-            lambda ev, text, j=job: self._test_transcript(j, transcript_line(ev, text)))
+            lambda ev, text, j=job: self._test_transcript(j, ev, text))
         job.signals.finished.connect(lambda outcome, j=job: self._tested(j, outcome))
         job.signals.failed.connect(lambda exc, j=job: self._test_crashed(j, exc))
         self._test_job = job
         self.runner.start(job)
         return job
 
-    def _test_transcript(self, job: TestConnectionJob, line: str) -> None:
-        if job is self._test_job and self.dialog is not None:
-            self.dialog.test_transcript.appendPlainText(line)
+    def _test_transcript(self, job: TestConnectionJob, event: str, text: str) -> None:
+        if job is not self._test_job or self.dialog is None:
+            return
+        d = self.dialog
+        d.test_transcript.appendPlainText(transcript_line(event, text))
+        where = f"{job.profile.host}:{job.profile.port}"
+        step = {"tls": f"TLS is on; talking to {where}\u2026"}.get(event)
+        if event == "client" and text.upper().startswith("AUTH"):
+            step = f"Logging in to {where}, waiting for its answer\u2026"
+        elif event == "client" and text.upper().startswith("STARTTLS"):
+            step = f"Starting TLS with {where}\u2026"
+        elif event == "server" and not d.test_result.text().startswith(("Logging", "TLS")):
+            step = f"Connected to {where}, talking\u2026"
+        if step:
+            d.test_result.setText(step)
 
     def _test_over(self, job: TestConnectionJob) -> bool:
         """Forget ``job``; False if its result is not to be shown (superseded)."""
@@ -534,6 +557,8 @@ class ProfilesController(QObject):
         if self.dialog is None:
             return False
         self.dialog.test.setEnabled(True)
+        self.dialog.test.setText("Test connection")
+        self.dialog.test.setAccessibleName("Test connection")
         return True
 
     def _tested(self, job: TestConnectionJob, outcome: object) -> None:

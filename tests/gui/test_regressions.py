@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from mailcore.wire import serialize
 from mailgui import jobs
@@ -180,9 +181,26 @@ def test_closing_the_editor_during_a_test_asks_nothing(  # noqa: ANN001
                 gate.set()
         finally:
             gate.set()
-        qtbot.waitUntil(lambda: d.test.isEnabled())
+        qtbot.waitUntil(lambda: d.test.text() == "Test connection")
         assert d.test_result.text() == "Not tested: cancelled."
         assert asked == [] and srv.handler.connections == 0
+
+
+def test_a_connection_test_that_hangs_can_be_cancelled(make_gui, qtbot, paths: AppPaths,  # noqa: ANN001
+                                                        silent_server) -> None:  # noqa: ANN001
+    profile = add_profile(paths, name="Mute", kind="smtp", host="127.0.0.1",
+                          port=silent_server.port, security="none", timeout=120)
+    gui = make_gui(start_inbox=False)
+    p = gui.controller.profiles
+    d = p.open_dialog()
+    p._fill_list(profile.id)
+    qtbot.mouseClick(d.test, Qt.MouseButton.LeftButton)
+    assert d.test.text() == "Cancel test" and d.test.isEnabled()
+    assert d.test_result.text().startswith("Connecting to 127.0.0.1:")
+    qtbot.waitUntil(lambda: silent_server.connections >= 1, timeout=5000)
+    qtbot.mouseClick(d.test, Qt.MouseButton.LeftButton)  # the server would keep us 120 s
+    qtbot.waitUntil(lambda: d.test_result.text() == "Not tested: cancelled.", timeout=5000)
+    assert d.test.text() == "Test connection" and d.test.isEnabled()
 
 
 # -- 2. opening an .eml never replaces a draft silently -----------------------------------------
@@ -452,7 +470,7 @@ def test_test_connection_recovers_from_a_keyring_error(  # noqa: ANN001
         d = p.open_dialog()
         p._fill_list(a.id)
         assert p.test_connection() is not None
-        qtbot.waitUntil(lambda: d.test.isEnabled(), timeout=10000)
+        qtbot.waitUntil(lambda: d.test.text() == "Test connection", timeout=10000)
         assert d.test_result.text().startswith("\u2716 The system keyring failed")
         assert server.handler.connections == 0
         # Test works again (with a typed password it needs no keyring)
@@ -463,7 +481,7 @@ def test_test_connection_recovers_from_a_keyring_error(  # noqa: ANN001
         monkeypatch.setattr(jobs.TestConnectionJob, "_test",
                             lambda self, *a: (_ for _ in ()).throw(RuntimeError("boom")))
         assert p.test_connection() is not None
-        qtbot.waitUntil(lambda: d.test.isEnabled(), timeout=10000)
+        qtbot.waitUntil(lambda: d.test.text() == "Test connection", timeout=10000)
         assert d.test_result.text() == "\u2716 Unexpected error: RuntimeError: boom"
 
 
