@@ -292,11 +292,14 @@ def load_profile(name: str) -> dict[str, Any]:
     if not sources:
         raise CLIError(EXIT_USAGE, "--profile needs mailgui installed (no profile source found)")
     for source in sources:
-        loader: Callable[[str], dict[str, Any] | None] = source.load()
         try:
+            loader: Callable[[str], dict[str, Any] | None] = source.load()
             profile = loader(name)
         except LookupError as exc:
             raise CLIError(EXIT_USAGE, str(exc)) from None
+        except ImportError as exc:  # mailgui is there, its packages (keyring, ...) are not
+            raise CLIError(EXIT_USAGE, f"--profile needs mailgui's packages: pip install "
+                           f"'mailcore[gui]' ({exc})") from None
         if profile is not None:
             return profile
     raise CLIError(EXIT_USAGE, f"no profile named {name!r}")

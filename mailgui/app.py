@@ -172,6 +172,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--inbox-port", type=_port, metavar="PORT",
                         help="the local test inbox's SMTP port (default 1025, as Mailpit; a "
                         "free port when it is taken; 0 for any free port)")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="add mailgui to your desktop menu (~/.local/share) and exit")
     parser.add_argument("eml", nargs="?", type=Path, help="an .eml file to open as a draft")
     return parser.parse_args(argv)
 
@@ -193,6 +195,23 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == [RUN_SERVER_OPTION]:  # hidden: the inbox server process (no Qt at all)
         return run_inbox_server(argv[1:])
     args = parse_args(argv)
+    if args.install_desktop:
+        from mailgui.desktop import install_desktop
+
+        try:
+            written = install_desktop()
+        except OSError as exc:
+            print(f"mailgui: could not install the desktop entry: {exc}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(f"wrote {path}")
+        return 0
+    try:
+        import PySide6  # noqa: F401 - only to say plainly what is missing
+    except ImportError:
+        print("mailgui: the window needs PySide6, which is not installed: "
+              "pip install 'mailcore[gui]'", file=sys.stderr)
+        return 2
     problem = display_problem()
     if problem:
         print(f"mailgui: {problem}", file=sys.stderr)

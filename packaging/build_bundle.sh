@@ -13,8 +13,11 @@ trap 'rm -rf "$WORK"' EXIT
 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
   --distpath "$OUT" --workpath "$WORK" packaging/mailgui.spec >"$WORK/log" 2>&1 \
   || { cat "$WORK/log" >&2; exit 1; }
-# The desktop entry and icon, for installing into ~/.local/share (see packaging/README.md).
+# The desktop entry and icon (packaging/install_bundle.sh installs them with the bundle).
 cp resources/mailgui.desktop resources/io.github.mailcore.mailgui.metainfo.xml "$OUT/mailgui/"
 cp resources/icons/mailgui.svg "$OUT/mailgui/mailgui.svg"
+# Licences: ours, and those of everything the bundle carries (Qt/PySide6 is LGPL-3.0).
+"$PY" packaging/collect_licenses.py "$OUT/mailgui"
+cp packaging/install_bundle.sh "$OUT/mailgui/install.sh"
 du -sh "$OUT/mailgui" | cut -f1 | sed 's/^/bundle size: /'
 echo "$OUT/mailgui/mailgui"

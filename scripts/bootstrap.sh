@@ -22,6 +22,8 @@ APT_PACKAGES=(
   util-linux iproute2
   # objdump, which PyInstaller needs to build the bundle (tests/packaging)
   binutils
+  # desktop-file-validate and update-desktop-database (mailgui --install-desktop)
+  desktop-file-utils
 )
 if [[ "${BOOTSTRAP_BENCH:-0}" == 1 ]]; then
   APT_PACKAGES+=(postfix)

@@ -41,6 +41,8 @@ def start_gui(command: list[str], env: dict[str, str], tmp: Path) -> str:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert "mailgui: ready" in output, output
+    # the local test inbox is a child process of its own: it must start from the install too
+    assert "local test inbox on 127.0.0.1:" in output, output
     assert "Traceback" not in output, output
     return output
 
@@ -78,6 +80,7 @@ def test_wheel_and_sdist_contents(dist):
     assert "mailcore = mailcore.cli:main" in entry_points
     assert "mailgui = mailgui.app:main" in entry_points
     assert "mailcore.profiles" in entry_points
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
     members = tarfile.open(sdist).getnames()
     assert any(m.endswith("resources/icons/mailgui.svg") for m in members)
     assert any(m.endswith("README.md") for m in members)
@@ -115,3 +118,22 @@ def test_pyinstaller_bundle_runs_without_python_packages(tmp_path):
     )
     assert "Subject: bundled" in cli.stdout
     start_gui([str(bundle / "mailgui")], env, tmp_path)
+    assert (bundle / "licenses" / "mailcore" / "LICENSE").is_file()
+    assert (bundle / "licenses" / "PySide6_Essentials" / "LGPL-3").is_file()
+    # install.sh: the bundle in ~/.local/opt, the commands in ~/.local/bin, the menu entry
+    home = tmp_path / "home"
+    install = subprocess.run(["bash", str(bundle / "install.sh")], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    linked = home / ".local" / "bin" / "mailcore"
+    again = subprocess.run([str(linked), "--to", "a@example.com", "--body", "x", "--dump"],
+                           env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert "To: a@example.com" in again.stdout
+    entry = (home / ".local" / "share" / "applications" / "mailgui.desktop").read_text()
+    assert f"Exec={home / '.local' / 'opt' / 'mailgui' / 'mailgui'} %f" in entry
+    assert (home / ".local" / "share" / "icons" / "hicolor" / "scalable" / "apps"
+            / "mailgui.svg").is_file()
+    # installing again replaces the bundle (no nested copy)
+    assert subprocess.run(["bash", str(bundle / "install.sh")], env=env, capture_output=True,
+                          timeout=300).returncode == 0
+    assert not (home / ".local" / "opt" / "mailgui" / "mailgui" / "mailgui").exists()
