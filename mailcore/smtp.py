@@ -83,11 +83,16 @@ class AbortHandle:
     (and :class:`SMTPAborted` raised) until :meth:`reset`.
     """
 
+    # How long an abort waits for the server's answer to a final dot before it cuts the line
+    # all the same (a server that never answers, or stopped reading, would block for ever).
+    COMMIT_GRACE = 10.0
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._aborted = False
         self._held = 0
+        self.cut_while_held = False  # the grace ran out: the outcome of a message is unknown
 
     @property
     def aborted(self) -> bool:
@@ -98,11 +103,24 @@ class AbortHandle:
 
         While :meth:`hold` is in force (a message's final dot has been sent and its
         answer is awaited), the shutdown waits for :meth:`unhold`: cutting the line then
-        could not stop the message, only lose the news that it was delivered.
+        could not stop the message, only lose the news that it was delivered. It waits
+        ``COMMIT_GRACE`` seconds at most: a server that never answers (or stopped reading
+        before the end) is cut off then, and the send raises SMTPAborted saying the
+        message's fate is unknown.
         """
         with self._lock:
             self._aborted = True
             if not self._held:
+                self._shutdown_all()
+                return
+        timer = threading.Timer(self.COMMIT_GRACE, self._grace_over)
+        timer.daemon = True
+        timer.start()
+
+    def _grace_over(self) -> None:
+        with self._lock:
+            if self._aborted and self._held:
+                self.cut_while_held = True
                 self._shutdown_all()
 
     def hold(self) -> None:
@@ -125,6 +143,7 @@ class AbortHandle:
         """Forget an abort: sockets registered from now on are left alone."""
         with self._lock:
             self._aborted = False
+            self.cut_while_held = False
 
     def check(self) -> None:
         """Raise :class:`SMTPAborted` if :meth:`abort` was called (and not reset)."""
@@ -361,8 +380,8 @@ class _Transcribing:
         mechanism = mechanism.upper()
         refused = getattr(self, "_credentials_refused", None)
         if refused is not None:
-            # 535 said the credentials are wrong (RFC 4954): smtplib would try them again
-            # with the next mechanism, one more failed login towards the server's lockout.
+            # PLAIN or LOGIN got 535, the credentials are wrong (RFC 4954): smtplib would try
+            # them again with the next mechanism, one more failed login towards a lockout.
             raise refused
         self._auth_mechanism = mechanism
         initial_response = authobject() if initial_response_ok else None
@@ -386,7 +405,10 @@ class _Transcribing:
         if code in (235, 503):
             return code, resp
         error = smtplib.SMTPAuthenticationError(code, resp)
-        if code == 535:
+        if code == 535 and mechanism in ("PLAIN", "LOGIN"):
+            # The password itself was checked and refused. (After CRAM-MD5 the next
+            # mechanism is still tried: servers that store only a hash of the password
+            # refuse CRAM-MD5 with 535 and accept PLAIN.)
             self._credentials_refused = error
         raise error
 
@@ -440,13 +462,18 @@ class _Transcribing:
         rcpt_options: Iterable[str] = (),
     ) -> tuple[list[str], list[str]]:
         """The MAIL and RCPT commands for one message (and the recipients)."""
+        if data.linesep != "\r\n":
+            raise ValueError("SMTP needs the message serialised with CRLF line ends")
         self.ehlo_or_helo_if_needed()
         mail_options = list(mail_options)
         rcpt_options = list(rcpt_options)
         esmtp_opts = []
         if self.does_esmtp and self.has_extn("size"):
             esmtp_opts.append("size=%d" % data.size)
-        esmtp_opts.extend(mail_options)
+        if self.does_esmtp:  # as smtplib: a HELO-only server gets no ESMTP options
+            esmtp_opts.extend(mail_options)
+        else:
+            rcpt_options = []
         if any(x.lower() == "smtputf8" for x in mail_options):
             if not self.has_extn("smtputf8"):
                 raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
@@ -525,7 +552,9 @@ class _Transcribing:
         Raises the same exceptions as ``smtplib.SMTP.sendmail``:
         SMTPSenderRefused, SMTPRecipientsRefused (all refused), SMTPDataError;
         a partial refusal is returned in ``SendReply.refused``. ``progress`` is
-        called as the content is written (see :meth:`_write_content`).
+        called as the content is written (see :meth:`_write_content`). ``data`` must
+        have CRLF line ends (``serialize(message, linesep="\\r\\n")``): a bare LF
+        would end the content early on a lenient server.
         """
         commands, to_addrs = self._envelope(from_addr, to_addrs, data, mail_options, rcpt_options)
         if self.pipelining():
@@ -765,6 +794,12 @@ class _Transcribing:
         handle.hold()
         try:
             yield
+        except OSError as exc:
+            if handle.cut_while_held and not isinstance(exc, SMTPAborted):
+                raise SMTPAborted(
+                    "sending was aborted while the server was to confirm the end of the "
+                    "message: it may or may not have been delivered") from exc
+            raise
         finally:
             handle.unhold()
 

@@ -48,7 +48,8 @@ from mailcore.message import (
 )
 from mailcore.utils import DNS_NAME
 
-__all__ = ["Base64Piece", "Serialized", "serialize", "can_stream", "BASE64_READ_SIZE"]
+__all__ = ["Base64Piece", "FileChangedError", "Serialized", "serialize", "can_stream",
+           "BASE64_READ_SIZE"]
 
 # Bytes of a file read (and base64-encoded) at a time: a multiple of 57, the
 # input length of one 76-character base64 line, so chunks join seamlessly.
@@ -237,6 +238,23 @@ def _flatten(msg: Message, linesep: str, rng: Any) -> bytes:
     return fp.getvalue()
 
 
+class FileChangedError(OSError):
+    """An attached file changed size between ``attach_file`` (or the start of the send, when
+    its size was announced) and the moment it was read: the message is not completed."""
+
+    def __init__(self, source: FileContent, expected: int, found: int) -> None:
+        how = "grew" if found > expected else "shrank"
+        self.text = (f"The attached file {source.path} {how} while the message was being sent "
+                     f"({expected:,} bytes when the send began, "
+                     f"{'more' if found > expected else f'{found:,}'} read); the message was "
+                     "not sent whole.")
+        super().__init__(self.text)
+        self.filename = str(source.path)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class Base64Piece:
     """The base64 body of an attachment, produced a chunk at a time.
 
@@ -262,8 +280,15 @@ class Base64Piece:
         if isinstance(self.source, FileContent):
             with self.source.open() as f:
                 pending = b""
+                read = 0
                 while True:
-                    block = f.read(BASE64_READ_SIZE - len(pending))
+                    # never past the size announced (SIZE, Content-Length of progress): a file
+                    # that grew is caught below instead of sending more than was counted
+                    block = f.read(min(BASE64_READ_SIZE - len(pending),
+                                       self.length - read + 1))
+                    read += len(block)
+                    if read > self.length or (not block and read != self.length):
+                        raise FileChangedError(self.source, self.length, read)
                     if not block:
                         break
                     if pending:

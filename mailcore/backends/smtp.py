@@ -37,6 +37,10 @@ _STDLIB_SMTP_SSL = smtplib.SMTP_SSL
 _LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost")
 
 
+class _Unprepared(Exception):  # noqa: N818 - a carrier, never seen outside this module
+    """A message could not be prepared (its cause says why)."""
+
+
 def _ours(connection: Any) -> bool:
     """True for mailcore's own SMTP client (pipelining, streaming, transcript, abort)."""
     return isinstance(connection, SMTP | SMTP_SSL)
@@ -414,7 +418,13 @@ class EmailBackend(BaseEmailBackend):
             for message in email_messages:
                 if not message.recipients():
                     continue
-                from_email, recipients, data = self._prepare(message)
+                try:
+                    from_email, recipients, data = self._prepare(message)
+                except Exception as exc:
+                    # the message itself is wrong (an address, a missing file): as in
+                    # _send(), that is raised whatever fail_silently says, once the
+                    # messages before it are done; it says nothing of the connection
+                    raise _Unprepared() from exc
                 yield (from_email, recipients, data), from_email, recipients, data
 
         num_sent = 0
@@ -429,6 +439,9 @@ class EmailBackend(BaseEmailBackend):
                     continue
                 self._record(from_email, recipients, data, outcome)
                 num_sent += 1
+        except _Unprepared as exc:
+            assert exc.__cause__ is not None
+            raise exc.__cause__ from None
         except (smtplib.SMTPException, OSError) as exc:
             # As in _send(): an error while talking to the server; the rest of
             # the messages are not sent and the connection is not reused.

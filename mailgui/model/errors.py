@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import mailcore
 from mailcore.backends.smtp import InsecureAuthError
 from mailcore.smtp import SMTPAborted
+from mailcore.wire import FileChangedError
 from mailgui.model.profiles import Profile, TLSFileError
 from mailgui.model.secrets import KeyringFailed
 
@@ -219,6 +220,8 @@ def describe_error(exc: BaseException, profile: Profile | None = None) -> ErrorI
         return ErrorInfo("header", f"A header is not valid: {exc}", str(exc))
     if isinstance(exc, mailcore.ImproperlyConfigured):
         return ErrorInfo("config", f"The profile is not set up right: {exc}", str(exc))
+    if isinstance(exc, FileChangedError):
+        return ErrorInfo("file", str(exc), str(exc))
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
         name = exc.filename or "a file"
         why = {

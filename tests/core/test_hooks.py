@@ -26,6 +26,7 @@ from tests.support.servers import (
     LOCALHOST,
     TEST_PASSWORD,
     TEST_USER,
+    ScriptedServer,
     SMTPServer,
     _RawServer,
 )
@@ -578,3 +579,64 @@ def test_abort_after_the_final_dot_waits_for_the_answer():
         assert result == {"sent": 1}
         assert len(server.handler.messages) == 1
         assert backend.last_results[0].code == 250
+
+
+class _NoFinalReply(ScriptedServer):
+    """Reads a whole message, then never answers its final dot (until the client leaves)."""
+
+    def _read_data(self, rfile) -> None:  # noqa: ANN001
+        super()._read_data(rfile)
+        while rfile.read1(65536):
+            pass
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["no-pipelining", "pipelining"])
+def test_abort_waits_for_the_final_reply_only_so_long(pipelining, monkeypatch) -> None:  # noqa: ANN001
+    """Once the final dot is out, an abort waits for the server's verdict (cutting the line
+    could not stop the message, only lose the news) - but not for ever: a server that never
+    answers is cut off after COMMIT_GRACE, and the error says the fate is unknown."""
+    monkeypatch.setattr(AbortHandle, "COMMIT_GRACE", 0.5)
+    ehlo = ScriptedServer.DEFAULT_EHLO if pipelining else ("250-localhost", "250 SIZE 10485760")
+    with _NoFinalReply(replies={"EHLO": list(ehlo)}) as server:
+        b = EmailBackend(host=LOCALHOST, port=server.port)  # no timeout: it would wait for ever
+        failure: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                b.send_messages([message("fate unknown")])
+            except BaseException as exc:  # noqa: BLE001
+                failure.append(exc)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        deadline = time.monotonic() + LIVENESS
+        while not server.data and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.data, "the message reached the server"
+        b.abort()
+        sender.join(LIVENESS)
+        assert not sender.is_alive()
+        (error,) = failure
+        assert isinstance(error, SMTPAborted) and "may or may not have been delivered" in str(error)
+
+
+def test_a_file_that_grows_during_the_send_is_not_delivered(smtp_server, tmp_path) -> None:  # noqa: ANN001
+    from mailcore.wire import FileChangedError
+
+    path = tmp_path / "growing.log"
+    path.write_bytes(os.urandom(3 * 1024 * 1024))
+    msg = message("growing")
+    msg.attach_file(path)  # > 1 MiB: kept as a reference and streamed
+
+    def progress(done: int, total: int) -> None:
+        if 0 < done < total and path.stat().st_size == 3 * 1024 * 1024:
+            with path.open("ab") as f:  # a log file still being written to
+                f.write(b"more lines\n" * 1000)
+
+    b = EmailBackend(host=smtp_server.host, port=smtp_server.port, timeout=10, progress=progress)
+    with pytest.raises(FileChangedError, match="grew while the message was being sent"):
+        b.send_messages([msg])
+    assert smtp_server.messages == []
+    path.write_bytes(b"x" * 100)  # shrunk between attach_file and the send: sent as it is now
+    assert EmailBackend(host=smtp_server.host, port=smtp_server.port,
+                        timeout=10).send_messages([msg]) == 1

@@ -425,3 +425,84 @@ def test_transcript_data_gives_every_content_line(smtp_server):
     content = [t for e, t in events if e == "content"]
     (record,) = smtp_server.handler.wait_for(1)
     assert content == record.data.decode().split("\r\n")[:-1]
+
+
+def test_a_message_that_cannot_be_prepared_raises_with_or_without_pipelining(tmp_path):
+    """A missing attachment is the message's fault, not the connection's: raised whatever
+    fail_silently says (as Django raises from message()), after the messages before it."""
+    from mailcore.message import FileContent
+
+    for pipelining in (False, True):
+        with SMTPServer("plain", pipelining=pipelining) as server:
+            gone = EmailMessage("gone", "b", "f@example.com", ["t@example.com"])
+            gone.attach("gone.bin", FileContent(tmp_path / "never-there.bin"),
+                        "application/octet-stream")
+            batch = [EmailMessage(f"m{i}", "b", "f@example.com", ["t@example.com"])
+                     for i in range(2)]
+            b = backend_for(server, fail_silently=True)
+            with pytest.raises(FileNotFoundError):
+                b.send_messages([batch[0], gone, batch[1]])
+            assert [m.message()["Subject"] for m in server.messages] == ["m0"], pipelining
+
+
+def test_only_crlf_serialisations_go_on_the_wire(smtp_server):
+    from mailcore.smtp import SMTP
+    from mailcore.wire import serialize
+
+    msg = EmailMessage("s", "line1\n.\nQUIT\n", "f@example.com", ["t@example.com"])
+    with SMTP(smtp_server.host, smtp_server.port, timeout=5) as conn:
+        with pytest.raises(ValueError, match="CRLF"):
+            conn.send_serialized("f@example.com", ["t@example.com"], serialize(msg, linesep="\n"))
+        reply = conn.send_serialized("f@example.com", ["t@example.com"], serialize(msg))
+        assert reply.code == 250
+    (record,) = smtp_server.handler.wait_for(1)
+    assert record.data.endswith(b"line1\r\n.\r\nQUIT\r\n")  # dot-stuffed on the wire, kept
+
+
+def test_cram_md5_refused_falls_back_to_plain_but_a_refused_plain_is_final():
+    """Servers that keep only a hash of the password answer CRAM-MD5 with 535 and accept
+    PLAIN (smtplib goes on, so does mailcore); a 535 to PLAIN means the password is wrong,
+    and trying LOGIN with it would only count one more failure towards a lockout."""
+    import base64
+
+    from tests.support.servers import ScriptedServer
+
+    class AuthServer(ScriptedServer):
+        def __init__(self, password: str) -> None:
+            super().__init__(replies={"EHLO": ["250-localhost", "250 AUTH CRAM-MD5 PLAIN LOGIN"]})
+            self.password = password
+            self.auth: list[str] = []
+
+        def handle(self, conn, peer):  # noqa: ANN001
+            self._send(conn, self.greeting)
+            rfile = conn.makefile("rb")
+            while line := rfile.readline():
+                words = line.decode().split()
+                verb = words[0].upper() if words else ""
+                if verb == "AUTH":
+                    self.auth.append(words[1].upper())
+                    if words[1].upper() == "CRAM-MD5":
+                        self._send(conn, "334 " + base64.b64encode(b"<1@localhost>").decode())
+                        rfile.readline()
+                        self._send(conn, "535 5.7.8 CRAM-MD5 not possible for this account")
+                    else:
+                        secret = base64.b64decode(words[2]).split(b"\0")[-1].decode()
+                        ok = secret == self.password
+                        self._send(conn, "235 2.7.0 OK" if ok else "535 5.7.8 Bad credentials")
+                elif verb == "QUIT":
+                    self._send(conn, "221 Bye")
+                    return
+                else:
+                    self._send(conn, self.replies.get(verb, "250 OK"))
+
+    from mailcore.smtp import SMTP
+
+    with AuthServer("right") as server:
+        with SMTP(server.host, server.port, timeout=5) as conn:
+            assert conn.login("u", "right")[0] == 235
+        assert server.auth == ["CRAM-MD5", "PLAIN"]
+        server.auth.clear()
+        with SMTP(server.host, server.port, timeout=5) as conn:
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                conn.login("u", "wrong")
+        assert server.auth == ["CRAM-MD5", "PLAIN"]  # not LOGIN with the same wrong password
