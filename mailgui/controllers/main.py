@@ -35,6 +35,7 @@ class MainController(QObject):
         self.window = window
         self.paths = paths
         self.first_start = not paths.profiles_file.exists() and not paths.settings_file.exists()
+        self.start_inbox = start_inbox
         self.runner = JobRunner(self)
         self.profile_store = ProfileStore(paths)
         self.draft_store = DraftStore(paths)
@@ -106,6 +107,11 @@ class MainController(QObject):
     def _restore_settings(self) -> None:
         settings = read_json(self.paths.settings_file, {}) or {}
         target = settings.get("target") if isinstance(settings, dict) else None
+        if not self.start_inbox:
+            # the inbox is switched off (--no-inbox): nothing could be delivered to it
+            self.profiles.inbox_off = True
+            if target in (None, "builtin-inbox"):
+                target = "builtin-console"
         if not (isinstance(target, str) and self.profiles.select(target)):
             self.profiles.select("builtin-inbox")
         sizes = settings.get("splitter") if isinstance(settings, dict) else None
@@ -122,7 +128,7 @@ class MainController(QObject):
             self.sending.banner("info", f"Your draft from {when} is back.")
         else:
             self.compose.load(Draft(profile_id=self.window.target.currentData() or ""))
-            if self.first_start:
+            if self.first_start and self.start_inbox:
                 self.sending.banner(
                     "info",
                     "Welcome! Messages go to the built-in Local test inbox: nothing leaves this "

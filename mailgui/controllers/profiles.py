@@ -33,6 +33,7 @@ class ProfilesController(QObject):
         self.parent_widget = parent_widget
         self.keyring_status: KeyringStatus | None = None
         self.inbox_port = 0
+        self.inbox_off = False  # mailgui --no-inbox
         self.session_passwords: dict[str, str] = {}
         self.dialog: ProfileDialog | None = None
         self._editing: Profile | None = None
@@ -117,7 +118,8 @@ class ProfilesController(QObject):
             return
         if profile.kind == "inbox":
             text = (f"127.0.0.1:{self.inbox_port}, nothing leaves this computer"
-                    if self.inbox_port else "starting\u2026")
+                    if self.inbox_port else
+                    "switched off (--no-inbox)" if self.inbox_off else "starting\u2026")
         else:
             text = profile.describe()
         self.detail(text)

@@ -47,6 +47,15 @@ def test_first_start_offers_the_local_inbox(make_gui, qtbot) -> None:  # noqa: A
     assert dialog.name.text() == "New SMTP server"
 
 
+def test_without_the_inbox_messages_go_to_the_console(make_gui) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)  # mailgui --no-inbox
+    w = gui.window
+    assert w.target.currentData() == "builtin-console"
+    assert not w.compose.banner.isVisible()  # no welcome that promises the inbox
+    w.target.setCurrentIndex(w.target.findData("builtin-inbox"))
+    assert w.target_detail.text() == "switched off (--no-inbox)"
+
+
 def test_a_broken_profiles_file_is_reported_in_the_window(make_gui, paths: AppPaths) -> None:  # noqa: ANN001
     paths.profiles_file.parent.mkdir(parents=True, exist_ok=True)
     paths.profiles_file.write_text('{"version": 1, "profiles": [,]}')

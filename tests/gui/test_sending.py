@@ -122,7 +122,7 @@ def test_smtp_profile_starttls_auth_real_keyring(make_gui, qtbot, starttls_serve
     qtbot.waitUntil(lambda: "saved in the system keyring" in dialog.password_note.text())
     # test connection: STARTTLS + AUTH with the keyring's password, on a worker
     qtbot.mouseClick(dialog.test, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.test.isEnabled(), timeout=10000)
+    qtbot.waitUntil(lambda: dialog.test.text() == "Test connection", timeout=10000)
     assert "encrypted with TLS" in dialog.test_result.text()
     assert "authenticated as alice (PLAIN)" in dialog.test_result.text()
     qtbot.mouseClick(dialog.use, Qt.MouseButton.LeftButton)
