@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from mailgui import __version__
@@ -86,6 +88,7 @@ class MainController(QObject):
         w.act_new.triggered.connect(self.new_draft)
         w.act_quit.triggered.connect(w.close)
         w.act_about.triggered.connect(self.about)
+        w.act_keys.triggered.connect(self.show_shortcuts)
         w.close_requested.connect(self.shutdown)
         # files may have been moved or deleted meanwhile: the attachment list says so at once
         w.activated.connect(self.compose.refresh_attachment_info)
@@ -275,6 +278,26 @@ class MainController(QObject):
                      "again.")
             self.show_status(f"Your previous draft was kept in {kept}.")
         self.sending.banner("warning" if notes else "info", text)
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(what, keys) for every action of the window that has a shortcut."""
+        out = []
+        for act in self.window.actions() + self.window.pane_actions:
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
+                             for k in act.shortcuts() if not k.isEmpty())
+            row = (act.text().replace("&", "").rstrip("\u2026"), keys)
+            if keys and row not in out:
+                out.append(row)
+        return out
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td>{html.escape(what)}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}"
+                       "</b></td></tr>" for what, keys in self.shortcuts())
+        QMessageBox.information(
+            self.window, "Keyboard shortcuts",
+            f"<table>{rows}</table><p>In the compose form, Tab moves to the next field and "
+            "Alt with the underlined letter of a label goes to its field; Delete removes "
+            "the selected attachment, header or received message.</p>")
 
     def about(self) -> None:
         QMessageBox.about(

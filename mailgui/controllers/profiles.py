@@ -286,6 +286,7 @@ class ProfilesController(QObject):
         d.delete.setEnabled(profile is not None)
         d.save.setEnabled(profile is not None)
         d.use.setEnabled(profile is not None and not self._target_locked)
+        d.revert.setEnabled(profile is not None)
         test = self._test_job
         if test is not None and (profile is None or test.profile.id != profile.id):
             # the form now shows another profile: that test's result belongs to no form
@@ -294,8 +295,18 @@ class ProfilesController(QObject):
         d.test_result.setText("" if profile else "No profiles yet. Press New to add an SMTP "
                               "server or a test backend.")
         d.test_transcript.hide()
+        shown = profile or Profile("", "smtp", port=DEFAULT_PORTS["starttls"],
+                                   security="starttls", timeout=30)  # greyed out: no values
+        self._show_fields(shown)
         if profile is None:
             return
+        self._kind_changed()
+        d.password_note.setText("")
+        self._password_note(profile)
+
+    def _show_fields(self, profile: Profile) -> None:
+        d = self.dialog
+        assert d is not None
         d.name.setText(profile.name)
         d.kind.setCurrentIndex(max(0, d.kind.findData(profile.kind)))
         d.from_email.setText(profile.from_email)
@@ -311,8 +322,10 @@ class ProfilesController(QObject):
         d.client_key.edit.setText(profile.client_key)
         d.ca_file.edit.setText(profile.ca_file)
         d.file_path.edit.setText(profile.file_path)
-        self._kind_changed()
-        d.password_note.setText("")
+
+    def _password_note(self, profile: Profile) -> None:
+        d = self.dialog
+        assert d is not None
         if profile.id in self._pending_passwords:
             d.password_note.setText(
                 "The password will be stored as soon as the keyring check is done.")

@@ -175,6 +175,8 @@ class ComposeView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
+        self._drop_shown = False
+        self._hint_before = ""
         self.banner = MessageBanner()
 
         # -- addresses and subject ---------------------------------------------------------
@@ -235,6 +237,8 @@ class ComposeView(QWidget):
         )
         self.html_preview = HtmlPreview()
         named(self.html_preview, "HTML preview")
+        self.html_preview.setPlaceholderText("The HTML, as a mail reader shows it, appears "
+                                             "here as you type it on the left.")
         # Remote images blocked (amber), and a preview too slow to follow the typing (blue)
         self.remote_bar, self.remote_label, self.load_remote = _notice_bar(
             "Load remote images", "#fff6e0", "#e8c66f", "#7a5200")
@@ -340,11 +344,29 @@ class ComposeView(QWidget):
             return []
         return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
 
+    def show_drop_target(self, on: bool) -> None:
+        """While files are dragged over the form: say where they go."""
+        if on == self._drop_shown:
+            return
+        self._drop_shown = on
+        if on:
+            self._hint_before = self.attachments_hint.text()
+            self.attachments_hint.setText("Drop the files to attach them")
+            self.attachments.setStyleSheet("QTreeWidget { border: 2px dashed #2f6fb5; }")
+        else:
+            self.attachments_hint.setText(self._hint_before)
+            self.attachments.setStyleSheet("")
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
         if self._local_files(event):
             event.acceptProposedAction()
+            self.show_drop_target(True)
         else:
             super().dragEnterEvent(event)
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt API
+        self.show_drop_target(False)
+        super().dragLeaveEvent(event)
 
     def dragMoveEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt API
         if event.mimeData().hasUrls():
@@ -353,6 +375,7 @@ class ComposeView(QWidget):
             super().dragMoveEvent(event)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        self.show_drop_target(False)
         files = self._local_files(event)
         if files:
             event.acceptProposedAction()
@@ -373,5 +396,8 @@ class ComposeView(QWidget):
                     self.dropEvent(event)
                 else:
                     event.acceptProposedAction()
+                    self.show_drop_target(True)
                 return True
+        if kind == QEvent.Type.DragLeave:
+            self.show_drop_target(False)
         return super().eventFilter(obj, event)

@@ -89,7 +89,7 @@ class InboxView(QWidget):
         self.detail = QTabWidget()
         named(self.detail, "Message details")
         self.detail.tabBar().setAccessibleName("Message details: text, headers, parts, source")
-        self.detail.addTab(self.rendered, "Text")
+        self.detail.addTab(self.rendered, "Message")
         self.detail.addTab(self.headers, "Headers")
         self.detail.addTab(parts_page, "Parts")
         self.detail.addTab(self.source, "Source")

@@ -95,6 +95,8 @@ class MainWindow(QMainWindow):
                                       "Open the folder where the file backend writes")
         self.act_quit = action("&Quit", None, [QKeySequence.StandardKey.Quit], "Quit mailgui")
         self.act_about = action("&About mailgui", None, [], "About mailgui")
+        self.act_keys = action("&Keyboard shortcuts", None, [QKeySequence.StandardKey.HelpContents],
+                               "List the keyboard shortcuts")
         self.act_cancel = action("&Cancel sending", "cancel", [], "Stop the send in progress")
         self.act_cancel.setShortcut(QKeySequence("Escape"))
         self.act_cancel.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -151,7 +153,9 @@ class MainWindow(QMainWindow):
             view_menu.addAction(act)
             self.pane_actions.append(act)
         menu.addMenu("&Profiles").addAction(self.act_profiles)
-        menu.addMenu("&Help").addAction(self.act_about)
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.act_keys)
+        help_menu.addAction(self.act_about)
 
         # -- status bar -----------------------------------------------------------------------
         self.progress = QProgressBar()

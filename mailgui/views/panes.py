@@ -182,6 +182,8 @@ class SentLogView(QWidget):
         self.detail.setReadOnly(True)
         self.detail.setFont(mono_font())
         self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.detail.setPlaceholderText("Select a send above to see its details and its SMTP "
+                                       "conversation.")
         self.highlighter = TranscriptHighlighter(self.detail.document())
         named(self.detail, "Sent log details")
         self.note = QLabel()  # says when only the newest sends are listed

@@ -186,6 +186,18 @@ def test_delete_key_removes_from_lists(make_gui, qtbot, tmp_path: Path) -> None:
     assert gui.controller.inbox.messages == []
 
 
+def test_help_lists_the_keyboard_shortcuts(make_gui, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda _p, _t, text: shown.append(text))
+    gui.window.act_keys.trigger()
+    (text,) = shown
+    keys = dict(gui.controller.shortcuts())
+    assert keys["Send"].startswith("Ctrl+Return") and keys["Show source"] == "Ctrl+U"
+    assert keys["Inbox pane"] == "Alt+1" and "F1" in keys["Keyboard shortcuts"]
+    assert "Ctrl+U" in text and "Alt+1" in text
+
+
 def test_open_eml_and_save_eml(make_gui, qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     pdf = tmp_path / "invoice.pdf"
     pdf.write_bytes(b"%PDF-1.7 " + os.urandom(3000))

@@ -147,11 +147,16 @@ def test_drop_files_from_the_file_manager(make_gui, qtbot, tmp_path: Path) -> No
                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(target, enter)
     assert enter.isAccepted()
+    # while the files are over the form, it says where they will go
+    assert view.attachments_hint.text() == "Drop the files to attach them"
+    assert "dashed" in view.attachments.styleSheet()
     drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                       Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(target, drop)
     assert [a.name for a in gui.controller.compose.draft.attachments] == ["a.txt", "b.csv"]
     assert gui.controller.compose.draft.body == ""
+    assert view.attachments.styleSheet() == ""
+    assert view.attachments_hint.text() != "Drop the files to attach them"
     qtbot.waitUntil(lambda: _rows(view.attachments)[0][2] == "text/plain")
 
 
