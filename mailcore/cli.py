@@ -368,10 +368,10 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
         subject=args.subject if header_subject is None else header_subject,
         body=body,
         from_email=args.from_email or profile.get("from_email") or None,
-        to=args.to,
-        bcc=args.bcc,
-        cc=args.cc,
-        reply_to=args.reply_to,
+        to=split_lists(args.to),
+        bcc=split_lists(args.bcc),
+        cc=split_lists(args.cc),
+        reply_to=split_lists(args.reply_to),
         headers=headers,
     )
     validate_addresses(msg)
@@ -385,6 +385,39 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
         except ValueError as exc:
             raise CLIError(EXIT_USAGE, f"cannot attach {path}: {exc}") from None
     return msg
+
+
+def split_lists(values: list[str]) -> list[str]:
+    """``--to 'a@x, "Doe, Jane" <j@x>'`` is two addresses, as in swaks: split at the commas
+    that are outside quotes and angle brackets."""
+    out: list[str] = []
+    for value in values:
+        depth, quoted, escaped, start = 0, False, False, 0
+        for i, ch in enumerate(value + ","):
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = not quoted
+            elif not quoted and ch == "<":
+                depth += 1
+            elif not quoted and ch == ">":
+                depth = max(0, depth - 1)
+            elif ch == "," and not quoted and not depth:
+                item = value[start:i].strip()
+                if item:
+                    out.append(item)
+                start = i + 1
+    return out
+
+
+def warn_unknown_environment(stderr: TextIO) -> None:
+    """A misspelled MAILCORE_* variable would be ignored without a word: say so."""
+    for name in sorted(os.environ):
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):] not in DEFAULTS and (
+                name[len(ENV_PREFIX):].startswith(("EMAIL_", "DEFAULT_", "SERVER_"))):
+            stderr.write(f"mailcore: warning: {name} is not a setting (ignored)\n")
 
 
 def validate_addresses(msg: Any) -> None:
@@ -726,6 +759,7 @@ def run(
     where = "the server"
     writing = False  # True while the message itself is written to stdout
     try:
+        warn_unknown_environment(stderr)
         load_config(args.config)
         profile = load_profile(args.profile) if args.profile else {}
         msg = compose(args, profile, stdin)

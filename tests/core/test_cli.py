@@ -487,3 +487,14 @@ def test_a_closed_pipe_ends_the_output_quietly(smtp_server, tmp_path):
         assert proc.returncode == EXIT_OK, err
         assert b"Traceback" not in err and b"Error" not in err, err
     assert len(smtp_server.handler.wait_for(1)) == 1  # the send itself went on
+
+
+def test_comma_separated_recipients_and_a_misspelled_setting(smtp_server, monkeypatch):
+    monkeypatch.setenv("MAILCORE_EMAIL_PROT", "2525")  # a typo of EMAIL_PORT
+    code, _, err = cli_to(smtp_server, "--to", 'a@example.com, "Doe, Jane" <j@example.com>',
+                          "--cc", "c@example.com", "--body", "x")
+    assert code == EXIT_OK, err
+    assert "MAILCORE_EMAIL_PROT is not a setting" in err
+    (record,) = smtp_server.handler.wait_for(1)
+    assert record.rcpt_tos == ["a@example.com", "j@example.com", "c@example.com"]
+    assert b'To: a@example.com, "Doe, Jane" <j@example.com>\r\n' in record.data
