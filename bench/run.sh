@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark command of issue 4: install what is needed (idempotently), then
+# The benchmark command: install what is needed (idempotently), then
 # run every benchmark side by side with Django 5.2, raw smtplib and Postfix's
 # smtp-source, and write bench/results/latest.md and latest.png.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the project needs on a Debian machine, idempotently.
 #   scripts/bootstrap.sh          runtime + test dependencies
-#   BOOTSTRAP_BENCH=1 ...         also the benchmark extras (Django, postfix)
+#   BOOTSTRAP_BENCH=1 ...         also the benchmark extras (Python packages)
 # Fast when everything is already there: apt is skipped when the packages are
 # installed and pip is skipped when pyproject.toml has not changed.
 set -euo pipefail
@@ -25,8 +25,12 @@ APT_PACKAGES=(
   # desktop-file-validate and update-desktop-database (mailgui --install-desktop)
   desktop-file-utils
 )
-if [[ "${BOOTSTRAP_BENCH:-0}" == 1 ]]; then
-  APT_PACKAGES+=(postfix)
+# (postfix, for the benchmarks' smtp-sink, is installed by bench/run.sh, which goes on
+# without it)
+PY="${PYTHON:-python3}"
+# Python with venv and pip (Debian splits them out of python3)
+if ! command -v "$PY" >/dev/null || ! "$PY" -c "import ensurepip, venv" 2>/dev/null; then
+  APT_PACKAGES+=(python3 python3-venv python3-pip)
 fi
 
 missing=()
@@ -39,15 +43,10 @@ if ((${#missing[@]})); then
   echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  # postfix asks questions; answer them for a machine that only needs smtp-sink
-  if [[ " ${missing[*]} " == *" postfix "* ]]; then
-    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
-  fi
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-PY="${PYTHON:-python3}"
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "bootstrap: creating $VENV" >&2
   "$PY" -m venv "$VENV"

@@ -319,10 +319,12 @@ class MainController(QObject):
         except OSError as exc:
             QMessageBox.warning(self.window, "mailgui", f"The draft could not be saved: {exc}")
         try:
-            atomic_write_json(self.paths.settings_file, {
-                "target": self.window.target.currentData(),
-                "splitter": self.window.split.sizes(),
-            })
+            # keep what the person put there by hand (inbox_port) and what this window owns
+            saved = read_json(self.paths.settings_file, {}) or {}
+            settings = saved if isinstance(saved, dict) else {}
+            settings.update(target=self.window.target.currentData(),
+                            splitter=self.window.split.sizes())
+            atomic_write_json(self.paths.settings_file, settings)
         except OSError:
             pass
         if self.sending.job is not None:

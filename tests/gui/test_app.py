@@ -120,13 +120,17 @@ def test_autosave_brings_the_draft_back_after_a_kill(make_gui, qtbot, paths: App
 
 
 def test_quit_saves_the_draft_and_settings(make_gui, paths: AppPaths) -> None:  # noqa: ANN001
+    paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text('{"inbox_port": 0}')  # set by hand: any free port
     gui = make_gui()
     port = gui.controller.inbox.port
     fill(gui, subject="Saved on quit")
     gui.window.target.setCurrentIndex(gui.window.target.findData("builtin-console"))
     gui.window.close()
     assert gui.controller.draft_store.load().subject == "Saved on quit"
-    assert json.loads(paths.settings_file.read_text())["target"] == "builtin-console"
+    settings = json.loads(paths.settings_file.read_text())
+    assert settings["target"] == "builtin-console"
+    assert settings["inbox_port"] == 0  # kept, not overwritten
     assert not gui.controller.inbox.running
     import socket
 
