@@ -77,11 +77,14 @@ def draw_speedups(p: QPainter, rect: QRectF, rows: list[dict]) -> None:
         cy = plot.top() + step * (i + 0.5)
         target = r.get("speedup_target")
         ok = target is None or r["speedup"] >= target
+        colour = GREEN if ok else RED
+        if target is None:
+            colour = GREY  # no ratio target (a sink-bound row is judged otherwise)
         p.setPen(INK)
         p.drawText(QRectF(rect.left(), cy - 12, label_w - 10, 24),
                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, short(r["title"]))
         p.fillRect(QRectF(x(lo), cy - bar_h / 2, x(r["speedup"]) - x(lo), bar_h),
-                   GREEN if ok else RED)
+                   colour)
         p.drawText(QRectF(x(r["speedup"]) + 4, cy - 12, 80, 24), Qt.AlignmentFlag.AlignVCenter,
                    f"{r['speedup']:.2f}×" if r["speedup"] < 10 else f"{r['speedup']:.1f}×")
         if target:
