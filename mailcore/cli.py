@@ -80,13 +80,15 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _port(text: str) -> int:
+def port_number(text: str, *, allow_zero: bool = False) -> int:
+    """An argparse type: a TCP port (0, "any free port", only with ``allow_zero``)."""
+    lowest = 0 if allow_zero else 1
     try:
         port = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, not {port}")
+    if not lowest <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between {lowest} and 65535, not {port}")
     return port
 
 
@@ -173,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--host", "--server", metavar="HOST[:PORT]",
                        help="the SMTP server (default: EMAIL_HOST, localhost)")
-    where.add_argument("--port", "-p", type=_port)
+    where.add_argument("--port", "-p", type=port_number)
     tls = where.add_mutually_exclusive_group()
     tls.add_argument("--starttls", action="store_true", help="upgrade with STARTTLS (port 587)")
     tls.add_argument("--tls", action="store_true", help="implicit TLS (port 465)")
@@ -522,7 +524,7 @@ def split_host_port(text: str) -> tuple[str, int | None]:
     if not port_text:
         return host, None
     try:
-        return host, _port(port_text)
+        return host, port_number(port_text)
     except argparse.ArgumentTypeError as exc:
         raise CLIError(EXIT_USAGE, f"--host {text}: {exc}") from None
 
