@@ -16,7 +16,7 @@ from mailgui.model.inbox_details import MessageDetails, compute_details, write_p
 from mailgui.views.common import human_size
 from mailgui.views.inbox import InboxView
 
-__all__ = ["InboxController", "MessageDetails", "read_details"]
+__all__ = ["InboxController", "MessageDetails", "read_details", "summary_html"]
 
 
 def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
@@ -33,6 +33,25 @@ def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
     except OSError:
         pass
     return details
+
+
+def summary_html(details: MessageDetails, blocked_images: int = 0) -> str:
+    """From, To, Cc, Date, Subject and the attachments, as a mail reader shows them."""
+    headers: dict[str, str] = {}
+    for name, value in details.headers:
+        headers.setdefault(name.lower(), value)
+    rows = [f"<b>{label}:</b> {html.escape(headers[key])}"
+            for key, label in (("from", "From"), ("to", "To"), ("cc", "Cc"), ("date", "Date"),
+                               ("subject", "Subject")) if headers.get(key)]
+    files = [f"{html.escape(p.filename or p.content_type)} ({human_size(p.size)})"
+             for p in details.parts
+             if p.disposition == "attachment" or (p.filename and p.disposition != "inline")]
+    if files:
+        rows.append(f"<b>Attachments:</b> {', '.join(files)} \u2014 see Parts to save one")
+    if blocked_images:
+        rows.append(f"<i>{blocked_images} remote image{'s' if blocked_images != 1 else ''} "
+                    "not loaded (nothing is fetched from the network here)</i>")
+    return "<br>".join(rows)
 
 
 class InboxController(QObject):
@@ -192,12 +211,15 @@ class InboxController(QObject):
             stack.append(item)
         v.parts.expandAll()
         v.source.setPlainText(details.source)
+        blocked = 0
         if details.html:
-            # remote resources are never fetched: QTextBrowser only loads what it is given
-            v.rendered.setHtml(details.html)
+            # remote resources are never fetched here: the preview only counts them
+            v.rendered.show_html(details.html)
+            blocked = len(v.rendered.blocked)
         else:
             v.rendered.setHtml(
                 f"<pre style='white-space: pre-wrap'>{html.escape(details.text)}</pre>")
+        v.summary.setText(summary_html(details, blocked))
 
     def _part_selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         self.view.save_part.setEnabled(item is not None and not item.data(1, 256))

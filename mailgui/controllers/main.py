@@ -198,7 +198,7 @@ class MainController(QObject):
     def confirm_discard(self) -> bool:
         answer = QMessageBox.question(
             self.window, "New draft",
-            "Start a new draft? The current one will be replaced (it is not sent).")
+            "Start a new message? The current draft will be discarded.")
         return answer == QMessageBox.StandardButton.Yes
 
     def new_draft(self) -> None:

@@ -593,7 +593,15 @@ class ProfilesController(QObject):
             else:
                 d.test_result.setText("Not tested: no password.")
             return
-        self._show_test_result(outcome.ok, outcome.sentence, outcome.reply)
+        sentence = outcome.sentence
+        if outcome.kind == "auth":
+            # a refused password is never tried again by itself (as after a send)
+            self.session_passwords.pop(job.profile.id, None)
+            if self.keyring_usable is False:
+                sentence = sentence.replace(
+                    " Check them in the profile.", " Check the user name in the profile; "
+                    "the next test or send asks for the password again.")
+        self._show_test_result(outcome.ok, sentence, outcome.reply)
 
     def _test_crashed(self, job: TestConnectionJob, exc: BaseException) -> None:
         if self._test_over(job):

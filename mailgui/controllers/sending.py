@@ -267,7 +267,7 @@ class SendController(QObject):
                 # no keyring: the profile editor has no password field to check
                 outcome.sentence = outcome.sentence.replace(
                     " Check them in the profile.", " Check the user name in the profile;"
-                ) + " The next send asks for the password again."
+                ) + " the next send asks for the password again."
                 self.refused_password.add(profile.id)
         self._log_entry(outcome)
         reply = outcome.reply

@@ -112,9 +112,15 @@ class SourceController(QObject):
         if result_preview.error:
             v.error.setText(f"Can't build the message yet: {result_preview.error}")
             v.error.show()
-            v.status.setText("The source below is from before the last change.")
+            # Copy and Save build the message anew: nothing to give while it can't be built
+            v.copy.setEnabled(False)
+            v.save.setEnabled(False)
+            v.status.setText("The source below is from before the last change."
+                             if v.text.toPlainText() else "")
             return
         v.error.hide()
+        v.copy.setEnabled(True)
+        v.save.setEnabled(True)
         bar = v.text.verticalScrollBar()
         position = bar.value()
         v.text.setPlainText(result_preview.text)

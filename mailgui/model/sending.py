@@ -351,6 +351,7 @@ class ConnectionOutcome:
     reply: str = ""
     transcript: list[str] = field(default_factory=list)
     password_needed: str = ""
+    kind: str = ""  # ErrorInfo.kind of a failure ("auth", "tls", ...)
 
 
 def check_connection(
@@ -410,6 +411,6 @@ def check_connection(
         if canceller is not None and canceller.cancelled:
             exc = Cancelled("cancelled")
         info = describe_error(exc, profile)
-        return ConnectionOutcome(False, info.sentence, info.reply, lines)
+        return ConnectionOutcome(False, info.sentence, info.reply, lines, kind=info.kind)
     finally:
         _close_quietly(backend, failed=not ok)

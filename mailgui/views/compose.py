@@ -237,8 +237,7 @@ class ComposeView(QWidget):
         )
         self.html_preview = HtmlPreview()
         named(self.html_preview, "HTML preview")
-        self.html_preview.setPlaceholderText("The HTML, as a mail reader shows it, appears "
-                                             "here as you type it on the left.")
+        self.html_preview.setPlaceholderText("The rendered HTML appears here.")
         # Remote images blocked (amber), and a preview too slow to follow the typing (blue)
         self.remote_bar, self.remote_label, self.load_remote = _notice_bar(
             "Load remote images", "#fff6e0", "#e8c66f", "#7a5200")
@@ -334,7 +333,9 @@ class ComposeView(QWidget):
                 widget.viewport().installEventFilter(self)
 
         QWidget.setTabOrder(self.address_edits["reply_to"], self.subject)
-        QWidget.setTabOrder(self.subject, self.tabs)
+        # Subject, then the text, as in a mail program (the Text/HTML/Headers tab bar comes
+        # after it, or Ctrl+Tab inside)
+        QWidget.setTabOrder(self.subject, self.body)
 
     # -- file drops anywhere on the form -----------------------------------------------------
     @staticmethod

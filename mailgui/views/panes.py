@@ -168,7 +168,7 @@ class SentLogView(QWidget):
         self.list = _tree("Sent log",
                           ["Time", "Via", "Subject", "Recipients", "Result", "Message-ID"])
         self.list.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.list.setColumnWidth(0, 130)
+        self.list.setColumnWidth(0, 150)
         self.list.setColumnWidth(1, 110)
         self.list.setColumnWidth(2, 160)
         self.list.setColumnWidth(3, 160)

@@ -267,4 +267,5 @@ def test_every_control_has_an_accessible_name_and_takes_focus(make_gui) -> None:
         while not (widget.focusPolicy() & Qt.FocusPolicy.TabFocus):
             widget = widget.nextInFocusChain()
     names = [w.accessibleName() for w in order]
-    assert names[:6] == ["From", "To", "Cc", "Bcc", "Reply-To", "Subject"]
+    # Subject, then the text: typing after Tab goes into the message, not to the tab bar
+    assert names[:7] == ["From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Message text"]

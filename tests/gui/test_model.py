@@ -693,3 +693,21 @@ def test_a_send_that_fails_before_the_message_is_built_logs_its_recipients(
     (entry,) = log.entries()
     assert entry.recipients == ["Ann <ann@example.com>", "bob@example.com", "hidden@example.com"]
     assert entry.result == "failed"
+
+
+def test_the_inbox_summary_names_the_people_attachments_and_blocked_images() -> None:
+    from mailgui.controllers.inbox import summary_html
+    from mailgui.model.inbox_details import MessageDetails, MessagePart
+
+    details = MessageDetails(
+        "m1", [("From", "Ann <ann@example.com>"), ("To", "bob@example.com"),
+               ("Subject", "Q3 <report>"), ("Date", "Mon, 30 Nov 2026 12:00:00 -0000")],
+        [MessagePart(0, "multipart/mixed", "", 0, ""),
+         MessagePart(1, "text/plain", "", 10, "", "utf-8"),
+         MessagePart(1, "application/pdf", "q3.pdf", 2048, "attachment")],
+        "", "text", "")
+    text = summary_html(details, blocked_images=2)
+    assert "<b>From:</b> Ann &lt;ann@example.com&gt;" in text
+    assert "Q3 &lt;report&gt;" in text  # escaped, never rendered as markup
+    assert "<b>Attachments:</b> q3.pdf (2.0 KB)" in text
+    assert "2 remote images not loaded" in text

@@ -203,6 +203,30 @@ def test_a_connection_test_that_hangs_can_be_cancelled(make_gui, qtbot, paths: A
     assert d.test.text() == "Test connection" and d.test.isEnabled()
 
 
+def test_a_refused_password_in_a_connection_test_is_asked_again(  # noqa: ANN001
+        make_gui, qtbot, paths: AppPaths, failing_keyring, monkeypatch) -> None:
+    with SMTPServer("plain", auth={"alice": "right"}) as server:
+        profile = add_profile(paths, name="A", kind="smtp", host="127.0.0.1", port=server.port,
+                              security="none", username="alice")
+        answers = [("typo", True), ("right", True)]  # "Remember until mailgui quits" ticked
+        monkeypatch.setattr("mailgui.views.profiles.PasswordDialog.ask",
+                            lambda parent, name, reason: answers.pop(0))
+        gui = make_gui(failing_keyring, start_inbox=False)
+        p = gui.controller.profiles
+        d = p.open_dialog()
+        p._fill_list(profile.id)
+        for expected in ("\u2716", "\u2714"):
+            assert p.test_connection() is not None
+            qtbot.waitUntil(lambda: d.test.text() == "Test connection", timeout=10000)
+            assert d.test_result.text().startswith(expected), d.test_result.text()
+            if expected == "\u2716":
+                assert "asks for the password again" in d.test_result.text()
+                assert profile.id not in p.session_passwords
+        assert answers == []  # asked twice: the refused password was not used again
+        assert [(u, ok) for _m, u, ok in server.handler.login_attempts] == [
+            ("alice", False), ("alice", True)]
+
+
 # -- 2. opening an .eml never replaces a draft silently -----------------------------------------
 
 
