@@ -288,13 +288,14 @@ class SendController(QObject):
                     f"\n{reply}" if reply else "")
             text = outcome.sentence
             if outcome.message_id:
-                text += f" Message-ID {outcome.message_id}"
+                # under Details: a long Message-ID in the sentence widened the whole pane
+                detail = f"Message-ID: {outcome.message_id}" + (f"\n{detail}" if detail else "")
             action, action_fn = "", None
             if outcome.written_file:
                 self.last_folder = str(outcome.written_file).rsplit("/", 1)[0]
                 text += f" Written to {outcome.written_file}."
                 action, action_fn = "Open folder", self.open_output_folder
-            self.banner(kind, text, detail, action, action_fn)
+            self.banner(kind, text, detail, action, action_fn, detail_label="Details")
             w.statusBar().showMessage(outcome.sentence, 8000)
             # the next send of this draft is a new message
             self.compose.draft.renew()

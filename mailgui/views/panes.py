@@ -133,6 +133,7 @@ class MessageListView(QWidget):
         self.stack.addWidget(self.hint)
         self.stack.addWidget(self.list)
         self.source = source_editor(f"{name} source")
+        self.source.setPlaceholderText("Select a message above to see its source.")
         self.split = QSplitter(Qt.Orientation.Vertical)
         self.split.addWidget(self.stack)
         self.split.addWidget(self.source)

@@ -91,7 +91,8 @@ def test_send_to_builtin_inbox_and_see_it_listed(make_gui, qtbot, tmp_path: Path
     assert "Subject: Hello" in gui.window.inbox.source.toPlainText()
     # banner, Sent log, transcript
     banner = gui.window.compose.banner
-    assert banner.kind == "success" and message_id in banner.text.text()
+    assert banner.kind == "success" and message_id in banner.detail.text()
+    assert banner.detail_button.text() == "Details"
     assert gui.window.sent.list.topLevelItemCount() == 1
     assert "S: 250" in gui.window.transcript.text.toPlainText()
     entry = SentLog(gui.paths.sent_log_file).entries()[0]
