@@ -76,10 +76,8 @@ def draw_speedups(p: QPainter, rect: QRectF, rows: list[dict]) -> None:
     for i, r in enumerate(rows):
         cy = plot.top() + step * (i + 0.5)
         target = r.get("speedup_target")
-        ok = target is None or r["speedup"] >= target
-        colour = GREEN if ok else RED
-        if target is None:
-            colour = GREY  # no ratio target (a sink-bound row is judged otherwise)
+        # grey: no ratio target (a sink-bound row is judged against smtp-source instead)
+        colour = GREY if target is None else GREEN if r["speedup"] >= target else RED
         p.setPen(INK)
         p.drawText(QRectF(rect.left(), cy - 12, label_w - 10, 24),
                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, short(r["title"]))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import os
 import re
 import smtplib
@@ -43,7 +44,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import mailcore
-from mailcore.conf import _TYPES, DEFAULTS, ENV_PREFIX, ImproperlyConfigured, _convert, settings
+from mailcore.backends.filebased import MissingFilePath
+from mailcore.conf import DEFAULTS, ENV_PREFIX, ImproperlyConfigured, coerce, settings
+from mailcore.message import HEADER_NAME, STRUCTURE_HEADERS
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -97,7 +100,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"the timeout must be more than 0 seconds, not {text}")
     return value
 
@@ -250,41 +253,13 @@ def load_config(path: str | None) -> None:
     settings.configure(**values)
 
 
-_KIND_TEXT = {
-    "int": "a whole number",
-    "bool": "true or false",
-    "float_or_none": "a number of seconds",
-    "str_or_none": "a text (a path)",
-    "people": 'a list of addresses or ["name", "address"] pairs',
-    "str": "a text",
-}
-
-
 def _config_value(file: Path, key: str, name: str, value: Any) -> Any:
     """A config file value as the setting wants it: TOML's own types, or text read the way
     MAILCORE_* variables are read (``EMAIL_USE_TLS = "false"`` is False, not a true text)."""
-    kind = _TYPES.get(name, "str")
-    if isinstance(value, str) and kind != "str":
-        try:
-            return _convert(name, value)
-        except ImproperlyConfigured as exc:
-            raise CLIError(EXIT_USAGE, f"{file}: {str(exc).replace(ENV_PREFIX + name, key)}"
-                           ) from None
-    ok = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "float_or_none": isinstance(value, int | float) and not isinstance(value, bool),
-        "str_or_none": isinstance(value, str),
-        "str": isinstance(value, str),
-        "people": isinstance(value, list) and all(
-            isinstance(v, str) or (isinstance(v, list) and len(v) == 2
-                                   and all(isinstance(x, str) for x in v)) for v in value),
-    }[kind]
-    if not ok:
-        raise CLIError(EXIT_USAGE, f"{file}: {key} must be {_KIND_TEXT[kind]}, not {value!r}")
-    if kind == "people":
-        return [("", v) if isinstance(v, str) else tuple(v) for v in value]
-    return value
+    try:
+        return coerce(name, value, label=key)
+    except ImproperlyConfigured as exc:
+        raise CLIError(EXIT_USAGE, f"{file}: {exc}") from None
 
 
 def load_profile(name: str) -> dict[str, Any]:
@@ -320,8 +295,6 @@ def read_text(path: str, what: str, stdin: TextIO) -> str:
 
 
 # Headers that mailcore writes from the message's structure: --header can't replace them.
-MIME_HEADERS = ("content-type", "content-transfer-encoding", "mime-version")
-_HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII without ":" (RFC 5322 ftext)
 
 
 def parse_headers(lines: list[str]) -> tuple[dict[str, str], str | None]:
@@ -334,10 +307,10 @@ def parse_headers(lines: list[str]) -> tuple[dict[str, str], str | None]:
         name = name.strip()
         if not sep or not name:
             raise CLIError(EXIT_USAGE, f"--header needs 'Name: value', got {line!r}")
-        if not _HEADER_NAME.fullmatch(name):
+        if not HEADER_NAME.fullmatch(name):
             raise CLIError(EXIT_USAGE, f"--header: {name!r} is not a header name (printable "
                            "characters, no spaces or colons)")
-        if name.lower() in MIME_HEADERS:
+        if name.lower() in STRUCTURE_HEADERS:
             raise CLIError(EXIT_USAGE, f"--header: mailcore writes {name} itself from the "
                            "message's parts (use --html-file, --attach, --attach-type)")
         if name.lower() == "subject":
@@ -452,11 +425,9 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
     backend = args.backend or profile.get("backend") or _short(settings.EMAIL_BACKEND)
     kwargs: dict[str, Any] = {"backend": backend}
     if backend in ("file", "filebased"):
-        path = args.file_path or profile.get("file_path") or settings.EMAIL_FILE_PATH
-        if not path:
-            raise CLIError(EXIT_USAGE, "--backend file needs a folder: --file-path DIR "
-                           "(or MAILCORE_EMAIL_FILE_PATH)")
-        kwargs["file_path"] = path
+        path = args.file_path or profile.get("file_path")
+        if path:  # else EMAIL_FILE_PATH; without it the backend says so (MissingFilePath)
+            kwargs["file_path"] = path
     if backend != "smtp":
         return kwargs
     options = {
@@ -576,31 +547,25 @@ def _prompt(user: str) -> str:
 def check_tls_files(options: dict[str, Any]) -> None:
     """A CA file or client certificate that can't be used is the user's file problem, said
     before anything connects (not a TLS failure of the server's)."""
-    for key, flag in (("ssl_cafile", "--ca-file"), ("ssl_certfile", "--cert"),
-                      ("ssl_keyfile", "--key")):
-        path = options.get(key)
-        if path and not Path(path).is_file():
-            raise CLIError(EXIT_USAGE, f"{flag} {path}: no such file")
+    from mailcore.backends.smtp import TLSFileError
+    from mailcore.backends.smtp import check_tls_files as check
+
     try:
-        context = ssl.create_default_context(cafile=options.get("ssl_cafile") or None)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise CLIError(EXIT_USAGE, f"--ca-file {options.get('ssl_cafile')}: not a usable PEM "
-                       f"CA certificate file ({_ssl_reason(exc)})") from None
-    if options.get("ssl_certfile") or options.get("ssl_keyfile"):
-        if not options.get("ssl_certfile"):
-            raise CLIError(EXIT_USAGE, "--key needs --cert")
-        try:
-            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            files = f"--cert {options['ssl_certfile']}"
+        check(options.get("ssl_cafile"), options.get("ssl_certfile"), options.get("ssl_keyfile"))
+    except TLSFileError as exc:
+        flag = {"ca": "--ca-file", "cert": "--cert", "key": "--key"}[exc.role]
+        if exc.problem in ("missing", "not a file"):
+            text = f"{flag} {exc.path}: no such file"
+        elif exc.problem == "key without cert":
+            text = "--key needs --cert"
+        elif exc.role == "ca":
+            text = f"--ca-file {exc.path}: not a usable PEM CA certificate file ({exc.reason})"
+        else:
+            files = f"--cert {options.get('ssl_certfile')}"
             if options.get("ssl_keyfile"):
                 files += f" / --key {options['ssl_keyfile']}"
-            raise CLIError(EXIT_USAGE, f"{files}: not a usable PEM certificate and key "
-                           f"({_ssl_reason(exc)})") from None
-
-
-def _ssl_reason(exc: BaseException) -> str:
-    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
+            text = f"{files}: not a usable PEM certificate and key ({exc.reason})"
+        raise CLIError(EXIT_USAGE, text) from None
 
 
 def _short(path: str) -> str:
@@ -618,18 +583,14 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _reply(exc: smtplib.SMTPResponseException) -> str:
-    text = (
-        exc.smtp_error.decode("utf-8", "replace")
-        if isinstance(exc.smtp_error, bytes)
-        else str(exc.smtp_error)
-    )
-    return f"{exc.smtp_code} {' '.join(text.split())}"
-
-
 def _refusal(code: int, text: bytes | str) -> str:
+    """A server's reply on one line: "550 5.1.1 No such user"."""
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return f"{code} {_one_line(text)}"
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    return _refusal(exc.smtp_code, exc.smtp_error)
 
 
 def explain(exc: BaseException, where: str) -> CLIError:
@@ -638,10 +599,11 @@ def explain(exc: BaseException, where: str) -> CLIError:
         return exc
     if isinstance(exc, mailcore.BadHeaderError):
         return CLIError(EXIT_MESSAGE, f"invalid message: {exc}")
+    if isinstance(exc, MissingFilePath):
+        return CLIError(EXIT_USAGE, "--backend file needs a folder: --file-path DIR "
+                        "(or MAILCORE_EMAIL_FILE_PATH)")
     if isinstance(exc, ImproperlyConfigured):
         return CLIError(EXIT_USAGE, str(exc))
-    if isinstance(exc, ImportError):  # EMAIL_BACKEND names no backend that can be imported
-        return CLIError(EXIT_USAGE, f"no such email backend: {exc}")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return CLIError(EXIT_AUTH, f"authentication failed at {where}: {_reply(exc)}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -696,9 +658,9 @@ def explain(exc: BaseException, where: str) -> CLIError:
 class TranscriptPrinter:
     """swaks-style lines: ``<-`` server, `` ->`` client, ``~`` once TLS is on."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, *, tls: bool = False) -> None:
         self.out = out
-        self.tls = False
+        self.tls = tls  # True from the start for implicit TLS
         self.closed = False  # the reader went away (``| head``): the send goes on, silently
 
     def __call__(self, event: str, text: str) -> None:
@@ -714,8 +676,6 @@ class TranscriptPrinter:
         if event == "connect":
             self.out.write(f"=== Trying {text}...\n")
         elif event in ("info", "auth"):
-            if event == "info" and " over TLS" in text:  # implicit TLS: encrypted from the start
-                self.tls = True
             self.out.write(f"=== {text[:1].upper()}{text[1:]}\n")
         elif event == "tls":
             self.tls = True
@@ -786,7 +746,9 @@ def run(
             host = kwargs.get("host") or settings.EMAIL_HOST
             where = f"{host}:{kwargs.get('port') or settings.EMAIL_PORT}"
             if args.transcript or args.transcript_data:
-                kwargs["transcript"] = TranscriptPrinter(stdout)
+                # with implicit TLS the conversation is encrypted from the first line
+                kwargs["transcript"] = TranscriptPrinter(
+                    stdout, tls=bool(kwargs.get("use_ssl", settings.EMAIL_USE_SSL)))
                 kwargs["transcript_data"] = args.transcript_data
         elif args.transcript or args.transcript_data:
             stderr.write(f"mailcore: --transcript is for the smtp backend; {backend_name} "
@@ -794,7 +756,10 @@ def run(
         if backend_name == "console":
             kwargs["stream"] = stdout
             writing = True
-        connection = mailcore.get_connection(backend_name, **kwargs)
+        try:
+            connection = mailcore.get_connection(backend_name, **kwargs)
+        except ImportError as exc:  # EMAIL_BACKEND names no backend that can be imported
+            raise CLIError(EXIT_USAGE, f"no such email backend: {exc}") from None
         sent = connection.send_messages([msg])
         writing = False
         if not sent:

@@ -88,7 +88,22 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _parse_people(name: str, raw: str) -> list[tuple[str, str]]:
+def _people_list(label: str, value: list) -> list[tuple[str, str]]:
+    """ADMINS/MANAGERS from a list: addresses, or [name, address] pairs."""
+    people = []
+    for item in value:
+        if isinstance(item, str):
+            people.append(("", item))
+        elif isinstance(item, list) and len(item) == 2:
+            people.append((str(item[0]), str(item[1])))
+        else:
+            raise ImproperlyConfigured(
+                f"{label}: each entry must be an address or a [name, address] pair"
+            )
+    return people
+
+
+def _parse_people(label: str, raw: str) -> list[tuple[str, str]]:
     """Parse ADMINS/MANAGERS: JSON (``[["Ann", "ann@example.com"]]``) or
     ``Ann <ann@example.com>, bob@example.com``."""
     raw = raw.strip()
@@ -98,29 +113,53 @@ def _parse_people(name: str, raw: str) -> list[tuple[str, str]]:
         try:
             value = json.loads(raw)
         except ValueError as exc:
-            raise ImproperlyConfigured(f"{ENV_PREFIX}{name} is not valid JSON: {exc}") from None
-        people = []
-        for item in value:
-            if isinstance(item, str):
-                people.append(("", item))
-            elif isinstance(item, list) and len(item) == 2:
-                people.append((str(item[0]), str(item[1])))
-            else:
-                raise ImproperlyConfigured(
-                    f"{ENV_PREFIX}{name}: each entry must be an address or a [name, address] pair"
-                )
-        return people
+            raise ImproperlyConfigured(f"{label} is not valid JSON: {exc}") from None
+        return _people_list(label, value)
     from email.utils import getaddresses
 
     people = [(n, a) for n, a in getaddresses([raw]) if a]
     if not people:
-        raise ImproperlyConfigured(f"{ENV_PREFIX}{name} holds no address: {raw!r}")
+        raise ImproperlyConfigured(f"{label} holds no address: {raw!r}")
     return people
 
 
-def _convert(name: str, raw: str) -> Any:
+# What each kind of setting must be, in words (for errors)
+KIND_TEXT = {
+    "int": "a whole number",
+    "bool": "true or false",
+    "float_or_none": "a number of seconds",
+    "str_or_none": "a text (a path)",
+    "people": 'a list of addresses or ["name", "address"] pairs',
+    "str": "a text",
+}
+
+
+def coerce(name: str, value: Any, *, label: str | None = None) -> Any:
+    """The value of setting ``name`` from text, read as ``MAILCORE_*`` variables are, or from
+    a typed value (a TOML file's), checked against the setting's kind. Errors name ``label``
+    (default: the environment variable)."""
+    label = label or ENV_PREFIX + name
     kind = _TYPES.get(name, "str")
-    env = ENV_PREFIX + name
+    if isinstance(value, str):
+        return _convert(name, value, label)
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "float_or_none": isinstance(value, int | float) and not isinstance(value, bool),
+        "str_or_none": False,
+        "str": False,
+        "people": isinstance(value, list) and all(
+            isinstance(v, str) or (isinstance(v, list) and len(v) == 2
+                                   and all(isinstance(x, str) for x in v)) for v in value),
+    }[kind]
+    if not ok:
+        raise ImproperlyConfigured(f"{label} must be {KIND_TEXT[kind]}, not {value!r}")
+    return _people_list(label, value) if kind == "people" else value
+
+
+def _convert(name: str, raw: str, label: str | None = None) -> Any:
+    kind = _TYPES.get(name, "str")
+    env = label or ENV_PREFIX + name
     if kind == "int":
         try:
             return int(raw.strip())
@@ -144,7 +183,7 @@ def _convert(name: str, raw: str) -> Any:
     if kind == "str_or_none":
         return raw if raw.strip() else None
     if kind == "people":
-        return _parse_people(name, raw)
+        return _parse_people(env, raw)
     return raw
 
 

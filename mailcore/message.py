@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 from collections import namedtuple
 from email import charset as Charset
 from email import encoders as Encoders
@@ -60,6 +61,12 @@ utf8_charset_qp.body_encoding = Charset.QP
 DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
 
 RFC5322_EMAIL_LINE_LENGTH_LIMIT = 998
+
+# mailcore only, for tools that take headers from people: a header name is printable ASCII
+# without ":" (RFC 5322 ftext), and these headers are written from the message's structure,
+# so an extra one would be a second copy.
+HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+STRUCTURE_HEADERS = ("content-type", "content-transfer-encoding", "mime-version")
 
 # attach_file() reads files up to this size at once, as Django does; larger
 # non-text files are streamed from disk when the message is written.

@@ -19,15 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mailgui.model.paths import atomic_write_bytes
+from mailgui.model.paths import RESOURCE_DIRS, atomic_write_bytes
 
-__all__ = ["RESOURCE_DIRS", "install_desktop", "launcher_command", "resources_dir"]
+__all__ = ["install_desktop", "launcher_command", "resources_dir"]
 
 METAINFO = "io.github.mailcore.mailgui.metainfo.xml"
-RESOURCE_DIRS = [
-    Path(__file__).resolve().parent / "resources",  # the wheel and the bundle
-    Path(__file__).resolve().parents[1] / "resources",  # the checkout
-]
 
 
 def resources_dir() -> Path:

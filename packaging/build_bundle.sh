@@ -13,7 +13,9 @@ trap 'rm -rf "$WORK"' EXIT
 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
   --distpath "$OUT" --workpath "$WORK" packaging/mailgui.spec >"$WORK/log" 2>&1 \
   || { cat "$WORK/log" >&2; exit 1; }
-# The desktop entry and icon (packaging/install_bundle.sh installs them with the bundle).
+# The desktop entry, icon and metainfo beside the programs, for a person or a packager to
+# find (install.sh itself installs them with mailgui --install-desktop, from the bundle's
+# own resources).
 cp resources/mailgui.desktop resources/io.github.mailcore.mailgui.metainfo.xml "$OUT/mailgui/"
 cp resources/icons/mailgui.svg "$OUT/mailgui/mailgui.svg"
 # Licences: ours, and those of everything the bundle carries (Qt/PySide6 is LGPL-3.0).

@@ -11,13 +11,31 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# what the bundle holds (mailgui.spec): the app's requirements and theirs
-CARRIED = ("PySide6-Essentials", "shiboken6", "keyring", "aiosmtpd", "platformdirs",
-           "SecretStorage", "jeepney", "cryptography", "cffi", "pycparser", "atpublic",
-           "attrs", "jaraco.classes", "jaraco.functools", "jaraco.context", "more-itertools",
-           "importlib_metadata", "zipp", "backports.tarfile")
 COMMON = Path("/usr/share/common-licenses")
 LICENCE_FILE = re.compile(r"(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", re.I)
+
+
+def carried() -> list[str]:
+    """What the bundle holds (mailgui.spec): the distributions mailcore's ``gui`` extra needs,
+    and theirs, as installed here (read from their metadata, so the list can't drift)."""
+    from packaging.requirements import Requirement
+
+    found: list[str] = []
+    todo = [(r, "gui") for r in metadata.requires("mailcore") or []]
+    while todo:
+        line, extra = todo.pop()
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            continue  # not installed here: not in the bundle either
+        name = dist.metadata["Name"]
+        if name not in found:
+            found.append(name)
+            todo += [(r, "") for r in dist.requires or []]
+    return found
 
 
 def main(bundle: Path) -> int:
@@ -31,7 +49,7 @@ def main(bundle: Path) -> int:
         (out / "Python").mkdir()
         shutil.copy(python_licence, out / "Python" / "LICENSE.txt")
     missing = []
-    for name in CARRIED:
+    for name in carried():
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import os
 import smtplib
 import socket
 import ssl
@@ -27,7 +28,8 @@ from mailcore.smtp import (
 from mailcore.utils import DNS_NAME
 from mailcore.wire import serialize
 
-__all__ = ["EmailBackend", "InsecureAuthError", "SMTPAborted", "SendResult"]
+__all__ = ["EmailBackend", "InsecureAuthError", "SMTPAborted", "SendResult", "TLSFileError",
+           "check_tls_files"]
 
 
 # smtplib's classes as they were at import. A test that patches smtplib.SMTP (as Django's
@@ -44,6 +46,51 @@ class _Unprepared(Exception):  # noqa: N818 - a carrier, never seen outside this
 def _ours(connection: Any) -> bool:
     """True for mailcore's own SMTP client (pipelining, streaming, transcript, abort)."""
     return isinstance(connection, SMTP | SMTP_SSL)
+
+
+class TLSFileError(ValueError):
+    """A CA file, client certificate or key that can't be used (see :func:`check_tls_files`).
+
+    ``role`` is "ca", "cert" or "key"; ``problem`` one of "missing", "not a file",
+    "unreadable", "not usable" (ssl refused it: ``reason`` says why) and "key without cert".
+    """
+
+    def __init__(self, role: str, path: str, problem: str, reason: str = "") -> None:
+        self.role, self.path, self.problem, self.reason = role, path, problem, reason
+        super().__init__(f"{role} file {path}: {problem}" + (f" ({reason})" if reason else ""))
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
+
+
+def check_tls_files(cafile: str | None = None, certfile: str | None = None,
+                    keyfile: str | None = None) -> None:
+    """Raise :class:`TLSFileError` if a CA file, client certificate or key can't be used, so
+    that a caller can name the file before anything connects (ssl itself says only "PEM lib",
+    and only once the connection is made). Nothing is loaded when no file is given."""
+    if not (cafile or certfile or keyfile):
+        return
+    for role, path in (("ca", cafile), ("cert", certfile), ("key", keyfile)):
+        if not path:
+            continue
+        if not os.path.exists(path):
+            raise TLSFileError(role, path, "missing")
+        if not os.path.isfile(path):
+            raise TLSFileError(role, path, "not a file")
+        if not os.access(path, os.R_OK):
+            raise TLSFileError(role, path, "unreadable", "permission denied")
+    try:
+        context = ssl.create_default_context(cafile=cafile or None)
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise TLSFileError("ca", str(cafile), "not usable", _ssl_reason(exc)) from None
+    if keyfile and not certfile:
+        raise TLSFileError("key", keyfile, "key without cert")
+    if certfile:
+        try:
+            context.load_cert_chain(certfile, keyfile or None)
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            raise TLSFileError("cert", certfile, "not usable", _ssl_reason(exc)) from None
 
 
 class InsecureAuthError(smtplib.SMTPException):
@@ -194,7 +241,7 @@ class EmailBackend(BaseEmailBackend):
         self._abort.abort()
         # A connection class of someone else's registers nothing: its socket, if any.
         for connection in (self.connection, self._partial_connection):
-            if connection is not None and not isinstance(connection, SMTP | SMTP_SSL):
+            if connection is not None and not _ours(connection):
                 sock = getattr(connection, "sock", None)
                 if isinstance(sock, socket.socket):
                     try:
@@ -382,28 +429,34 @@ class EmailBackend(BaseEmailBackend):
         if type(self)._send is not EmailBackend._send:
             return False
         connection = self.connection
-        if not isinstance(connection, SMTP | SMTP_SSL):
+        if not _ours(connection):
             return False
         try:
             return connection.pipelining() is True
         except (smtplib.SMTPException, OSError):
             return False  # _send() will meet the same error and report it
 
-    def _prepare(self, email_message: Any) -> tuple[str, list[str], Any]:
+    @staticmethod
+    def _envelope(email_message: Any) -> tuple[str, list[str]]:
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
         from_email = _sanitize_address(email_message.from_email, encoding)
         recipients = [_sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        return from_email, recipients
+
+    def _prepare(self, email_message: Any) -> tuple[str, list[str], Any]:
+        from_email, recipients = self._envelope(email_message)
         return from_email, recipients, serialize(email_message, linesep="\r\n")
 
-    def _record(self, from_email: str, recipients: list[str], data: Any, reply: Any) -> None:
+    def _record(self, from_email: str, recipients: list[str], message_id: str | None,
+                size: int, reply: Any) -> None:
         refused, code, text = reply
         self.last_results.append(
             SendResult(
-                message_id=data.message_id,
+                message_id=message_id,
                 envelope_from=from_email,
                 recipients=[r for r in recipients if r not in refused],
                 refused=dict(refused),
-                size=data.size,
+                size=size,
                 code=code,
                 reply=text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
             )
@@ -437,7 +490,7 @@ class EmailBackend(BaseEmailBackend):
                         refusal = outcome  # the server said no to this message
                         break
                     continue
-                self._record(from_email, recipients, data, outcome)
+                self._record(from_email, recipients, data.message_id, data.size, outcome)
                 num_sent += 1
         except _Unprepared as exc:
             assert exc.__cause__ is not None
@@ -500,16 +553,14 @@ class EmailBackend(BaseEmailBackend):
             if exc is self._progress_error:
                 self._drop(connection)
             raise
-        self._record(from_email, recipients, data, (refused, code, text))
+        self._record(from_email, recipients, data.message_id, data.size, (refused, code, text))
         return True
 
     def _send_django(self, email_message: Any) -> bool:
         """Django's own _send(), for a connection class that is not mailcore's (a custom
         ``connection_class``, or smtplib.SMTP patched in a test): ``message()`` and
         ``sendmail()``."""
-        encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = sanitize_address(email_message.from_email, encoding)
-        recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        from_email, recipients = self._envelope(email_message)
         message = email_message.message()
         try:
             refused = self.connection.sendmail(
@@ -520,17 +571,7 @@ class EmailBackend(BaseEmailBackend):
                 raise
             return False
         refused = refused if isinstance(refused, dict) else {}
-        self.last_results.append(
-            SendResult(
-                message_id=message["Message-ID"],
-                envelope_from=from_email,
-                recipients=[r for r in recipients if r not in refused],
-                refused=refused,
-                size=0,
-                code=250,
-                reply="",
-            )
-        )
+        self._record(from_email, recipients, message["Message-ID"], 0, (refused, 250, ""))
         return True
 
     def _drop(self, connection: Any) -> None:

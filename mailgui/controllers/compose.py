@@ -3,6 +3,7 @@ preview with blocked remote images, autosave."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from mailgui.controllers import folders
 from mailgui.jobs import AttachmentInfo, JobRunner, attachment_info, fetch_images
 from mailgui.model.addresses import check_addresses
 from mailgui.model.draft import AttachmentRef, Draft, DraftStore
-from mailgui.model.message import check_header, default_from
+from mailgui.model.message import ONE_SENDER, check_header, default_from
 from mailgui.model.profiles import Profile
 from mailgui.views.common import human_size
 from mailgui.views.compose import ADDRESS_FIELDS, ComposeView
@@ -162,8 +163,7 @@ class ComposeController(QObject):
         bad = [c for c in checks if not c.ok]
         if key == "from_email" and len(checks) > 1 and not bad:
             # From names one sender: the second address on is marked
-            bad = [type(c)(c.text, c.start, c.end, "one sender address only (put the others "
-                                                     "in Reply-To or Cc)") for c in checks[1:]]
+            bad = [dataclasses.replace(c, reason=ONE_SENDER) for c in checks[1:]]
         edit.mark([(c.start, c.end) for c in bad])
         if bad:
             text = "; ".join(f"\u201c{c.text}\u201d: {c.reason}" for c in bad)

@@ -13,10 +13,11 @@ from mailgui.controllers import folders
 from mailgui.jobs import JobRunner
 from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxMessage, InboxServer, InboxStore
 from mailgui.model.inbox_details import MessageDetails, compute_details, write_part
+from mailgui.model.remote import remote_urls
 from mailgui.views.common import human_size
 from mailgui.views.inbox import InboxView
 
-__all__ = ["InboxController", "MessageDetails", "read_details", "summary_html"]
+__all__ = ["InboxController", "read_details", "summary_html"]
 
 
 def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
@@ -33,6 +34,13 @@ def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
     except OSError:
         pass
     return details
+
+
+def _details_for_view(store: InboxStore, msg_id: str) -> tuple[MessageDetails, list[str]]:
+    """Worker side: the details and the HTML's remote URLs (a Python parse of up to 1 MB of
+    HTML, which the GUI thread would otherwise do at every selection)."""
+    details = read_details(store, msg_id)
+    return details, remote_urls(details.html) if details.html else []
 
 
 def summary_html(details: MessageDetails, blocked_images: int = 0) -> str:
@@ -182,10 +190,10 @@ class InboxController(QObject):
             v.rendered.clear()
             return
         msg_id = item.data(0, 256)
-        self.runner.run(read_details, self.store, msg_id, on_done=self._show,
+        self.runner.run(_details_for_view, self.store, msg_id, on_done=lambda r: self._show(*r),
                         on_error=lambda exc: v.rendered.setPlainText(f"Can't read it: {exc}"))
 
-    def _show(self, details: MessageDetails) -> None:
+    def _show(self, details: MessageDetails, urls: list[str] | None = None) -> None:
         v = self.view
         current = v.list.currentItem()
         if current is None or current.data(0, 256) != details.id:
@@ -214,7 +222,7 @@ class InboxController(QObject):
         blocked = 0
         if details.html:
             # remote resources are never fetched here: the preview only counts them
-            v.rendered.show_html(details.html)
+            v.rendered.show_html(details.html, urls)
             blocked = len(v.rendered.blocked)
         else:
             v.rendered.setHtml(

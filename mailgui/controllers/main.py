@@ -38,6 +38,10 @@ class MainController(QObject):
         self.paths = paths
         self.first_start = not paths.profiles_file.exists() and not paths.settings_file.exists()
         self.start_inbox = start_inbox
+        saved = read_json(paths.settings_file, {})
+        # read once; quitting writes it back with this window's own keys updated, so what the
+        # person put there by hand (inbox_port) stays
+        self.settings: dict = saved if isinstance(saved, dict) else {}
         self.runner = JobRunner(self)
         self.profile_store = ProfileStore(paths)
         self.draft_store = DraftStore(paths)
@@ -54,8 +58,7 @@ class MainController(QObject):
                                        self.profiles.current,
                                        lambda: w.side.currentWidget() is w.source)
         if inbox_port is None:  # the settings file may name one ("inbox_port"), else 1025
-            saved = read_json(paths.settings_file, {}) or {}
-            port = saved.get("inbox_port") if isinstance(saved, dict) else None
+            port = self.settings.get("inbox_port")
             valid = isinstance(port, int) and not isinstance(port, bool) and 0 <= port < 65536
             inbox_port = port if valid else DEFAULT_INBOX_PORT
         self.inbox = InboxController(w.inbox, self.runner, InboxStore(paths.inbox_dir),
@@ -108,8 +111,8 @@ class MainController(QObject):
 
     # -- start --------------------------------------------------------------------------
     def _restore_settings(self) -> None:
-        settings = read_json(self.paths.settings_file, {}) or {}
-        target = settings.get("target") if isinstance(settings, dict) else None
+        settings = self.settings
+        target = settings.get("target")
         if not self.start_inbox:
             # the inbox is switched off (--no-inbox): nothing could be delivered to it
             self.profiles.inbox_off = True
@@ -117,7 +120,7 @@ class MainController(QObject):
                 target = "builtin-console"
         if not (isinstance(target, str) and self.profiles.select(target)):
             self.profiles.select("builtin-inbox")
-        sizes = settings.get("splitter") if isinstance(settings, dict) else None
+        sizes = settings.get("splitter")
         if isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) for s in sizes):
             self.window.split.setSizes(sizes)
 
@@ -319,12 +322,9 @@ class MainController(QObject):
         except OSError as exc:
             QMessageBox.warning(self.window, "mailgui", f"The draft could not be saved: {exc}")
         try:
-            # keep what the person put there by hand (inbox_port) and what this window owns
-            saved = read_json(self.paths.settings_file, {}) or {}
-            settings = saved if isinstance(saved, dict) else {}
-            settings.update(target=self.window.target.currentData(),
-                            splitter=self.window.split.sizes())
-            atomic_write_json(self.paths.settings_file, settings)
+            self.settings.update(target=self.window.target.currentData(),
+                                 splitter=self.window.split.sizes())
+            atomic_write_json(self.paths.settings_file, self.settings)
         except OSError:
             pass
         if self.sending.job is not None:

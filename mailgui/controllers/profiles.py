@@ -35,6 +35,7 @@ class ProfilesController(QObject):
         self.inbox_port = 0
         self.inbox_off = False  # mailgui --no-inbox
         self.session_passwords: dict[str, str] = {}
+        self._refused: set[str] = set()  # profiles whose typed password the server refused
         self.dialog: ProfileDialog | None = None
         self._editing: Profile | None = None
         self._test_job: TestConnectionJob | None = None
@@ -132,13 +133,28 @@ class ProfilesController(QObject):
     # -- passwords ----------------------------------------------------------------------
     def ask_password(self, profile: Profile, reason: str) -> str | None:
         """Ask the person (dialog); remembers it for the session if they tick the box."""
+        if profile.id in self._refused:
+            reason = f"The server refused the last password you typed. {reason}"
         answer = PasswordDialog.ask(self.parent_widget, profile.name, reason)
         if answer is None:
             return None
+        self._refused.discard(profile.id)
         password, remember = answer
         if remember:
             self.session_passwords[profile.id] = password
         return password
+
+    def password_refused(self, profile_id: str, sentence: str) -> str:
+        """The server refused the password of a profile (a send or a connection test): it is
+        never tried again by itself. Returns ``sentence`` (describe_error's) fitted to where
+        the password comes from."""
+        self.session_passwords.pop(profile_id, None)
+        if self.keyring_usable is not False:
+            return sentence  # the next try takes the keyring's, which the editor can replace
+        self._refused.add(profile_id)  # no keyring: the editor has no password field
+        return sentence.replace(" Check them in the profile.",
+                                " Check the user name in the profile;") + (
+            " the next test or send asks for the password again.")
 
     # -- the editor -----------------------------------------------------------------------
     def open_dialog(self) -> ProfileDialog:
@@ -261,9 +277,9 @@ class ProfilesController(QObject):
         """Before the form shows another profile or the dialog closes: True to go on."""
         if not self.form_changed():
             return True
-        editing = self._editing
-        assert editing is not None
-        answer = self.ask_unsaved(self.form_profile().name if self.form_profile() else editing.name)
+        editing, form = self._editing, self.form_profile()
+        assert editing is not None and form is not None
+        answer = self.ask_unsaved(form.name)
         if answer == "cancel":
             return False
         if answer == "save":
@@ -301,7 +317,6 @@ class ProfilesController(QObject):
         if profile is None:
             return
         self._kind_changed()
-        d.password_note.setText("")
         self._password_note(profile)
 
     def _show_fields(self, profile: Profile) -> None:
@@ -326,6 +341,7 @@ class ProfilesController(QObject):
     def _password_note(self, profile: Profile) -> None:
         d = self.dialog
         assert d is not None
+        d.password_note.setText("")
         if profile.id in self._pending_passwords:
             d.password_note.setText(
                 "The password will be stored as soon as the keyring check is done.")
@@ -595,12 +611,7 @@ class ProfilesController(QObject):
             return
         sentence = outcome.sentence
         if outcome.kind == "auth":
-            # a refused password is never tried again by itself (as after a send)
-            self.session_passwords.pop(job.profile.id, None)
-            if self.keyring_usable is False:
-                sentence = sentence.replace(
-                    " Check them in the profile.", " Check the user name in the profile; "
-                    "the next test or send asks for the password again.")
+            sentence = self.password_refused(job.profile.id, sentence)
         self._show_test_result(outcome.ok, sentence, outcome.reply)
 
     def _test_crashed(self, job: TestConnectionJob, exc: BaseException) -> None:

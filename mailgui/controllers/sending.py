@@ -58,7 +58,6 @@ class SendController(QObject):
         self.last_profile: Profile | None = None  # the profile of the last finished send
         self.asking_password = False
         self.abandoned: set[SendJob] = set()
-        self.refused_password: set[str] = set()  # profiles whose typed password was refused
         self.captured: list[tuple[float, object]] = []
         self.last_outcome: SendOutcome | None = None
         self.last_folder = ""
@@ -120,12 +119,7 @@ class SendController(QObject):
         if password is None:
             password = self.profiles.session_passwords.get(profile.id)
         if profile.needs_password and password is None and self.profiles.keyring_usable is False:
-            reason = self.profiles.keyring_status.sentence
-            if profile.id in self.refused_password:
-                reason = f"The server refused the last password you typed. {reason}"
-            password = self.profiles.ask_password(profile, reason)
-            if password is not None:
-                self.refused_password.discard(profile.id)
+            password = self.profiles.ask_password(profile, self.profiles.keyring_status.sentence)
             if password is None:
                 self.banner("warning", "Not sent: no password was given.")
                 return None
@@ -260,15 +254,7 @@ class SendController(QObject):
             return
         self._busy(False)
         if not outcome.ok and outcome.error is not None and outcome.error.kind == "auth":
-            # A password that was refused is never tried again by itself: the next send asks
-            # (or takes the keyring's, which the profile editor can replace).
-            self.profiles.session_passwords.pop(profile.id, None)
-            if self.profiles.keyring_usable is False:
-                # no keyring: the profile editor has no password field to check
-                outcome.sentence = outcome.sentence.replace(
-                    " Check them in the profile.", " Check the user name in the profile;"
-                ) + " the next send asks for the password again."
-                self.refused_password.add(profile.id)
+            outcome.sentence = self.profiles.password_refused(profile.id, outcome.sentence)
         self._log_entry(outcome)
         reply = outcome.reply
         if outcome.console_text:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mailgui.model.draft import AttachmentRef, Draft, safe_filename
 
-__all__ = ["SKIPPED_HEADERS", "draft_from_eml", "parse_message"]
+__all__ = ["SKIPPED_HEADERS", "draft_from_eml", "parse_message", "part_text"]
 
 # Headers that the composer owns, that mailcore writes anew, that servers add on the way
 # (trace and authentication results), or that describe the original message and would be
@@ -47,10 +47,12 @@ def _unique(folder: Path, name: str) -> Path:
     return candidate
 
 
-def _text(part: StdEmailMessage) -> str:
+def part_text(part: StdEmailMessage) -> str:
+    """The text of a part, decoded by its charset; raw UTF-8 (errors replaced) when the email
+    package can't (an unknown charset, a broken part)."""
     try:
         return str(part.get_content())
-    except (LookupError, ValueError, KeyError):
+    except (LookupError, ValueError, KeyError, AssertionError):
         payload = part.get_payload(decode=True) or b""
         return payload.decode("utf-8", "replace")
 
@@ -100,8 +102,8 @@ def draft_from_eml(data: bytes, attachments_dir_for: Path | None = None,
     ]
     body_part = msg.get_body(preferencelist=("plain",))
     html_part = msg.get_body(preferencelist=("html",))
-    draft.body = _text(body_part).replace("\r\n", "\n") if body_part is not None else ""
-    draft.html = _text(html_part).replace("\r\n", "\n") if html_part is not None else ""
+    draft.body = part_text(body_part).replace("\r\n", "\n") if body_part is not None else ""
+    draft.html = part_text(html_part).replace("\r\n", "\n") if html_part is not None else ""
 
     draft.attachments = []
     parts = _leaves(msg, (body_part, html_part))

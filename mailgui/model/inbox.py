@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from mailgui.model.inbox_details import (
+    HEADER_LIMIT,
     MessageDetails,
     MessagePart,
     compute_details,
     message_parts,
     part_payload,
+    split_headers,
 )
 from mailgui.model.paths import atomic_write_bytes, atomic_write_json, read_json
 
@@ -85,10 +87,16 @@ class InboxMessage:
         )
 
 
-def _headers_of(data: bytes) -> tuple[str, str, str]:
-    limit = min(len(data), 1 << 20)  # never copy a big body just to read the headers
-    ends = [i for i in (data.find(b"\r\n\r\n", 0, limit), data.find(b"\n\n", 0, limit)) if i >= 0]
-    head = data[:min(ends)] if ends else data[:limit]
+def _headers_of(data: bytes, details: MessageDetails | None) -> tuple[str, str, str]:
+    """Subject, From and To for the list: from the details when they were worked out (they
+    hold every header already), else read from the header block alone."""
+    if details is not None:
+        first: dict[str, str] = {}
+        for name, value in details.headers:
+            first.setdefault(name.lower(), value)
+        return first.get("subject", ""), first.get("from", ""), first.get("to", "")
+    end, _body = split_headers(data, 0, len(data))  # never copies a big body
+    head = data[:end] if end >= 0 else data[:HEADER_LIMIT]
     msg = BytesHeaderParser(policy=default_policy).parsebytes(head + b"\r\n\r\n")
 
     def get(name: str) -> str:
@@ -111,13 +119,10 @@ class InboxStore:
     def add(self, mail_from: str, rcpt_tos: list[str], data: bytes, peer: str = "") -> InboxMessage:
         """Store a message with its details for the viewer (the inbox server calls this). The
         .json comes last: a message is listed once all its files are there."""
-        subject, from_header, to_header = _headers_of(data)
         stamp = time.time()
         with self._lock:
             msg_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(stamp))}-" \
                      f"{int(stamp * 1000) % 1000:03d}-{next(self._counter):04d}"
-        item = InboxMessage(msg_id, mail_from, list(rcpt_tos), stamp, len(data), subject,
-                            from_header, to_header, peer)
         self.folder.mkdir(parents=True, exist_ok=True)
         # the .eml is written (and synced) while the details are worked out
         failed: list[BaseException] = []
@@ -137,6 +142,9 @@ class InboxStore:
         writer.join()
         if failed:
             raise failed[0]
+        subject, from_header, to_header = _headers_of(data, details)
+        item = InboxMessage(msg_id, mail_from, list(rcpt_tos), stamp, len(data), subject,
+                            from_header, to_header, peer)
         if details is not None:
             with contextlib.suppress(ValueError, TypeError):
                 self.save_details(details)
@@ -175,8 +183,7 @@ class InboxStore:
             return None
 
     def save_details(self, details: MessageDetails) -> None:
-        atomic_write_bytes(self.details_path(details.id),
-                           json.dumps(details.to_dict()).encode("ascii"))
+        atomic_write_json(self.details_path(details.id), details.to_dict(), compact=True)
 
     def delete(self, msg_id: str) -> None:
         with self._lock:
@@ -197,11 +204,10 @@ class InboxServerError(OSError):
         self.stderr = stderr
 
 
-def server_command(folder: Path, host: str = "127.0.0.1", port: int = 0, *,
-                   ack: bool = True) -> list[str]:
+def server_command(folder: Path, host: str = "127.0.0.1", port: int = 0) -> list[str]:
     """How to start the inbox server process. In a frozen app (PyInstaller) ``sys.executable``
     is mailgui itself, which runs the server when given RUN_SERVER_OPTION."""
-    options = ["--host", host, "--port", str(port), *(["--ack"] if ack else [])]
+    options = ["--host", host, "--port", str(port), "--ack"]
     if getattr(sys, "frozen", False):
         return [sys.executable, RUN_SERVER_OPTION, str(folder), *options]
     return [sys.executable, "-m", "mailgui.model.inbox_server", "--dir", str(folder), *options]

@@ -20,13 +20,14 @@ from __future__ import annotations
 import binascii
 import mimetypes
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+from mailgui.model.eml import part_text
 from mailgui.model.paths import atomic_write_chunks
 from mailgui.model.source import FOLD_MARK, HEAD_LINES, TAIL_LINES, SourceFolder
 
@@ -72,7 +73,6 @@ class MessageDetails:
     source: str
     text: str  # plain text, or "" when there is HTML
     html: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -88,7 +88,6 @@ class MessageDetails:
             headers=[(str(n), str(v)) for n, v in data["headers"]],
             parts=[MessagePart(**p) for p in data["parts"]],
             source=str(data["source"]), text=str(data["text"]), html=str(data["html"]),
-            extra=dict(data.get("extra") or {}),
         )
 
 
@@ -162,8 +161,6 @@ def _decoded_size(data: bytes, start: int, end: int, cte: str) -> int:
 class _Entity:
     """One MIME entity (the message, a part, an attached message), by byte offsets."""
 
-    depth: int
-    start: int
     body_start: int
     end: int
     content_type: str
@@ -174,7 +171,7 @@ class _Entity:
     cut: bool = False  # a big text body: only its first TEXT_CAP bytes are parsed
 
 
-def _split_headers(data: bytes, start: int, end: int) -> tuple[int, int]:
+def split_headers(data: bytes, start: int, end: int) -> tuple[int, int]:
     """(end of the header block, start of the body); (-1, -1) if there is no blank line in the
     first HEADER_LIMIT bytes."""
     if data.startswith(b"\r\n", start, end):
@@ -198,13 +195,11 @@ class Skeleton:
     message and its walked parts, each paired with its entity (None when the whole message had
     to be parsed)."""
 
-    def __init__(self, data: bytes, *, big_body: int = BIG_BODY, text_cap: int = TEXT_CAP) -> None:
+    def __init__(self, data: bytes) -> None:
         self.data = data
-        self.big_body = big_body
-        self.text_cap = text_cap
         self.entities: list[_Entity] = []
         self.opaque = False  # something the skeleton does not follow: parse it all
-        self._scan(0, len(data), 0, "text/plain")
+        self._scan(0, len(data), "text/plain")
 
     @property
     def reduced(self) -> bool:
@@ -217,35 +212,35 @@ class Skeleton:
         msg.set_default_type(default_type)
         return msg
 
-    def _scan(self, start: int, end: int, depth: int, default_type: str) -> None:
+    def _scan(self, start: int, end: int, default_type: str) -> None:
         data = self.data
-        header_end, body_start = _split_headers(data, start, end)
+        header_end, body_start = split_headers(data, start, end)
         headers = self._headers(start, header_end, default_type) if header_end >= 0 else None
         if headers is None:
             self.opaque = True
             return
         ctype = headers.get_content_type()
-        entity = _Entity(depth, start, body_start, end, ctype)
+        entity = _Entity(body_start, end, ctype)
         self.entities.append(entity)
         maintype = headers.get_content_maintype()
         if maintype == "multipart":
             boundary = headers.get_boundary()
             if boundary:
                 self._multipart(boundary.encode("ascii", "surrogateescape"), body_start, end,
-                                depth, ctype == "multipart/digest")
+                                ctype == "multipart/digest")
             return
         if maintype == "message" and ctype != "message/delivery-status":
-            self._scan(body_start, end, depth + 1, "text/plain")
+            self._scan(body_start, end, "text/plain")
             return
         cte = str(headers.get("content-transfer-encoding", "") or "").strip().lower()
         entity.cte = cte
         size = end - body_start
-        if size <= self.big_body or cte not in _SIMPLE_CTE:
+        if size <= BIG_BODY or cte not in _SIMPLE_CTE:
             return
         if maintype == "text":
-            if size <= self.text_cap:
+            if size <= TEXT_CAP:
                 return
-            cut = body_start + self.text_cap
+            cut = body_start + TEXT_CAP
             nl = data.rfind(b"\n", body_start, cut)
             entity.kept_end = nl + 1 if nl >= 0 else cut
             entity.cut = True
@@ -271,8 +266,7 @@ class Skeleton:
             return (q + 2 if data.startswith(b"\n", q + 1, end) else q + 1), closing
         return None
 
-    def _multipart(self, boundary: bytes, body_start: int, end: int, depth: int,
-                   digest: bool) -> None:
+    def _multipart(self, boundary: bytes, body_start: int, end: int, digest: bool) -> None:
         data = self.data
         delim = b"--" + boundary
         found: list[tuple[int, int, bool]] = []  # line start, next line start, closing
@@ -304,7 +298,7 @@ class Skeleton:
                 stop = max(stop, after)
             else:
                 stop = end  # no closing delimiter: the last part runs to the end
-            self._scan(after, stop, depth + 1, child_type)
+            self._scan(after, stop, child_type)
 
     # -- what is built from it ---------------------------------------------------------------
     def _reduced_bytes(self) -> bytes:
@@ -398,17 +392,8 @@ def _part_size(part: Message, entity: _Entity | None) -> int:
     return len(payload) if isinstance(payload, bytes | str) else 0
 
 
-def _content(part: Any) -> str:
-    if part is None:
-        return ""
-    try:
-        return str(part.get_content())
-    except (LookupError, ValueError, KeyError, AssertionError):
-        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
-
-
 def _capped(part: Any, entity: _Entity | None, *, html: bool) -> str:
-    text = _content(part)
+    text = part_text(part) if part is not None else ""
     total = entity.size if entity is not None and entity.cut else 0
     if len(text) > TEXT_CAP:
         total = total or len(text)

@@ -4,10 +4,10 @@ preview and by sending, so the preview shows the bytes that go out."""
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import mailcore
+from mailcore.message import HEADER_NAME, STRUCTURE_HEADERS
 from mailgui.model.addresses import check_address, check_addresses, valid_list
 from mailgui.model.draft import Draft
 from mailgui.model.profiles import DEFAULT_FROM, Profile
@@ -23,7 +23,6 @@ __all__ = [
     "from_problem",
 ]
 
-_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+\Z")  # printable ASCII except ":"
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,7 @@ class Problem:
     message: str
 
 
-# Headers mailcore writes from the message's structure: an extra one would be a second copy.
-STRUCTURE_HEADERS = ("content-type", "content-transfer-encoding", "mime-version")
+ONE_SENDER = "one sender address only (put the others in Reply-To or Cc)"
 MAX_WORD = 900  # a header line may hold 998 characters; a longer word can't be folded
 
 
@@ -61,7 +59,7 @@ def from_problem(draft: Draft, profile: Profile | None) -> str | None:
         return (f"enter the sender's address (the profile {name}has no default From)")
     checks = check_addresses(sender)
     if len(checks) > 1:
-        return "one sender address only (put the others in Reply-To or Cc)"
+        return ONE_SENDER
     return check_address(sender)
 
 
@@ -69,7 +67,7 @@ def check_header(name: str, value: str) -> str | None:
     """None if ``name: value`` can be an extra header, else why not."""
     if not name:
         return "the header has no name"
-    if not _HEADER_NAME.match(name):
+    if not HEADER_NAME.fullmatch(name):
         return f'"{name}" is not a header name (letters, digits and dashes, no spaces or colon)'
     if "\n" in value or "\r" in value:
         return f"the value of {name} contains a line break"

@@ -57,6 +57,14 @@ class AppPaths:
         return self.data_dir / "file-backend"
 
 
+# Where the app's resources (icons, the desktop entry, the metainfo) are: packaged inside
+# mailgui (the wheel, the bundle), else in the checkout.
+RESOURCE_DIRS = [
+    Path(__file__).resolve().parents[1] / "resources",
+    Path(__file__).resolve().parents[2] / "resources",
+]
+
+
 def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> int:
     """Write ``chunks`` to ``path`` so that a crash leaves the old file or the new one, never
     half; return the number of bytes written.
@@ -88,8 +96,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write_chunks(path, (data,))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8") + b"\n")
+def atomic_write_json(path: Path, obj: Any, *, compact: bool = False) -> None:
+    """``obj`` as JSON: indented for people, or ``compact`` (ASCII, one line) for big files
+    only programs read (it also carries lone surrogates from undecodable mail headers)."""
+    if compact:
+        atomic_write_bytes(path, json.dumps(obj).encode("ascii"))
+    else:
+        atomic_write_bytes(path, json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8")
+                           + b"\n")
 
 
 def read_json(path: Path, default: Any = None) -> Any:

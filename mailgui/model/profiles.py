@@ -48,10 +48,6 @@ class TLSFileError(ValueError):
     """A TLS file named in a profile can't be used; the text names it and says why."""
 
 
-def _ssl_reason(exc: BaseException) -> str:
-    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
-
-
 @dataclass
 class Profile:
     """One place to send to. ``kind`` is a key of KINDS; SMTP fields matter only for "smtp"."""
@@ -126,41 +122,33 @@ class Profile:
     def check_tls_files(self) -> None:
         """Raise TLSFileError if a CA file, client certificate or key set here can't be used:
         before anything connects, with the file named (ssl would say only "PEM lib")."""
-        import os
-        import ssl
+        from mailcore.backends.smtp import TLSFileError as Unusable
+        from mailcore.backends.smtp import check_tls_files
 
-        if not self.is_smtp or not (self.ca_file or self.client_cert or self.client_key):
+        if not self.is_smtp:
             return
-        files = (("CA file", self.ca_file), ("client certificate", self.client_cert),
-                 ("client key", self.client_key))
-        for what, path in files:
-            if not path:
-                continue
-            if not os.path.exists(path):
-                raise TLSFileError(f"The {what} {path} set in the profile does not exist.")
-            if not os.path.isfile(path):
-                raise TLSFileError(f"The {what} {path} set in the profile is not a file.")
-            if not os.access(path, os.R_OK):
-                raise TLSFileError(f"The {what} {path} set in the profile can't be read "
-                                   "(permission denied).")
         try:
-            context = ssl.create_default_context(cafile=self.ca_file or None)
-        except (ssl.SSLError, ValueError, OSError) as exc:
-            raise TLSFileError(f"The CA file {self.ca_file} set in the profile holds no usable "
-                               f"PEM certificate ({_ssl_reason(exc)}).") from None
-        if self.client_key and not self.client_cert:
-            raise TLSFileError("The profile has a client key but no client certificate.")
-        if self.client_cert:
-            try:
-                context.load_cert_chain(self.client_cert, self.client_key or None)
-            except (ssl.SSLError, ValueError, OSError) as exc:
-                reason = _ssl_reason(exc)
-                hint = (" The key is not the one of this certificate." if "MISMATCH" in reason
-                        else "")
-                raise TLSFileError(
-                    f"The client certificate {self.client_cert}"
-                    + (f" with the key {self.client_key}" if self.client_key else "")
-                    + f" can't be used ({reason}).{hint}") from None
+            check_tls_files(self.ca_file, self.client_cert, self.client_key)
+        except Unusable as exc:
+            what = {"ca": "CA file", "cert": "client certificate", "key": "client key"}[exc.role]
+            if exc.problem == "missing":
+                text = f"The {what} {exc.path} set in the profile does not exist."
+            elif exc.problem == "not a file":
+                text = f"The {what} {exc.path} set in the profile is not a file."
+            elif exc.problem == "unreadable":
+                text = f"The {what} {exc.path} set in the profile can't be read ({exc.reason})."
+            elif exc.problem == "key without cert":
+                text = "The profile has a client key but no client certificate."
+            elif exc.role == "ca":
+                text = (f"The CA file {exc.path} set in the profile holds no usable PEM "
+                        f"certificate ({exc.reason}).")
+            else:
+                hint = (" The key is not the one of this certificate."
+                        if "MISMATCH" in exc.reason else "")
+                text = (f"The client certificate {self.client_cert}"
+                        + (f" with the key {self.client_key}" if self.client_key else "")
+                        + f" can't be used ({exc.reason}).{hint}")
+            raise TLSFileError(text) from None
 
     def backend_kwargs(self, password: str | None = None) -> dict[str, Any]:
         """Keyword arguments for ``mailcore.get_connection(self.backend_name, **kwargs)``."""

@@ -13,11 +13,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailcore.wire import serialize
-from mailgui.model.draft import Draft
-from mailgui.model.message import build_message
-from mailgui.model.profiles import Profile
+if TYPE_CHECKING:  # the inbox server process folds sources without building messages
+    from mailgui.model.draft import Draft
+    from mailgui.model.profiles import Profile
 
 __all__ = [
     "FOLD_MARK",
@@ -197,6 +197,9 @@ def preview(draft: Draft, profile: Profile | None, *, fold: bool = True,
             max_lines: int = 20000) -> Preview:
     """The source text of the message ``draft`` would become (raises what build_message
     raises). With ``fold``, a long streamed attachment is read only where it is shown."""
+    from mailcore.wire import serialize
+    from mailgui.model.message import build_message
+
     data = serialize(build_message(draft, profile), linesep="\r\n")
     folder = SourceFolder(fold=fold, max_lines=max_lines if fold else 0)
     keep = folder.head + folder.tail
@@ -217,6 +220,8 @@ def preview(draft: Draft, profile: Profile | None, *, fold: bool = True,
 
 def write_source(draft: Draft, profile: Profile | None, path: Path) -> int:
     """Write the full message (as an .eml file, CRLF line ends) to ``path``; return its size."""
+    from mailcore.wire import serialize
+    from mailgui.model.message import build_message
     from mailgui.model.paths import atomic_write_bytes
 
     data = serialize(build_message(draft, profile), linesep="\r\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from PySide6.QtCore import QRegularExpression, Qt, Signal
 from PySide6.QtGui import (
@@ -29,10 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-ICON_DIRS = [
-    Path(__file__).resolve().parent.parent / "resources" / "icons",  # packaged copy, if any
-    Path(__file__).resolve().parents[2] / "resources" / "icons",  # the checkout
-]
+from mailgui.model.paths import RESOURCE_DIRS
+
+ICON_DIRS = [folder / "icons" for folder in RESOURCE_DIRS]
 
 _FALLBACK = {
     "send": QStyle.StandardPixmap.SP_ArrowForward,

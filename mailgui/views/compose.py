@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from html.parser import HTMLParser
-
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
@@ -34,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailgui.model.remote import remote_urls
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
 
 ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
@@ -78,36 +76,6 @@ class AddressEdit(QLineEdit):
         QCoreApplication.sendEvent(self, QInputMethodEvent("", attributes))
 
 
-class _RemoteFinder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if not value:
-                continue
-            if name in ("src", "background", "srcset", "poster"):
-                self.urls += [v.strip().split(" ")[0] for v in value.split(",") if v.strip()]
-            elif name == "style":
-                self.urls += _CSS_URL.findall(value)
-
-
-_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)")
-
-
-def remote_urls(html: str) -> list[str]:
-    """The http(s) URLs an HTML text would load (images, backgrounds, CSS url())."""
-    finder = _RemoteFinder()
-    try:
-        finder.feed(html)
-        finder.close()
-    except (ValueError, AssertionError):
-        pass
-    urls = finder.urls + _CSS_URL.findall(html)
-    return sorted({u for u in urls if u.lower().startswith(("http://", "https://", "//"))})
-
-
 class HtmlPreview(QTextBrowser):
     """Renders the HTML alternative. Remote images are blocked unless loaded on purpose:
     the controller fetches them on a worker and hands them over with ``add_image``."""
@@ -123,8 +91,10 @@ class HtmlPreview(QTextBrowser):
         self._placeholder = QImage(32, 24, QImage.Format.Format_RGB32)
         self._placeholder.fill(QColor("#d9dde3"))
 
-    def show_html(self, html: str) -> None:
-        self.blocked = {u for u in remote_urls(html) if u not in self.images}
+    def show_html(self, html: str, urls: list[str] | None = None) -> None:
+        """Render ``html``; ``urls``, its remote URLs, when worked out already (a worker)."""
+        urls = remote_urls(html) if urls is None else urls
+        self.blocked = {u for u in urls if u not in self.images}
         self.setHtml(html)
         self.blocked_changed.emit(len(self.blocked))
 
