@@ -68,6 +68,11 @@ RFC5322_EMAIL_LINE_LENGTH_LIMIT = 998
 HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 STRUCTURE_HEADERS = ("content-type", "content-transfer-encoding", "mime-version")
 
+# mailcore only: characters that end a line for some reader of a header, so none may appear in
+# one (a header injection otherwise): CR and LF for SMTP and RFC 5322, NUL, and the others that
+# Python's str.splitlines() splits on, which the email package uses when it folds and parses.
+HEADER_LINE_BREAKS = "\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
 # attach_file() reads files up to this size at once, as Django does; larger
 # non-text files are streamed from disk when the message is written.
 ATTACH_FILE_READ_LIMIT = 1024 * 1024
