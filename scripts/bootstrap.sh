@@ -1,42 +1,80 @@
 #!/usr/bin/env bash
-# Set up everything the project needs on a Debian machine, idempotently.
-#   scripts/bootstrap.sh          runtime + test dependencies
-#   BOOTSTRAP_BENCH=1 ...         also the benchmark extras (Python packages)
-# Fast when everything is already there: apt is skipped when the packages are
-# installed and pip is skipped when pyproject.toml has not changed.
+# Set up what the project needs on a Debian 12 or 13 machine, idempotently.
+#   scripts/bootstrap.sh              what the app needs (scripts/run.sh)
+#   scripts/bootstrap.sh --test       also what the test suite needs (scripts/test.sh)
+#   BOOTSTRAP_BENCH=1 ...             also the benchmark extras (Python packages)
+# Fast when everything is already there: apt is skipped when the packages are installed, pip
+# when pyproject.toml has not changed and the wanted extras are in, and Django's mail tests
+# are fetched once.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${MAILCORE_VENV:-$ROOT/.venv}"
+FOR_TESTS=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) FOR_TESTS=1 ;;
+    *) echo "bootstrap: unknown option $arg (try --test)" >&2; exit 2 ;;
+  esac
+done
 
+# What the app needs
 APT_PACKAGES=(
   # Qt offscreen and on X11 (xcb), fonts for readable windows
   libglib2.0-0 libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3
-  xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0
+  libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0
   libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
   libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libx11-xcb1
   fonts-dejavu-core
+  # run.sh on a machine without a display starts the window on a virtual screen
+  xvfb xauth
+  ca-certificates
+)
+# What the tests add
+TEST_PACKAGES=(
   # a real Secret Service keyring for the tests, on a private D-Bus
   dbus dbus-x11 gnome-keyring
   # unshare and ip: the test host in a private network namespace (tests/core)
   util-linux iproute2
-  # objdump, which PyInstaller needs to build the bundle (tests/packaging)
-  binutils
+  # git lists the files the wheel is built from; objdump, which PyInstaller needs to build
+  # the bundle (tests/packaging)
+  git binutils
   # desktop-file-validate and update-desktop-database (mailgui --install-desktop)
   desktop-file-utils
 )
 # (postfix, for the benchmarks' smtp-sink, is installed by bench/run.sh, which goes on
 # without it)
+((FOR_TESTS)) && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
+
 PY="${PYTHON:-python3}"
 # Python with venv and pip (Debian splits them out of python3)
 if ! command -v "$PY" >/dev/null || ! "$PY" -c "import ensurepip, venv" 2>/dev/null; then
   APT_PACKAGES+=(python3 python3-venv python3-pip)
+  PY=python3
+fi
+# PyInstaller bundles Python's shared library, which Debian ships apart (libpython3.X)
+if ((FOR_TESTS)) && command -v "$PY" >/dev/null; then
+  libpython="$("$PY" -c 'import sysconfig as s, os
+name = s.get_config_var("INSTSONAME") or ""
+print("" if os.path.exists(os.path.join(s.get_config_var("LIBDIR") or "", name)) else
+      "libpython%d.%d" % __import__("sys").version_info[:2])' 2>/dev/null || true)"
+  [[ -n "$libpython" ]] && APT_PACKAGES+=("$libpython")
 fi
 
 missing=()
 if command -v dpkg-query >/dev/null; then
+  # Installed packages and what they provide (Debian 13 renamed some libraries, e.g.
+  # libglib2.0-0t64 provides libglib2.0-0).
+  declare -A have=()
+  while read -r name provides; do
+    have[$name]=1
+    for p in ${provides//,/ }; do
+      [[ "$p" == "("* || "$p" == *")" || "$p" == "="* ]] || have[$p]=1
+    done
+  done < <(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Provides}\n' 2>/dev/null |
+           awk '$1 == "ii" { $1 = ""; print }')
   for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [[ -n "${have[$p]:-}" ]] || missing+=("$p")
   done
 fi
 if ((${#missing[@]})); then
@@ -51,27 +89,39 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "bootstrap: creating $VENV" >&2
   "$PY" -m venv "$VENV"
 fi
-extras="gui,test"
+extras="gui"
+((FOR_TESTS)) && extras="$extras,test"
 [[ "${BOOTSTRAP_BENCH:-0}" == 1 ]] && extras="$extras,bench"
 stamp="$VENV/.mailcore-installed"
-want="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
-if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
-  echo "bootstrap: installing Python packages [$extras]" >&2
+hash="$(sha256sum pyproject.toml | cut -c1-16)"
+installed=""
+if [[ -f "$stamp" ]]; then
+  read -r stamp_hash stamp_extras <"$stamp" || true
+  [[ "${stamp_hash:-}" == "$hash" ]] && installed="${stamp_extras:-}"
+fi
+need=0
+for e in ${extras//,/ }; do
+  [[ ",$installed," == *",$e,"* ]] || need=1
+done
+if ((need)); then
+  # keep the extras already there, so run.sh after test.sh does not drop the test packages
+  all="$(printf '%s\n' ${extras//,/ } ${installed//,/ } | sort -u | paste -sd, -)"
+  echo "bootstrap: installing Python packages [$all]" >&2
   log="$(mktemp)"
   if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
-         "$VENV/bin/python" -m pip install -e ".[$extras]"; } >"$log" 2>&1; then
+         "$VENV/bin/python" -m pip install -e ".[$all]"; } >"$log" 2>&1; then
     cat "$log" >&2
     echo "bootstrap: pip install failed (log above)" >&2
     exit 1
   fi
   rm -f "$log"
-  echo "$want" > "$stamp"
+  echo "$hash $all" > "$stamp"
 fi
 
 # Django's own mail test suite (from the Django sdist on PyPI), run against
 # mailcore by tests/compat. Only tests/mail is kept.
 DJANGO_TESTS="$VENV/django-mail-tests"
-if [[ ! -f "$DJANGO_TESTS/.complete" ]]; then
+if ((FOR_TESTS)) && [[ ! -f "$DJANGO_TESTS/.complete" ]]; then
   version="$("$VENV/bin/python" -c 'import django; print(django.__version__)')"
   tmp="$(mktemp -d)"
   echo "bootstrap: fetching Django $version's mail tests" >&2

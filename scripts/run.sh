@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (Debian packages, .venv), then start the composer.
+# Set up what the app needs (Debian packages, .venv; nothing for the tests), then start the
+# composer.
 # Extra arguments go to mailgui (try --help).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

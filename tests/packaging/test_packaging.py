@@ -86,6 +86,43 @@ def test_wheel_and_sdist_contents(dist):
     assert any(m.endswith("README.md") for m in members)
 
 
+def _tracked_copy(dest: Path) -> Path:
+    """The tracked files of this checkout, as a source archive would hold them: no .git."""
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached"], check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes((ROOT / name).read_bytes())
+            (dest / name).chmod((ROOT / name).stat().st_mode)
+    return dest
+
+
+def test_a_source_tree_without_git_builds_the_same_wheel(dist, tmp_path):
+    tree = _tracked_copy(tmp_path / "tree")
+    (tree / "mailgui" / "stray_notes.txt").write_text("not in the manifest")
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(tree / "packaging" / "build_dist.sh"), str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**pip_env(), "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr
+    (ours,) = dist.glob("mailcore-*.whl")
+    (theirs,) = out.glob("mailcore-*.whl")
+    assert sorted(zipfile.ZipFile(theirs).namelist()) == sorted(zipfile.ZipFile(ours).namelist())
+    assert out.joinpath(next(dist.glob("mailcore-*.tar.gz")).name).is_file()
+
+
+def test_a_broken_git_checkout_stops_the_build_with_git_s_words(tmp_path):
+    tree = _tracked_copy(tmp_path / "tree")
+    (tree / ".git").write_text("gitdir: /nonexistent/worktree\n")  # a moved worktree
+    proc = subprocess.run(["bash", str(tree / "packaging" / "build_dist.sh"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**pip_env(), "PYTHON": sys.executable})
+    assert proc.returncode != 0
+    assert "git ls-files failed" in proc.stderr and "not a git repository" in proc.stderr
+    assert not list(tmp_path.glob("mailcore-*.whl"))
+
+
 def test_wheel_installs_into_a_clean_venv(dist, tmp_path):
     (wheel,) = dist.glob("mailcore-*.whl")
     venv = tmp_path / "venv"
