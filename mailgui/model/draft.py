@@ -10,6 +10,7 @@ import re
 import tempfile
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
@@ -17,10 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from mailcore.conf import settings
-from mailcore.message import make_msgid
+from mailcore.message import HEADER_LINE_BREAKS, make_msgid
 from mailgui.model.paths import AppPaths, atomic_write_json, read_json
 
-__all__ = ["AttachmentRef", "Draft", "DraftStore", "new_date", "new_message_id", "safe_filename"]
+__all__ = [
+    "LINE_BREAKS",
+    "AttachmentRef",
+    "Draft",
+    "DraftStore",
+    "clean_one_line",
+    "new_date",
+    "new_message_id",
+    "one_line",
+    "safe_filename",
+    "unsendable_at",
+    "unsendable_problem",
+]
 
 
 def new_message_id() -> str:
@@ -113,6 +126,63 @@ class Draft:
         return hashlib.sha1(  # noqa: S324 - a change detector, not security
             json.dumps(data, sort_keys=True).encode("utf-8")
         ).hexdigest()
+
+
+# -- what a one-line field (subject, addresses, extra headers) may hold ------------------------
+# mailcore refuses HEADER_LINE_BREAKS in every header. Of those, the ones str.splitlines() splits
+# on are line breaks (everything but NUL): pasted into a one-line field, a run of them becomes a
+# space, as in Thunderbird. A TAB pasted there becomes a space too (it is legal in a header,
+# but a one-line field has no use for it). Every other control character (C0, DEL, C1) can't go
+# into a header either (nor can a lone surrogate); it is kept in the field, shown as a
+# problem, and the send is refused.
+LINE_BREAKS = "".join(c for c in HEADER_LINE_BREAKS if len(f"a{c}b".splitlines()) == 2)
+_PASTE_RUN = re.compile("[" + re.escape(LINE_BREAKS + "\t") + "]+")
+_CONTEXT = 20  # characters of the text before a bad character, to say where it is
+
+
+def one_line(text: str) -> str:
+    """``text`` as pasted into a one-line field: every run of line breaks and tabs becomes one
+    space, and a run at the end is dropped (a copied line's own line break adds nothing).
+    Other control characters are left for :func:`unsendable_problem` to show."""
+    return _PASTE_RUN.sub(lambda m: "" if m.end() == len(text) else " ", text)
+
+
+def _unsendable(ch: str) -> bool:
+    # Cs: a lone surrogate (a draft file can hold one), which no charset can write
+    return ch in HEADER_LINE_BREAKS or (unicodedata.category(ch) in ("Cc", "Cs") and ch != "\t")
+
+
+def unsendable_at(text: str) -> list[int]:
+    """Where ``text`` holds characters a mail header can't carry: the line breaks of
+    ``mailcore.message.HEADER_LINE_BREAKS``, the control characters (all but TAB) and lone
+    surrogates."""
+    return [i for i, ch in enumerate(text) if _unsendable(ch)]
+
+
+def clean_one_line(text: str) -> str:
+    """``text`` with its line breaks made spaces and its other control characters removed."""
+    return "".join(ch for ch in one_line(text) if not _unsendable(ch))
+
+
+def unsendable_problem(text: str) -> str | None:
+    """None if ``text`` can go into a header, else what is wrong and where, as the end of a
+    sentence that starts with the field's name ("Subject holds a line break ...")."""
+    bad = unsendable_at(text)
+    if not bad:
+        return None
+    first = bad[0]
+    ch = text[first]
+    kind = ("a line break" if ch in LINE_BREAKS else "a lone surrogate"
+            if unicodedata.category(ch) == "Cs" else "a control character")
+    before = clean_one_line(text[:first]).rstrip()
+    if len(before) > _CONTEXT:  # the last words before it, not a cut word
+        tail = before[-_CONTEXT:]
+        before = "\u2026" + (tail.split(" ", 1)[1] if " " in tail.strip() else tail).lstrip()
+    where = f"after \u201c{before.lstrip()}\u201d" if before.strip() else "at the start"
+    if len(bad) == 1:
+        return f"holds {kind} (U+{ord(ch):04X}) {where}, which a mail header can't carry"
+    return (f"holds {len(bad)} characters a mail header can't carry (such as line breaks and "
+            f"control characters), the first {kind} (U+{ord(ch):04X}) {where}")
 
 
 _UNSAFE = re.compile(r"[^\w.\- ()\[\]+@=,]+", re.UNICODE)

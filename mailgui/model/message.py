@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import mailcore
 from mailcore.message import HEADER_NAME, STRUCTURE_HEADERS
 from mailgui.model.addresses import check_address, check_addresses, valid_list
-from mailgui.model.draft import Draft
+from mailgui.model.draft import Draft, unsendable_problem
 from mailgui.model.profiles import DEFAULT_FROM, Profile
 
 __all__ = [
     "Problem",
     "boundary_seed",
     "build_message",
+    "character_problems",
     "check_header",
     "draft_problems",
     "default_from",
@@ -69,8 +70,9 @@ def check_header(name: str, value: str) -> str | None:
         return "the header has no name"
     if not HEADER_NAME.fullmatch(name):
         return f'"{name}" is not a header name (letters, digits and dashes, no spaces or colon)'
-    if "\n" in value or "\r" in value:
-        return f"the value of {name} contains a line break"
+    reason = unsendable_problem(value)
+    if reason:
+        return f"the value of {name} {reason}"
     if name.lower() in STRUCTURE_HEADERS:
         return (f"{name} is written by mailgui from the message's parts (the HTML tab and "
                 "the attachments set it)")
@@ -80,15 +82,36 @@ def check_header(name: str, value: str) -> str | None:
     return None
 
 
+# The draft's one-line fields: (attribute, Problem.field, label)
+ONE_LINE_FIELDS = (("from_email", "from", "From"), ("to", "to", "To"), ("cc", "cc", "Cc"),
+                   ("bcc", "bcc", "Bcc"), ("reply_to", "reply_to", "Reply-To"),
+                   ("subject", "subject", "Subject"))
+
+
+def character_problems(draft: Draft) -> list[Problem]:
+    """Line breaks and control characters in the subject and the address fields (pasted
+    text has its line breaks made spaces; these came in another way: an opened file, a
+    restored draft, a drop)."""
+    problems = []
+    for attribute, field, label in ONE_LINE_FIELDS:
+        reason = unsendable_problem(getattr(draft, attribute))
+        if reason:
+            problems.append(Problem(field, f"{label} {reason}."))
+    return problems
+
+
 def draft_problems(draft: Draft, profile: Profile | None = None) -> list[Problem]:
     """What stops the draft from being sent, each as a sentence (cheap: no file I/O)."""
-    problems = []
-    reason = from_problem(draft, profile)
+    problems = character_problems(draft)
+    flawed = {p.field for p in problems}  # their address checks would only repeat it
+    reason = from_problem(draft, profile) if "from" not in flawed else None
     if reason:
         problems.append(Problem("from", f"From: {reason}"))
     labels = {"to": "To", "cc": "Cc", "bcc": "Bcc", "reply_to": "Reply-To"}
     recipients = 0
     for name, label in labels.items():
+        if name in flawed:
+            continue
         for check in check_addresses(getattr(draft, name)):
             if check.ok:
                 recipients += name != "reply_to"
@@ -109,6 +132,14 @@ def boundary_seed(message_id: str) -> int:
     return int.from_bytes(hashlib.sha256(message_id.encode("utf-8")).digest()[:8], "big")
 
 
+def _valid_list(text: str, label: str) -> list[str]:
+    """``valid_list`` with the field named in its ValueError ("To: ...")."""
+    try:
+        return valid_list(text)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
+
+
 def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.EmailMultiAlternatives:
     """The message mailcore will write. Raises ValueError (naming the bad address or header),
     ``mailcore.BadHeaderError`` and OSError (an attachment that can't be opened).
@@ -119,6 +150,8 @@ def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.Emai
     1 MiB stay references (``mailcore.FileContent``) that are streamed when the message is
     written; smaller ones are read at once, as Django does.
     """
+    for problem in character_problems(draft):
+        raise mailcore.BadHeaderError(problem.message)
     headers: dict[str, str] = {}
     for name, value in draft.headers:
         name = name.strip()
@@ -139,10 +172,10 @@ def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.Emai
         subject=draft.subject,
         body=draft.body,
         from_email=valid_list(effective_from(draft, profile))[0],
-        to=valid_list(draft.to),
-        cc=valid_list(draft.cc),
-        bcc=valid_list(draft.bcc),
-        reply_to=valid_list(draft.reply_to),
+        to=_valid_list(draft.to, "To"),
+        cc=_valid_list(draft.cc, "Cc"),
+        bcc=_valid_list(draft.bcc, "Bcc"),
+        reply_to=_valid_list(draft.reply_to, "Reply-To"),
         headers=headers,
     )
     message.boundary_seed = boundary_seed(draft.message_id or draft.id)
