@@ -11,16 +11,24 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QImage
-from PySide6.QtWidgets import QFileDialog, QTableWidgetItem, QTreeWidgetItem
+from PySide6.QtWidgets import QFileDialog, QLabel, QTableWidgetItem, QTreeWidgetItem
 
 from mailgui.controllers import folders
 from mailgui.jobs import AttachmentInfo, JobRunner, attachment_info, fetch_images
 from mailgui.model.addresses import check_addresses
-from mailgui.model.draft import AttachmentRef, Draft, DraftStore
+from mailgui.model.draft import (
+    LINE_BREAKS,
+    AttachmentRef,
+    Draft,
+    DraftStore,
+    clean_one_line,
+    unsendable_at,
+    unsendable_problem,
+)
 from mailgui.model.message import ONE_SENDER, check_header, default_from
 from mailgui.model.profiles import Profile
 from mailgui.views.common import human_size
-from mailgui.views.compose import ADDRESS_FIELDS, ComposeView
+from mailgui.views.compose import ADDRESS_FIELDS, ComposeView, OneLineEdit, show_problem
 
 AUTOSAVE_MS = 3000
 # The HTML preview is rendered on the GUI thread (a widget): re-rendering a big HTML text at
@@ -33,6 +41,16 @@ PREVIEW_DELAY_MS = 250
 LONG_LIST_CHARS = 2000
 CHECK_DELAY_MS = 300
 LIVE_PREVIEW_MS = 120
+
+
+def fix_text(text: str) -> str:
+    """What the link under a field holding unsendable characters offers to do to them."""
+    bad = [text[i] for i in unsendable_at(text)]
+    if all(ch in LINE_BREAKS for ch in bad):
+        return "Replace it with a space" if len(bad) == 1 else "Replace them with spaces"
+    if not any(ch in LINE_BREAKS for ch in bad):
+        return "Remove it" if len(bad) == 1 else "Remove them"
+    return "Remove them (line breaks become spaces)"
 
 
 class ComposeController(QObject):
@@ -72,7 +90,11 @@ class ComposeController(QObject):
             v.address_edits[key].textChanged.connect(
                 lambda text, k=key: self._address_edited(k, text)
             )
-        v.subject.textChanged.connect(lambda t: self._set("subject", t))
+            v.address_errors[key].linkActivated.connect(
+                lambda _link, k=key: self._clean_edit(v.address_edits[k]))
+        v.subject.textChanged.connect(self._subject_edited)
+        v.subject_error.linkActivated.connect(lambda _link: self._clean_edit(v.subject))
+        v.header_problem.linkActivated.connect(lambda _link: self.clean_headers())
         v.body.textChanged.connect(lambda: self._set("body", v.body.toPlainText()))
         v.html.textChanged.connect(self._html_edited)
         v.headers.itemChanged.connect(self._headers_edited)
@@ -108,6 +130,7 @@ class ComposeController(QObject):
             self._loading = False
         for key, _label in ADDRESS_FIELDS:
             self._check_field(key)
+        self._check_subject()
         self._check_headers()
         self._render_html()
         self.info = {}
@@ -156,24 +179,54 @@ class ComposeController(QObject):
             self._check_field(key)
         self._pending_checks.clear()
 
+    def _subject_edited(self, text: str) -> None:
+        self._set("subject", text)
+        self._check_subject()
+
+    def _check_subject(self) -> None:
+        self._show_characters(self.view.subject, self.view.subject_error, "Subject")
+
+    def _show_characters(self, edit: OneLineEdit, label: QLabel, name: str) -> bool:
+        """Show what is wrong with the characters of a one-line field under it (a line
+        break or a control character that came in by code, a drop or a paste): marked,
+        with the reason and a link that fixes it. False if nothing is wrong."""
+        text = edit.text()
+        reason = unsendable_problem(text)
+        if reason is None:
+            edit.mark([])
+            show_problem(label, "")
+            edit.setToolTip("")
+            return False
+        sentence = f"{name} {reason}."
+        edit.mark([(i, i + 1) for i in unsendable_at(text)])
+        show_problem(label, sentence, fix_text(text))
+        edit.setToolTip(sentence)
+        return True
+
+    def _clean_edit(self, edit: OneLineEdit) -> None:
+        """The link under a field: line breaks become spaces, control characters go (one
+        undoable edit, so Ctrl+Z brings them back)."""
+        text = edit.text()
+        cleaned = clean_one_line(text)
+        if cleaned != text:
+            edit.selectAll()
+            edit.insert(cleaned)
+            edit.setFocus()
+
     def _check_field(self, key: str) -> None:
         edit = self.view.address_edits[key]
         label = self.view.address_errors[key]
+        if self._show_characters(edit, label, dict(ADDRESS_FIELDS)[key]):
+            return
         checks = check_addresses(edit.text())
         bad = [c for c in checks if not c.ok]
         if key == "from_email" and len(checks) > 1 and not bad:
             # From names one sender: the second address on is marked
             bad = [dataclasses.replace(c, reason=ONE_SENDER) for c in checks[1:]]
         edit.mark([(c.start, c.end) for c in bad])
-        if bad:
-            text = "; ".join(f"\u201c{c.text}\u201d: {c.reason}" for c in bad)
-            label.setText(text)
-            label.show()
-            edit.setToolTip(text)
-        else:
-            label.clear()
-            label.hide()
-            edit.setToolTip("")
+        text = "; ".join(f"\u201c{c.text}\u201d: {c.reason}" for c in bad)
+        show_problem(label, text)
+        edit.setToolTip(text)
 
     def _html_edited(self) -> None:
         self._set("html", self.view.html.toPlainText())
@@ -263,27 +316,55 @@ class ComposeController(QObject):
         self._check_headers()
         self._changed()
 
+    def clean_headers(self) -> None:
+        """The link under the headers: line breaks become spaces, control characters go."""
+        table = self.view.headers
+        for row in range(table.rowCount()):
+            for col in range(table.columnCount()):
+                item = table.item(row, col)
+                if item is not None and clean_one_line(item.text()) != item.text():
+                    item.setText(clean_one_line(item.text()))
+
+    @staticmethod
+    def _header_characters(row: int, name: str, value: str) -> tuple[str, str] | None:
+        """A line break or control character in a header's name or value: the sentence
+        and the link's text, or None."""
+        for part, text in (("name", name), ("value", value)):
+            reason = unsendable_problem(text)
+            if reason:
+                which = clean_one_line(name) or f"row {row + 1}"
+                return f"The {part} of header {which} {reason}.", fix_text(name + value)
+        return None
+
     def _check_headers(self) -> None:
         table = self.view.headers
-        problems = []
+        problems: list[tuple[str, str]] = []  # (sentence, what its link does, or "")
         table.blockSignals(True)
         for row in range(table.rowCount()):
             name_item, value_item = table.item(row, 0), table.item(row, 1)
             name = name_item.text().strip() if name_item else ""
             value = value_item.text() if value_item else ""
-            reason = check_header(name, value) if (name or value) else None
-            brush = QBrush(QColor("#b71c1c")) if reason else QBrush()
+            problem = self._header_characters(row, name, value)
+            if problem is None and (name or value):
+                reason = check_header(name, value)
+                problem = (reason, "") if reason else None
+            brush = QBrush(QColor("#b71c1c")) if problem else QBrush()
             for item in (name_item, value_item):
                 if item is not None:
                     item.setForeground(brush)
-                    item.setToolTip(reason or "")
-            if reason:
-                problems.append(reason)
+                    item.setToolTip(problem[0] if problem else "")
+            if problem:
+                problems.append(problem)
         table.blockSignals(False)
-        self.view.header_problem.setText(problems[0] if problems else "")
+        show_problem(self.view.header_problem, *(problems[0] if problems else ("", "")))
         index = self.view.tabs.indexOf(self.view.headers.parentWidget())
         count = len([h for h in self.draft.headers if h[0]])
-        self.view.tabs.setTabText(index, f"Headers ({count})" if count else "Headers")
+        # the tab says so too: a restored draft's header problem is on a tab not shown
+        parts = [str(count)] if count else []
+        if problems:
+            parts.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}")
+        self.view.tabs.setTabText(index, f"Headers ({', '.join(parts)})" if parts
+                                  else "Headers")
 
     # -- attachments ----------------------------------------------------------------------
     def choose_attachments(self) -> None:

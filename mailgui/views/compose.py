@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QUrl, Signal
+import html
+
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import (
+    QClipboard,
     QColor,
+    QContextMenuEvent,
     QDragEnterEvent,
     QDropEvent,
+    QGuiApplication,
     QImage,
     QInputMethodEvent,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
     QTextCharFormat,
     QTextDocument,
 )
@@ -23,6 +41,8 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTabWidget,
     QTextBrowser,
@@ -31,6 +51,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailgui.model.draft import one_line
 from mailgui.model.remote import remote_urls
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
 
@@ -44,14 +65,100 @@ MNEMONICS = {"from_email": "F&rom", "to": "&To", "cc": "&Cc", "bcc": "&Bcc",
 WINDOW_KEYS = ((Qt.Key.Key_U, Qt.KeyboardModifier.ControlModifier),)
 
 
-class AddressEdit(QLineEdit):
-    """A line edit for an address list that can underline the bad addresses in red."""
+class OneLineEdit(QLineEdit):
+    """A line edit for one header line (Subject, addresses, a header's name or value).
+
+    Text pasted into it (Ctrl+V, Shift+Insert, the context menu, a middle click, a drop, an
+    input method) has each run of line breaks made one space as it is inserted, as in
+    Thunderbird (``one_line``); other control characters are inserted as they are, and the
+    controller shows them under the field. ``mark`` underlines spans of the text in red.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.marked_spans: list[tuple[int, int]] = []
-        self.setClearButtonEnabled(True)
 
+    # -- paste ------------------------------------------------------------------------------
+    def paste_as_one_line(self, mode: QClipboard.Mode = QClipboard.Mode.Clipboard) -> None:
+        """Paste the clipboard (or the X11 selection) with its line breaks made spaces."""
+        if self.isReadOnly():
+            return
+        text = QGuiApplication.clipboard().text(mode)
+        if text or self.hasSelectedText():
+            self._new_undo_step()
+            self.insert(one_line(text))
+            self._new_undo_step()
+
+    def _new_undo_step(self) -> None:
+        """Make the next edit its own undo step, as QLineEdit's own paste does: it starts
+        one whenever the cursor moves, so move it away and back (keeping the selection)."""
+        if not self.text():
+            return
+        pos = self.cursorPosition()
+        start, length = self.selectionStart(), len(self.selectedText())
+        self.setCursorPosition(pos - 1 if pos else pos + 1)
+        if length and pos == start:
+            self.setSelection(start + length, -length)
+        elif length:
+            self.setSelection(start, length)
+        else:
+            self.setCursorPosition(pos)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt API
+        if event.matches(QKeySequence.StandardKey.Paste):
+            # X11's Ctrl+Shift+Insert pastes the selection, as QLineEdit does
+            selection = (event.key() == Qt.Key.Key_Insert and event.modifiers() == (
+                Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+                and QGuiApplication.clipboard().supportsSelection())
+            self.paste_as_one_line(QClipboard.Mode.Selection if selection
+                                   else QClipboard.Mode.Clipboard)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 - Qt API
+        menu = self.createStandardContextMenu()
+        for action in menu.actions():
+            if action.objectName() == "edit-paste":
+                action.triggered.disconnect()
+                action.triggered.connect(lambda: self.paste_as_one_line())
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(event.globalPos())
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if (event.button() == Qt.MouseButton.MiddleButton and not self.isReadOnly()
+                and QGuiApplication.clipboard().supportsSelection()):
+            self.deselect()
+            self.paste_as_one_line(QClipboard.Mode.Selection)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        text = event.mimeData().text()
+        if not text or one_line(text) == text:
+            super().dropEvent(event)
+            return
+        mime = QMimeData()
+        mime.setText(one_line(text))
+        cleaned = QDropEvent(event.position(), event.possibleActions(), mime, event.buttons(),
+                             event.modifiers())
+        super().dropEvent(cleaned)
+        event.setDropAction(cleaned.dropAction())
+        event.setAccepted(cleaned.isAccepted())
+
+    def inputMethodEvent(self, event: QInputMethodEvent) -> None:  # noqa: N802 - Qt API
+        commit = event.commitString()
+        if commit and one_line(commit) != commit:
+            cleaned = QInputMethodEvent(event.preeditString(), event.attributes())
+            cleaned.setCommitString(one_line(commit), event.replacementStart(),
+                                    event.replacementLength())
+            super().inputMethodEvent(cleaned)
+            event.accept()
+            return
+        super().inputMethodEvent(event)
+
+    # -- marks ------------------------------------------------------------------------------
     def mark(self, spans: list[tuple[int, int]]) -> None:
         """Underline ``(start, end)`` spans of the text (an empty list clears the marks)."""
         if spans == self.marked_spans:
@@ -72,8 +179,41 @@ class AddressEdit(QLineEdit):
             for start, end in spans
         ]
         # The well-known way to format parts of a QLineEdit: an input method event that
-        # commits nothing and only carries text formats.
+        # commits nothing and only carries text formats (so it goes to QLineEdit's own
+        # handler, not through the paste cleaning above).
         QCoreApplication.sendEvent(self, QInputMethodEvent("", attributes))
+
+
+class AddressEdit(OneLineEdit):
+    """A line edit for an address list that can underline the bad addresses in red."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setClearButtonEnabled(True)
+
+
+class OneLineDelegate(QStyledItemDelegate):
+    """Edits the cells of a table (the extra headers) in a ``OneLineEdit``."""
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem,  # noqa: N802 - Qt API
+                     index: QModelIndex | QPersistentModelIndex) -> QWidget:
+        editor = OneLineEdit(parent)
+        editor.setFrame(False)
+        return editor
+
+
+def show_problem(label: QLabel, text: str, fix: str = "") -> None:
+    """Show ``text`` (plain text, never read as HTML) in a problem label, with a link that
+    says ``fix`` after it when given (the label's ``linkActivated`` does it); hide the label
+    when ``text`` is empty."""
+    if fix:
+        label.setTextFormat(Qt.TextFormat.RichText)
+        label.setText(f'{html.escape(text, quote=False)} '
+                      f'<a href="fix">{html.escape(fix, quote=False)}</a>')
+    else:
+        label.setTextFormat(Qt.TextFormat.PlainText)
+        label.setText(text)
+    label.setVisible(bool(text))
 
 
 class HtmlPreview(QTextBrowser):
@@ -117,6 +257,17 @@ class HtmlPreview(QTextBrowser):
         if url.scheme() in ("file", "") and kind != QTextDocument.ResourceType.ImageResource:
             return None
         return super().loadResource(kind, url)
+
+
+def _problem_label(name: str) -> QLabel:
+    """The red sentence under a field that says what is wrong with it (hidden until then)."""
+    error = QLabel()
+    error.setStyleSheet("color: #b71c1c;")
+    error.setWordWrap(True)
+    error.setTextFormat(Qt.TextFormat.PlainText)
+    named(error, name)
+    error.hide()
+    return error
 
 
 def _notice_bar(button_text: str, background: str, border: str,
@@ -165,24 +316,22 @@ class ComposeView(QWidget):
             label = QLabel(f"{MNEMONICS[key]}:")
             label.setBuddy(edit)
             label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            error = QLabel()
-            error.setStyleSheet("color: #b71c1c;")
-            error.setWordWrap(True)
-            named(error, f"{label_text} problem")
-            error.hide()
+            error = _problem_label(f"{label_text} problem")
             grid.addWidget(label, row, 0)
             grid.addWidget(edit, row, 1)
             grid.addWidget(error, row + 1, 1)
             self.address_edits[key] = edit
             self.address_errors[key] = error
             row += 2
-        self.subject = QLineEdit()
+        self.subject = OneLineEdit()
         named(self.subject, "Subject")
         subject_label = QLabel("&Subject:")
         subject_label.setBuddy(self.subject)
         subject_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.subject_error = _problem_label("Subject problem")
         grid.addWidget(subject_label, row, 0)
         grid.addWidget(self.subject, row, 1)
+        grid.addWidget(self.subject_error, row + 1, 1)
         grid.setColumnStretch(1, 1)
         # a few pixels of room: a right-aligned label exactly as wide as its text lost the
         # first pixels of "Reply-To:" on X11
@@ -237,14 +386,13 @@ class ComposeView(QWidget):
         self.headers.setColumnWidth(0, 180)
         self.headers.verticalHeader().hide()
         self.headers.setTabKeyNavigation(False)
+        self.headers.setItemDelegate(OneLineDelegate(self.headers))
         self.headers_delete = delete_key(self.headers)
         self.add_header = QPushButton("Add header")
         named(self.add_header, "Add header")
         self.remove_header = QPushButton("Remove header")
         named(self.remove_header, "Remove header")
-        self.header_problem = QLabel()
-        self.header_problem.setStyleSheet("color: #b71c1c;")
-        named(self.header_problem, "Header problem")
+        self.header_problem = _problem_label("Header problem")
         headers_box = QWidget()
         hb = QVBoxLayout(headers_box)
         hb.addWidget(self.headers, 1)
