@@ -46,6 +46,7 @@ MIRROR="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 
 FRESH="$(mktemp -d /var/tmp/mailcore-fresh-root.XXXXXX)"
+chmod 755 "$FRESH"  # a root directory, as on a real machine (apt drops to the _apt user)
 MOUNTS=()
 
 still_mounted() { awk -v r="$FRESH" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts; }
