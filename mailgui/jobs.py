@@ -4,6 +4,12 @@ The pattern is git-cola's ``qtutils.Task``: a ``QRunnable`` carries a ``QObject`
 is created on the GUI thread, so signals emitted from the worker are delivered to GUI-thread
 slots through queued connections. ``JobRunner`` keeps each task alive until its result has been
 delivered.
+
+Every job has an error path, as in Anki's ``QueryOp``: a caller that gives none gets
+``JobRunner``'s default, which turns the exception into a sentence on ``JobRunner.error`` (the
+main window shows it in the status bar). File writes go to a lane of their own
+(``JobRunner.write``): one at a time, in order, never queued behind a send or a keyring call
+that hangs, so the draft saved at quit is written however busy the pool is.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "Task",
     "TaskSignals",
     "attachment_info",
+    "failure_sentence",
 ]
 
 
@@ -44,9 +51,15 @@ class TaskSignals(QObject):
     console = Signal(str)  # console backend output
     done = Signal()  # after finished/failed, always
 
+    def has_error_path(self) -> bool:
+        """True when something is connected to ``failed``."""
+        meta = self.metaObject()
+        return self.isSignalConnected(meta.method(meta.indexOfSignal("failed(PyObject)")))
+
 
 class Task(QRunnable):
-    """Run ``fn(*args, **kwargs)`` on the pool; result by ``signals.finished``/``failed``."""
+    """Run ``fn(*args, **kwargs)`` on the pool; result by ``signals.finished``/``failed``.
+    ``what`` says what it does, for the default error path ("save the draft")."""
 
     def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -58,6 +71,7 @@ class Task(QRunnable):
         self.args = args
         self.kwargs = kwargs
         self.name = getattr(fn, "__name__", "task")
+        self.what = ""
 
     def run(self) -> None:
         try:
@@ -70,40 +84,88 @@ class Task(QRunnable):
             self.signals.done.emit()
 
 
+def _why(exc: BaseException) -> str:
+    """What went wrong, as the end of a sentence (never a traceback)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        text = exc.strerror[:1].lower() + exc.strerror[1:]
+        return f"{text} ({where})" if where else text
+    from mailgui.model.errors import describe_error
+
+    return describe_error(exc).sentence.rstrip(".")
+
+
+def failure_sentence(what: str, exc: BaseException) -> str:
+    """The default error path's sentence: "Could not save the draft: disk full (PATH)."."""
+    return f"Could not {what or 'finish a background job'}: {_why(exc)}."
+
+
 class JobRunner(QObject):
-    """A thread pool plus the set of tasks in flight (so none is collected too early)."""
+    """A thread pool plus the set of tasks in flight (so none is collected too early), and a
+    one-thread lane for file writes. A task started with no error path of its own gets the
+    default one: ``error`` carries the sentence."""
+
+    error = Signal(str)  # the default error path: a sentence for the status bar
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4) -> None:
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
+        self.files = QThreadPool(self)  # writes: one at a time, in the order asked
+        self.files.setMaxThreadCount(1)
         self._tasks: set[TaskSignals] = set()
 
-    def start(self, task: Task) -> Task:
+    def start(self, task: Task, *, pool: QThreadPool | None = None) -> Task:
         # The signals object lives on the GUI thread and is kept here until its last signal
         # has been delivered; the runnable itself belongs to the pool.
         signals = task.signals
+        if not signals.has_error_path():
+            what = task.what or f"finish a background job ({task.name.strip('_')})"
+            signals.failed.connect(lambda exc, w=what: self._default_error(w, exc))
         self._tasks.add(signals)
         signals.done.connect(lambda s=signals: QTimer.singleShot(0, lambda: self._tasks.discard(s)))
-        self.pool.start(task)
+        (pool or self.pool).start(task)
         return task
 
     def run(self, fn: Callable[..., Any], *args: Any,
             on_done: Callable[[Any], None] | None = None,
-            on_error: Callable[[BaseException], None] | None = None, **kwargs: Any) -> Task:
+            on_error: Callable[[BaseException], None] | None = None, what: str = "",
+            **kwargs: Any) -> Task:
+        """Run ``fn(*args, **kwargs)`` on the pool. Without ``on_error``, a failure reaches
+        the status bar as "Could not <what>: <why>."."""
+        return self._run(self.pool, fn, args, kwargs, on_done, on_error, what)
+
+    def write(self, fn: Callable[..., Any], *args: Any,
+              on_done: Callable[[Any], None] | None = None,
+              on_error: Callable[[BaseException], None] | None = None, what: str = "",
+              **kwargs: Any) -> Task:
+        """As ``run``, on the file-write lane (one write at a time, in order)."""
+        return self._run(self.files, fn, args, kwargs, on_done, on_error, what)
+
+    def _run(self, pool: QThreadPool, fn: Callable[..., Any], args: tuple, kwargs: dict,
+             on_done: Callable[[Any], None] | None,
+             on_error: Callable[[BaseException], None] | None, what: str) -> Task:
         task = Task(fn, *args, **kwargs)
+        task.what = what
         if on_done is not None:
             task.signals.finished.connect(on_done)
         if on_error is not None:
             task.signals.failed.connect(on_error)
-        return self.start(task)
+        return self.start(task, pool=pool)
+
+    def _default_error(self, what: str, exc: BaseException) -> None:
+        self.error.emit(failure_sentence(what, exc))
 
     @property
     def busy(self) -> int:
         return len(self._tasks)
 
     def wait(self, msecs: int = 5000) -> bool:
+        """Wait for the pool's jobs (not for the writes: ``wait_writes``)."""
         return self.pool.waitForDone(msecs)
+
+    def wait_writes(self, msecs: int = 10000) -> bool:
+        return self.files.waitForDone(msecs)
 
 
 class SendJob(Task):
