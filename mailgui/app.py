@@ -38,7 +38,12 @@ class MailGui:
         self.controller.focus_first_field()
 
     def shutdown(self) -> None:
+        """Start quitting; returns at once (see ``MainController.shutdown``)."""
         self.controller.shutdown()
+
+    def finish(self, timeout: float = 15.0) -> bool:
+        """Wait for what quitting left running behind (``MainController.finish``)."""
+        return self.controller.finish(timeout)
 
 
 def _x11_problem(display: str) -> str | None:
@@ -252,10 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     tick = QTimer()
     tick.start(250)
     tick.timeout.connect(lambda: None)
+    # Closing the window starts the quit without waiting (the draft and settings are written
+    # on a worker); the loop ends once those writes are back, so a failure is still said.
+    app.setQuitOnLastWindowClosed(False)
+    gui.controller.quit_ready.connect(app.quit)
     app.aboutToQuit.connect(gui.shutdown)
     try:
         return app.exec()
     finally:
-        gui.shutdown()  # idempotent: the draft is saved before the lock is released
+        gui.shutdown()  # idempotent
+        # the window is gone: the writes, the workers and the inbox process end behind it,
+        # and the draft is on disk before the lock is released
+        gui.finish()
         if lock is not None:
             lock.unlock()

@@ -1,5 +1,9 @@
 """The compose form <-> the Draft: field edits, address checks, headers, attachments, HTML
-preview with blocked remote images, autosave."""
+preview with blocked remote images, autosave.
+
+Nothing here waits on the GUI thread: the HTML's remote URLs are found on the worker pool (the
+preview renders when they come back, a newer text dropping an older scan), attachments are
+looked at there, and the draft is written on the runner's file lane with an error path."""
 
 from __future__ import annotations
 
@@ -14,7 +18,14 @@ from PySide6.QtGui import QBrush, QColor, QImage
 from PySide6.QtWidgets import QFileDialog, QLabel, QTableWidgetItem, QTreeWidgetItem
 
 from mailgui.controllers import folders
-from mailgui.jobs import AttachmentInfo, JobRunner, attachment_info, fetch_images
+from mailgui.jobs import (
+    AttachmentInfo,
+    JobRunner,
+    Task,
+    attachment_info,
+    failure_sentence,
+    fetch_images,
+)
 from mailgui.model.addresses import check_addresses
 from mailgui.model.draft import (
     LINE_BREAKS,
@@ -27,6 +38,7 @@ from mailgui.model.draft import (
 )
 from mailgui.model.message import ONE_SENDER, check_header, default_from
 from mailgui.model.profiles import Profile
+from mailgui.model.remote import remote_urls
 from mailgui.views.common import human_size
 from mailgui.views.compose import ADDRESS_FIELDS, ComposeView, OneLineEdit, show_problem
 
@@ -79,6 +91,8 @@ class ComposeController(QObject):
         self.html_timer.timeout.connect(self._render_html)
         self.preview_ms = 0.0  # how long the last HTML preview took to render
         self.preview_live = True
+        self.html_generation = 0  # the HTML scan whose result is awaited (older ones: dropped)
+        self.shown_generation = 0  # the one the preview shows
         self._pending_checks: set[str] = set()
         self.check_timer = QTimer(self)
         self.check_timer.setSingleShot(True)
@@ -239,9 +253,34 @@ class ComposeController(QObject):
             self.view.stale_bar.show()
 
     def _render_html(self) -> None:
+        """Preview the HTML: its remote URLs are found on the worker, and the text is rendered
+        when they come back, unless the HTML changed meanwhile (a newer scan is awaited)."""
         self.html_timer.stop()
+        self.html_generation += 1
+        generation, html = self.html_generation, self.draft.html
+        if not html:
+            self._show_html(generation, html, [])
+            return
+        self.runner.run(remote_urls, html,
+                        on_done=lambda urls: self._show_html(generation, html, urls),
+                        on_error=lambda exc: self._scan_failed(generation, html, exc))
+
+    @property
+    def html_pending(self) -> bool:
+        """True while the preview waits for the newest HTML's scan."""
+        return self.shown_generation != self.html_generation
+
+    def _scan_failed(self, generation: int, html: str, exc: BaseException) -> None:
+        # remote images stay blocked all the same (the preview blocks what it is asked for)
+        self.status.emit(failure_sentence("look for remote images in the HTML", exc))
+        self._show_html(generation, html, [])
+
+    def _show_html(self, generation: int, html: str, urls: list[str]) -> None:
+        if generation != self.html_generation:
+            return  # the HTML changed meanwhile: the newer scan's result renders
+        self.shown_generation = generation
         started = time.perf_counter()
-        self.view.html_preview.show_html(self.draft.html)
+        self.view.html_preview.show_html(html, urls)
         self.preview_ms = (time.perf_counter() - started) * 1000
         self.preview_live = self.preview_ms <= LIVE_PREVIEW_MS
         self.html_timer.setInterval(int(min(2000, max(PREVIEW_DELAY_MS, 4 * self.preview_ms))))
@@ -263,7 +302,12 @@ class ComposeController(QObject):
             return
         self.view.load_remote.setEnabled(False)
         self.view.remote_label.setText(f"Loading {len(urls)} remote image(s)\u2026")
-        self.runner.run(fetch_images, urls, on_done=self._images_loaded)
+        self.runner.run(fetch_images, urls, on_done=self._images_loaded,
+                        on_error=self._images_failed)
+
+    def _images_failed(self, exc: BaseException) -> None:
+        self.view.load_remote.setEnabled(True)
+        self.view.remote_label.setText(failure_sentence("load the remote images", exc))
 
     def _images_loaded(self, images: dict[str, bytes]) -> None:
         preview = self.view.html_preview
@@ -405,7 +449,8 @@ class ComposeController(QObject):
         paths = [a.path for a in self.draft.attachments]
         if paths:
             given = {a.path: a.mimetype for a in self.draft.attachments if a.mimetype}
-            self.runner.run(attachment_info, paths, given, on_done=self._info_loaded)
+            self.runner.run(attachment_info, paths, given, on_done=self._info_loaded,
+                            what="look at the attached files")
 
     def _info_loaded(self, infos: list[AttachmentInfo]) -> None:
         changed = False
@@ -458,24 +503,30 @@ class ComposeController(QObject):
 
     def autosave_now(self, force: bool = False) -> bool:
         """Save in the background if something changed; True if a save was started."""
+        return self.save(force=force) is not None
+
+    def save(self, *, force: bool = True, on_done: Callable[[object], None] | None = None,
+             on_error: Callable[[BaseException], None] | None = None) -> Task | None:
+        """Write a snapshot of the draft on the runner's file lane (if it changed, or
+        ``force``); None if there was nothing to write. A failure is said in the status bar
+        (then ``on_error``) and the next autosave tries again."""
         fingerprint = self.draft.fingerprint()
         if not force and fingerprint == self._saved_fingerprint:
-            return False
+            return None
         self._generation += 1
         self._saved_fingerprint = fingerprint
-        self.runner.run(self.store.save, self.draft.copy(), self._generation,
-                        on_error=self._save_failed)
-        return True
 
-    def save_sync(self) -> None:
-        """Save now, on this thread (quit: a small JSON file, the last chance)."""
-        self._generation += 1
-        self.store.save(self.draft.copy(), self._generation)
-        self._saved_fingerprint = self.draft.fingerprint()
+        def failed(exc: BaseException) -> None:
+            self._save_failed(exc)
+            if on_error is not None:
+                on_error(exc)
+
+        return self.runner.write(self.store.save, self.draft.copy(), self._generation,
+                                 on_done=on_done, on_error=failed)
 
     def _save_failed(self, exc: BaseException) -> None:
         self._saved_fingerprint = ""
-        self.status.emit(f"The draft could not be saved: {exc}")
+        self.status.emit(failure_sentence("save the draft", exc))
 
     def attachment_dir_for_draft(self) -> Path:
         return self.store.attachments_dir(self.draft.id)

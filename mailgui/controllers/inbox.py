@@ -1,4 +1,6 @@
-"""The local test inbox: start the server off the GUI thread, list and show what arrives."""
+"""The local test inbox: start and stop the server off the GUI thread, list and show what
+arrives, save a part, delete. Every file read and write runs on the worker pool; a delete that
+fails says so and the list is read again from the folder, so it shows what is really there."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
 
 from mailgui.controllers import folders
-from mailgui.jobs import JobRunner
+from mailgui.jobs import JobRunner, failure_sentence
 from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxMessage, InboxServer, InboxStore
 from mailgui.model.inbox_details import MessageDetails, compute_details, write_part
 from mailgui.model.remote import remote_urls
@@ -106,11 +108,17 @@ class InboxController(QObject):
     def start(self) -> None:
         """Start the server and load the stored messages, both on the worker pool."""
         self.runner.run(self.server.start, on_done=self._started, on_error=self._failed)
-        self.runner.run(self.store.list, on_done=self._loaded)
+        self.runner.run(self.store.list, on_done=self._loaded,
+                        what="list the messages of the local test inbox")
 
     def stop(self) -> None:
+        """Stop the server without waiting: its process ends behind (``finish``)."""
         self._port = 0
-        self.server.stop()
+        self.server.stop(wait=False)
+
+    def finish(self, timeout: float | None = None) -> bool:
+        """Wait for a stopped server's process to be gone; True if it is."""
+        return self.server.wait_stopped(timeout)
 
     def _started(self, port: int) -> None:
         self._port = port
@@ -261,7 +269,7 @@ class InboxController(QObject):
             save,
             on_done=lambda result: self.status.emit(
                 f"Saved {human_size(result[1])} to {result[0]}."),
-            on_error=lambda exc: self.status.emit(f"Could not save the part: {exc}"),
+            on_error=lambda exc: self.status.emit(failure_sentence("save the part", exc)),
         )
 
     def selected_id(self) -> str | None:
@@ -273,8 +281,24 @@ class InboxController(QObject):
         if msg_id is None:
             return
         self.messages = [m for m in self.messages if m.id != msg_id]
-        self.runner.run(self.store.delete, msg_id)
+        self.runner.write(self.store.delete, msg_id,
+                          on_error=lambda exc: self._delete_failed("delete the message", exc))
         self._fill()
+
+    def _delete_failed(self, what: str, exc: BaseException) -> None:
+        """Say so, and list again what the folder holds (what a restart would show)."""
+        self.status.emit(failure_sentence(what, exc))
+        self.runner.run(self.store.list, on_done=self._relisted,
+                        what="list the messages of the local test inbox")
+
+    def _relisted(self, messages: list[InboxMessage]) -> None:
+        selected = self.selected_id()
+        self.messages = sorted(messages, key=lambda m: m.received_at)
+        self._fill()
+        for index in range(self.view.list.topLevelItemCount()):
+            item = self.view.list.topLevelItem(index)
+            if item.data(0, 256) == selected:
+                self.view.list.setCurrentItem(item)
 
     def confirm_clear(self) -> bool:
         answer = QMessageBox.question(self.view, "Delete all",
@@ -285,5 +309,6 @@ class InboxController(QObject):
         if not self.messages or not self.confirm_clear():
             return
         self.messages = []
-        self.runner.run(self.store.clear)
+        self.runner.write(self.store.clear,
+                          on_error=lambda exc: self._delete_failed("delete the messages", exc))
         self._fill()

@@ -1,5 +1,10 @@
 """The main window's controller: builds the other controllers, wires actions, handles start
-(first run, restored draft) and quit (save the draft, stop the inbox)."""
+(first run, restored draft) and quit (save the draft, stop the inbox).
+
+Quitting never waits on the GUI thread: ``shutdown`` hands the draft and the settings to the
+runner's file lane, cancels a send and tells the inbox process to stop, and returns at once;
+``quit_ready`` says when the writes are back (``app.main`` ends the event loop then), and
+``finish`` waits, after the loop, for what still runs behind (workers, the inbox process)."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import html
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -18,7 +23,7 @@ from mailgui.controllers.inbox import InboxController
 from mailgui.controllers.profiles import ProfilesController
 from mailgui.controllers.sending import SendController
 from mailgui.controllers.source import SourceController
-from mailgui.jobs import JobRunner
+from mailgui.jobs import JobRunner, failure_sentence
 from mailgui.model.draft import Draft, DraftStore
 from mailgui.model.eml import draft_from_eml
 from mailgui.model.errors import describe_error
@@ -29,8 +34,14 @@ from mailgui.model.secrets import KeyringStatus, SecretStore
 from mailgui.model.sentlog import SentLog
 from mailgui.views.main_window import MainWindow
 
+# A quit whose writes do not come back by then (a file system that hangs) ends the loop anyway;
+# ``finish`` still waits for them before the process ends.
+QUIT_WRITES_MS = 10000
+
 
 class MainController(QObject):
+    quit_ready = Signal()  # after shutdown(): the draft and settings writes are back
+
     def __init__(self, window: MainWindow, paths: AppPaths, *, secrets: SecretStore | None = None,
                  start_inbox: bool = True, inbox_port: int | None = None) -> None:
         super().__init__(window)
@@ -48,7 +59,11 @@ class MainController(QObject):
         self.sent_log = SentLog(paths.sent_log_file)
         self.secrets = secrets or SecretStore()
         self._shut_down = False
+        self._quit_writes: set[str] = set()  # what the quit still writes
+        self._quit_problems: list[str] = []
+        self._quit_ended = False
         w = window
+        self.runner.error.connect(self.show_status)  # the default error path of every job
 
         self.profiles = ProfilesController(w.target, w.target_detail.setText, self.runner,
                                            self.profile_store, self.secrets, w)
@@ -195,8 +210,9 @@ class MainController(QObject):
 
     # -- drafts ---------------------------------------------------------------------------
     def save_draft(self) -> None:
-        self.compose.autosave_now(force=True)
-        self.show_status(f"Draft saved to {self.draft_store.path}.")
+        # said once it is written (a failure says so instead)
+        self.compose.save(force=True, on_done=lambda _written: self.show_status(
+            f"Draft saved to {self.draft_store.path}."))
 
     def confirm_discard(self) -> bool:
         answer = QMessageBox.question(
@@ -312,25 +328,60 @@ class MainController(QObject):
 
     # -- quit -----------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Save the draft and settings, stop the inbox, let the workers finish. Idempotent."""
+        """Start quitting and return at once: the draft and the settings go to the file lane,
+        a send is cancelled, the inbox process is told to stop. ``quit_ready`` is emitted
+        when both writes are back; a write that failed is said first (``warn``). Idempotent."""
         if self._shut_down:
             return
         self._shut_down = True
         self.compose.autosave.stop()
-        try:
-            self.compose.save_sync()
-        except OSError as exc:
-            QMessageBox.warning(self.window, "mailgui", f"The draft could not be saved: {exc}")
-        try:
-            self.settings.update(target=self.window.target.currentData(),
-                                 splitter=self.window.split.sizes())
-            atomic_write_json(self.paths.settings_file, self.settings)
-        except OSError:
-            pass
+        self.settings.update(target=self.window.target.currentData(),
+                             splitter=self.window.split.sizes())
+        self._quit_writes = {"save the draft", "save the settings"}
+        self.compose.save(force=True,
+                          on_done=lambda _r: self._quit_write_back("save the draft"),
+                          on_error=lambda exc: self._quit_write_back("save the draft", exc))
+        what = "save the settings"
+        self.runner.write(atomic_write_json, self.paths.settings_file, dict(self.settings),
+                          on_done=lambda _r: self._quit_write_back(what),
+                          on_error=lambda exc: self._quit_write_back(what, exc))
+        QTimer.singleShot(QUIT_WRITES_MS, self._end_quit)
         if self.sending.job is not None:
             self.sending.job.cancel()
-        self.inbox.stop()
-        self.runner.wait(5000)
+        self.inbox.stop()  # the process ends behind (finish() waits for it)
+
+    def _quit_write_back(self, what: str, exc: BaseException | None = None) -> None:
+        if exc is not None:
+            self._quit_problems.append(failure_sentence(what, exc))
+        self._quit_writes.discard(what)
+        if not self._quit_writes:
+            if self._quit_problems:
+                self.warn(" ".join(self._quit_problems))
+            self._end_quit()
+
+    def _end_quit(self) -> None:
+        if not self._quit_ended:
+            self._quit_ended = True
+            self.quit_ready.emit()
+
+    def warn(self, text: str) -> None:
+        """Tell the person something went wrong while quitting (tests answer this)."""
+        QMessageBox.warning(self.window, "mailgui", text)
+
+    def finish(self, timeout: float = 15.0) -> bool:
+        """After ``shutdown`` (and the event loop): wait, up to ``timeout`` seconds in all,
+        for the writes, the workers and the inbox process to end; True if all did. The
+        results that come back meanwhile are delivered (a failed write is still said)."""
+        deadline = time.monotonic() + timeout
+
+        def left_ms() -> int:
+            return max(0, int((deadline - time.monotonic()) * 1000))
+
+        ended = self.runner.wait_writes(left_ms())
+        ended = self.inbox.finish(left_ms() / 1000) and ended
+        ended = self.runner.wait(left_ms()) and ended
+        QCoreApplication.sendPostedEvents()  # queued results: error paths run
+        return ended
 
 
 def singleshot(ms: int, fn: object) -> None:

@@ -186,14 +186,23 @@ class InboxStore:
         atomic_write_json(self.details_path(details.id), details.to_dict(), compact=True)
 
     def delete(self, msg_id: str) -> None:
+        """Remove a message's files, the .eml first: once it is gone the message is no longer
+        listed, and if it can't be removed nothing is (OSError)."""
         with self._lock:
             for suffix in (".eml", ".json", ".details.json"):
                 with contextlib.suppress(FileNotFoundError):
                     (self.folder / f"{Path(msg_id).name}{suffix}").unlink()
 
     def clear(self) -> None:
+        """Delete every message it can; then raise the first failure, if any."""
+        failures: list[OSError] = []
         for item in self.list():
-            self.delete(item.id)
+            try:
+                self.delete(item.id)
+            except OSError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 class InboxServerError(OSError):
@@ -241,7 +250,9 @@ class InboxServer:
     ``on_message(InboxMessage)`` is called on a reader thread for each stored message, before
     the client gets its "250" reply; ``on_exit(text)`` if the process ends without ``stop()``.
     ``stop()`` ends the process (end of its stdin, SIGTERM, then a kill after ``timeout``) and
-    waits for it. The process also ends by itself when this one dies (its stdin closes).
+    waits for it; ``stop(wait=False)`` returns at once (the GUI thread's way) and the process
+    is reaped behind, on a thread that ``wait_stopped()`` joins. The process also ends by
+    itself when this one dies (its stdin closes).
     """
 
     def __init__(self, store: InboxStore, on_message: Callable[[InboxMessage], None] | None = None,
@@ -261,7 +272,7 @@ class InboxServer:
         self._stderr: IO[bytes] | None = None
         self._ready = threading.Event()
         self._ended = threading.Event()
-        self._stopping = False
+        self._reaper: threading.Thread | None = None  # ends a stopped process behind
 
     @property
     def pid(self) -> int | None:
@@ -285,6 +296,7 @@ class InboxServer:
         return self._start(0, timeout)
 
     def _start(self, wanted_port: int, timeout: float) -> int:
+        self.wait_stopped(timeout)  # a process stopped without waiting is gone first
         with self._lock:
             if self._proc is not None:
                 raise RuntimeError("already started")
@@ -292,7 +304,6 @@ class InboxServer:
             folder.mkdir(parents=True, exist_ok=True)
             self._ready.clear()
             self._ended.clear()
-            self._stopping = False
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _cleanup
             try:
                 proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -350,7 +361,7 @@ class InboxServer:
         finally:
             self._ended.set()
             self._ready.set()
-        if self.port and not self._stopping and self.on_exit is not None:
+        if self.port and proc is self._proc and self.on_exit is not None:  # not stop()
             try:
                 code = proc.wait(2)
             except subprocess.TimeoutExpired:
@@ -387,32 +398,50 @@ class InboxServer:
             except (OSError, ValueError):
                 pass
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, *, wait: bool = True) -> None:
+        """End the process: end of its stdin and SIGTERM now (neither blocks), a kill if it
+        is still there after ``timeout`` seconds. ``wait``: return once it is gone; else at
+        once, with ``running`` already False and the port free soon after."""
         with self._lock:
-            proc, reader = self._proc, self._reader
+            proc, reader, stderr = self._proc, self._reader, self._stderr
             if proc is None:
                 return
-            self._stopping = True
+            self._proc, self._reader, self._stderr = None, None, None
+            self.port = 0
             with self._stdin_lock, contextlib.suppress(OSError):
                 if proc.stdin is not None:
                     proc.stdin.close()  # end of file: the server stops by itself
             if proc.poll() is None:
                 with contextlib.suppress(OSError):
                     proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if reader is not None and reader is not threading.current_thread():
-                reader.join(timeout)
-            if reader is None or not reader.is_alive():
-                with contextlib.suppress(OSError):
-                    if proc.stdout is not None:
-                        proc.stdout.close()
-            if self._stderr is not None:
-                self._stderr.close()
-                self._stderr = None
-            self._proc = None
-            self._reader = None
-            self.port = 0
+            reaper = threading.Thread(target=self._reap, args=(proc, reader, stderr, timeout),
+                                      name="mailgui-inbox-stop", daemon=True)
+            self._reaper = reaper
+            reaper.start()
+        if wait:
+            reaper.join()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Wait for a stopped process to be gone; True when none is left ending."""
+        reaper = self._reaper
+        if reaper is not None and reaper is not threading.current_thread():
+            reaper.join(timeout)
+            return not reaper.is_alive()
+        return True
+
+    @staticmethod
+    def _reap(proc: subprocess.Popen[bytes], reader: threading.Thread | None,
+              stderr: IO[bytes] | None, timeout: float) -> None:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout)
+        if reader is None or not reader.is_alive():
+            with contextlib.suppress(OSError):
+                if proc.stdout is not None:
+                    proc.stdout.close()
+        if stderr is not None:
+            stderr.close()

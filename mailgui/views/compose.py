@@ -52,7 +52,6 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.model.draft import one_line
-from mailgui.model.remote import remote_urls
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
 
 ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
@@ -231,9 +230,9 @@ class HtmlPreview(QTextBrowser):
         self._placeholder = QImage(32, 24, QImage.Format.Format_RGB32)
         self._placeholder.fill(QColor("#d9dde3"))
 
-    def show_html(self, html: str, urls: list[str] | None = None) -> None:
-        """Render ``html``; ``urls``, its remote URLs, when worked out already (a worker)."""
-        urls = remote_urls(html) if urls is None else urls
+    def show_html(self, html: str, urls: list[str]) -> None:
+        """Render ``html``; ``urls`` are its remote URLs, found on a worker
+        (``mailgui.model.remote.remote_urls``: the parse is too slow for this thread)."""
         self.blocked = {u for u in urls if u not in self.images}
         self.setHtml(html)
         self.blocked_changed.emit(len(self.blocked))

@@ -88,6 +88,8 @@ def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
     yield make
     for gui in made:
         gui.shutdown()
+    for gui in made:  # quitting returns at once: the writes and the inbox process end behind
+        assert gui.finish(30), "a quit left something running"
 
 
 def add_profile(paths: AppPaths, **fields: object) -> Profile:

@@ -21,7 +21,7 @@ from mailgui.model.draft import AttachmentRef, Draft
 from mailgui.model.message import build_message
 from mailgui.model.paths import AppPaths
 from tests.gui.conftest import tree_items
-from tests.gui.test_sending import fill, send
+from tests.support.gui import fill, quit_window, send
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,14 +119,14 @@ def test_autosave_brings_the_draft_back_after_a_kill(make_gui, qtbot, paths: App
     qtbot.waitUntil(lambda: second.window.compose.attachments.topLevelItem(0).text(3) == "ok")
 
 
-def test_quit_saves_the_draft_and_settings(make_gui, paths: AppPaths) -> None:  # noqa: ANN001
+def test_quit_saves_the_draft_and_settings(make_gui, qtbot, paths: AppPaths) -> None:  # noqa: ANN001
     paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
     paths.settings_file.write_text('{"inbox_port": 0}')  # set by hand: any free port
     gui = make_gui()
     port = gui.controller.inbox.port
     fill(gui, subject="Saved on quit")
     gui.window.target.setCurrentIndex(gui.window.target.findData("builtin-console"))
-    gui.window.close()
+    quit_window(gui, qtbot)  # the window closes at once; the writes are back soon after
     assert gui.controller.draft_store.load().subject == "Saved on quit"
     settings = json.loads(paths.settings_file.read_text())
     assert settings["target"] == "builtin-console"
@@ -134,8 +134,12 @@ def test_quit_saves_the_draft_and_settings(make_gui, paths: AppPaths) -> None:  
     assert not gui.controller.inbox.running
     import socket
 
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0  # the inbox port is closed
+    def port_closed() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) != 0
+
+    qtbot.waitUntil(port_closed, timeout=10000)  # the inbox process ends behind the window
+    assert port_closed()  # the inbox port is closed
 
 
 def test_keyboard_shortcuts(make_gui, qtbot) -> None:  # noqa: ANN001
@@ -150,7 +154,8 @@ def test_keyboard_shortcuts(make_gui, qtbot) -> None:  # noqa: ANN001
     store = gui.controller.draft_store
     qtbot.keyClick(w.compose.subject, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: store.load() is not None and store.load().subject == "Shortcuts")
-    assert "Draft saved" in w.statusBar().currentMessage()
+    # said once the write is back (not before: it may fail)
+    qtbot.waitUntil(lambda: "Draft saved" in w.statusBar().currentMessage())
     with qtbot.waitSignal(gui.controller.sending.finished, timeout=10000) as blocker:
         qtbot.keyClick(w.compose.subject, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert blocker.args[0].ok
@@ -373,7 +378,8 @@ def test_inbox_and_sent_log_survive_a_restart(make_gui, qtbot, paths: AppPaths) 
     assert send(gui, qtbot).ok
     qtbot.waitUntil(lambda: len(gui.controller.inbox.messages) == 1)
     assert gui.window.windowTitle() == "Kept \u2014 mailgui"
-    gui.window.close()
+    quit_window(gui, qtbot)
+    assert gui.finish(15)  # the inbox process is gone too: the next one has the folder
     again = make_gui()
     qtbot.waitUntil(lambda: len(again.controller.inbox.messages) == 1)
     assert again.window.inbox.list.topLevelItem(0).text(3) == "Kept"

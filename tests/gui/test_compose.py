@@ -212,18 +212,23 @@ def test_html_too_slow_to_preview_live_waits_for_refresh(make_gui, qtbot,  # noq
     view.tabs.setCurrentIndex(1)
     rows = "".join(f"<tr><td>row <b>{i}</b></td><td>{'x' * 40}</td></tr>" for i in range(3000))
     view.html.setPlainText(f"<table>{rows}</table>")
-    qtbot.waitUntil(lambda: controller.preview_ms > 0 and not controller.html_timer.isActive())
+    # rendered once the worker has found the remote URLs (none here)
+    qtbot.waitUntil(lambda: controller.preview_ms > 0 and not controller.html_timer.isActive()
+                    and not controller.html_pending)
     slow = controller.preview_ms
     assert "row 2999" in view.html_preview.toPlainText()
     assert controller.html_timer.interval() >= min(2000, 4 * slow) - 1
     monkeypatch.setattr(compose_controller, "LIVE_PREVIEW_MS", 0)  # every render is "slow" now
     qtbot.mouseClick(view.refresh_preview, Qt.MouseButton.LeftButton)  # measure again
+    qtbot.waitUntil(lambda: not controller.html_pending)
     assert not controller.preview_live
     view.html.appendPlainText("<p>appended</p>")
     assert view.stale_bar.isVisible() and "not updated as you type" in view.stale_label.text()
-    qtbot.wait(controller.html_timer.interval() + 100)
+    # nothing is due to re-render it: no timer runs and no scan is awaited
+    assert not controller.html_timer.isActive() and not controller.html_pending
     assert "appended" not in view.html_preview.toPlainText()  # nothing re-rendered by itself
     qtbot.mouseClick(view.refresh_preview, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not controller.html_pending)
     assert "appended" in view.html_preview.toPlainText() and not view.stale_bar.isVisible()
 
 
