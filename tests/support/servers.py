@@ -13,6 +13,9 @@ Contents
 * ``SMTPServer``: aiosmtpd server in ``plain``, ``starttls`` or ``tls`` (implicit TLS) mode.
 * ``SilentServer``, ``GreetingRefusedServer``, ``DropDuringDataServer``, ``ScriptedServer``:
   small raw-socket servers that misbehave on purpose.
+* ``HostileServer``: a ``ScriptedServer`` that misbehaves at one stage of the conversation
+  (drips its reply a byte at a time, floods ``250-`` lines or one endless line, stays silent,
+  or answers 421), and behaves once told to.
 
 aiosmtpd 1.4 facts this module relies on or works around (checked in the 1.4.6 source)
 ------------------------------------------------------------------------------------
@@ -66,6 +69,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import itertools
 import socket
 import ssl
 import struct
@@ -89,6 +93,7 @@ __all__ = [
     "Certificates",
     "DropDuringDataServer",
     "GreetingRefusedServer",
+    "HostileServer",
     "NoStartTLSServer",
     "ReceivedMessage",
     "RecordingHandler",
@@ -948,7 +953,10 @@ class ScriptedServer(_RawServer):
                 reply = self.replies.get(verb, "502 5.5.2 Command not recognized")
                 self._send(conn, reply)
                 first = reply if isinstance(reply, str) else (list(reply) or [""])[0]
-                if verb == "QUIT" or first.startswith("421"):
+                if verb == "QUIT":
+                    return
+                if first.startswith("421"):
+                    self._close_gracefully(conn)
                     return
                 if verb == "DATA" and first.startswith("354"):
                     if self.drop_in_data:
@@ -956,8 +964,26 @@ class ScriptedServer(_RawServer):
                         return
                     self._read_data(rfile)
                     self._send(conn, self.data_reply)
+                    if self.data_reply.startswith("421"):
+                        self._close_gracefully(conn)
+                        return
         finally:
             rfile.close()
+
+    def _close_gracefully(self, conn: socket.socket, wait: float = 2.0) -> None:
+        """Close after a 421 as a server should: FIN first, then read (and ignore) what
+        the client still sends until it closes, so that the client can read the 421 (a
+        close with unread input would send RST, and the client could lose the reply)."""
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + wait
+        conn.settimeout(0.05)
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            try:
+                if not conn.recv(65536):
+                    return
+            except TimeoutError:
+                continue
 
     def _drop(self, conn: socket.socket, rfile: Any) -> None:
         got = b""
@@ -998,3 +1024,146 @@ class DropDuringDataServer(ScriptedServer):
 
     def __init__(self, *, drop_after_bytes: int = 1, reset: bool = True) -> None:
         super().__init__(drop_in_data=True, drop_after_bytes=drop_after_bytes, reset=reset)
+
+
+class HostileServer(ScriptedServer):
+    """A ScriptedServer that misbehaves at one ``stage`` of each conversation, until told to
+    behave (set ``behaviour`` to None: ``stage`` and ``behaviour`` are read as each
+    connection starts).
+
+    ``stage``: "greeting", a command verb ("EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT",
+    "DATA", "QUIT"...) or "end of data" (the reply to the final dot), the ``nth`` time it
+    comes on the connection (the second RCPT, the end of the second message...).
+    ``behaviour``:
+
+    * "drip": an endless reply (``250-drip`` lines) written one byte every ``interval``
+      seconds;
+    * "lines": ``flood_line`` (``250-xxx...``) without end, as fast as the client reads;
+    * "line": one line that never ends, as fast as the client reads it;
+    * "silent": no answer at all (the connection stays open);
+    * "deaf" (for "DATA"): 354, then nothing is read any more (the client's writes stall);
+    * any other text: that reply instead of the usual one; after a 421 the server closes
+      the connection (gracefully: the client can read the 421 first).
+
+    ``pipelining`` / ``auth`` / ``starttls`` / ``size`` shape the EHLO reply (``auth``:
+    "AUTH PLAIN LOGIN" offered, any credentials accepted with 235). ``flooded`` counts the
+    bytes sent while misbehaving; ``misbehaved`` counts the times it did.
+    """
+
+    FLOOD_LINE = b"250-" + b"x" * 70 + b"\r\n"
+
+    def __init__(
+        self,
+        stage: str,
+        behaviour: str | None,
+        *,
+        nth: int = 1,
+        interval: float = 0.5,
+        pipelining: bool = True,
+        auth: bool = False,
+        starttls: bool = False,
+        size: int | None = 10485760,
+        flood_line: bytes = FLOOD_LINE,
+        replies: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> None:
+        ehlo = ["250-localhost"]
+        if pipelining:
+            ehlo.append("250-PIPELINING")
+        if auth:
+            ehlo.append("250-AUTH PLAIN LOGIN")
+        if starttls:
+            ehlo.append("250-STARTTLS")
+        if size is not None:
+            ehlo.append(f"250-SIZE {size}")
+        ehlo.append("250 8BITMIME")
+        defaults: dict[str, str | Sequence[str]] = {"EHLO": ehlo, "AUTH": "235 2.7.0 Authenticated"}
+        defaults.update(replies or {})
+        super().__init__(replies=defaults)
+        self.stage = stage
+        self.behaviour = behaviour
+        self.nth = nth
+        self.interval = interval
+        self.flood_line = flood_line
+        self.flooded = 0
+        self.misbehaved = 0
+
+    def handle(self, conn: socket.socket, peer: Any) -> None:
+        stage, behaviour = self.stage, self.behaviour
+        if behaviour is not None and stage == "greeting":
+            self._misbehave(conn, behaviour)
+            return
+        self._send(conn, self.greeting)
+        rfile = conn.makefile("rb")
+        seen: dict[str, int] = {}  # how many times each stage came on this connection
+        try:
+            while not self._stopping.is_set():
+                line = rfile.readline()
+                if not line:
+                    return
+                command = line.rstrip(b"\r\n")
+                with self._lock:
+                    self._commands.append(command)
+                verb = command.split(b" ", 1)[0].upper().decode("ascii", "replace")
+                seen[verb] = seen.get(verb, 0) + 1
+                if behaviour is not None and verb == stage and seen[verb] == self.nth:
+                    if not self._misbehave(conn, behaviour):
+                        return
+                    continue
+                reply = self.replies.get(verb, "502 5.5.2 Command not recognized")
+                self._send(conn, reply)
+                if verb == "QUIT":
+                    return
+                if verb == "DATA" and str(reply).startswith("354"):
+                    self._read_data(rfile)
+                    seen["end of data"] = seen.get("end of data", 0) + 1
+                    last = seen["end of data"] == self.nth
+                    if behaviour is not None and stage == "end of data" and last:
+                        if not self._misbehave(conn, behaviour):
+                            return
+                        continue
+                    self._send(conn, self.data_reply)
+        finally:
+            rfile.close()
+
+    def _misbehave(self, conn: socket.socket, behaviour: str) -> bool:
+        """Do it; return True if the conversation may go on (a reply that is not a 421)."""
+        with self._lock:
+            self.misbehaved += 1
+        if behaviour == "silent":  # until the client gives up
+            conn.settimeout(0.05)
+            while not self._stopping.is_set():
+                try:
+                    if not conn.recv(65536):
+                        break
+                except TimeoutError:
+                    continue
+            return False
+        if behaviour == "drip":
+            stream = itertools.cycle(b"250-drip\r\n")
+            while not self._stopping.is_set():
+                conn.sendall(bytes([next(stream)]))
+                self._count(1)
+                if self._stopping.wait(self.interval):
+                    break
+            return False
+        if behaviour in ("lines", "line"):
+            chunk = self.flood_line * 1000 if behaviour == "lines" else b"x" * 65536
+            if behaviour == "line":
+                conn.sendall(b"250 ")
+            while not self._stopping.is_set():
+                conn.sendall(chunk)  # an OSError once the client has gone ends it
+                self._count(len(chunk))
+            return False
+        if behaviour == "deaf":
+            self._send(conn, "354 End data with <CR><LF>.<CR><LF>")
+            self._stopping.wait(self.io_timeout)
+            return False
+        self._send(conn, behaviour)
+        if behaviour.startswith("421"):
+            self._close_gracefully(conn)
+            return False
+        return True
+
+    def _count(self, sent: int) -> None:
+        with self._lock:
+            self.flooded += sent
