@@ -17,7 +17,15 @@ classes, so everything that works on an ``smtplib`` connection (and every
   bytes_total)`` while the content is written (see :meth:`_write_content`);
 * abort: pass ``abort_handle=AbortHandle()`` and ``handle.abort()`` (from any
   thread) shuts down the connection's socket, also while it is still being
-  connected, so a blocked send wakes at once.
+  connected, so a blocked send wakes at once;
+* limits on what a server can make the client wait for or hold: the timeout bounds
+  the wait for a whole reply (not each read), and one reply may have at most
+  ``max_reply_lines`` lines of at most ``max_reply_line`` bytes, ``max_reply_bytes``
+  in all (see :meth:`getreply`). Each limit raises its own exception from
+  :mod:`mailcore.errors` and closes the connection;
+* typed errors: a 421 at any stage raises :class:`~mailcore.errors.SMTPServiceUnavailableError`
+  with the server's code and text; STARTTLS and AUTH problems, a message too large for
+  the server and a certificate for other host names each have their own type.
 """
 
 from __future__ import annotations
@@ -25,15 +33,31 @@ from __future__ import annotations
 import base64
 import contextlib
 import hmac
+import ipaddress
 import logging
 import re
 import smtplib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from mailcore.errors import (
+    CertificateHostnameError,
+    SMTPAborted,
+    SMTPAuthNotSupportedError,
+    SMTPMessageTooLargeError,
+    SMTPReplyLineTooLongError,
+    SMTPReplyTimeoutError,
+    SMTPReplyTooLargeError,
+    SMTPReplyTooManyLinesError,
+    SMTPServiceUnavailableError,
+    SMTPStartTLSNotSupportedError,
+    SMTPStartTLSRefusedError,
+    SMTPWriteTimeoutError,
+)
 from mailcore.wire import Serialized
 
 __all__ = [
@@ -55,12 +79,18 @@ REDACTED = "********"
 # With a progress callback, content is written (and reported) at most this many bytes at a time.
 PROGRESS_WRITE_SIZE = 512 * 1024
 
-
-class SMTPAborted(smtplib.SMTPServerDisconnected):
-    """The send was stopped by ``abort()`` (not by the network or the server)."""
-
-    def __init__(self, message: str = "sending was aborted") -> None:
-        super().__init__(message)
+# What one reply may hold (the defaults of SMTP.max_reply_*). RFC 5321 allows reply lines of
+# 512 octets, CRLF included; real replies stay far below these, which only keep a hostile or
+# broken server from making the client hold (or parse) without end.
+MAX_REPLY_LINE = 8192  # bytes of one line, CRLF included: 16 times RFC 5321's, as smtplib
+MAX_REPLY_LINES = 1000  # lines of one reply: a rich EHLO reply has about 20
+MAX_REPLY_BYTES = 64 * 1024  # bytes of one reply
+# Bytes asked of the socket per read of replies (smtplib's buffered reader asks 8192).
+_READ_SIZE = 16384
+# OpenSSL's verify codes for a trusted certificate issued for other names.
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+# At most this long (seconds) for each step of reading a certificate's names after a mismatch.
+_PROBE_TIMEOUT = 10.0
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -217,6 +247,87 @@ def _stuff_dots(chunk: bytes, at_line_start: bool) -> bytes:
     return chunk
 
 
+class _ReplyReader:
+    """The server's replies as they arrive: the socket and the bytes read but not yet parsed.
+
+    It stands where smtplib keeps its buffered reader, ``SMTP.file``: smtplib drops it (sets
+    ``file`` to None) on connect and after STARTTLS, so nothing read before the TLS handshake
+    is ever taken for a reply after it, and calls its ``close()`` from ``SMTP.close()``.
+    """
+
+    __slots__ = ("buffer", "pos", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock: socket.socket | None = sock
+        self.buffer = b""
+        self.pos = 0  # where the unparsed bytes start in buffer
+
+    def close(self) -> None:
+        self.sock = None
+        self.buffer = b""
+        self.pos = 0
+
+
+def _der_items(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """``(tag, value start, value end)`` of each DER element in ``data[start:end]``."""
+    pos = start
+    while pos < end:
+        tag, length = data[pos], data[pos + 1]
+        pos += 2
+        if length & 0x80:
+            count = length & 0x7F
+            length = int.from_bytes(data[pos : pos + count], "big")
+            pos += count
+        if pos + length > end:
+            raise ValueError("truncated DER element")
+        yield tag, pos, pos + length
+        pos += length
+
+
+_OID_SUBJECT_ALT_NAME = b"\x55\x1d\x11"  # 2.5.29.17
+_OID_COMMON_NAME = b"\x55\x04\x03"  # 2.5.4.3
+
+
+def certificate_names(der: bytes) -> list[str]:
+    """The names a certificate (DER) is for: its subjectAltName DNS names and IP addresses,
+    else its subject's common names; [] if it can't be read. For error messages only: the
+    certificate is not verified here."""
+    try:
+        _, cert_start, cert_end = next(_der_items(der, 0, len(der)))
+        _, tbs_start, tbs_end = next(_der_items(der, cert_start, cert_end))
+        fields = list(_der_items(der, tbs_start, tbs_end))
+        if fields and fields[0][0] == 0xA0:  # [0] version
+            fields = fields[1:]
+        names: list[str] = []
+        for tag, start, end in fields[6:]:
+            if tag != 0xA3:  # [3] extensions
+                continue
+            for _, ext_start, ext_end in _der_items(der, *next(_der_items(der, start, end))[1:]):
+                parts = list(_der_items(der, ext_start, ext_end))
+                if der[parts[0][1] : parts[0][2]] != _OID_SUBJECT_ALT_NAME:
+                    continue
+                _, value_start, value_end = parts[-1]  # the OCTET STRING (after "critical")
+                _, seq_start, seq_end = next(_der_items(der, value_start, value_end))
+                for name_tag, name_start, name_end in _der_items(der, seq_start, seq_end):
+                    value = der[name_start:name_end]
+                    if name_tag == 0x82:  # dNSName
+                        names.append(value.decode("ascii"))
+                    elif name_tag == 0x87:  # iPAddress
+                        names.append(str(ipaddress.ip_address(value)))
+        if names:
+            return names
+        _, subject_start, subject_end = fields[4]
+        for _, rdn_start, rdn_end in _der_items(der, subject_start, subject_end):
+            for _, pair_start, pair_end in _der_items(der, rdn_start, rdn_end):
+                (_, oid_start, oid_end), (_, value_start, value_end) = list(
+                    _der_items(der, pair_start, pair_end))[:2]
+                if der[oid_start:oid_end] == _OID_COMMON_NAME:
+                    names.append(der[value_start:value_end].decode("utf-8"))
+        return names
+    except (ValueError, IndexError, StopIteration):  # UnicodeDecodeError is a ValueError
+        return []
+
+
 class _Transcribing:
     """The parts shared by the plain and the implicit-TLS connection."""
 
@@ -241,6 +352,12 @@ class _Transcribing:
     _in_content = False
     _control: socket.socket | None = None  # a dup() of the TCP socket, for AbortHandle
     _auth_mechanism: str | None = None
+    # What one reply may hold (see getreply); set on a connection to change them.
+    max_reply_line = MAX_REPLY_LINE
+    max_reply_lines = MAX_REPLY_LINES
+    max_reply_bytes = MAX_REPLY_BYTES
+    _address: tuple[str, int] | None = None  # the host and port connected to
+    _closing: tuple[int, bytes] | None = None  # the 421 after which the server closed
 
     # -- sockets --------------------------------------------------------------------
     def _get_socket(self, host: str, port: int, timeout: Any) -> socket.socket:
@@ -250,6 +367,7 @@ class _Transcribing:
             raise ValueError("Non-blocking socket (timeout=0) is not supported")
         if self.debuglevel > 0:  # type: ignore[attr-defined]
             self._print_debug("connect: to", (host, port), self.source_address)  # type: ignore[attr-defined]
+        self._address = (host, port)
         return self._create_connection(host, port, timeout)
 
     def _create_connection(self, host: str, port: int, timeout: Any) -> socket.socket:
@@ -331,8 +449,10 @@ class _Transcribing:
 
     def send(self, s: Any) -> None:
         if self._in_content:
-            super().send(s)  # type: ignore[misc]
+            self._write(s)
             return
+        if self.sock is None:  # type: ignore[attr-defined]
+            raise self._not_connected()
         if self._observed():
             text = s.decode("ascii", "replace") if isinstance(s, bytes) else str(s)
             for line in text.rstrip("\r\n").split("\r\n"):
@@ -346,10 +466,50 @@ class _Transcribing:
                 self._note("client", line)
         elif isinstance(s, str | bytes) and s[:5].upper() in ("AUTH ", b"AUTH "):
             self._in_auth = True
-        super().send(s)  # type: ignore[misc]
+        self._write(s)
+
+    def _write(self, s: Any) -> None:
+        """``smtplib.SMTP.send``, with a write that times out raised as such."""
+        try:
+            super().send(s)  # type: ignore[misc]
+        except smtplib.SMTPServerDisconnected as exc:
+            cause = exc.__context__
+            if isinstance(cause, TimeoutError):
+                timeout = self._timeout_seconds()
+                raise SMTPWriteTimeoutError(
+                    f"timed out writing to the server: it took nothing for {timeout:g} s"
+                    if timeout is not None else "timed out writing to the server",
+                    timeout=timeout) from cause
+            raise
+
+    def _timeout_seconds(self) -> float | None:
+        timeout = self.timeout  # type: ignore[attr-defined]
+        return float(timeout) if isinstance(timeout, int | float) else None
+
+    def _not_connected(self) -> smtplib.SMTPServerDisconnected:
+        """What to raise for a command on a closed connection: the 421 that closed it, if
+        that is what happened, rather than smtplib's "please run connect() first"."""
+        if self._closing is not None:
+            return SMTPServiceUnavailableError(*self._closing)
+        return smtplib.SMTPServerDisconnected("please run connect() first")
 
     def getreply(self) -> tuple[int, bytes]:
-        code, message = super().getreply()  # type: ignore[misc]
+        """``smtplib.SMTP.getreply``, with limits that a server can't get round:
+
+        * the connection's timeout bounds the wait for the whole reply, however slowly
+          it trickles in (smtplib's bounds each read): :class:`SMTPReplyTimeoutError`;
+        * a line may have ``max_reply_line`` bytes (CRLF included):
+          :class:`SMTPReplyLineTooLongError`; a reply ``max_reply_lines`` lines:
+          :class:`SMTPReplyTooManyLinesError`, and ``max_reply_bytes`` bytes:
+          :class:`SMTPReplyTooLargeError`.
+
+        Each closes the connection (as does the end of the stream or a socket error, raised
+        as smtplib does), since the conversation can't go on in step. A 421 is returned
+        like any reply, but the server closes the channel after it (RFC 5321), so the
+        connection is closed too, and a command sent on it later raises
+        :class:`SMTPServiceUnavailableError` with the server's 421.
+        """
+        code, message = self._read_reply()
         if code != 334:
             self._in_auth = False
         if self._observed():
@@ -357,9 +517,122 @@ class _Transcribing:
             for index, line in enumerate(lines):
                 sep = " " if index == len(lines) - 1 else "-"
                 self._note("server", f"{code}{sep}{line}".rstrip())
+        if code == 421:
+            self._closing = (code, message)
+            self.close()
         return code, message
 
+    def _read_reply(self) -> tuple[int, bytes]:
+        """One reply, parsed as smtplib parses it: ``(code, lines joined by LF)``, with
+        code -1 for a line that does not start with a number (the reply ends there)."""
+        reader = self.file  # type: ignore[has-type]
+        if reader is None:
+            sock = self.sock  # type: ignore[attr-defined]
+            if sock is None:
+                raise self._not_connected()
+            reader = self.file = _ReplyReader(sock)
+        buf = reader.buffer
+        pos = start = reader.pos  # start: where this reply starts in buf
+        max_line = self.max_reply_line
+        debug = self.debuglevel > 0  # type: ignore[attr-defined]
+        resp: list[bytes] = []
+        earlier = 0  # bytes of this reply dropped from buf (once parsed) to make room
+        deadline: float | None = None  # set at the first read that may block
+        while True:
+            end = buf.find(b"\n", pos, pos + max_line) + 1
+            if not end:
+                if len(buf) - pos >= max_line:
+                    self.close()
+                    raise SMTPReplyLineTooLongError(
+                        f"the server sent a reply line longer than {max_line} bytes",
+                        limit=max_line)
+                earlier += pos - start
+                buf = buf[pos:]
+                pos = start = 0
+                data, deadline = self._receive(reader, deadline, earlier + len(buf))
+                buf += data
+                continue
+            line = buf[pos:end]
+            pos = end
+            if debug:
+                self._print_debug("reply:", repr(line))  # type: ignore[attr-defined]
+            resp.append(line[4:].strip(b" \t\r\n"))
+            try:
+                errcode = int(line[:3])
+            except ValueError:
+                errcode = -1
+                break
+            if line[3:4] != b"-":
+                break
+            if len(resp) >= self.max_reply_lines:
+                self.close()
+                raise SMTPReplyTooManyLinesError(
+                    f"the server's reply has more than {self.max_reply_lines} lines",
+                    limit=self.max_reply_lines)
+            if earlier + pos - start > self.max_reply_bytes:
+                self.close()
+                raise SMTPReplyTooLargeError(
+                    f"the server's reply is longer than {self.max_reply_bytes} bytes",
+                    limit=self.max_reply_bytes)
+        if pos == len(buf):
+            reader.buffer = b""
+            reader.pos = 0
+        else:
+            reader.buffer = buf
+            reader.pos = pos
+        message = b"\n".join(resp) if len(resp) > 1 else resp[0]
+        if debug:
+            self._print_debug("reply: retcode (%s); Msg: %a" % (errcode, message))  # type: ignore[attr-defined]
+        return errcode, message
+
+    def _receive(
+        self, reader: _ReplyReader, deadline: float | None, received: int
+    ) -> tuple[bytes, float | None]:
+        """Read what the server sent next, waiting no later than ``deadline`` (computed
+        here, from the socket's timeout, on the first read of a reply). The socket keeps
+        its timeout between reads; it is changed only for a read that continues a reply."""
+        sock = reader.sock
+        if sock is None:  # pragma: no cover - the reader is replaced, never reused, once closed
+            raise self._not_connected()
+        timeout = sock.gettimeout()
+        try:
+            if timeout is None:
+                data = sock.recv(_READ_SIZE)
+            elif deadline is None:
+                deadline = time.monotonic() + timeout
+                data = sock.recv(_READ_SIZE)
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._reply_timeout(timeout, received)
+                sock.settimeout(remaining)
+                try:
+                    data = sock.recv(_READ_SIZE)
+                finally:
+                    with contextlib.suppress(OSError):
+                        sock.settimeout(timeout)
+        except SMTPReplyTimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise self._reply_timeout(timeout, received) from exc
+        except OSError as e:
+            self.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed: " + str(e)) from e
+        if not data:
+            self.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return data, deadline
+
+    def _reply_timeout(self, timeout: float | None, received: int) -> SMTPReplyTimeoutError:
+        self.close()
+        within = f" within {timeout:g} s" if timeout is not None else ""
+        got = f" ({received} bytes of it came)" if received else ""
+        return SMTPReplyTimeoutError(
+            f"timed out: no complete reply from the server{within}{got}",
+            timeout=timeout, received=received)
+
     def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> Any:
+        self._closing = None
         if self._observed():
             self._note("connect", f"{host}:{port}")
         started = time.monotonic()
@@ -402,6 +675,8 @@ class _Transcribing:
                 raise smtplib.SMTPException(
                     "Server AUTH mechanism infinite loop. Last response: " + repr((code, resp))
                 )
+        if code == 421:  # not an SMTPAuthenticationError: login() must not try another mechanism
+            raise SMTPServiceUnavailableError(code, resp, command="AUTH")
         if code in (235, 503):
             return code, resp
         error = smtplib.SMTPAuthenticationError(code, resp)
@@ -423,6 +698,22 @@ class _Transcribing:
         """``smtplib.SMTP.login``, then an ``"auth"`` transcript event naming the user and
         the mechanism that succeeded (never the password)."""
         self._auth_mechanism = None
+        self.ehlo_or_helo_if_needed()  # type: ignore[attr-defined]
+        # smtplib's own checks, with errors that say what is missing (and whether STARTTLS
+        # would help: many servers offer AUTH only after it).
+        starttls_offered = self.has_extn("starttls") and not isinstance(  # type: ignore[attr-defined]
+            self.sock, ssl.SSLSocket)  # type: ignore[attr-defined]
+        if not self.has_extn("auth"):  # type: ignore[attr-defined]
+            raise SMTPAuthNotSupportedError(
+                "SMTP AUTH extension not supported by server."
+                + (" It offers STARTTLS: AUTH may come after it." if starttls_offered else ""),
+                starttls_offered=starttls_offered)
+        offered = self.esmtp_features["auth"].split()  # type: ignore[attr-defined]
+        if not any(mechanism in offered for mechanism in ("CRAM-MD5", "PLAIN", "LOGIN")):
+            raise SMTPAuthNotSupportedError(
+                "No suitable authentication method found (the server offers "
+                f"{' '.join(offered) or 'none'}; mailcore knows CRAM-MD5, PLAIN and LOGIN).",
+                mechanisms=offered, starttls_offered=starttls_offered)
         self._credentials_refused: smtplib.SMTPAuthenticationError | None = None
         try:
             result = super().login(  # type: ignore[misc]
@@ -438,14 +729,65 @@ class _Transcribing:
             self._note("auth", f"authenticated as {user}{how}")
         return result
 
+    def ehlo(self, name: str = "") -> tuple[int, bytes]:
+        code, msg = super().ehlo(name)  # type: ignore[misc]
+        if code == 421:  # else smtplib would try HELO on the closed connection
+            raise SMTPServiceUnavailableError(code, msg, command="EHLO")
+        return code, msg
+
+    def helo(self, name: str = "") -> tuple[int, bytes]:
+        code, msg = super().helo(name)  # type: ignore[misc]
+        if code == 421:
+            raise SMTPServiceUnavailableError(code, msg, command="HELO")
+        return code, msg
+
     def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        result = super().starttls(*args, **kwargs)  # type: ignore[misc]
+        """``smtplib.SMTP.starttls``, with typed errors: STARTTLS not offered
+        (:class:`SMTPStartTLSNotSupportedError`), refused (:class:`SMTPStartTLSRefusedError`),
+        a 421 (:class:`SMTPServiceUnavailableError`), and a certificate trusted but for
+        other names (:class:`CertificateHostnameError`, which names them)."""
+        self.ehlo_or_helo_if_needed()  # type: ignore[attr-defined]
+        if not self.has_extn("starttls"):  # type: ignore[attr-defined]
+            raise SMTPStartTLSNotSupportedError("STARTTLS extension not supported by server.")
+        try:
+            result = super().starttls(*args, **kwargs)  # type: ignore[misc]
+        except smtplib.SMTPResponseException as exc:
+            if type(exc) is not smtplib.SMTPResponseException:  # pragma: no cover - smtplib's own
+                raise
+            if exc.smtp_code == 421:
+                raise SMTPServiceUnavailableError(
+                    exc.smtp_code, exc.smtp_error, command="STARTTLS") from None
+            raise SMTPStartTLSRefusedError(exc.smtp_code, exc.smtp_error) from None
+        except ssl.SSLCertVerificationError as exc:
+            error = self._hostname_error(exc, starttls=True)
+            if error is None:
+                raise
+            self.close()
+            raise error from exc
         if self._observed():
             sock = self.sock
             version = sock.version() if hasattr(sock, "version") else "TLS"
             cipher = sock.cipher()[0] if hasattr(sock, "cipher") and sock.cipher() else ""
             self._note("tls", f"TLS started: {version} {cipher}".rstrip())
         return result
+
+    def _hostname_error(
+        self, exc: ssl.SSLCertVerificationError, *, starttls: bool
+    ) -> CertificateHostnameError | None:
+        """For a trusted certificate issued for other names: the error naming them, read on
+        a second connection (see :func:`_peer_certificate_names`). None for other errors."""
+        if getattr(exc, "verify_code", None) not in _NAME_MISMATCH or self._address is None:
+            return None
+        hostname = str(self._host)  # type: ignore[attr-defined]
+        timeout = min(self._timeout_seconds() or _PROBE_TIMEOUT, _PROBE_TIMEOUT)
+        names = _peer_certificate_names(
+            *self._address, hostname, starttls=starttls, timeout=timeout,
+            local_hostname=getattr(self, "local_hostname", None) or "localhost",
+            abort_handle=self.abort_handle)
+        text = str(exc.strerror or exc)
+        if names:
+            text += f"; the certificate is for {', '.join(names)}"
+        return CertificateHostnameError(text, hostname=hostname, names=names, original=exc)
 
     # -- sending ------------------------------------------------------------
     def pipelining(self) -> bool:
@@ -487,18 +829,23 @@ class _Transcribing:
         return "".join(c + "\r\n" for c in commands).encode(self.command_encoding)
 
     def _read_envelope_replies(
-        self, from_addr: str, to_addrs: list[str]
+        self, from_addr: str, to_addrs: list[str], data: Serialized | None = None
     ) -> dict[str, tuple[int, bytes]]:
         """Read the replies to pipelined MAIL, RCPT... and DATA; raise (with
-        the conversation back in step) unless DATA got its 354."""
+        the conversation back in step) unless DATA got its 354. After a 421 the server
+        has gone: the replies to the rest are never read."""
         mail_reply = self.getreply()
+        if mail_reply[0] == 421:
+            raise SMTPServiceUnavailableError(*mail_reply, command="MAIL")
         senderrs: dict[str, tuple[int, bytes]] = {}
         for addr in to_addrs:
             code, resp = self.getreply()
             if code not in (250, 251):
+                if code == 421:
+                    raise SMTPServiceUnavailableError(code, resp, command="RCPT", recipient=addr)
                 senderrs[addr] = (code, resp)
         data_reply = self.getreply()
-        self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply)
+        self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply, data)
         return senderrs
 
     def _check_envelope(
@@ -508,12 +855,18 @@ class _Transcribing:
         mail_reply: tuple[int, bytes],
         senderrs: dict[str, tuple[int, bytes]],
         data_reply: tuple[int, bytes] | None,
+        data: Serialized | None = None,
     ) -> None:
         code, resp = mail_reply
         if code != 250:
-            if code != 421:
-                self._abandon(data_reply)
-            self._end_transaction(code)
+            if code == 421:
+                raise SMTPServiceUnavailableError(code, resp, command="MAIL")
+            self._abandon(data_reply)
+            self._rset()
+            if code == 552:  # RFC 1870: the message is larger than the server takes
+                raise SMTPMessageTooLargeError(
+                    code, resp, sender=from_addr, size=data.size if data is not None else None,
+                    limit=self._size_limit())
             raise smtplib.SMTPSenderRefused(code, resp, from_addr)
         if len(senderrs) == len(to_addrs):
             self._abandon(data_reply)
@@ -522,12 +875,24 @@ class _Transcribing:
         assert data_reply is not None
         code, resp = data_reply
         if code != 354:
+            if code == 421:
+                raise SMTPServiceUnavailableError(code, resp, command="DATA")
             self._end_transaction(code)
             raise smtplib.SMTPDataError(code, resp)
+
+    def _size_limit(self) -> int | None:
+        """The largest message the server takes, as its EHLO says (``SIZE n``); None if it
+        says none (no SIZE, or ``SIZE 0``: no fixed limit, RFC 1870)."""
+        try:
+            return int(self.esmtp_features.get("size", "")) or None  # type: ignore[attr-defined]
+        except ValueError:
+            return None
 
     def _check_final(self, reply: tuple[int, bytes]) -> None:
         code, resp = reply
         if code != 250:
+            if code == 421:
+                raise SMTPServiceUnavailableError(code, resp, command="end of data")
             self._end_transaction(code)
             raise smtplib.SMTPDataError(code, resp)
 
@@ -559,7 +924,7 @@ class _Transcribing:
         commands, to_addrs = self._envelope(from_addr, to_addrs, data, mail_options, rcpt_options)
         if self.pipelining():
             self.send(self._encode_commands([*commands, "data"]))
-            senderrs = self._read_envelope_replies(from_addr, to_addrs)
+            senderrs = self._read_envelope_replies(from_addr, to_addrs, data)
         else:
             mail_reply = self.docmd(commands[0])
             data_reply = None
@@ -568,13 +933,13 @@ class _Transcribing:
                 for addr, cmd in zip(to_addrs, commands[1:]):
                     code, resp = self.docmd(cmd)
                     if code not in (250, 251):
-                        senderrs[addr] = (code, resp)
                         if code == 421:
-                            self.close()
-                            raise smtplib.SMTPRecipientsRefused(senderrs)
+                            raise SMTPServiceUnavailableError(
+                                code, resp, command="RCPT", recipient=addr)
+                        senderrs[addr] = (code, resp)
                 if len(senderrs) < len(to_addrs):
                     data_reply = self.docmd("data")
-            self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply)
+            self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply, data)
         tail = self._write_content(data, progress)
         with self._committed():
             self._send_tail(tail)
@@ -633,7 +998,7 @@ class _Transcribing:
                     self.send(head)
                     upcoming = take()
                 try:
-                    senderrs = self._read_envelope_replies(from_addr, to_addrs)
+                    senderrs = self._read_envelope_replies(from_addr, to_addrs, data)
                     data_open = True
                 except smtplib.SMTPException as exc:
                     if previous is not None:
@@ -671,8 +1036,8 @@ class _Transcribing:
             return SendReply(senderrs, code, resp)
         # The final dot ends the transaction whatever the answer, so no RSET:
         # the next message's commands are already on their way.
-        if code == 421:
-            self.close()
+        if code == 421:  # getreply() has closed the connection
+            return SMTPServiceUnavailableError(code, resp, command="end of data")
         return smtplib.SMTPDataError(code, resp)
 
     def _abandon(self, data_reply: tuple[int, bytes] | None) -> None:
@@ -833,6 +1198,50 @@ class SMTP_SSL(_Transcribing, smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib
         sock = super()._get_socket(host, port, timeout)
         try:
             return self.context.wrap_socket(sock, server_hostname=self._host)
+        except ssl.SSLCertVerificationError as exc:
+            self._unwatch()  # wrap_socket has closed sock
+            error = self._hostname_error(exc, starttls=False)
+            if error is None:
+                raise
+            raise error from exc
         except BaseException:
             self._unwatch()  # wrap_socket has closed sock
             raise
+
+
+def _peer_certificate_names(
+    host: str,
+    port: int,
+    server_hostname: str,
+    *,
+    starttls: bool,
+    timeout: float,
+    local_hostname: str,
+    abort_handle: AbortHandle | None,
+) -> list[str]:
+    """The names of the certificate that ``host:port`` presents, for an error message: read
+    on a new connection whose TLS handshake checks nothing, and which sends nothing but EHLO
+    and STARTTLS (with ``starttls``) before it is closed. [] if that fails. Every step is
+    bounded by ``timeout`` and by ``abort_handle``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only the names are read; nothing else is sent
+    probe = SMTP(local_hostname=local_hostname, timeout=timeout, abort_handle=abort_handle)
+    try:
+        if starttls:
+            code, _ = probe.connect(host, port)
+            if code != 220:
+                return []
+            probe.ehlo()
+            code, _ = probe.docmd("STARTTLS")
+            if code != 220:
+                return []
+            sock = probe.sock
+        else:
+            sock = probe.sock = probe._create_connection(host, port, timeout)
+        probe.sock = context.wrap_socket(sock, server_hostname=server_hostname)
+        return certificate_names(probe.sock.getpeercert(binary_form=True) or b"")
+    except (OSError, ValueError):  # smtplib's errors and ssl's are OSErrors
+        return []
+    finally:
+        probe.close()

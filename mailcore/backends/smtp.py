@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
+from mailcore.errors import InsecureAuthError
 from mailcore.message import sanitize_address
 from mailcore.smtp import (
     SMTP,
@@ -91,10 +92,6 @@ def check_tls_files(cafile: str | None = None, certfile: str | None = None,
             context.load_cert_chain(certfile, keyfile or None)
         except (ssl.SSLError, ValueError, OSError) as exc:
             raise TLSFileError("cert", certfile, "not usable", _ssl_reason(exc)) from None
-
-
-class InsecureAuthError(smtplib.SMTPException):
-    """Refused to send a password over an unencrypted connection."""
 
 
 class SendResult(NamedTuple):
@@ -434,7 +431,14 @@ class EmailBackend(BaseEmailBackend):
         try:
             return connection.pipelining() is True
         except (smtplib.SMTPException, OSError):
-            return False  # _send() will meet the same error and report it
+            if getattr(connection, "sock", None) is not None:
+                return False  # _send() will meet the same error and report it
+            # The EHLO closed the connection (a 421, a timeout): that is this send's error,
+            # raised as _send() would raise it; the next send connects afresh.
+            self._drop(connection)
+            if self.fail_silently:
+                return False
+            raise
 
     @staticmethod
     def _envelope(email_message: Any) -> tuple[str, list[str]]:

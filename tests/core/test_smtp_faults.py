@@ -11,6 +11,14 @@ import pytest
 
 from mailcore import EmailMessage
 from mailcore.backends.smtp import EmailBackend
+from mailcore.errors import (
+    CertificateHostnameError,
+    SMTPAuthNotSupportedError,
+    SMTPMessageTooLargeError,
+    SMTPStartTLSNotSupportedError,
+    SMTPStartTLSRefusedError,
+)
+from mailcore.smtp import certificate_names
 from tests.support.servers import (
     TEST_PASSWORD,
     TEST_USER,
@@ -180,15 +188,72 @@ def test_hostname_is_verified(certs, tmp_path):
     ca.issue_cert("mail.example.test").configure_cert(server_context)
     with SMTPServer("tls", tls_context=server_context) as server:
         b = backend(server.host, server.port, use_ssl=True, ssl_cafile=str(tmp_path / "ca.pem"))
-        with pytest.raises(ssl.SSLCertVerificationError, match="match"):
+        with pytest.raises(ssl.SSLCertVerificationError, match="match") as caught:
             b.send_messages([message()])
         assert server.handler.messages == []
+    # the error names the names the certificate is for (read on a second connection that
+    # sends nothing), and keeps ssl's own fields
+    assert isinstance(caught.value, CertificateHostnameError)
+    assert caught.value.names == ("mail.example.test",)
+    assert caught.value.hostname == "127.0.0.1"
+    assert caught.value.verify_code == 64  # X509_V_ERR_IP_ADDRESS_MISMATCH
+    assert "mail.example.test" in str(caught.value)
+    assert_usable_afterwards(b)
+
+
+def test_hostname_mismatch_on_starttls_names_the_certificates_names(tmp_path):
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mx.example.test", "10.9.8.7").configure_cert(server_context)
+    with SMTPServer("starttls", tls_context=server_context) as server:
+        b = backend(server.host, server.port, use_tls=True, ssl_cafile=str(tmp_path / "ca.pem"))
+        with pytest.raises(CertificateHostnameError) as caught:
+            b.send_messages([message()])
+        assert caught.value.names == ("mx.example.test", "10.9.8.7")
+        assert server.handler.messages == []
+        assert server.connections == 2  # the send, and the look at the certificate
+    assert_usable_afterwards(b)
+
+
+def test_certificate_names_read_from_der_agree_with_the_certificate(tmp_path):
+    import trustme
+    from cryptography import x509
+
+    ca = trustme.CA()
+    for names in (("a.example.test", "*.b.example.test", "192.0.2.7", "2001:db8::1"),
+                  ("only.example.test",)):
+        leaf = ca.issue_cert(*names)
+        pem = leaf.cert_chain_pems[0].bytes()
+        der = ssl.PEM_cert_to_DER_cert(pem.decode())
+        cert = x509.load_der_x509_certificate(der)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        expected = [str(n.value) for n in san]
+        assert certificate_names(der) == expected == list(names)
+    # without a subjectAltName: the subject's common name; garbage: nothing
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "legacy.example.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    legacy = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+              .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+              .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    assert certificate_names(legacy.public_bytes(Encoding.DER)) == ["legacy.example.test"]
+    assert certificate_names(b"\x30\x03\x02\x01") == []
+    assert certificate_names(b"") == []
 
 
 def test_starttls_not_offered():
     with SMTPServer("plain") as server:
         b = backend(server.host, server.port, use_tls=True)
-        with pytest.raises(smtplib.SMTPNotSupportedError, match="STARTTLS"):
+        with pytest.raises(SMTPStartTLSNotSupportedError, match="STARTTLS"):
             b.send_messages([message()])
         assert server.handler.messages == []
         b.fail_silently = True
@@ -203,10 +268,46 @@ def test_starttls_refused_by_the_server():
         }
     ) as server:
         b = backend(server.host, server.port, use_tls=True)
-        with pytest.raises(smtplib.SMTPResponseException) as caught:
+        with pytest.raises(SMTPStartTLSRefusedError) as caught:
             b.send_messages([message()])
-        assert caught.value.smtp_code == 454
+        assert isinstance(caught.value, smtplib.SMTPResponseException)
+        error = caught.value
+        assert (error.smtp_code, error.smtp_error) == (454, b"4.7.0 TLS not available")
         assert not any(c.upper().startswith(b"MAIL") for c in server.commands)
+    assert_usable_afterwards(b)
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_552_at_mail_is_a_message_too_large_with_size_and_limit(pipelining):
+    with SMTPServer("plain", data_size_limit=2000, pipelining=pipelining) as server:
+        b = backend(server.host, server.port)
+        big = EmailMessage("big", "x" * 5000, "from@example.com", ["to@example.com"])
+        with pytest.raises(SMTPMessageTooLargeError) as caught:
+            b.send_messages([big])
+        error = caught.value
+        assert isinstance(error, smtplib.SMTPDataError) and error.smtp_code == 552
+        assert error.limit == 2000 and error.size > 5000
+        assert error.sender == "from@example.com"
+        assert server.handler.messages == []
+        assert b.send_messages([message("small")]) == 1  # the connection is back in step
+
+
+def test_auth_not_offered_before_starttls_says_so(starttls_server):
+    b = backend(starttls_server.host, starttls_server.port, username=TEST_USER,
+                password=TEST_PASSWORD)
+    with pytest.raises(SMTPAuthNotSupportedError) as caught:
+        b.send_messages([message()])
+    assert isinstance(caught.value, smtplib.SMTPNotSupportedError)
+    assert caught.value.starttls_offered is True
+    assert starttls_server.handler.login_attempts == []
+
+
+def test_auth_not_offered_at_all(smtp_server):
+    b = backend(smtp_server.host, smtp_server.port, username="u", password="p")
+    with pytest.raises(SMTPAuthNotSupportedError) as caught:
+        b.send_messages([message()])
+    assert caught.value.starttls_offered is False and caught.value.mechanisms == ()
+    assert_usable_afterwards(b)
 
 
 def test_sender_refused():
