@@ -9,14 +9,17 @@ Exit codes a script can rely on:
 ====  ==============================================================
 0     sent (or dumped)
 2     usage error (bad flags, nothing to send to)
-3     the message is invalid (bad address, newline in a header,
-      unreadable file)
+3     the message is invalid (bad address, newline or control
+      character in a header, unreadable file), whatever raised it
 4     connection or TLS failure (refused, timeout, untrusted
-      certificate, STARTTLS unavailable)
+      certificate or one for other names, STARTTLS unavailable or
+      refused, a 421 from the server, a reply over the limits)
 5     authentication failure (wrong credentials, AUTH unavailable,
-      password refused over an unencrypted connection)
+      or only after STARTTLS, password refused over an unencrypted
+      connection)
 6     recipients refused (all of them), or the sender refused
-7     the server rejected the message otherwise
+7     the server rejected the message otherwise (also too large for
+      the server's SIZE)
 ====  ==============================================================
 
 Defaults come from ``MAILCORE_*`` environment variables and from a config
@@ -44,6 +47,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import mailcore
+from mailcore import errors
 from mailcore.backends.filebased import MissingFilePath
 from mailcore.conf import DEFAULTS, ENV_PREFIX, ImproperlyConfigured, coerce, settings
 from mailcore.message import HEADER_NAME, STRUCTURE_HEADERS
@@ -364,7 +368,8 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
 
 def split_lists(values: list[str]) -> list[str]:
     """``--to 'a@x, "Doe, Jane" <j@x>'`` is two addresses, as in swaks: split at the commas
-    that are outside quotes and angle brackets."""
+    that are outside quotes and angle brackets. An unclosed quote or bracket keeps the rest
+    as one address (which the checks then refuse), never drops it."""
     out: list[str] = []
     for value in values:
         depth, quoted, escaped, start = 0, False, False, 0
@@ -384,6 +389,9 @@ def split_lists(values: list[str]) -> list[str]:
                 if item:
                     out.append(item)
                 start = i + 1
+        rest = value[start:].strip()  # after an unclosed quote or bracket
+        if rest:
+            out.append(rest)
     return out
 
 
@@ -593,45 +601,108 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
     return _refusal(exc.smtp_code, exc.smtp_error)
 
 
+def _bytes(n: int) -> str:
+    return f"{n:,} bytes"
+
+
+def _invalid(exc: BaseException) -> CLIError:
+    """An invalid message, whatever raised it: mailcore raises ValueError (BadHeaderError is
+    one) and TypeError for what it refuses, the email package MessageError, a codec
+    LookupError; anything else raised while the message is built or serialised is named."""
+    if isinstance(exc, ValueError | TypeError) and str(exc):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return CLIError(EXIT_MESSAGE, f"invalid message: {_one_line(text)}")
+
+
 def explain(exc: BaseException, where: str) -> CLIError:
-    """Turn a library exception into an exit code and one clear line."""
+    """Turn a library exception into an exit code and one clear line. Types decide, never
+    the text of a message."""
     if isinstance(exc, CLIError):
         return exc
-    if isinstance(exc, mailcore.BadHeaderError):
-        return CLIError(EXIT_MESSAGE, f"invalid message: {exc}")
     if isinstance(exc, MissingFilePath):
         return CLIError(EXIT_USAGE, "--backend file needs a folder: --file-path DIR "
                         "(or MAILCORE_EMAIL_FILE_PATH)")
     if isinstance(exc, ImproperlyConfigured):
         return CLIError(EXIT_USAGE, str(exc))
+    if not isinstance(exc, OSError):
+        # Whatever talks to the server (smtplib, ssl, socket, mailcore.smtp) raises OSErrors:
+        # anything else comes from building, checking or serialising the message.
+        from mailcore.backends.smtp import TLSFileError
+
+        if isinstance(exc, TLSFileError):
+            return CLIError(EXIT_USAGE, str(exc))
+        return _invalid(exc)
+    # -- the server, or the way to it -------------------------------------------------------
+    if isinstance(exc, errors.SMTPServiceUnavailableError):
+        at = f" at {exc.command}" if exc.command else ""
+        return CLIError(EXIT_CONNECTION, f"{where} closed the connection{at} (service not "
+                        f"available): {_reply(exc)}")
+    if isinstance(exc, errors.SMTPReplyTimeoutError):
+        within = f" within {exc.timeout:g} s" if exc.timeout is not None else ""
+        came = f" ({exc.received} bytes of it came)" if exc.received else ""
+        return CLIError(EXIT_CONNECTION, f"{where} did not answer in time: no complete reply"
+                        f"{within}{came}")
+    if isinstance(exc, errors.SMTPWriteTimeoutError):
+        within = f" for {exc.timeout:g} s" if exc.timeout is not None else ""
+        return CLIError(EXIT_CONNECTION, f"{where} stopped reading what was sent (it took "
+                        f"nothing{within})")
+    if isinstance(exc, errors.SMTPReplyTooLongError):
+        return CLIError(EXIT_CONNECTION, f"{where} sent a reply over the limits ({exc}); the "
+                        "connection was closed")
+    if isinstance(exc, errors.SMTPStartTLSNotSupportedError):
+        return CLIError(EXIT_CONNECTION, f"{where} does not offer STARTTLS (try --tls, or "
+                        "neither for a test server)")
+    if isinstance(exc, errors.SMTPStartTLSRefusedError):
+        return CLIError(EXIT_CONNECTION, f"TLS with {where} failed: it refused STARTTLS: "
+                        f"{_reply(exc)}")
+    if isinstance(exc, errors.SMTPAuthNotSupportedError):
+        if exc.starttls_offered:
+            return CLIError(EXIT_AUTH, f"{where} offers no login (AUTH) before STARTTLS: "
+                            "use --starttls (or --tls)")
+        if exc.mechanisms:
+            return CLIError(EXIT_AUTH, f"{where} offers only login mechanisms mailcore does "
+                            f"not know ({' '.join(exc.mechanisms)}; mailcore knows CRAM-MD5, "
+                            "PLAIN and LOGIN)")
+        return CLIError(EXIT_AUTH, f"{where} offers no login (AUTH): remove --user, or check "
+                        "the server's settings")
+    if isinstance(exc, errors.InsecureAuthError):
+        return CLIError(EXIT_AUTH, str(exc))
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return CLIError(EXIT_AUTH, f"authentication failed at {where}: {_reply(exc)}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         refused = "; ".join(f"{addr}: {_refusal(code, text)}"
                             for addr, (code, text) in exc.recipients.items())
         return CLIError(EXIT_REFUSED, f"all recipients refused by {where}: {refused}")
+    if isinstance(exc, errors.SMTPMessageTooLargeError):
+        size = f"the message is {_bytes(exc.size)}" if exc.size is not None else "too large"
+        limit = (f"the server's SIZE limit is {_bytes(exc.limit)}" if exc.limit
+                 else "the server announced no SIZE limit")
+        return CLIError(EXIT_REJECTED, f"message rejected by {where} as too large: "
+                        f"{_reply(exc)} ({size}, {limit})")
     if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code == 530:
         return CLIError(EXIT_AUTH, f"{where} wants a login or TLS before it takes mail: "
                         f"{_reply(exc)} (use --user, --starttls or --tls)")
     if isinstance(exc, smtplib.SMTPSenderRefused):
         return CLIError(EXIT_REFUSED, f"sender {exc.sender} refused by {where}: {_reply(exc)}")
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        text = str(exc)
-        code = EXIT_AUTH if "AUTH" in text else EXIT_CONNECTION
-        return CLIError(code, f"{where}: {text}")
-    if type(exc).__name__ == "InsecureAuthError":
-        return CLIError(EXIT_AUTH, str(exc))
+        return CLIError(EXIT_CONNECTION, f"{where}: {exc}")
     if isinstance(exc, smtplib.SMTPConnectError):
         return CLIError(EXIT_CONNECTION, f"{where} refused the connection: {_reply(exc)}")
     if isinstance(exc, smtplib.SMTPDataError):
         return CLIError(EXIT_REJECTED, f"message rejected by {where}: {_reply(exc)}")
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        cause = exc.__context__
-        if isinstance(cause, TimeoutError) or "timed out" in str(exc):
-            return CLIError(EXIT_CONNECTION, f"{where} did not answer in time ({exc})")
         return CLIError(EXIT_CONNECTION, f"{where} closed the connection: {exc}")
     if isinstance(exc, smtplib.SMTPResponseException):
         return CLIError(EXIT_REJECTED, f"{where} answered {_reply(exc)}")
+    if isinstance(exc, errors.CertificateHostnameError):
+        names = ", ".join(exc.names) or "other names"
+        return CLIError(
+            EXIT_CONNECTION,
+            f"the certificate of {where} is for {names}, not {exc.hostname}; connect with "
+            "--host set to a name it is for",
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return CLIError(
             EXIT_CONNECTION,
@@ -646,13 +717,9 @@ def explain(exc: BaseException, where: str) -> CLIError:
         return CLIError(EXIT_CONNECTION, f"cannot find the host of {where}: {exc.strerror}")
     if isinstance(exc, ConnectionRefusedError):
         return CLIError(EXIT_CONNECTION, f"{where} refused the connection (is a server listening?)")
-    if isinstance(exc, OSError) and getattr(exc, "filename", None):
+    if getattr(exc, "filename", None):
         return CLIError(EXIT_MESSAGE, f"cannot read {exc.filename}: {_reason(exc)}")
-    if isinstance(exc, OSError):
-        return CLIError(EXIT_CONNECTION, f"cannot talk to {where}: {_reason(exc)}")
-    if isinstance(exc, ValueError):
-        return CLIError(EXIT_MESSAGE, f"invalid message: {exc}")
-    return CLIError(EXIT_REJECTED, f"{type(exc).__name__}: {exc}")
+    return CLIError(EXIT_CONNECTION, f"cannot talk to {where}: {_reason(exc)}")
 
 
 class TranscriptPrinter:
@@ -760,6 +827,10 @@ def run(
             connection = mailcore.get_connection(backend_name, **kwargs)
         except ImportError as exc:  # EMAIL_BACKEND names no backend that can be imported
             raise CLIError(EXIT_USAGE, f"no such email backend: {exc}") from None
+        except ImproperlyConfigured:
+            raise  # explain() says what to set
+        except (ValueError, TypeError) as exc:  # settings that contradict each other
+            raise CLIError(EXIT_USAGE, _one_line(str(exc))) from None
         sent = connection.send_messages([msg])
         writing = False
         if not sent:

@@ -498,3 +498,142 @@ def test_comma_separated_recipients_and_a_misspelled_setting(smtp_server, monkey
     (record,) = smtp_server.handler.wait_for(1)
     assert record.rcpt_tos == ["a@example.com", "j@example.com", "c@example.com"]
     assert b'To: a@example.com, "Doe, Jane" <j@example.com>\r\n' in record.data
+
+
+# -- issue 10: exit codes and sentences by exception type ----------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["--from", '"'],
+    ["--to", "b@example.com <a@example.com"],  # an unclosed bracket is not dropped
+], ids=["lone quote sender", "unclosed bracket"])
+def test_an_invalid_message_is_3_whatever_raised_it(smtp_server, argv):
+    base = {"--to": "a@example.com"}
+    flags = [*argv] if "--to" in argv else ["--to", base["--to"], *argv]
+    code, out, err = cli_to(smtp_server, *flags, "--body", "x")
+    assert code == EXIT_MESSAGE, err
+    assert err.count("\n") == 1 and err.startswith("mailcore: ")
+    assert smtp_server.handler.messages == [] and smtp_server.handler.rejected == []
+
+
+def test_errors_raised_while_a_message_is_built_are_invalid_messages_by_type():
+    """explain() maps by type: whatever the library raises for a message (its own ValueError
+    and TypeError subclasses, the email package's errors, a codec's LookupError, any other
+    non-network error) is 3; a settings error stays a usage error (2)."""
+    import email.errors
+
+    from mailcore import BadHeaderError
+    from mailcore.cli import explain
+    from mailcore.conf import ImproperlyConfigured
+
+    for exc in (BadHeaderError("Subject can't contain U+000B"), ValueError("bad address"),
+                TypeError("bytes where text is required"),
+                email.errors.HeaderParseError("expected atom"), LookupError("unknown encoding"),
+                IndexError("string index out of range"), UnicodeEncodeError(
+                    "ascii", "é", 0, 1, "ordinal not in range")):
+        error = explain(exc, "localhost:25")
+        assert error.code == EXIT_MESSAGE, exc
+        assert str(error).startswith("invalid message: ")
+    assert explain(ImproperlyConfigured("EMAIL_PORT: not a number"), "h").code == EXIT_USAGE
+
+
+def test_454_to_starttls_is_a_tls_failure():
+    from tests.support.servers import ScriptedServer
+
+    with ScriptedServer(replies={"EHLO": ["250-localhost", "250 STARTTLS"],
+                                 "STARTTLS": "454 4.7.0 TLS not available"}) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x", "--starttls")
+        assert not any(c.upper().startswith(b"MAIL") for c in server.commands)
+    assert code == EXIT_CONNECTION
+    assert err.count("\n") == 1
+    assert "TLS" in err and "STARTTLS" in err and "454 4.7.0 TLS not available" in err
+
+
+def test_starttls_not_offered_is_a_tls_failure(smtp_server):
+    code, _, err = cli_to(smtp_server, "--to", "a@example.com", "--body", "x", "--starttls")
+    assert code == EXIT_CONNECTION and "does not offer STARTTLS" in err
+    assert smtp_server.handler.messages == []
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_552_at_mail_is_message_rejected_and_names_size_and_limit(pipelining):
+    import re
+
+    with SMTPServer("plain", data_size_limit=1000, pipelining=pipelining) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x" * 5000)
+        assert server.handler.messages == []
+    assert code == EXIT_REJECTED, err
+    assert err.count("\n") == 1 and "552" in err
+    size = re.search(r"the message is ([\d,]+) bytes", err)
+    assert size is not None and int(size.group(1).replace(",", "")) > 5000, err
+    assert "the server's SIZE limit is 1,000 bytes" in err and "too large" in err
+
+
+@pytest.fixture
+def misnamed_tls(tmp_path):
+    """A server certificate from a trusted CA, issued for other names than 127.0.0.1."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mail.example.test", "smtp.example.test").configure_cert(context)
+    return context, str(tmp_path / "ca.pem")
+
+
+@pytest.mark.parametrize(("mode", "flag"), [("tls", "--tls"), ("starttls", "--starttls")])
+def test_a_certificate_for_other_names_names_them(misnamed_tls, mode, flag):
+    context, ca_file = misnamed_tls
+    with SMTPServer(mode, tls_context=context) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x", flag,
+                              "--ca-file", ca_file)
+        assert server.handler.messages == []
+    assert code == EXIT_CONNECTION, err
+    assert err.count("\n") == 1
+    assert "mail.example.test, smtp.example.test" in err and "not 127.0.0.1" in err
+
+
+def test_auth_offered_only_after_starttls_says_to_use_starttls(starttls_server, monkeypatch):
+    monkeypatch.setenv("PW", TEST_PASSWORD)
+    code, _, err = cli_to(starttls_server, "--to", "a@example.com", "--body", "x",
+                          "--user", TEST_USER, "--password-env", "PW")
+    assert code == EXIT_AUTH, err
+    assert err.count("\n") == 1 and "--starttls" in err and "AUTH" in err
+    assert starttls_server.handler.messages == []
+    assert starttls_server.handler.login_attempts == []  # the password was never sent
+
+
+def test_auth_with_only_unknown_mechanisms_is_an_authentication_failure(monkeypatch):
+    from tests.support.servers import ScriptedServer
+
+    monkeypatch.setenv("PW", "pw")
+    with ScriptedServer(replies={"EHLO": ["250-localhost", "250 AUTH XOAUTH2"]}) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x", "--user", "u",
+                              "--password-env", "PW")
+        assert not any(c.upper().startswith(b"AUTH") for c in server.commands)
+    assert code == EXIT_AUTH and "XOAUTH2" in err
+
+
+@pytest.mark.parametrize("stage", ["EHLO", "MAIL", "RCPT", "end of data"])
+def test_a_421_is_a_connection_failure_with_the_servers_text(stage):
+    from tests.support.servers import HostileServer
+
+    with HostileServer(stage, "421 4.3.2 Shutting down for maintenance") as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x")
+    assert code == EXIT_CONNECTION, err
+    assert err.count("\n") == 1
+    assert f"at {stage}" in err and "421 4.3.2 Shutting down for maintenance" in err
+
+
+@pytest.mark.parametrize(("behaviour", "words"), [
+    ("drip", "did not answer in time"), ("lines", "sent a reply over the limits"),
+    ("line", "sent a reply over the limits")])
+def test_hostile_servers_are_connection_failures(behaviour, words):
+    from tests.support.servers import HostileServer
+
+    with HostileServer("EHLO", behaviour, interval=0.2) as server:
+        code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x", "--timeout", "1")
+    assert code == EXIT_CONNECTION, err
+    assert err.count("\n") == 1 and words in err
