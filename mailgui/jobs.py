@@ -87,7 +87,9 @@ class Task(QRunnable):
 def _why(exc: BaseException) -> str:
     """What went wrong, as the end of a sentence (never a traceback)."""
     if isinstance(exc, OSError) and exc.strerror:
-        where = exc.filename if exc.filename is not None else ""
+        # a rename names the file it moves (a temp file) first, and where it goes second
+        where = exc.filename2 if exc.filename2 is not None else exc.filename
+        where = "" if where is None else where
         text = exc.strerror[:1].lower() + exc.strerror[1:]
         return f"{text} ({where})" if where else text
     from mailgui.model.errors import describe_error

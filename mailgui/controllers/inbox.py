@@ -282,17 +282,20 @@ class InboxController(QObject):
             return
         self.messages = [m for m in self.messages if m.id != msg_id]
         self.runner.write(self.store.delete, msg_id,
-                          on_error=lambda exc: self._delete_failed("delete the message", exc))
+                          on_error=lambda exc: self._delete_failed("delete the message", exc,
+                                                                   msg_id))
         self._fill()
 
-    def _delete_failed(self, what: str, exc: BaseException) -> None:
-        """Say so, and list again what the folder holds (what a restart would show)."""
+    def _delete_failed(self, what: str, exc: BaseException, msg_id: str | None = None) -> None:
+        """Say so, and list again what the folder holds (what a restart would show), with
+        the message that is still there selected again."""
         self.status.emit(failure_sentence(what, exc))
-        self.runner.run(self.store.list, on_done=self._relisted,
+        self.runner.run(self.store.list,
+                        on_done=lambda messages: self._relisted(messages, msg_id),
                         what="list the messages of the local test inbox")
 
-    def _relisted(self, messages: list[InboxMessage]) -> None:
-        selected = self.selected_id()
+    def _relisted(self, messages: list[InboxMessage], select: str | None = None) -> None:
+        selected = select or self.selected_id()
         self.messages = sorted(messages, key=lambda m: m.received_at)
         self._fill()
         for index in range(self.view.list.topLevelItemCount()):
