@@ -1,4 +1,5 @@
-"""Fixtures for the mailgui tests: app paths in tmp_path, a real keyring, the app itself."""
+"""Fixtures for the mailgui tests: app paths in tmp_path, a real keyring (also one that a test
+makes slow or broken), the app itself."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from mailgui.model.paths import AppPaths
 from mailgui.model.profiles import Profile, ProfileStore
 from mailgui.model.secrets import SecretStore
+from tests.support.keyrings import ControlledKeyring
 
 
 def tree_items(tree) -> list:  # noqa: ANN001 - a QTreeWidget
@@ -66,16 +68,35 @@ def failing_keyring() -> Iterator[SecretStore]:
 
 
 @pytest.fixture
+def controlled_keyring(secrets: SecretStore) -> Iterator[ControlledKeyring]:
+    """The real system keyring behind a ``ControlledKeyring`` set as the process keyring
+    (``keyring.set_keyring``): the test makes its calls wait (``hold``) or raise (``fail``).
+    ``secrets`` goes through it; every gate is opened at the end."""
+    import keyring
+
+    previous = keyring.get_keyring()
+    backend = ControlledKeyring(previous)
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        backend.release()
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
 def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
     """Build MailGui windows on ``paths`` (several, to test restarts); shut down at the end."""
     from mailgui.app import MailGui
 
     made = []
+    warned: list[str] = []  # what quitting would have told the person in a message box
 
     def make(secrets: SecretStore | None = None, *, start_inbox: bool = True,
              app_paths: AppPaths | None = None, inbox_port: int | None = None) -> MailGui:
         gui = MailGui(app_paths or paths, secrets=secrets, start_inbox=start_inbox,
                       inbox_port=inbox_port)
+        gui.controller.warn = warned.append  # a test that expects a warning answers it itself
         qtbot.addWidget(gui.window)
         gui.show()  # as main() does: the window, then the first field's focus
         made.append(gui)
@@ -90,6 +111,7 @@ def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
         gui.shutdown()
     for gui in made:  # quitting returns at once: the writes and the inbox process end behind
         assert gui.finish(30), "a quit left something running"
+    assert warned == [], "quitting had to warn"
 
 
 def add_profile(paths: AppPaths, **fields: object) -> Profile:

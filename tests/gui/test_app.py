@@ -1,29 +1,33 @@
-"""The app as a whole: first start, drafts that survive, shortcuts, .eml in and out, profiles,
-the inbox pane, the command line."""
+"""The app as a whole: first start, drafts that survive, quitting (at once, nothing lost),
+one mailgui per data folder, shortcuts, .eml in and out, profiles, the command line."""
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
 from mailcore.wire import serialize
 from mailgui import __version__
-from mailgui.app import display_problem
-from mailgui.controllers.inbox import InboxController
-from mailgui.model.draft import AttachmentRef, Draft
+from mailgui.app import display_problem, lock_data_dir
+from mailgui.model.draft import AttachmentRef, Draft, DraftStore
 from mailgui.model.message import build_message
 from mailgui.model.paths import AppPaths
-from tests.gui.conftest import tree_items
-from tests.support.gui import fill, quit_window, send
-
-ROOT = Path(__file__).resolve().parents[2]
+from mailgui.model.secrets import SecretStore
+from tests.gui.conftest import add_profile
+from tests.support.gui import ROOT, fill, mailgui_command, offscreen_env, quit_window, send
+from tests.support.keyrings import ControlledKeyring
+from tests.support.servers import SMTPServer
 
 
 def test_first_start_offers_the_local_inbox(make_gui, qtbot) -> None:  # noqa: ANN001
@@ -140,6 +144,124 @@ def test_quit_saves_the_draft_and_settings(make_gui, qtbot, paths: AppPaths) -> 
 
     qtbot.waitUntil(port_closed, timeout=10000)  # the inbox process ends behind the window
     assert port_closed()  # the inbox port is closed
+
+
+def _gone(pid: int) -> bool:
+    """True when process ``pid`` has exited (a zombie nobody reaps counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_quitting_returns_at_once_while_the_inbox_and_a_stuck_send_end_behind(  # noqa: ANN001
+        make_gui, qtbot, paths: AppPaths, secrets: SecretStore,
+        controlled_keyring: ControlledKeyring) -> None:
+    """Quitting used to wait on the GUI thread for the inbox process (5 s before a kill) and
+    the workers (5 s): here the inbox process does not answer (stopped) and a send waits on
+    the keyring. The window closes and the event loop is back at once; the draft and settings
+    are written; the process and the send end behind, and finish() sees them gone."""
+    with SMTPServer("plain", auth={"alice": "pw"}) as server:
+        profile = add_profile(paths, name="Slow keyring", kind="smtp", host="127.0.0.1",
+                              port=server.port, security="none", username="alice")
+        gui = make_gui(secrets)  # with the real inbox process
+        c = gui.controller
+        secrets.set(profile.id, "pw")
+        gate = controlled_keyring.hold("get")  # a keyring behind an unlock prompt
+        assert c.profiles.select(profile.id)
+        fill(gui, subject="Written just before quitting")
+        job = c.sending.send()
+        assert job is not None
+        qtbot.waitUntil(lambda: "get" in controlled_keyring.calls, timeout=10000)
+        child = c.inbox.server.pid
+        assert child is not None
+        os.kill(child, signal.SIGSTOP)  # answers neither the end of its stdin nor SIGTERM
+        outcomes: list = []
+        c.sending.finished.connect(outcomes.append)
+        ready: list[float] = []
+        c.quit_ready.connect(lambda: ready.append(time.monotonic()))
+        back: list[float] = []
+        try:
+            started = time.monotonic()
+            gui.window.close()
+            QTimer.singleShot(0, lambda: back.append(time.monotonic()))
+            qtbot.waitUntil(lambda: bool(back), timeout=1500)
+            qtbot.waitUntil(lambda: bool(ready), timeout=1500)  # the loop may end now
+            assert back[0] - started < 1.5 and ready[0] - started < 1.5, (back, ready, started)
+            print(f"\nquit: event loop back after {(back[0] - started) * 1000:.0f} ms, "
+                  f"writes back after {(ready[0] - started) * 1000:.0f} ms")
+            assert not gui.window.isVisible() and not c.inbox.running
+            # nothing is lost: the draft and the settings are on disk
+            draft = DraftStore(paths).load()
+            assert draft.subject == "Written just before quitting"
+            assert json.loads(paths.settings_file.read_text())["target"] == profile.id
+            assert not _gone(child) and not outcomes  # both still ending, behind
+        finally:
+            gate.set()
+        assert gui.finish(30)  # the process is killed after its grace period; the send ends
+        assert _gone(child)
+        qtbot.waitUntil(lambda: bool(outcomes), timeout=10000)
+        assert outcomes[0].cancelled and not outcomes[0].ok
+        assert server.messages == []  # cancelled before it connected
+
+
+# -- one mailgui per data folder ---------------------------------------------------------------
+
+
+def test_a_second_instance_on_the_same_data_folder_refuses_to_start(tmp_path: Path) -> None:
+    paths = AppPaths.under(tmp_path / "one")
+    first = subprocess.Popen(mailgui_command(paths), cwd=ROOT, env=offscreen_env(), text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for text in first.stderr:
+            lines.put(text)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        said: list[str] = []
+        while not any("mailgui: ready" in x for x in said):
+            line = lines.get(timeout=120)
+            assert line is not None, f"the first mailgui quit: {''.join(said)}"
+            said.append(line)
+        second = subprocess.run(mailgui_command(paths), cwd=ROOT,
+                                env=offscreen_env(MAILGUI_EXIT_WHEN_READY="1"),
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert (f"mailgui is already running with this data folder (pid {first.pid}): "
+                f"{paths.data_dir}. Close it, or start with --data-dir OTHER") in second.stderr
+        assert "mailgui: ready" not in second.stderr
+        # another data folder is fine meanwhile
+        other = subprocess.run(mailgui_command(AppPaths.under(tmp_path / "two")), cwd=ROOT,
+                               env=offscreen_env(MAILGUI_EXIT_WHEN_READY="1"), capture_output=True,
+                               text=True, timeout=120)
+        assert other.returncode == 0 and "mailgui: ready" in other.stderr
+        assert first.poll() is None
+    finally:
+        first.kill()  # dies without unlocking: the lock it leaves is stale
+        first.wait(30)
+        first.stderr.close()
+    assert (paths.data_dir / "mailgui.lock").exists()
+    again = subprocess.run(mailgui_command(paths), cwd=ROOT,
+                           env=offscreen_env(MAILGUI_EXIT_WHEN_READY="1"),
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "mailgui: ready" in again.stderr
+    assert not (paths.data_dir / "mailgui.lock").exists()  # released on a clean exit
+
+
+def test_lock_data_dir_in_process(tmp_path: Path) -> None:
+    lock, refusal = lock_data_dir(tmp_path / "data")
+    assert lock is not None and refusal is None
+    again, refusal = lock_data_dir(tmp_path / "data")
+    assert again is None and f"(pid {os.getpid()})" in refusal
+    lock.unlock()
+    lock, refusal = lock_data_dir(tmp_path / "data")
+    assert lock is not None and refusal is None
+    lock.unlock()
 
 
 def test_keyboard_shortcuts(make_gui, qtbot) -> None:  # noqa: ANN001
@@ -306,26 +428,6 @@ def test_unsaved_profile_edits_are_never_dropped_silently(make_gui, qtbot,  # no
     assert len(asked) == 4
 
 
-def test_inbox_delete_and_clear(make_gui, qtbot, monkeypatch) -> None:  # noqa: ANN001
-    gui = make_gui()
-    for subject in ("one", "two"):
-        fill(gui, subject=subject)
-        assert send(gui, qtbot).ok
-    inbox = gui.controller.inbox
-    qtbot.waitUntil(lambda: len(inbox.messages) == 2)
-    assert gui.window.side.tabText(0) == "Inbox (2)"
-    view = gui.window.inbox
-    view.list.setCurrentItem(view.list.topLevelItem(0))
-    qtbot.mouseClick(view.delete, Qt.MouseButton.LeftButton)
-    assert [m.subject for m in inbox.messages] == ["one"]
-    qtbot.waitUntil(lambda: len(inbox.store.list()) == 1)
-    monkeypatch.setattr(InboxController, "confirm_clear", lambda self: True)
-    qtbot.mouseClick(view.clear, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: inbox.store.list() == [])
-    assert view.stack.currentWidget() is view.hint
-    assert QMessageBox  # the real question box is patched above, never shown
-
-
 def test_command_line_version_and_no_display(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.pop("QT_QPA_PLATFORM", None)
@@ -387,33 +489,3 @@ def test_inbox_and_sent_log_survive_a_restart(make_gui, qtbot, paths: AppPaths) 
     assert again.window.sent.list.topLevelItem(0).text(2) == "Kept"
     again.window.sent.list.setCurrentItem(again.window.sent.list.topLevelItem(0))
     assert "S: 250" in again.window.sent.detail.toPlainText()
-
-
-def test_inbox_saves_an_attachment_part(make_gui, qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    gui = make_gui()
-    att = tmp_path / "report.bin"
-    att.write_bytes(os.urandom(3000))
-    fill(gui, subject="With a file")
-    gui.controller.compose.add_attachments([str(att)])
-    assert send(gui, qtbot).ok
-    inbox = gui.controller.inbox
-    qtbot.waitUntil(lambda: len(inbox.messages) == 1)
-    view = gui.window.inbox
-    view.list.setCurrentItem(view.list.topLevelItem(0))
-    qtbot.waitUntil(lambda: view.parts.topLevelItemCount() == 1)
-    items = tree_items(view.parts)
-    container = next(i for i in items if i.text(0).startswith("multipart/"))
-    view.parts.setCurrentItem(container)
-    assert not view.save_part.isEnabled()  # a container has nothing to save
-    part = next(i for i in items if i.text(1) == "report.bin")
-    view.parts.setCurrentItem(part)
-    assert view.save_part.isEnabled()
-    target = tmp_path / "saved" / "copy.bin"
-    asked = []
-    monkeypatch.setattr(type(inbox), "choose_part_path",
-                        lambda self, suggested: asked.append(suggested) or str(target))
-    with qtbot.waitSignal(inbox.status, timeout=10000) as said:
-        qtbot.mouseClick(view.save_part, Qt.MouseButton.LeftButton)
-    assert asked == ["report.bin"]
-    assert "Saved" in said.args[0]
-    assert target.read_bytes() == att.read_bytes()

@@ -48,7 +48,7 @@ from mailgui.model.profiles import Profile
 from mailgui.model.sending import send_draft
 from mailgui.views.common import human_size
 from tests.gui.conftest import tree_items
-from tests.gui.test_sending import fill, send
+from tests.support.gui import fill, send
 
 ROOT = Path(__file__).parents[2]
 

@@ -1,10 +1,19 @@
-"""Helpers for the window tests: fill the compose form, send and wait, quit and wait."""
+"""Helpers for the window tests: fill the compose form, send and wait, quit and wait, answer
+the password dialog, start a real mailgui process."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
-__all__ = ["fill", "quit_window", "send"]
+from mailgui.model.paths import AppPaths
+
+__all__ = ["ROOT", "answer_password_dialog", "fill", "mailgui_command", "offscreen_env",
+           "quit_window", "send"]
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: where ``python -m mailgui`` runs
 
 
 def fill(gui: Any, *, to: str = "Bob <bob@example.com>", subject: str = "Hello",
@@ -30,3 +39,27 @@ def quit_window(gui: Any, qtbot: Any, timeout: int = 10000) -> None:
     settings) are back; the inbox process may still be ending (``gui.finish`` waits)."""
     with qtbot.waitSignal(gui.controller.quit_ready, timeout=timeout):
         gui.window.close()
+
+
+def answer_password_dialog(monkeypatch: Any, answer: str | None, seen: list) -> None:
+    """Answer the password dialog with ``answer`` (None: Cancel), not remembered; the
+    profile names it was opened for are appended to ``seen``."""
+    def ask(parent: Any, name: str, reason: str) -> tuple[str, bool] | None:
+        seen.append(name)
+        return None if answer is None else (answer, False)
+
+    monkeypatch.setattr("mailgui.views.profiles.PasswordDialog.ask", ask)
+
+
+def mailgui_command(paths: AppPaths, *args: str) -> list[str]:
+    """A real mailgui process on ``paths``, without the inbox (run it with ``offscreen_env``)."""
+    return [sys.executable, "-m", "mailgui", "--config-dir", str(paths.config_dir),
+            "--data-dir", str(paths.data_dir), "--no-inbox", *args]
+
+
+def offscreen_env(**extra: str) -> dict[str, str]:
+    """This environment with Qt offscreen, plus ``extra``."""
+    env = dict(os.environ)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env.update(extra)
+    return env

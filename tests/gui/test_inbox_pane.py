@@ -1,0 +1,126 @@
+"""The inbox pane: delete and clear, save a part; a delete or a save that fails says so, and
+the list then shows what the folder really holds (what a restart would show).
+
+Real parts: the real inbox child process, real sends to it, real files. A delete is made to
+fail the way a file system makes it fail, whoever runs the tests (root included): a folder
+stands where the message's file is. Only the question and file dialogs are answered.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from mailgui.controllers.inbox import InboxController
+from tests.gui.conftest import tree_items
+from tests.support.gui import fill, send
+
+
+def test_inbox_delete_and_clear(make_gui, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui()
+    for subject in ("one", "two"):
+        fill(gui, subject=subject)
+        assert send(gui, qtbot).ok
+    inbox = gui.controller.inbox
+    qtbot.waitUntil(lambda: len(inbox.messages) == 2)
+    assert gui.window.side.tabText(0) == "Inbox (2)"
+    view = gui.window.inbox
+    view.list.setCurrentItem(view.list.topLevelItem(0))
+    qtbot.mouseClick(view.delete, Qt.MouseButton.LeftButton)
+    assert [m.subject for m in inbox.messages] == ["one"]
+    qtbot.waitUntil(lambda: len(inbox.store.list()) == 1)
+    monkeypatch.setattr(InboxController, "confirm_clear", lambda self: True)
+    qtbot.mouseClick(view.clear, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: inbox.store.list() == [])
+    assert view.stack.currentWidget() is view.hint
+    assert QMessageBox  # the real question box is patched above, never shown
+
+
+def test_inbox_saves_an_attachment_part(make_gui, qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui()
+    att = tmp_path / "report.bin"
+    att.write_bytes(os.urandom(3000))
+    fill(gui, subject="With a file")
+    gui.controller.compose.add_attachments([str(att)])
+    assert send(gui, qtbot).ok
+    inbox = gui.controller.inbox
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1)
+    view = gui.window.inbox
+    view.list.setCurrentItem(view.list.topLevelItem(0))
+    qtbot.waitUntil(lambda: view.parts.topLevelItemCount() == 1)
+    items = tree_items(view.parts)
+    container = next(i for i in items if i.text(0).startswith("multipart/"))
+    view.parts.setCurrentItem(container)
+    assert not view.save_part.isEnabled()  # a container has nothing to save
+    part = next(i for i in items if i.text(1) == "report.bin")
+    view.parts.setCurrentItem(part)
+    assert view.save_part.isEnabled()
+    target = tmp_path / "saved" / "copy.bin"
+    asked = []
+    monkeypatch.setattr(type(inbox), "choose_part_path",
+                        lambda self, suggested: asked.append(suggested) or str(target))
+    with qtbot.waitSignal(inbox.status, timeout=10000) as said:
+        qtbot.mouseClick(view.save_part, Qt.MouseButton.LeftButton)
+    assert asked == ["report.bin"]
+    assert "Saved" in said.args[0]
+    assert target.read_bytes() == att.read_bytes()
+
+
+def _stuck(path: Path) -> None:
+    """Make ``path`` impossible to remove or replace: a folder (not empty) stands there."""
+    path.unlink(missing_ok=True)
+    (path / "in the way").mkdir(parents=True)
+
+
+def test_a_delete_that_fails_says_so_and_the_list_shows_the_truth(  # noqa: ANN001
+        make_gui, qtbot, monkeypatch) -> None:
+    gui = make_gui()
+    for subject in ("one", "two", "three"):
+        fill(gui, subject=subject)
+        assert send(gui, qtbot).ok
+    inbox, view = gui.controller.inbox, gui.window.inbox
+    qtbot.waitUntil(lambda: len(inbox.messages) == 3)
+    view.list.setCurrentItem(view.list.topLevelItem(0))  # the newest: "three"
+    stuck_id = inbox.selected_id()
+    _stuck(inbox.store.path(stuck_id))
+    with qtbot.waitSignal(inbox.status, timeout=10000) as said:
+        qtbot.mouseClick(view.delete, Qt.MouseButton.LeftButton)
+    assert said.args[0].startswith("Could not delete the message: is a directory (")
+    assert str(inbox.store.path(stuck_id)) in said.args[0]
+    # the list is read again: it is still there, as it would be after a restart
+    qtbot.waitUntil(lambda: [m.subject for m in inbox.messages] == ["one", "two", "three"])
+    assert view.list.topLevelItemCount() == 3 and gui.window.side.tabText(0) == "Inbox (3)"
+    assert inbox.selected_id() == stuck_id  # and still selected
+    assert stuck_id in [m.id for m in inbox.store.list()]
+    # Delete all removes what it can and says what it could not
+    monkeypatch.setattr(InboxController, "confirm_clear", lambda self: True)
+    with qtbot.waitSignal(inbox.status, timeout=10000) as said:
+        qtbot.mouseClick(view.clear, Qt.MouseButton.LeftButton)
+    assert said.args[0].startswith("Could not delete the messages: is a directory (")
+    qtbot.waitUntil(lambda: [m.id for m in inbox.messages] == [stuck_id])
+    assert [m.id for m in inbox.store.list()] == [stuck_id]
+    assert gui.window.side.tabText(0) == "Inbox (1)"
+
+
+def test_a_part_that_cannot_be_saved_says_so(make_gui, qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui()
+    att = tmp_path / "report.bin"
+    att.write_bytes(os.urandom(300))
+    fill(gui, subject="With a file")
+    gui.controller.compose.add_attachments([str(att)])
+    assert send(gui, qtbot).ok
+    inbox, view = gui.controller.inbox, gui.window.inbox
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1)
+    view.list.setCurrentItem(view.list.topLevelItem(0))
+    qtbot.waitUntil(lambda: view.parts.topLevelItemCount() == 1)
+    view.parts.setCurrentItem(next(i for i in tree_items(view.parts) if i.text(1) == "report.bin"))
+    target = tmp_path / "saved" / "copy.bin"
+    _stuck(target)
+    monkeypatch.setattr(type(inbox), "choose_part_path", lambda self, suggested: str(target))
+    with qtbot.waitSignal(inbox.status, timeout=10000) as said:
+        qtbot.mouseClick(view.save_part, Qt.MouseButton.LeftButton)
+    assert said.args[0] == f"Could not save the part: is a directory ({target})."
+    assert target.is_dir()  # nothing was written over it
