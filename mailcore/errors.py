@@ -200,3 +200,7 @@ class CertificateHostnameError(ssl.SSLCertVerificationError):
         self.verify_message = getattr(original, "verify_message", None)
         self.reason = getattr(original, "reason", "CERTIFICATE_VERIFY_FAILED")
         self.library = getattr(original, "library", "SSL")
+
+    def __reduce__(self) -> tuple:
+        # args are ssl's (errno, message): rebuild from the message, then the attributes
+        return (type(self), (self.strerror,), self.__dict__)

@@ -338,3 +338,47 @@ def test_missing_attachment_file_is_reported_before_the_transaction(smtp_server,
         b.send_messages([msg])
     assert smtp_server.handler.messages == []
     assert b.send_messages([message("next")]) == 1
+
+
+def test_the_typed_errors_are_smtplibs_and_survive_pickling():
+    """Django code catches smtplib's classes: every mailcore error is one of them (each
+    that closes the connection an SMTPServerDisconnected, each timeout a TimeoutError),
+    and each keeps its attributes through pickle (a queue or a process pool)."""
+    import pickle
+
+    from mailcore import errors
+
+    def round_trip(error: Exception) -> Exception:
+        return pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+
+    closing = [
+        errors.SMTPReplyTimeoutError("t", timeout=2.0, received=3),
+        errors.SMTPWriteTimeoutError("w", timeout=2.0),
+        errors.SMTPReplyLineTooLongError("l", limit=8192),
+        errors.SMTPReplyTooManyLinesError("n", limit=1000),
+        errors.SMTPReplyTooLargeError("b", limit=65536),
+        errors.SMTPServiceUnavailableError(421, b"bye", command="RCPT", recipient="a@b.c"),
+        errors.SMTPAborted(),
+    ]
+    for error in closing:
+        assert isinstance(error, smtplib.SMTPServerDisconnected)
+        copy = round_trip(error)
+        assert type(copy) is type(error) and copy.__dict__ == error.__dict__
+        assert copy.args == error.args
+    assert all(isinstance(e, TimeoutError) for e in closing[:2])
+    assert isinstance(closing[5], smtplib.SMTPResponseException)
+    others = [
+        errors.SMTPStartTLSRefusedError(454, b"no TLS"),
+        errors.SMTPStartTLSNotSupportedError("no STARTTLS"),
+        errors.SMTPAuthNotSupportedError("no AUTH", mechanisms=["XOAUTH2"], starttls_offered=True),
+        errors.SMTPMessageTooLargeError(552, b"too big", sender="a@b.c", size=9, limit=5),
+        errors.InsecureAuthError("clear text"),
+    ]
+    for error in others:
+        assert isinstance(error, smtplib.SMTPException)
+        copy = round_trip(error)
+        assert type(copy) is type(error) and copy.__dict__ == error.__dict__
+    assert isinstance(others[3], smtplib.SMTPDataError) and others[3].smtp_code == 552
+    mismatch = errors.CertificateHostnameError("m", hostname="h", names=["x.test"])
+    assert isinstance(mismatch, ssl.SSLCertVerificationError) and mismatch.names == ("x.test",)
+    assert round_trip(mismatch).names == ("x.test",)
