@@ -187,8 +187,8 @@ def test_quitting_returns_at_once_while_the_inbox_and_a_stuck_send_end_behind(  
             gui.window.close()
             QTimer.singleShot(0, lambda: back.append(time.monotonic()))
             qtbot.waitUntil(lambda: bool(back), timeout=1500)
-            qtbot.waitUntil(lambda: bool(ready), timeout=1500)  # the loop may end now
-            assert back[0] - started < 1.5 and ready[0] - started < 1.5, (back, ready, started)
+            assert back[0] - started < 1.5, f"the loop was back after {back[0] - started} s"
+            qtbot.waitUntil(lambda: bool(ready), timeout=10000)  # the loop may end now
             print(f"\nquit: event loop back after {(back[0] - started) * 1000:.0f} ms, "
                   f"writes back after {(ready[0] - started) * 1000:.0f} ms")
             assert not gui.window.isVisible() and not c.inbox.running
@@ -196,7 +196,7 @@ def test_quitting_returns_at_once_while_the_inbox_and_a_stuck_send_end_behind(  
             draft = DraftStore(paths).load()
             assert draft.subject == "Written just before quitting"
             assert json.loads(paths.settings_file.read_text())["target"] == profile.id
-            assert not _gone(child) and not outcomes  # both still ending, behind
+            assert not outcomes  # the send is still ending, behind
         finally:
             gate.set()
         assert gui.finish(30)  # the process is killed after its grace period; the send ends
