@@ -14,13 +14,8 @@ from mailgui.model.secrets import KeyringUnavailable, SecretStore
 
 __all__ = ["load_profile"]
 
-_BACKENDS = {
-    "smtp": "smtp",
-    "console": "console",
-    "file": "file",
-    "memory": "locmem",
-    "dummy": "dummy",
-}
+# The local test inbox listens on a port of the running app only: not offered to the command.
+_NOT_FOR_THE_COMMAND = ("inbox",)
 
 
 def load_profile(
@@ -31,14 +26,14 @@ def load_profile(
     Raises LookupError, with the names there are, if there is no such profile.
     """
     store = ProfileStore(paths or AppPaths.default())
-    candidates = [p for p in store.all() if p.kind in _BACKENDS]
+    candidates = [p for p in store.all() if p.kind not in _NOT_FOR_THE_COMMAND]
     wanted = name.strip().casefold()
     matches = [p for p in candidates if p.name.casefold() == wanted or p.id == name]
     if not matches:
         known = ", ".join(repr(p.name) for p in candidates) or "none"
         raise LookupError(f"no mailgui profile named {name!r} (profiles: {known})")
     profile = matches[0]
-    result: dict[str, Any] = {"backend": _BACKENDS[profile.kind], "profile_name": profile.name}
+    result: dict[str, Any] = {"backend": profile.backend_name, "profile_name": profile.name}
     if profile.from_email:
         result["from_email"] = profile.from_email
     if profile.kind == "smtp":
@@ -55,6 +50,6 @@ def load_profile(
         if not password:
             kwargs.pop("password", None)
         result.update(kwargs)
-    elif profile.kind == "file":
-        result["file_path"] = profile.file_path
+    else:
+        result.update(profile.backend_kwargs())
     return result

@@ -18,6 +18,7 @@ from typing import Any
 from mailgui.model.paths import AppPaths, atomic_write_bytes, atomic_write_json
 
 __all__ = [
+    "BACKENDS",
     "BUILTIN_IDS",
     "DEFAULT_FROM",
     "KINDS",
@@ -39,6 +40,16 @@ KINDS = {
 SECURITY = {"none": "None (no encryption)", "starttls": "STARTTLS", "tls": "Implicit TLS (SMTPS)"}
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 DEFAULT_FROM = "Mail Tester <tester@example.com>"
+# The one map from a profile's kind to the mailcore backend that delivers it, by the short name
+# that both ``mailcore.get_connection`` and ``mailcore --backend`` take.
+BACKENDS = {
+    "smtp": "smtp",
+    "inbox": "smtp",
+    "console": "console",
+    "file": "file",
+    "memory": "locmem",
+    "dummy": "dummy",
+}
 BUILTIN_IDS = (
     "builtin-inbox", "builtin-console", "builtin-file", "builtin-memory", "builtin-dummy",
 )
@@ -75,7 +86,7 @@ class Profile:
 
     @property
     def is_smtp(self) -> bool:
-        return self.kind in ("smtp", "inbox")
+        return self.backend_name == "smtp"
 
     @property
     def needs_password(self) -> bool:
@@ -181,7 +192,8 @@ class Profile:
 
     @property
     def backend_name(self) -> str:
-        return {"inbox": "smtp", "memory": "locmem", "file": "filebased"}.get(self.kind, self.kind)
+        """The mailcore backend of this profile (``BACKENDS``)."""
+        return BACKENDS[self.kind]
 
 
 def builtin_profiles(paths: AppPaths) -> list[Profile]:
@@ -201,7 +213,9 @@ def builtin_profiles(paths: AppPaths) -> list[Profile]:
 class ProfileStore:
     """The user's profiles in ``profiles.json`` (config dir), plus the built-in targets.
 
-    Reading and writing a small JSON file is cheap; the keyring is not touched here.
+    Changes take effect in memory at once. ``upsert``, ``delete`` and ``duplicate`` then write
+    the file too, unless ``write=False``: the GUI passes that and runs ``save()`` (fsync
+    included) on the worker pool, with an error path. The keyring is not touched here.
     """
 
     VERSION = 1
@@ -209,6 +223,7 @@ class ProfileStore:
     def __init__(self, paths: AppPaths) -> None:
         self.paths = paths
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one save at a time, each writes the latest state
         self._user: list[Profile] = []
         self._builtin = builtin_profiles(paths)
         # Set when profiles.json could not be read whole: a copy of it is kept beside it
@@ -263,9 +278,13 @@ class ProfileStore:
             self._user = profiles
 
     def save(self) -> None:
-        with self._lock:
-            payload = {"version": self.VERSION, "profiles": [p.to_dict() for p in self._user]}
-        atomic_write_json(self.path, payload)
+        """Write the profiles as they are now (OSError if the file can't be written). Safe to
+        call from several workers: the save that runs last writes the latest state."""
+        with self._write_lock:
+            with self._lock:
+                payload = {"version": self.VERSION,
+                           "profiles": [p.to_dict() for p in self._user]}
+            atomic_write_json(self.path, payload)
 
     # -- queries --------------------------------------------------------------------------
     def user_profiles(self) -> list[Profile]:
@@ -284,7 +303,8 @@ class ProfileStore:
         return None
 
     # -- changes --------------------------------------------------------------------------
-    def upsert(self, profile: Profile) -> None:
+    def upsert(self, profile: Profile, *, write: bool = True) -> None:
+        """Add ``profile``, or replace the one with its id."""
         if profile.builtin:
             raise ValueError("built-in targets can't be changed")
         with self._lock:
@@ -294,19 +314,21 @@ class ProfileStore:
                     break
             else:
                 self._user.append(profile)
-        self.save()
+        if write:
+            self.save()
 
-    def delete(self, profile_id: str) -> None:
+    def delete(self, profile_id: str, *, write: bool = True) -> None:
         with self._lock:
             self._user = [p for p in self._user if p.id != profile_id]
-        self.save()
+        if write:
+            self.save()
 
-    def duplicate(self, profile_id: str) -> Profile:
+    def duplicate(self, profile_id: str, *, write: bool = True) -> Profile:
         original = self.get(profile_id)
         if original is None:
             raise KeyError(profile_id)
         twin = original.duplicate()
         if twin.kind == "inbox":
             twin.kind = "smtp"
-        self.upsert(twin)
+        self.upsert(twin, write=write)
         return twin

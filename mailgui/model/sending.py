@@ -1,5 +1,8 @@
 """Send a draft through a profile, test a profile's connection: plain Python, run by a worker.
 
+``send_draft`` is a few steps (password, build, deliver, measure, sentence); what differs from
+one mailcore backend to another is one row of ``DELIVERIES``.
+
 Cancelling is real: ``Canceller.cancel()`` (called from the GUI thread) calls mailcore's
 ``EmailBackend.abort()``, which shuts down the connection's socket (also while it is still
 connecting, waiting for the greeting or in STARTTLS) and wakes the worker at once; between the
@@ -29,8 +32,10 @@ from mailgui.model.secrets import KeyringFailed, KeyringUnavailable, SecretStore
 from mailgui.model.sentlog import SentEntry, SentLog
 
 __all__ = [
+    "DELIVERIES",
     "Canceller",
     "ConnectionOutcome",
+    "Delivery",
     "PasswordNeeded",
     "SendOutcome",
     "TeeStream",
@@ -206,16 +211,165 @@ class SendOutcome:
         )
 
 
-def _make_backend(profile: Profile, password: str, transcript: Transcript,
-                  progress: Callable[[int, int], None], console: TeeStream | None) -> Any:
-    kwargs = profile.backend_kwargs(password)
-    if profile.is_smtp:
-        return SMTPBackend(transcript=transcript, progress=progress, **kwargs)
-    if profile.kind == "file":
-        kwargs["progress"] = progress
-    if profile.kind == "console":
-        kwargs["stream"] = console or TeeStream(lambda _text: None)
-    return mailcore.get_connection(profile.backend_name, **kwargs)
+# -- how each backend delivers ----------------------------------------------------------------
+
+
+@dataclass
+class _Send:
+    """One send in progress, on the worker: what the steps below share."""
+
+    draft: Draft
+    profile: Profile
+    outcome: SendOutcome
+    canceller: Canceller
+    note: Transcript
+    tell: Progress
+    console: Callable[[str], None] | None
+    backend: Any = None  # once made: closed by send_draft whatever happens
+    written: int = 0  # bytes the backend reported writing (file backend)
+    _last_report: float = 0.0
+
+    def on_progress(self, done: int, total: int) -> None:
+        """On the worker, while the content is written: raising stops the send before its
+        end, and nothing is delivered."""
+        self.canceller.check()
+        self.written = total
+        now = time.monotonic()
+        if now - self._last_report >= PROGRESS_EVERY or done >= total:
+            self._last_report = now
+            self.tell("sending", done, total)
+
+
+def _smtp_backend(send: _Send, password: str) -> Any:
+    return SMTPBackend(transcript=send.note, progress=send.on_progress,
+                       **send.profile.backend_kwargs(password))
+
+
+def _console_backend(send: _Send, password: str) -> Any:
+    # what it prints goes to stdout, and to the app's Console pane when one is given
+    stream = TeeStream(send.console or (lambda _text: None))
+    return mailcore.get_connection(send.profile.backend_name, stream=stream,
+                                   **send.profile.backend_kwargs())
+
+
+def _file_backend(send: _Send, password: str) -> Any:
+    return mailcore.get_connection(send.profile.backend_name, progress=send.on_progress,
+                                   **send.profile.backend_kwargs())
+
+
+def _plain_backend(send: _Send, password: str) -> Any:
+    return mailcore.get_connection(send.profile.backend_name, **send.profile.backend_kwargs())
+
+
+def _written_file(send: _Send, backend: Any) -> None:
+    send.outcome.written_file = str(backend.filename or "")
+    if send.written:
+        send.outcome.size = send.written  # the message as written, LF line ends
+
+
+def _captured(send: _Send, backend: Any) -> None:
+    if mailcore.outbox:
+        send.outcome.captured = mailcore.outbox[-1]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What ``send_draft`` does differently for one mailcore backend."""
+
+    make: Callable[[_Send, str], Any]  # the backend, given the password
+    where: str  # "Sent {where} for 2 recipients."; "" says "via {profile name}"
+    linesep: str  # the line ends the backend writes (the size it reports when it reports none)
+    conversation: bool = False  # an SMTP conversation: the transcript notes the profile
+    after: Callable[[_Send, Any], None] | None = None  # results of its own (file, copy)
+
+
+DELIVERIES: dict[str, Delivery] = {  # by Profile.backend_name
+    "smtp": Delivery(_smtp_backend, "", "\r\n", conversation=True),
+    "console": Delivery(_console_backend, "to the console", "\n"),
+    "file": Delivery(_file_backend, "to a file", "\n", after=_written_file),
+    "locmem": Delivery(_plain_backend, "to memory", "\r\n", after=_captured),
+    "dummy": Delivery(_plain_backend, "to the dummy backend (discarded)", "\r\n"),
+}
+
+
+def _introduce(send: _Send, message: Any) -> None:
+    """The first lines of an SMTP transcript: which profile, which message."""
+    profile = send.profile
+    where = "local test inbox" if profile.kind == "inbox" else profile.describe()
+    send.note("info", f"profile {profile.name}: {where}")
+    send.note("info", f"message {send.draft.message_id}, "
+                      f"Date: {send.outcome.date or '(set by mailcore)'}")
+
+
+def _measure(send: _Send, backend: Any, message: Any, delivery: Delivery) -> None:
+    """Message-ID, size, the server's reply and refusals, as the backend reports them (the
+    size measured here when it reports none)."""
+    outcome = send.outcome
+    results = getattr(backend, "last_results", None) or []
+    if results:
+        result = results[0]
+        outcome.message_id = result.message_id or send.draft.message_id
+        outcome.size = result.size
+        outcome.reply = reply_text(result.code, result.reply)
+        outcome.refused = {a: reply_text(*r) for a, r in result.refused.items()}
+    if delivery.after is not None:
+        delivery.after(send, backend)
+    if not results and not outcome.size:
+        outcome.size = serialize(message, linesep=delivery.linesep).size
+
+
+def _sent_sentence(outcome: SendOutcome, profile: Profile, delivery: Delivery) -> str:
+    if not outcome.ok:
+        return "Nothing was sent (no recipient)."
+    n = len(outcome.recipients) - len(outcome.refused)
+    where = delivery.where or f"via {profile.name}"
+    sentence = f"Sent {where} for {n} recipient{'s' if n != 1 else ''}."
+    if outcome.refused:
+        sentence += " Refused: " + ", ".join(outcome.refused) + "."
+    return sentence
+
+
+def _failed(send: _Send, exc: BaseException) -> None:
+    if send.canceller.cancelled:
+        exc = Cancelled("cancelled")
+    info = describe_error(exc, send.profile)
+    outcome = send.outcome
+    outcome.error = info
+    outcome.sentence = info.sentence
+    outcome.reply = info.reply
+    outcome.cancelled = info.kind == "cancelled"
+    send.note("info", f"error: {info.sentence}")
+
+
+def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> None:
+    """Resolve the password, build the message, send it. Raises what the send raised; a
+    password to ask for is not an error (``outcome.password_needed``)."""
+    profile, outcome, canceller = send.profile, send.outcome, send.canceller
+    canceller.check()
+    try:
+        password_value = resolve_password(profile, password, secrets)
+    except PasswordNeeded as need:
+        canceller.check()  # cancelled meanwhile: say so, and ask for nothing
+        outcome.password_needed = need.reason
+        outcome.sentence = need.reason
+        return
+    send.tell("building")
+    profile.check_tls_files()
+    message = build_message(send.draft, profile)
+    outcome.recipients = message.recipients()
+    outcome.date = next(
+        (str(v) for k, v in message.extra_headers.items() if k.lower() == "date"), "")
+    canceller.check()
+    delivery = DELIVERIES[profile.backend_name]
+    if delivery.conversation:
+        _introduce(send, message)
+    send.tell("connecting")
+    send.backend = backend = delivery.make(send, password_value)
+    canceller.attach(backend)
+    sent = backend.send_messages([message])
+    _measure(send, backend, message, delivery)
+    outcome.ok = bool(sent)
+    outcome.sentence = _sent_sentence(outcome, profile, delivery)
 
 
 def send_draft(
@@ -230,11 +384,11 @@ def send_draft(
     console: Callable[[str], None] | None = None,
     sent_log: SentLog | None = None,
 ) -> SendOutcome:
-    """Build the draft's message with ``build_message`` and send it through ``profile``.
+    """Build the draft's message with ``build_message`` and send it through ``profile``
+    (how each backend does it: ``DELIVERIES``).
 
     Never raises for a send failure: the outcome carries the sentence and the server's reply.
     """
-    canceller = canceller or Canceller()
     lines: list[str] = []
     started = time.monotonic()
 
@@ -252,91 +406,21 @@ def send_draft(
              for item, _start, _end in split_addresses(field)]
     outcome = SendOutcome(False, profile.name, draft.subject, typed,
                           message_id=draft.message_id)
-    backend: Any = None
+    send = _Send(draft, profile, outcome, canceller or Canceller(), note, tell, console)
     try:
-        canceller.check()
-        try:
-            password_value = resolve_password(profile, password, secrets)
-        except PasswordNeeded as need:
-            canceller.check()  # cancelled meanwhile: say so, and ask for nothing
-            outcome.password_needed = need.reason
-            outcome.sentence = need.reason
-            return outcome
-        tell("building")
-        profile.check_tls_files()
-        message = build_message(draft, profile)
-        outcome.recipients = message.recipients()
-        outcome.date = next(
-            (str(v) for k, v in message.extra_headers.items() if k.lower() == "date"), "")
-        last_report = 0.0
-        written_total = 0
-
-        def on_progress(done: int, total: int) -> None:
-            # On the worker, while the content is written: raising stops the send before
-            # its end, and nothing is delivered.
-            nonlocal last_report, written_total
-            canceller.check()
-            written_total = total
-            now = time.monotonic()
-            if now - last_report >= PROGRESS_EVERY or done >= total:
-                last_report = now
-                tell("sending", done, total)
-
-        canceller.check()
-        if profile.is_smtp:
-            note("info", f"profile {profile.name}: "
-                         f"{profile.describe() if profile.kind == 'smtp' else 'local test inbox'}")
-            note("info", f"message {draft.message_id}, Date: {outcome.date or '(set by mailcore)'}")
-        tell("connecting")
-        tee = TeeStream(console) if console is not None else None
-        backend = _make_backend(profile, password_value, note, on_progress, tee)
-        canceller.attach(backend)
-        sent = backend.send_messages([message])
-        results = getattr(backend, "last_results", None) or []
-        if results:
-            result = results[0]
-            outcome.message_id = result.message_id or draft.message_id
-            outcome.size = result.size
-            outcome.reply = reply_text(result.code, result.reply)
-            outcome.refused = {a: reply_text(*r) for a, r in result.refused.items()}
-        elif profile.kind == "file" and written_total:
-            outcome.size = written_total  # the message as written, LF line ends
-        else:
-            # the console and file backends write LF line ends, SMTP carries CRLF
-            linesep = "\n" if profile.kind in ("console", "file") else "\r\n"
-            outcome.size = serialize(message, linesep=linesep).size
-        if profile.kind == "file":
-            outcome.written_file = str(backend.filename or "")
-        if profile.kind == "memory" and mailcore.outbox:
-            outcome.captured = mailcore.outbox[-1]
-        outcome.ok = bool(sent)
-        n = len(outcome.recipients) - len(outcome.refused)
-        if outcome.ok:
-            where = {"console": "to the console", "file": "to a file",
-                     "memory": "to memory", "dummy": "to the dummy backend (discarded)"}.get(
-                profile.kind, f"via {profile.name}")
-            outcome.sentence = f"Sent {where} for {n} recipient{'s' if n != 1 else ''}."
-            if outcome.refused:
-                outcome.sentence += " Refused: " + ", ".join(outcome.refused) + "."
-        else:
-            outcome.sentence = "Nothing was sent (no recipient)."
+        _deliver(send, password, secrets)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a sentence
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        if canceller.cancelled:
-            exc = Cancelled("cancelled")
-        info = describe_error(exc, profile)
-        outcome.error = info
-        outcome.sentence = info.sentence
-        outcome.reply = info.reply
-        outcome.cancelled = info.kind == "cancelled"
-        note("info", f"error: {info.sentence}")
+        _failed(send, exc)
     finally:
-        _close_quietly(backend, failed=not outcome.ok)
+        _close_quietly(send.backend, failed=not outcome.ok)
+    if outcome.password_needed:
+        return outcome
     outcome.transcript = lines
     outcome.seconds = time.monotonic() - started
     tell("done", 1, 1)
-    if sent_log is not None and not outcome.password_needed:
+    if sent_log is not None:
         try:
             sent_log.append(outcome.sent_entry())
         except OSError as exc:

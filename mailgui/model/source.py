@@ -24,6 +24,7 @@ __all__ = [
     "Preview",
     "SourceFolder",
     "fold_bytes",
+    "human_size",
     "preview",
     "write_source",
 ]
@@ -34,6 +35,16 @@ LINE_IN = 57  # bytes of input per 76-character base64 line
 FOLD_MARK = "\u22ef"  # the folded-lines marker starts with this character
 _BOUNDARY = re.compile(rb'boundary="?([^";\r\n]+)"?', re.IGNORECASE)
 _CTE_BASE64 = re.compile(rb"^content-transfer-encoding:\s*base64\s*$", re.IGNORECASE)
+
+
+def human_size(n: int) -> str:
+    """A size as the panes show it: "512 bytes", "10.0 KB", "1.5 GB"."""
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"
 
 
 class SourceFolder:

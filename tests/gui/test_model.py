@@ -25,9 +25,9 @@ from mailgui.model.errors import describe_error
 from mailgui.model.inbox import InboxServer, InboxStore, message_parts
 from mailgui.model.message import build_message, draft_problems
 from mailgui.model.paths import AppPaths
-from mailgui.model.profiles import DEFAULT_FROM, Profile, ProfileStore
+from mailgui.model.profiles import BACKENDS, DEFAULT_FROM, KINDS, Profile, ProfileStore
 from mailgui.model.secrets import KeyringUnavailable, SecretStore
-from mailgui.model.sending import Canceller, check_connection, send_draft
+from mailgui.model.sending import DELIVERIES, Canceller, check_connection, send_draft
 from mailgui.model.sentlog import SentEntry, SentLog
 from mailgui.model.source import FOLD_MARK, preview
 from tests.support.servers import TEST_PASSWORD, TEST_USER, SMTPServer
@@ -38,7 +38,8 @@ def test_model_imports_no_qt() -> None:
         "import sys\n"
         "import mailgui.model.sending, mailgui.model.source, mailgui.model.inbox, "
         "mailgui.model.inbox_details, mailgui.model.inbox_server, "
-        "mailgui.model.eml, mailgui.model.profiles, mailgui.model.secrets\n"
+        "mailgui.model.eml, mailgui.model.profiles, mailgui.model.secrets, "
+        "mailgui.model.passwords, mailgui.model.send_outcome, mailgui.model.cli_profiles\n"
         "bad = [m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))]\n"
         "assert not bad, bad\n"
     )
@@ -503,6 +504,15 @@ def test_test_backends(tmp_path: Path) -> None:
     outcome = send_draft(draft, Profile("M", "memory"))
     assert outcome.captured is mailcore.outbox[-1]
     assert send_draft(draft, Profile("D", "dummy")).ok
+
+
+def test_each_kind_of_profile_maps_to_one_backend_in_one_place() -> None:
+    from mailcore.cli import BACKENDS as COMMAND_BACKENDS
+
+    assert set(BACKENDS) == set(KINDS)
+    assert {Profile("P", kind).backend_name for kind in KINDS} == set(DELIVERIES)
+    assert set(DELIVERIES) <= set(COMMAND_BACKENDS)  # names `mailcore --backend` takes too
+    assert [k for k in KINDS if Profile("P", k).is_smtp] == ["smtp", "inbox"]
 
 
 # -- local inbox ------------------------------------------------------------------------------
