@@ -33,13 +33,15 @@ from mailgui.model.draft import (
     Draft,
     DraftStore,
     clean_one_line,
+    new_date,
     unsendable_at,
     unsendable_problem,
 )
 from mailgui.model.message import ONE_SENDER, check_header, default_from
 from mailgui.model.profiles import Profile
 from mailgui.model.remote import remote_urls
-from mailgui.views.common import human_size
+from mailgui.views import style
+from mailgui.views.common import BlockSignals, human_size
 from mailgui.views.compose import ADDRESS_FIELDS, ComposeView, OneLineEdit, show_problem
 
 AUTOSAVE_MS = 3000
@@ -135,11 +137,10 @@ class ComposeController(QObject):
             v.subject.setText(draft.subject)
             v.body.setPlainText(draft.body)
             v.html.setPlainText(draft.html)
-            v.headers.blockSignals(True)
-            v.headers.setRowCount(0)
-            for name, value in draft.headers:
-                self._append_header_row(name, value)
-            v.headers.blockSignals(False)
+            with BlockSignals(v.headers):
+                v.headers.setRowCount(0)
+                for name, value in draft.headers:
+                    self._append_header_row(name, value)
         finally:
             self._loading = False
         for key, _label in ADDRESS_FIELDS:
@@ -383,23 +384,22 @@ class ComposeController(QObject):
     def _check_headers(self) -> None:
         table = self.view.headers
         problems: list[tuple[str, str]] = []  # (sentence, what its link does, or "")
-        table.blockSignals(True)
-        for row in range(table.rowCount()):
-            name_item, value_item = table.item(row, 0), table.item(row, 1)
-            name = name_item.text().strip() if name_item else ""
-            value = value_item.text() if value_item else ""
-            problem = self._header_characters(row, name, value)
-            if problem is None and (name or value):
-                reason = check_header(name, value)
-                problem = (reason, "") if reason else None
-            brush = QBrush(QColor("#b71c1c")) if problem else QBrush()
-            for item in (name_item, value_item):
-                if item is not None:
-                    item.setForeground(brush)
-                    item.setToolTip(problem[0] if problem else "")
-            if problem:
-                problems.append(problem)
-        table.blockSignals(False)
+        with BlockSignals(table):
+            for row in range(table.rowCount()):
+                name_item, value_item = table.item(row, 0), table.item(row, 1)
+                name = name_item.text().strip() if name_item else ""
+                value = value_item.text() if value_item else ""
+                problem = self._header_characters(row, name, value)
+                if problem is None and (name or value):
+                    reason = check_header(name, value)
+                    problem = (reason, "") if reason else None
+                brush = QBrush(QColor(style.FIELD_PROBLEM)) if problem else QBrush()
+                for item in (name_item, value_item):
+                    if item is not None:
+                        item.setForeground(brush)
+                        item.setToolTip(problem[0] if problem else "")
+                if problem:
+                    problems.append(problem)
         show_problem(self.view.header_problem, *(problems[0] if problems else ("", "")))
         index = self.view.tabs.indexOf(self.view.headers.parentWidget())
         count = len([h for h in self.draft.headers if h[0]])
@@ -477,7 +477,7 @@ class ComposeController(QObject):
             if info and info.problem:
                 problems += 1
                 for col in range(4):
-                    item.setForeground(col, QBrush(QColor("#b71c1c")))
+                    item.setForeground(col, QBrush(QColor(style.FIELD_PROBLEM)))
             elif info:
                 total += info.size
             item.setData(0, Qt.ItemDataRole.UserRole, ref.path)
@@ -492,8 +492,7 @@ class ComposeController(QObject):
             else "Drop files here, or use Attach\u2026"
         )
         self.view.attachments_hint.setStyleSheet(
-            "color: #b71c1c;" if problems else "color: palette(placeholder-text);"
-        )
+            style.problem_label() if problems else style.muted_label())
         self.view.remove_attachment.setEnabled(bool(n))
 
     # -- saving ----------------------------------------------------------------------------
@@ -530,3 +529,17 @@ class ComposeController(QObject):
 
     def attachment_dir_for_draft(self) -> Path:
         return self.store.attachments_dir(self.draft.id)
+
+    # -- for sending (controllers.sending.DraftSource) ------------------------------------------
+    def snapshot(self, *, dated: bool = False) -> Draft:
+        """A copy of the draft; ``dated`` first gives the draft itself the Date of now (it
+        keeps it, with its Message-ID and boundaries: the source pane shows what goes out)."""
+        if dated:
+            self.draft.date = new_date()
+            self.changed.emit()
+        return self.draft.copy()
+
+    def renew(self) -> None:
+        """The draft was sent: its next send is a new message (a new Message-ID)."""
+        self.draft.renew()
+        self.changed.emit()

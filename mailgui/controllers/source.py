@@ -16,7 +16,7 @@ from mailgui.model.draft import Draft
 from mailgui.model.errors import describe_error
 from mailgui.model.profiles import Profile
 from mailgui.model.source import Preview, write_source
-from mailgui.views.common import human_size
+from mailgui.views.common import BlockSignals, human_size
 from mailgui.views.panes import SourceView
 
 DEBOUNCE_MS = 350
@@ -94,9 +94,8 @@ class SourceController(QObject):
                     "Long parts stay folded; use Save as .eml to see it all.")
             self.status.emit(text)
             show_all = self.view.show_all
-            show_all.blockSignals(True)  # the box says what the pane shows
-            show_all.setChecked(False)
-            show_all.blockSignals(False)
+            with BlockSignals(show_all):  # the box says what the pane shows
+                show_all.setChecked(False)
             show_all.setToolTip(text)
         self.view.status.setText("Updating\u2026" if self.last else "Building the source\u2026")
         self.runner.run(preview_job, self.generation, self.draft().copy(), self.profile(), fold,

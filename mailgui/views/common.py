@@ -1,10 +1,12 @@
-"""Small shared widgets: icons, fonts, the message banner, syntax highlighters."""
+"""Small shared view parts: icons, fonts, accessible names, named item roles, ``BlockSignals``,
+the message banner, syntax highlighters. Colours come from ``style.py``."""
 
 from __future__ import annotations
 
 import re
+from types import TracebackType
 
-from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtCore import QObject, QRegularExpression, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -29,6 +31,23 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.model.paths import RESOURCE_DIRS
+from mailgui.model.source import human_size
+from mailgui.views import style
+
+__all__ = [
+    "BlockSignals",
+    "MessageBanner",
+    "MimeHighlighter",
+    "Role",
+    "TranscriptHighlighter",
+    "delete_key",
+    "hint_label",
+    "human_size",
+    "icon",
+    "mono_font",
+    "named",
+    "source_editor",
+]
 
 ICON_DIRS = [folder / "icons" for folder in RESOURCE_DIRS]
 
@@ -55,6 +74,36 @@ def icon(name: str) -> QIcon:
             return QIcon(str(path))
     style = QApplication.style()
     return style.standardIcon(_FALLBACK.get(name, QStyle.StandardPixmap.SP_FileIcon))
+
+
+class Role:
+    """What the items of the lists and combo boxes carry, by name (Qt item data roles)."""
+
+    TOOLTIP = Qt.ItemDataRole.ToolTipRole
+    PROFILE_ID = Qt.ItemDataRole.UserRole  # "Send via" entries, the editor's profile list
+    MESSAGE = Qt.ItemDataRole.UserRole  # a Memory pane row: the message mailcore kept
+    SENT_ENTRY = Qt.ItemDataRole.UserRole + 1  # a Sent pane row: its SentEntry
+    INBOX_ID = Qt.ItemDataRole.UserRole  # an inbox row: the stored message's id
+    PART_INDEX = Qt.ItemDataRole.UserRole  # column 0 of a part row: the part's index
+    IS_MULTIPART = Qt.ItemDataRole.UserRole  # column 1 of a part row: no bytes of its own
+
+
+class BlockSignals:
+    """``with BlockSignals(a, b):`` the objects emit no signals inside the block; each gets
+    back the state it had, also when the block raises (git-cola's qtutils.BlockSignals)."""
+
+    def __init__(self, *objects: QObject) -> None:
+        self.objects = objects
+        self._before: list[bool] = []
+
+    def __enter__(self) -> BlockSignals:
+        self._before = [obj.blockSignals(True) for obj in self.objects]
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for obj, before in zip(self.objects, self._before, strict=True):
+            obj.blockSignals(before)
 
 
 def mono_font() -> QFont:
@@ -87,21 +136,15 @@ def hint_label(text: str) -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setStyleSheet("color: palette(placeholder-text); padding: 24px; font-size: 11pt;")
+    label.setStyleSheet(style.muted_label("padding: 24px; font-size: 11pt;"))
     return label
 
 
 class MessageBanner(QFrame):
     """A coloured strip with a sentence, an optional detail (the server's reply), a link-like
-    action button and a close button. Kinds: info, success, warning, error."""
+    action button and a close button. Kinds: info, success, warning, error (``style.BANNERS``)."""
 
     action_clicked = Signal()
-    STYLES = {
-        "info": ("#e8f1fb", "#1d4f91", "#9bbde6"),
-        "success": ("#e7f5ea", "#1e6b34", "#97cfa6"),
-        "warning": ("#fff6e0", "#7a5200", "#e8c66f"),
-        "error": ("#fdecea", "#9b1c1c", "#eba3a3"),
-    }
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -140,13 +183,14 @@ class MessageBanner(QFrame):
         box.addWidget(self.detail)
         self.hide()
 
-    def show_message(self, kind: str, text: str, detail: str = "", action: str = "") -> None:
+    def show_message(self, kind: str, text: str, detail: str = "", action: str = "",
+                     detail_label: str = "Server reply") -> None:
+        """Show ``text``; ``detail`` behind a button named ``detail_label``; ``action`` is the
+        text of the action button (none if empty)."""
         self.kind = kind
-        bg, fg, border = self.STYLES.get(kind, self.STYLES["info"])
-        self.setStyleSheet(
-            f"MessageBanner {{ background: {bg}; border: 1px solid {border}; border-radius: 4px; }}"
-            f" QLabel {{ color: {fg}; background: transparent; border: none; }}"
-        )
+        self.setStyleSheet(style.banner_sheet(kind))
+        self.detail_button.setText(detail_label)
+        self.detail_button.setAccessibleName(detail_label)
         self.text.setText(text)
         self.detail.setText(detail)
         self.detail_button.setVisible(bool(detail))
@@ -178,11 +222,12 @@ class MimeHighlighter(QSyntaxHighlighter):
 
     def __init__(self, document: QTextDocument) -> None:
         super().__init__(document)
-        self.name = _fmt("#1d4f91", bold=True)
-        self.value = _fmt("#24292f")
-        self.important = _fmt("#6a1b9a", bold=True)
-        self.boundary = _fmt("#8a5a00", bold=True)
-        self.folded = _fmt("#5f6b7a", italic=True, bg="#eef1f5")
+        self.name = _fmt(style.highlight("header-name"), bold=True)
+        self.value = _fmt(style.highlight("header-value"))
+        self.important = _fmt(style.highlight("header-important"), bold=True)
+        self.boundary = _fmt(style.highlight("boundary"), bold=True)
+        self.folded = _fmt(style.highlight("folded"), italic=True,
+                           bg=style.highlight("folded-background"))
         self.header_re = QRegularExpression(r"^([\x21-\x39\x3b-\x7e]+):")
         self.boundary_re = QRegularExpression(r"^--\S+$")
 
@@ -221,10 +266,10 @@ class TranscriptHighlighter(QSyntaxHighlighter):
 
     def __init__(self, document: QTextDocument) -> None:
         super().__init__(document)
-        self.client = _fmt("#1d4f91")
-        self.ok = _fmt("#1e6b34")
-        self.bad = _fmt("#b3261e", bold=True)
-        self.note = _fmt("#6b7280", italic=True)
+        self.client = _fmt(style.highlight("client"))
+        self.ok = _fmt(style.highlight("server-ok"))
+        self.bad = _fmt(style.highlight("server-error"), bold=True)
+        self.note = _fmt(style.highlight("note"), italic=True)
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt API
         if text.startswith("C:"):
@@ -249,12 +294,3 @@ def source_editor(name: str) -> QPlainTextEdit:
     edit.highlighter = MimeHighlighter(edit.document())  # type: ignore[attr-defined]
     named(edit, name)
     return edit
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"

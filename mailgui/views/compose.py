@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.model.draft import one_line
+from mailgui.views import style
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
 
 ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
@@ -168,8 +169,8 @@ class OneLineEdit(QLineEdit):
         self.style().polish(self)
         fmt = QTextCharFormat()
         fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
-        fmt.setUnderlineColor(QColor("#c62828"))
-        fmt.setForeground(QColor("#b71c1c"))
+        fmt.setUnderlineColor(QColor(style.FIELD_UNDERLINE))
+        fmt.setForeground(QColor(style.FIELD_PROBLEM))
         cursor = self.cursorPosition()
         attributes = [
             QInputMethodEvent.Attribute(
@@ -228,7 +229,7 @@ class HtmlPreview(QTextBrowser):
         self.blocked: set[str] = set()
         self.images: dict[str, QImage] = {}
         self._placeholder = QImage(32, 24, QImage.Format.Format_RGB32)
-        self._placeholder.fill(QColor("#d9dde3"))
+        self._placeholder.fill(QColor(style.IMAGE_PLACEHOLDER))
 
     def show_html(self, html: str, urls: list[str]) -> None:
         """Render ``html``; ``urls`` are its remote URLs, found on a worker
@@ -261,7 +262,7 @@ class HtmlPreview(QTextBrowser):
 def _problem_label(name: str) -> QLabel:
     """The red sentence under a field that says what is wrong with it (hidden until then)."""
     error = QLabel()
-    error.setStyleSheet("color: #b71c1c;")
+    error.setStyleSheet(style.problem_label())
     error.setWordWrap(True)
     error.setTextFormat(Qt.TextFormat.PlainText)
     named(error, name)
@@ -269,9 +270,9 @@ def _problem_label(name: str) -> QLabel:
     return error
 
 
-def _notice_bar(button_text: str, background: str, border: str,
-                color: str) -> tuple[QFrame, QLabel, QPushButton]:
-    """A thin coloured strip with a sentence and a button (hidden until needed)."""
+def _notice_bar(button_text: str, severity: str) -> tuple[QFrame, QLabel, QPushButton]:
+    """A thin strip in a banner's colours with a sentence and a button (hidden until needed)."""
+    background, border, color = style.notice_bar(severity)
     label = QLabel()
     label.setWordWrap(True)
     button = QPushButton(button_text)
@@ -358,9 +359,9 @@ class ComposeView(QWidget):
         self.html_preview.setPlaceholderText("The rendered HTML appears here.")
         # Remote images blocked (amber), and a preview too slow to follow the typing (blue)
         self.remote_bar, self.remote_label, self.load_remote = _notice_bar(
-            "Load remote images", "#fff6e0", "#e8c66f", "#7a5200")
+            "Load remote images", "warning")
         self.stale_bar, self.stale_label, self.refresh_preview = _notice_bar(
-            "Refresh preview", "#e8f1fb", "#9bbde6", "#1d4f91")
+            "Refresh preview", "info")
         preview_box = QWidget()
         pv = QVBoxLayout(preview_box)
         pv.setContentsMargins(0, 0, 0, 0)
@@ -407,6 +408,8 @@ class ComposeView(QWidget):
         self.tabs.addTab(self.body, "Text")
         self.tabs.addTab(self.html_split, "HTML")
         self.tabs.addTab(headers_box, "Headers")
+        # the tabs' pages by name: tabs.setCurrentWidget(view.headers_page), never an index
+        self.text_page, self.html_page, self.headers_page = self.body, self.html_split, headers_box
 
         # -- attachments ---------------------------------------------------------------------
         self.attachments = QTreeWidget()
@@ -462,6 +465,14 @@ class ComposeView(QWidget):
             return []
         return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
 
+    def show_field(self, field: str) -> None:
+        """Bring the field a problem is about into view: an address field gets the focus,
+        "headers" shows the Headers tab (``draft_problems``' field names)."""
+        if field in self.address_edits:
+            self.address_edits[field].setFocus()
+        elif field == "headers":
+            self.tabs.setCurrentWidget(self.headers_page)
+
     def show_drop_target(self, on: bool) -> None:
         """While files are dragged over the form: say where they go."""
         if on == self._drop_shown:
@@ -470,7 +481,8 @@ class ComposeView(QWidget):
         if on:
             self._hint_before = self.attachments_hint.text()
             self.attachments_hint.setText("Drop the files to attach them")
-            self.attachments.setStyleSheet("QTreeWidget { border: 2px dashed #2f6fb5; }")
+            self.attachments.setStyleSheet(
+                f"QTreeWidget {{ border: 2px dashed {style.DROP_TARGET}; }}")
         else:
             self.attachments_hint.setText(self._hint_before)
             self.attachments.setStyleSheet("")

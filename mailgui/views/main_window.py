@@ -17,7 +17,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailgui.views.common import icon, named
+from mailgui.model.source import human_size
+from mailgui.views import style
+from mailgui.views.common import MessageBanner, icon, named
 from mailgui.views.compose import ComposeView
 from mailgui.views.inbox import InboxView
 from mailgui.views.panes import ConsoleView, MemoryView, SentLogView, SourceView, TranscriptView
@@ -107,7 +109,7 @@ class MainWindow(QMainWindow):
         self.target.setMinimumContentsLength(22)
         self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.target_detail = QLabel()
-        self.target_detail.setStyleSheet("color: palette(placeholder-text); padding-left: 6px;")
+        self.target_detail.setStyleSheet(style.muted_label("padding-left: 6px;"))
         named(self.target_detail, "Where the message goes")
 
         bar = QToolBar("Main")
@@ -168,6 +170,39 @@ class MainWindow(QMainWindow):
         self.cancel.hide()
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel)
+
+    @property
+    def banner(self) -> MessageBanner:
+        """The message banner above the compose form."""
+        return self.compose.banner
+
+    # -- sending ----------------------------------------------------------------------------
+    def show_sending(self, busy: bool, text: str = "") -> None:
+        """While a message goes out: Send off, Cancel on, a progress bar saying ``text``."""
+        self.act_send.setEnabled(not busy)
+        self.act_cancel.setEnabled(busy)
+        self.cancel.setVisible(busy)
+        self.cancel.setEnabled(busy)
+        self.progress.setVisible(busy)
+        if busy:
+            self.show_waiting(text)
+            self.statusBar().showMessage(text)
+
+    def show_waiting(self, text: str, *, can_cancel: bool | None = None) -> None:
+        """A busy bar with no known end ("Connecting…", "Cancelling…"); ``can_cancel``
+        switches the Cancel button (None leaves it as it is)."""
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(text)
+        if can_cancel is not None:
+            self.cancel.setEnabled(can_cancel)
+
+    def show_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(1000 * done / total))
+        self.progress.setFormat(f"{human_size(done)} of {human_size(total)}")
+
+    def show_status(self, text: str, ms: int = 0) -> None:
+        self.statusBar().showMessage(text, ms)
 
     def show_pane(self, index_or_widget: int | QWidget) -> None:
         if isinstance(index_or_widget, int):

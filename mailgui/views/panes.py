@@ -1,7 +1,10 @@
 """The side panes: MIME source, transcript of the last send, console output, memory outbox,
-Sent log. Layout only."""
+Sent log. Layout, and the small methods that show what a controller hands them."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Iterable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -14,11 +17,15 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from mailgui.model.sentlog import SentEntry
+from mailgui.views import style
 from mailgui.views.common import (
+    Role,
     TranscriptHighlighter,
     hint_label,
     mono_font,
@@ -61,7 +68,7 @@ class SourceView(QWidget):
         self.text = source_editor("MIME source")
         self.error = QLabel()
         self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #b71c1c;")
+        self.error.setStyleSheet(style.problem_label())
         named(self.error, "Source problem")
         self.error.hide()
         box = QVBoxLayout(self)
@@ -94,6 +101,19 @@ class TranscriptView(QWidget):
         box.addWidget(self.result)
         box.addWidget(self.text, 1)
 
+    def start(self, text: str) -> None:
+        """A new send: its first line, an empty conversation."""
+        self.text.clear()
+        self.show_result(text)
+
+    def add_line(self, line: str) -> None:
+        self.text.appendPlainText(line)
+
+    def show_result(self, text: str, ok: bool | None = None) -> None:
+        """The result line, green if it worked, red if not, plain if neither is known yet."""
+        self.result.setText(text)
+        self.result.setStyleSheet(style.result_label(ok))
+
 
 class ConsoleView(QWidget):
     """What the console backend printed (also written to stdout)."""
@@ -119,6 +139,11 @@ class ConsoleView(QWidget):
         box.setContentsMargins(6, 6, 6, 6)
         box.addWidget(self.text, 1)
         box.addLayout(row)
+
+    def add_output(self, title: str, text: str) -> None:
+        """What one send printed, under a "# time — subject" line."""
+        self.text.appendPlainText(f"# {time.strftime('%H:%M:%S')} \u2014 {title}")
+        self.text.appendPlainText(text.rstrip("\n") + "\n")
 
 
 class MessageListView(QWidget):
@@ -162,6 +187,25 @@ class MemoryView(MessageListView):
             parent,
         )
 
+    def add_message(self, when: float, message: object) -> None:
+        """List a message the memory backend kept, and select it."""
+        item = QTreeWidgetItem([time.strftime("%H:%M:%S", time.localtime(when)),
+                                getattr(message, "subject", ""),
+                                ", ".join(getattr(message, "to", []))])
+        item.setData(0, Role.MESSAGE, message)
+        self.list.addTopLevelItem(item)
+        self.list.setCurrentItem(item)
+        self.set_empty(False)
+
+    @staticmethod
+    def message_of(item: QTreeWidgetItem) -> object:
+        return item.data(0, Role.MESSAGE)
+
+    def clear_all(self) -> None:
+        self.list.clear()
+        self.source.clear()
+        self.set_empty(True)
+
 
 class SentLogView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -189,7 +233,7 @@ class SentLogView(QWidget):
         named(self.detail, "Sent log details")
         self.note = QLabel()  # says when only the newest sends are listed
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: palette(placeholder-text);")
+        self.note.setStyleSheet(style.muted_label())
         named(self.note, "Sent log note")
         self.note.hide()
         split = QSplitter(Qt.Orientation.Vertical)
@@ -202,3 +246,52 @@ class SentLogView(QWidget):
 
     def set_empty(self, empty: bool) -> None:
         self.stack.setCurrentWidget(self.hint if empty else self.list)
+
+    # -- the rows, newest first ---------------------------------------------------------------
+    @staticmethod
+    def _item(entry: SentEntry) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.time)), entry.profile,
+            entry.subject, ", ".join(entry.recipients), entry.result, entry.message_id,
+        ])
+        item.setData(0, Role.SENT_ENTRY, entry)
+        return item
+
+    def show_entries(self, newest_first: Iterable[SentEntry]) -> None:
+        """List ``newest_first`` in place of what is listed, in one pass."""
+        self.list.setUpdatesEnabled(False)
+        try:
+            self.list.clear()
+            self.list.addTopLevelItems([self._item(e) for e in newest_first])
+        finally:
+            self.list.setUpdatesEnabled(True)
+        if self.list.topLevelItemCount():
+            self.set_empty(False)
+
+    def add_entry(self, entry: SentEntry, keep: int) -> None:
+        """List ``entry`` on top, keeping the newest ``keep`` rows."""
+        self.list.insertTopLevelItem(0, self._item(entry))
+        while self.list.topLevelItemCount() > keep:
+            self.list.takeTopLevelItem(self.list.topLevelItemCount() - 1)
+        self.set_empty(False)
+
+    @staticmethod
+    def entry_of(item: QTreeWidgetItem) -> SentEntry:
+        return item.data(0, Role.SENT_ENTRY)
+
+    def show_details(self, entry: SentEntry) -> None:
+        """The selected send: its result, recipients, Message-ID, size, and conversation."""
+        lines = [
+            f"* {entry.result} via {entry.profile}: {entry.subject!r}",
+            f"* to {', '.join(entry.recipients) or '-'}",
+            f"* Message-ID {entry.message_id}  size {entry.size:,} bytes",
+            f"* Date: {entry.date}" if entry.date else "",
+            f"* {entry.detail}" if entry.detail else "",
+            *entry.transcript,
+        ]
+        self.detail.setPlainText("\n".join(x for x in lines if x))
+
+    def show_note(self, text: str) -> None:
+        """Says when only the newest sends are listed ("" hides it)."""
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
