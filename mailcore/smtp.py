@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hmac
+import io
 import ipaddress
 import logging
 import re
@@ -85,7 +86,7 @@ PROGRESS_WRITE_SIZE = 512 * 1024
 MAX_REPLY_LINE = 8192  # bytes of one line, CRLF included: 16 times RFC 5321's, as smtplib
 MAX_REPLY_LINES = 1000  # lines of one reply: a rich EHLO reply has about 20
 MAX_REPLY_BYTES = 64 * 1024  # bytes of one reply
-# Bytes asked of the socket per read of replies (smtplib's buffered reader asks 8192).
+# The buffer of the reply reader: bytes asked of the socket per read (smtplib's asks 8192).
 _READ_SIZE = 16384
 # OpenSSL's verify codes for a trusted certificate issued for other names.
 _NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
@@ -247,25 +248,60 @@ def _stuff_dots(chunk: bytes, at_line_start: bool) -> bytes:
     return chunk
 
 
-class _ReplyReader:
-    """The server's replies as they arrive: the socket and the bytes read but not yet parsed.
+class _ReplyStream(io.RawIOBase):
+    """The socket as smtplib's ``SMTP.file`` reads it (through an ``io.BufferedReader``,
+    whose C ``readline`` splits the lines), with a deadline for each reply: ``getreply``
+    clears ``deadline`` as a reply starts; the first read the reply needs sets it from the
+    socket's timeout, and each further read waits only for what is left of it. Reads happen
+    only when the buffer holds no whole line, so a reply already received costs no clock
+    and no ``settimeout``.
 
-    It stands where smtplib keeps its buffered reader, ``SMTP.file``: smtplib drops it (sets
-    ``file`` to None) on connect and after STARTTLS, so nothing read before the TLS handshake
-    is ever taken for a reply after it, and calls its ``close()`` from ``SMTP.close()``.
+    smtplib drops ``SMTP.file`` (sets it to None) on connect and after STARTTLS, so nothing
+    read before the TLS handshake is ever taken for a reply after it.
     """
 
-    __slots__ = ("buffer", "pos", "sock")
-
     def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
         self.sock: socket.socket | None = sock
-        self.buffer = b""
-        self.pos = 0  # where the unparsed bytes start in buffer
+        self.deadline: float | None = None
+        self.timeout: float | None = None  # the socket's, as this reply started
+        self.received = 0  # bytes read from the socket since the reply's first read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        sock = self.sock
+        if sock is None:
+            raise OSError("the connection is closed")
+        timeout = sock.gettimeout()
+        if timeout is None:
+            count = sock.recv_into(buffer)
+        elif self.deadline is None:  # the first read of a reply
+            self.timeout = timeout
+            self.deadline = time.monotonic() + timeout
+            self.received = 0
+            count = sock.recv_into(buffer)
+        else:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise _DeadlinePassed
+            sock.settimeout(remaining)
+            try:
+                count = sock.recv_into(buffer)
+            finally:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(timeout)
+        self.received += count
+        return count
 
     def close(self) -> None:
         self.sock = None
-        self.buffer = b""
-        self.pos = 0
+        super().close()
+
+
+class _DeadlinePassed(TimeoutError):
+    """The deadline of a reply passed between two reads."""
 
 
 def _der_items(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -525,37 +561,39 @@ class _Transcribing:
     def _read_reply(self) -> tuple[int, bytes]:
         """One reply, parsed as smtplib parses it: ``(code, lines joined by LF)``, with
         code -1 for a line that does not start with a number (the reply ends there)."""
-        reader = self.file  # type: ignore[has-type]
-        if reader is None:
+        file = self.file  # type: ignore[has-type]
+        if file is None:
             sock = self.sock  # type: ignore[attr-defined]
             if sock is None:
                 raise self._not_connected()
-            reader = self.file = _ReplyReader(sock)
-        buf = reader.buffer
-        pos = start = reader.pos  # start: where this reply starts in buf
-        max_line = self.max_reply_line
+            file = self.file = io.BufferedReader(_ReplyStream(sock), _READ_SIZE)
+        stream = file.raw
+        stream.deadline = None  # a new reply: its first read (if it needs one) sets it
+        readline = file.readline
+        limit = self.max_reply_line
         debug = self.debuglevel > 0  # type: ignore[attr-defined]
         resp: list[bytes] = []
-        earlier = 0  # bytes of this reply dropped from buf (once parsed) to make room
-        deadline: float | None = None  # set at the first read that may block
+        size = 0
         while True:
-            end = buf.find(b"\n", pos, pos + max_line) + 1
-            if not end:
-                if len(buf) - pos >= max_line:
-                    self.close()
-                    raise SMTPReplyLineTooLongError(
-                        f"the server sent a reply line longer than {max_line} bytes",
-                        limit=max_line)
-                earlier += pos - start
-                buf = buf[pos:]
-                pos = start = 0
-                data, deadline = self._receive(reader, deadline, earlier + len(buf))
-                buf += data
-                continue
-            line = buf[pos:end]
-            pos = end
+            try:
+                line = readline(limit + 1)
+            except TimeoutError as exc:
+                self.close()
+                raise self._reply_timeout(stream) from (
+                    None if isinstance(exc, _DeadlinePassed) else exc)
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    "Connection unexpectedly closed: " + str(exc)) from exc
+            if not line:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
             if debug:
                 self._print_debug("reply:", repr(line))  # type: ignore[attr-defined]
+            if len(line) > limit:
+                self.close()
+                raise SMTPReplyLineTooLongError(
+                    f"the server sent a reply line longer than {limit} bytes", limit=limit)
             resp.append(line[4:].strip(b" \t\r\n"))
             try:
                 errcode = int(line[:3])
@@ -564,67 +602,24 @@ class _Transcribing:
                 break
             if line[3:4] != b"-":
                 break
+            size += len(line)
             if len(resp) >= self.max_reply_lines:
                 self.close()
                 raise SMTPReplyTooManyLinesError(
                     f"the server's reply has more than {self.max_reply_lines} lines",
                     limit=self.max_reply_lines)
-            if earlier + pos - start > self.max_reply_bytes:
+            if size > self.max_reply_bytes:
                 self.close()
                 raise SMTPReplyTooLargeError(
                     f"the server's reply is longer than {self.max_reply_bytes} bytes",
                     limit=self.max_reply_bytes)
-        if pos == len(buf):
-            reader.buffer = b""
-            reader.pos = 0
-        else:
-            reader.buffer = buf
-            reader.pos = pos
-        message = b"\n".join(resp) if len(resp) > 1 else resp[0]
+        message = b"\n".join(resp)
         if debug:
             self._print_debug("reply: retcode (%s); Msg: %a" % (errcode, message))  # type: ignore[attr-defined]
         return errcode, message
 
-    def _receive(
-        self, reader: _ReplyReader, deadline: float | None, received: int
-    ) -> tuple[bytes, float | None]:
-        """Read what the server sent next, waiting no later than ``deadline`` (computed
-        here, from the socket's timeout, on the first read of a reply). The socket keeps
-        its timeout between reads; it is changed only for a read that continues a reply."""
-        sock = reader.sock
-        if sock is None:  # pragma: no cover - the reader is replaced, never reused, once closed
-            raise self._not_connected()
-        timeout = sock.gettimeout()
-        try:
-            if timeout is None:
-                data = sock.recv(_READ_SIZE)
-            elif deadline is None:
-                deadline = time.monotonic() + timeout
-                data = sock.recv(_READ_SIZE)
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._reply_timeout(timeout, received)
-                sock.settimeout(remaining)
-                try:
-                    data = sock.recv(_READ_SIZE)
-                finally:
-                    with contextlib.suppress(OSError):
-                        sock.settimeout(timeout)
-        except SMTPReplyTimeoutError:
-            raise
-        except TimeoutError as exc:
-            raise self._reply_timeout(timeout, received) from exc
-        except OSError as e:
-            self.close()
-            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed: " + str(e)) from e
-        if not data:
-            self.close()
-            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-        return data, deadline
-
-    def _reply_timeout(self, timeout: float | None, received: int) -> SMTPReplyTimeoutError:
-        self.close()
+    def _reply_timeout(self, stream: _ReplyStream) -> SMTPReplyTimeoutError:
+        timeout, received = stream.timeout, stream.received
         within = f" within {timeout:g} s" if timeout is not None else ""
         got = f" ({received} bytes of it came)" if received else ""
         return SMTPReplyTimeoutError(
