@@ -20,7 +20,9 @@ from mailgui import __version__
 from mailgui.controllers import folders
 from mailgui.controllers.compose import ComposeController
 from mailgui.controllers.inbox import InboxController
-from mailgui.controllers.profiles import ProfilesController
+from mailgui.controllers.passwords import PasswordsController
+from mailgui.controllers.profile_editor import ProfileEditorController
+from mailgui.controllers.send_target import SendTargetController
 from mailgui.controllers.sending import SendController
 from mailgui.controllers.source import SourceController
 from mailgui.jobs import JobRunner, failure_sentence
@@ -28,6 +30,7 @@ from mailgui.model.draft import Draft, DraftStore
 from mailgui.model.eml import draft_from_eml
 from mailgui.model.errors import describe_error
 from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxStore
+from mailgui.model.passwords import PasswordBroker
 from mailgui.model.paths import AppPaths, atomic_write_json, read_json
 from mailgui.model.profiles import Profile, ProfileStore
 from mailgui.model.secrets import KeyringStatus, SecretStore
@@ -65,12 +68,14 @@ class MainController(QObject):
         w = window
         self.runner.error.connect(self.show_status)  # the default error path of every job
 
-        self.profiles = ProfilesController(w.target, w.target_detail.setText, self.runner,
-                                           self.profile_store, self.secrets, w)
+        self.target = SendTargetController(w.target, w.target_detail.setText, self.profile_store)
+        self.passwords = PasswordsController(PasswordBroker(self.secrets), self.runner, w)
+        self.profiles = ProfileEditorController(self.runner, self.profile_store, self.passwords,
+                                                self.target, w)
         self.compose = ComposeController(w.compose, self.runner, self.draft_store,
-                                         self.profiles.current)
+                                         self.target.current)
         self.source = SourceController(w.source, self.runner, lambda: self.compose.draft,
-                                       self.profiles.current,
+                                       self.target.current,
                                        lambda: w.side.currentWidget() is w.source)
         if inbox_port is None:  # the settings file may name one ("inbox_port"), else 1025
             port = self.settings.get("inbox_port")
@@ -78,7 +83,7 @@ class MainController(QObject):
             inbox_port = port if valid else DEFAULT_INBOX_PORT
         self.inbox = InboxController(w.inbox, self.runner, InboxStore(paths.inbox_dir),
                                      port=inbox_port)
-        self.sending = SendController(w, self.runner, self.compose, self.profiles,
+        self.sending = SendController(w, self.runner, self.compose, self.target, self.passwords,
                                       self.sent_log, lambda: self.inbox.running)
 
         self.compose.changed.connect(self.source.draft_changed)
@@ -86,10 +91,11 @@ class MainController(QObject):
         self.compose.status.connect(self.show_status)
         self.source.status.connect(self.show_status)
         self.profiles.status.connect(self.show_status)
+        self.profiles.problem.connect(lambda text: self.sending.banner("error", text))
         self.inbox.status.connect(self.show_status)
-        self.profiles.target_changed.connect(self._target_changed)
-        self.profiles.keyring_checked.connect(self._keyring_checked)
-        self.inbox.started.connect(self.profiles.inbox_started)
+        self.target.target_changed.connect(self._target_changed)
+        self.passwords.keyring_checked.connect(self._keyring_checked)
+        self.inbox.started.connect(self.target.inbox_started)
         self.inbox.count_changed.connect(self._inbox_count)
         self.sending.started.connect(self.source.refresh_now)
         self.sending.finished.connect(self._sent)
@@ -117,12 +123,12 @@ class MainController(QObject):
             self.sending.banner(
                 "warning", f"Your profiles could not all be read: {self.profile_store.problem}. "
                 "Fix the file and restart mailgui, or set the profiles up again.")
-        self.profiles.probe_keyring()
+        self.passwords.probe_keyring()
         if start_inbox:
             self.inbox.start()
         else:
             w.inbox.status.setText("The local test inbox is switched off (--no-inbox).")
-        self._target_changed(self.profiles.current())
+        self._target_changed(self.target.current())
 
     # -- start --------------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -130,11 +136,11 @@ class MainController(QObject):
         target = settings.get("target")
         if not self.start_inbox:
             # the inbox is switched off (--no-inbox): nothing could be delivered to it
-            self.profiles.inbox_off = True
+            self.target.inbox_off = True
             if target in (None, "builtin-inbox"):
                 target = "builtin-console"
-        if not (isinstance(target, str) and self.profiles.select(target)):
-            self.profiles.select("builtin-inbox")
+        if not (isinstance(target, str) and self.target.select(target)):
+            self.target.select("builtin-inbox")
         sizes = settings.get("splitter")
         if isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) for s in sizes):
             self.window.split.setSizes(sizes)
@@ -143,7 +149,7 @@ class MainController(QObject):
         draft = self.draft_store.load()
         if draft is not None and not draft.is_empty:
             if draft.profile_id and self.profile_store.get(draft.profile_id):
-                self.profiles.select(draft.profile_id)
+                self.target.select(draft.profile_id)
             self.compose.load(draft)
             when = time.strftime("%H:%M:%S on %Y-%m-%d", time.localtime(draft.saved_at))
             self.sending.banner("info", f"Your draft from {when} is back.")
@@ -157,7 +163,7 @@ class MainController(QObject):
                     "in Profiles when you are ready.",
                     action="Add SMTP profile\u2026", action_fn=self._first_profile,
                 )
-        self.compose.profile_changed(self.profiles.current())
+        self.compose.profile_changed(self.target.current())
 
     def focus_first_field(self) -> None:
         """Where typing should go when the window opens: the first empty one of To and
@@ -168,7 +174,7 @@ class MainController(QObject):
         elif not view.subject.text().strip():
             view.subject.setFocus()
         else:
-            view.tabs.setCurrentIndex(0)
+            view.tabs.setCurrentWidget(view.text_page)
             view.body.setFocus()
 
     def _first_profile(self) -> None:

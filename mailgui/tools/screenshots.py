@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     w.resize(1280, 800)
     w.show()
     c = gui.controller
-    wait(lambda: c.inbox.port != 0 and c.profiles.keyring_status is not None)
+    wait(lambda: c.inbox.port != 0 and c.passwords.broker.keyring_status is not None)
 
     # 1. first start: the local inbox is offered
     save(w, out / "first-start.png")
@@ -131,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     save(w, out / "main.png")
 
     # 2. HTML editor with the preview, remote image blocked
-    w.compose.tabs.setCurrentIndex(1)
+    w.compose.tabs.setCurrentWidget(w.compose.html_page)
     wait(lambda: w.compose.remote_bar.isVisible())
     save(w, out / "html.png")
-    w.compose.tabs.setCurrentIndex(0)
+    w.compose.tabs.setCurrentWidget(w.compose.text_page)
 
     # 3. the source view
     w.show_pane(w.source)
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     relay = Profile("Company relay", "smtp", host="127.0.0.1", port=closed_port(),
                     security="none", from_email="Alice Martin <alice@example.com>", timeout=5)
     c.profile_store.upsert(relay)
-    c.profiles.fill_combo()
-    c.profiles.select(relay.id)
+    c.target.fill_combo()
+    c.target.select(relay.id)
     w.compose.subject.setText("Release 2.4 is out")
     c.sending.send()
     wait(lambda: not c.sending.sending and w.compose.banner.kind == "error")
@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                      security="starttls", username="alice@example.com",
                      from_email="Alice Martin <alice@example.com>", timeout=30)
     c.profile_store.upsert(secure)
-    c.profiles.fill_combo()
-    c.profiles.select(secure.id)
+    c.target.fill_combo()
+    c.target.select(secure.id)
     dialog = c.profiles.open_dialog()
     dialog.resize(900, 620)
     settle(500)

@@ -1,4 +1,5 @@
-"""The profile editor dialog and the password prompt. Layout only."""
+"""The profile editor dialog and the password prompt: layout, and the small methods that show a
+state (a profile's fields, the keyring, a connection test). Controllers hold the logic."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -24,8 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailgui.model.profiles import KINDS, SECURITY
-from mailgui.views.common import mono_font, named
+from mailgui.model.profiles import DEFAULT_PORTS, KINDS, SECURITY, Profile
+from mailgui.views import style
+from mailgui.views.common import BlockSignals, Role, mono_font, named
+
+PasswordAnswer = tuple[str, bool]  # (the password, remember it until mailgui quits)
 
 
 class PathEdit(QWidget):
@@ -106,7 +111,7 @@ class ProfileDialog(QDialog):
         named(self.password, "Password", "Stored in the system keyring, never in a file")
         self.password_note = QLabel()
         self.password_note.setWordWrap(True)
-        self.password_note.setStyleSheet("color: palette(placeholder-text);")
+        self.password_note.setStyleSheet(style.muted_label())
         named(self.password_note, "Password note")
         self.timeout = QDoubleSpinBox()
         self.timeout.setRange(1, 600)
@@ -194,6 +199,124 @@ class ProfileDialog(QDialog):
             return
         super().done(result)  # (the window's X goes through here too: closeEvent -> reject)
 
+    # -- the list --------------------------------------------------------------------------
+    def show_profiles(self, profiles: list[Profile]) -> None:
+        """List ``profiles`` (name and where it sends); no row is current afterwards, and
+        nothing is signalled while the list is rebuilt."""
+        with BlockSignals(self.list):
+            self.list.clear()
+            for p in profiles:
+                item = QListWidgetItem(f"{p.name}\n{p.describe()}")
+                item.setData(Role.PROFILE_ID, p.id)
+                self.list.addItem(item)
+
+    def profile_id_at(self, row: int) -> str | None:
+        item = self.list.item(row)
+        return None if item is None else item.data(Role.PROFILE_ID)
+
+    def row_of(self, profile_id: str | None) -> int:
+        """The row of ``profile_id``, or -1."""
+        for i in range(self.list.count()):
+            if self.profile_id_at(i) == profile_id:
+                return i
+        return -1
+
+    def mark_row(self, profile_id: str) -> None:
+        """Make the row of ``profile_id`` the current one without signalling it."""
+        row = self.row_of(profile_id)
+        if row >= 0:
+            with BlockSignals(self.list):
+                self.list.setCurrentRow(row)
+
+    # -- the form --------------------------------------------------------------------------
+    def set_editing(self, editing: bool, can_use: bool) -> None:
+        """The form and its buttons are on while a profile is shown; "Use for this message"
+        also needs ``can_use`` (it is off while a message is being sent)."""
+        self.form.setEnabled(editing)
+        for button in (self.duplicate, self.delete, self.save, self.revert):
+            button.setEnabled(editing)
+        self.use.setEnabled(editing and can_use)
+
+    def show_fields(self, profile: Profile) -> None:
+        """The fields of ``profile``, the password field empty."""
+        self.name.setText(profile.name)
+        self.kind.setCurrentIndex(max(0, self.kind.findData(profile.kind)))
+        self.from_email.setText(profile.from_email)
+        self.host.setText(profile.host)
+        with BlockSignals(self.security):  # (its handler would change the port)
+            self.security.setCurrentIndex(max(0, self.security.findData(profile.security)))
+        self.port.setValue(int(profile.port or DEFAULT_PORTS[profile.security]))
+        self.username.setText(profile.username)
+        self.password.clear()
+        self.timeout.setValue(float(profile.timeout or 30))
+        self.client_cert.edit.setText(profile.client_cert)
+        self.client_key.edit.setText(profile.client_key)
+        self.ca_file.edit.setText(profile.ca_file)
+        self.file_path.edit.setText(profile.file_path)
+
+    def read_fields(self, profile: Profile) -> None:
+        """Put what the fields hold into ``profile`` (not the password)."""
+        profile.name = self.name.text().strip() or "Unnamed profile"
+        profile.kind = self.kind.currentData()
+        profile.from_email = self.from_email.text().strip()
+        profile.host = self.host.text().strip()
+        profile.port = self.port.value()
+        profile.security = self.security.currentData()
+        profile.username = self.username.text().strip()
+        profile.timeout = self.timeout.value()
+        profile.client_cert = self.client_cert.edit.text().strip()
+        profile.client_key = self.client_key.edit.text().strip()
+        profile.ca_file = self.ca_file.edit.text().strip()
+        profile.file_path = self.file_path.edit.text().strip()
+
+    def show_kind(self, kind: str, editing: bool) -> None:
+        """The groups and the test row that a profile of ``kind`` has."""
+        self.smtp_group.setVisible(kind == "smtp")
+        self.file_group.setVisible(kind == "file")
+        self.test.setVisible(kind == "smtp")
+        self.test_result.setVisible(kind == "smtp" or not editing)
+
+    def show_message(self, text: str, ok: bool | None = None) -> None:
+        """The line under the form: a check that failed, a test's result, a failed save."""
+        self.test_result.setText(text)
+        self.test_result.setStyleSheet(style.result_label(ok))
+
+    def show_keyring(self, sentence: str | None, usable: bool | None) -> None:
+        """Where a typed password goes: ``None`` while the keyring check at start runs (no
+        typing until it is known), else its sentence; without a keyring the field is off."""
+        if usable is None:
+            self.keyring_status.setText("Checking the system keyring\u2026")
+            self.password.setEnabled(False)
+            self.password.setPlaceholderText("checking the keyring\u2026")
+            return
+        self.keyring_status.setText(sentence or "")
+        self.keyring_status.setStyleSheet(style.warning_label(not usable))
+        self.password.setEnabled(usable)
+        self.password.setPlaceholderText("" if usable else "asked when sending (no secure keyring)")
+
+    # -- the connection test ---------------------------------------------------------------
+    def show_test_running(self, text: str) -> None:
+        self.test.setText("Cancel test")
+        self.test.setAccessibleName("Cancel the connection test")
+        self.show_message(text)
+        self.test_transcript.clear()
+        self.test_transcript.show()
+
+    def show_test_step(self, text: str) -> None:
+        self.test_result.setText(text)
+
+    def add_test_line(self, line: str) -> None:
+        self.test_transcript.appendPlainText(line)
+
+    def show_test_cancelling(self) -> None:
+        self.test.setEnabled(False)
+        self.test_result.setText("Cancelling\u2026")
+
+    def show_test_idle(self) -> None:
+        self.test.setEnabled(True)
+        self.test.setText("Test connection")
+        self.test.setAccessibleName("Test connection")
+
 
 class PasswordDialog(QDialog):
     """Asks for a password when no keyring can hold it (or none is saved)."""
@@ -229,9 +352,18 @@ class PasswordDialog(QDialog):
         self.resize(width, max(self.sizeHint().height(), layout.heightForWidth(width)))
 
     @classmethod
-    def ask(cls, parent: QWidget | None, profile_name: str, reason: str
-            ) -> tuple[str, bool] | None:
+    def request(cls, parent: QWidget | None, profile_name: str, reason: str,
+                answered: Callable[[PasswordAnswer | None], None]) -> PasswordDialog:
+        """Open the prompt (window-modal, without a nested event loop) and return at once;
+        ``answered`` gets (password, remember) when it is accepted, None when it is
+        cancelled or closed. The seam a test answers instead of the person."""
         dialog = cls(profile_name, reason, parent)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            return None
-        return dialog.password.text(), dialog.remember.isChecked()
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def finished(result: int) -> None:
+            accepted = result == QDialog.DialogCode.Accepted.value
+            answered((dialog.password.text(), dialog.remember.isChecked()) if accepted else None)
+
+        dialog.finished.connect(finished)
+        dialog.open()
+        return dialog

@@ -103,7 +103,8 @@ def make_gui(qtbot, paths):  # noqa: ANN001, ANN201
         if start_inbox:
             qtbot.waitUntil(lambda: gui.controller.inbox.port != 0, timeout=10000)
         # the keyring probe runs on the pool; wait for it so tests see a known state
-        qtbot.waitUntil(lambda: gui.controller.profiles.keyring_status is not None, timeout=10000)
+        qtbot.waitUntil(lambda: gui.controller.passwords.broker.keyring_status is not None,
+                        timeout=10000)
         return gui
 
     yield make

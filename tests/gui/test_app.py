@@ -169,7 +169,7 @@ def test_quitting_returns_at_once_while_the_inbox_and_a_stuck_send_end_behind(  
         c = gui.controller
         secrets.set(profile.id, "pw")
         gate = controlled_keyring.hold("get")  # a keyring behind an unlock prompt
-        assert c.profiles.select(profile.id)
+        assert c.target.select(profile.id)
         fill(gui, subject="Written just before quitting")
         job = c.sending.send()
         assert job is not None

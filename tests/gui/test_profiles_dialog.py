@@ -97,8 +97,8 @@ def test_a_refused_password_in_a_connection_test_is_asked_again(  # noqa: ANN001
         profile = add_profile(paths, name="A", kind="smtp", host="127.0.0.1", port=server.port,
                               security="none", username="alice")
         answers = [("typo", True), ("right", True)]  # "Remember until mailgui quits" ticked
-        monkeypatch.setattr("mailgui.views.profiles.PasswordDialog.ask",
-                            lambda parent, name, reason: answers.pop(0))
+        monkeypatch.setattr("mailgui.views.profiles.PasswordDialog.request",
+                            lambda parent, name, reason, answered: answered(answers.pop(0)))
         gui = make_gui(failing_keyring, start_inbox=False)
         p = gui.controller.profiles
         d = p.open_dialog()
@@ -109,7 +109,7 @@ def test_a_refused_password_in_a_connection_test_is_asked_again(  # noqa: ANN001
             assert d.test_result.text().startswith(expected), d.test_result.text()
             if expected == "\u2716":
                 assert "asks for the password again" in d.test_result.text()
-                assert profile.id not in p.session_passwords
+                assert profile.id not in p.broker.session_passwords
         assert answers == []  # asked twice: the refused password was not used again
         assert [(u, ok) for _m, u, ok in server.handler.login_attempts] == [
             ("alice", False), ("alice", True)]
@@ -154,20 +154,20 @@ def test_no_password_typed_before_the_keyring_is_known(  # noqa: ANN001
         p.new_profile()
         d.host.setText("smtp.example.com")
         d.username.setText("alice")
-        assert p.keyring_status is None
+        assert p.broker.keyring_status is None
         assert not d.password.isEnabled()
         assert d.password.placeholderText() == "checking the keyring\u2026"
         d.password.setText("hunter2")  # (a script or an old state could still fill it)
         profile = p.save_profile()
         assert "as soon as the keyring check is done" in d.password_note.text()
-        assert profile.id not in p.session_passwords
+        assert profile.id not in p.broker.session_passwords
         gate.set()
-        qtbot.waitUntil(lambda: p.keyring_status is not None, timeout=10000)
+        qtbot.waitUntil(lambda: p.broker.keyring_status is not None, timeout=10000)
         assert d.password.isEnabled() and d.password.placeholderText() == ""
         qtbot.waitUntil(lambda: "saved in the system keyring" in d.password_note.text(),
                         timeout=10000)
         assert secrets.get(profile.id) == "hunter2"
-        assert profile.id not in p.session_passwords
+        assert profile.id not in p.broker.session_passwords
     finally:
         gate.set()
         gui.shutdown()

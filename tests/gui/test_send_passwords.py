@@ -36,7 +36,7 @@ def test_password_retry_goes_to_the_profile_it_was_asked_for(  # noqa: ANN001
         asked: list = []
         answer_password_dialog(monkeypatch, "A-secret", asked)
         try:
-            assert c.profiles.select(a.id)
+            assert c.target.select(a.id)
             dialog = c.profiles.open_dialog()
             fill(gui, subject="For A only")
             assert w.target.isEnabled() and dialog.use.isEnabled()
@@ -44,7 +44,7 @@ def test_password_retry_goes_to_the_profile_it_was_asked_for(  # noqa: ANN001
             # while it is sent, where it goes can't be changed
             assert not w.target.isEnabled() and not dialog.use.isEnabled()
             # ... and if it changes anyway (or the draft does), the job keeps its own
-            assert c.profiles.select(b.id)
+            assert c.target.select(b.id)
             w.compose.subject.setText("Edited meanwhile")
             with qtbot.waitSignal(c.sending.finished, timeout=15000) as done:
                 gate.set()
@@ -72,7 +72,7 @@ def test_cancel_during_the_keyring_lookup_asks_nothing_and_sends_nothing(  # noq
         asked: list = []
         answer_password_dialog(monkeypatch, "pw", asked)
         try:
-            c.profiles.select(a.id)
+            c.target.select(a.id)
             fill(gui, subject="Never mind")
             assert c.sending.send() is not None
             with qtbot.waitSignal(c.sending.finished, timeout=15000) as done:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
 import mailcore
 from mailgui.model.paths import AppPaths
@@ -121,6 +122,8 @@ def test_smtp_profile_starttls_auth_real_keyring(make_gui, qtbot, starttls_serve
     qtbot.mouseClick(dialog.save, Qt.MouseButton.LeftButton)
     profile = gui.controller.profile_store.user_profiles()[0]
     qtbot.waitUntil(lambda: secrets.get(profile.id) == TEST_PASSWORD, timeout=10000)
+    # the file is written on the worker's file lane
+    qtbot.waitUntil(lambda: certs.ca_file in gui.paths.profiles_file.read_text(), timeout=10000)
     text = gui.paths.profiles_file.read_text()
     assert TEST_PASSWORD not in text and "password" not in text.lower()
     assert json.loads(text)["profiles"][0]["ca_file"] == certs.ca_file
@@ -152,7 +155,7 @@ def test_failure_is_a_sentence_and_the_draft_survives(make_gui, qtbot, paths: Ap
                           ca_file=certs.ca_file, timeout=10)
     secrets.set(profile.id, "not the password")
     gui = make_gui(secrets, start_inbox=False)
-    assert gui.controller.profiles.select(profile.id)
+    assert gui.controller.target.select(profile.id)
     fill(gui, subject="Will fail", body="keep me")
     outcome = send(gui, qtbot)
     assert not outcome.ok
@@ -168,7 +171,7 @@ def test_failure_is_a_sentence_and_the_draft_survives(make_gui, qtbot, paths: Ap
     # an untrusted certificate is its own sentence
     gui.controller.profile_store.upsert(
         type(profile)(**{**profile.to_dict(), "ca_file": certs.untrusted.ca_file}))
-    gui.controller.profiles.fill_combo()
+    gui.controller.target.fill_combo()
     outcome = send(gui, qtbot)
     assert "is not trusted" in outcome.sentence and "CA file" in outcome.sentence
 
@@ -182,7 +185,7 @@ def test_cancel_a_big_send_while_typing(make_gui, qtbot, paths: AppPaths,  # noq
         profile = add_profile(paths, name="Slow sink", kind="smtp", host="127.0.0.1",
                               port=server.port, security="none", timeout=30)
         gui = make_gui(start_inbox=False)
-        gui.controller.profiles.select(profile.id)
+        gui.controller.target.select(profile.id)
         fill(gui, subject="Big")
         gui.controller.compose.add_attachments([str(big)])
         sending = gui.controller.sending
@@ -215,15 +218,15 @@ def test_no_keyring_asks_for_the_password(make_gui, qtbot, paths: AppPaths,  # n
                           timeout=10)
     asked = []
 
-    def ask(parent, name, reason):  # noqa: ANN001, ANN202
+    def request(parent, name, reason, answered):  # noqa: ANN001, ANN202
         asked.append((name, reason))
-        return TEST_PASSWORD, True
+        answered((TEST_PASSWORD, True))
 
-    monkeypatch.setattr(PasswordDialog, "ask", ask)
+    monkeypatch.setattr(PasswordDialog, "request", request)
     gui = make_gui(failing_keyring, start_inbox=False)
-    assert gui.controller.profiles.keyring_usable is False
+    assert gui.controller.passwords.broker.keyring_usable is False
     assert "No secure system keyring" in gui.window.statusBar().currentMessage()
-    gui.controller.profiles.select(profile.id)
+    gui.controller.target.select(profile.id)
     dialog = gui.controller.profiles.open_dialog()
     assert "No secure system keyring is available" in dialog.keyring_status.text()
     assert not dialog.password.isEnabled()
@@ -252,19 +255,19 @@ def test_a_refused_remembered_password_is_asked_for_again(make_gui, qtbot,  # no
     answers = [("typo", True), (TEST_PASSWORD, True)]
     asked = []
 
-    def ask(parent, name, reason):  # noqa: ANN001, ANN202
+    def request(parent, name, reason, answered):  # noqa: ANN001, ANN202
         asked.append(reason)
-        return answers.pop(0)
+        answered(answers.pop(0))
 
-    monkeypatch.setattr(PasswordDialog, "ask", ask)
+    monkeypatch.setattr(PasswordDialog, "request", request)
     gui = make_gui(failing_keyring, start_inbox=False)
-    gui.controller.profiles.select(profile.id)
+    gui.controller.target.select(profile.id)
     fill(gui, subject="Wrong first")
     first = send(gui, qtbot)
     assert not first.ok and first.error.kind == "auth"
     banner = gui.window.compose.banner.text.text()
     assert "asks for the password again" in banner and "Check them in the profile" not in banner
-    assert profile.id not in gui.controller.profiles.session_passwords
+    assert profile.id not in gui.controller.passwords.broker.session_passwords
     assert gui.controller.compose.draft.subject == "Wrong first"  # the draft is kept
     second = send(gui, qtbot)
     assert second.ok, second.sentence
@@ -319,3 +322,62 @@ def test_show_all_says_when_a_message_is_too_big_to_show(make_gui, qtbot,  # noq
     assert "folded (about 8,3" in shown.args[0].text  # still folded
     assert not pane.show_all.isChecked()  # the box says what the pane shows: folded
     assert "too big to show in full" in pane.show_all.toolTip()
+
+
+def test_the_password_prompt_opens_without_a_nested_event_loop(make_gui, qtbot,  # noqa: ANN001
+                                                                paths: AppPaths,
+                                                                smtp_auth_server: SMTPServer,
+                                                                failing_keyring) -> None:  # noqa: ANN001
+    profile = add_profile(paths, name="Auth", kind="smtp", host="127.0.0.1",
+                          port=smtp_auth_server.port, security="none", username=TEST_USER,
+                          timeout=10)
+    gui = make_gui(failing_keyring, start_inbox=False)
+    c = gui.controller
+    c.target.select(profile.id)
+    fill(gui, subject="Asked first")
+    # Send returns at once with the (real) prompt open; nothing is sent until it is answered
+    assert c.sending.send() is None
+    prompt = c.passwords.prompt
+    assert prompt is not None and prompt.isVisible() and prompt.isModal()
+    assert "No secure system keyring" in prompt.reason.text()
+    assert c.sending.sending and c.sending.send() is None  # a second Send waits for it
+    assert smtp_auth_server.handler.connections == 0
+    qtbot.keyClicks(prompt.password, TEST_PASSWORD)
+    with qtbot.waitSignal(c.sending.finished, timeout=15000) as done:
+        qtbot.mouseClick(prompt.buttons.button(QDialogButtonBox.StandardButton.Ok),
+                         Qt.MouseButton.LeftButton)
+    assert done.args[0].ok, done.args[0].sentence
+    assert c.passwords.prompt is None and not c.sending.sending
+    assert smtp_auth_server.wait_for(1)[0].auth_login == TEST_USER
+    # not remembered: the next Send asks again; Cancel there sends nothing
+    assert c.sending.send() is None
+    c.passwords.prompt.reject()
+    assert gui.window.banner.text.text() == "Not sent: no password was given."
+    assert not c.sending.sending and len(smtp_auth_server.messages) == 1
+
+
+def test_a_password_missing_from_the_keyring_is_asked_after_the_job(make_gui, qtbot,  # noqa: ANN001
+                                                                     paths: AppPaths,
+                                                                     smtp_auth_server: SMTPServer,
+                                                                     secrets: SecretStore) -> None:
+    profile = add_profile(paths, name="Auth", kind="smtp", host="127.0.0.1",
+                          port=smtp_auth_server.port, security="none", username=TEST_USER,
+                          timeout=10)
+    gui = make_gui(secrets, start_inbox=False)  # a keyring, with no password for it
+    c, w = gui.controller, gui.window
+    c.target.select(profile.id)
+    fill(gui, subject="Asked after")
+    assert c.sending.send() is not None
+    # the job's outcome asks; its handler has returned, and the window waits for the answer
+    qtbot.waitUntil(lambda: c.passwords.prompt is not None, timeout=10000)
+    prompt = c.passwords.prompt
+    assert "No password is saved in the keyring for Auth." in prompt.reason.text()
+    assert c.sending.sending and c.sending.job is None
+    assert w.progress.format() == "Waiting for the password\u2026"
+    assert not w.cancel.isEnabled() and not w.target.isEnabled()
+    prompt.password.setText(TEST_PASSWORD)
+    with qtbot.waitSignal(c.sending.finished, timeout=15000) as done:
+        prompt.accept()
+    assert done.args[0].ok, done.args[0].sentence
+    assert w.target.isEnabled() and not w.progress.isVisible()
+    assert smtp_auth_server.wait_for(1)[0].auth_login == TEST_USER

@@ -44,11 +44,11 @@ def quit_window(gui: Any, qtbot: Any, timeout: int = 10000) -> None:
 def answer_password_dialog(monkeypatch: Any, answer: str | None, seen: list) -> None:
     """Answer the password dialog with ``answer`` (None: Cancel), not remembered; the
     profile names it was opened for are appended to ``seen``."""
-    def ask(parent: Any, name: str, reason: str) -> tuple[str, bool] | None:
+    def request(parent: Any, name: str, reason: str, answered: Any) -> None:
         seen.append(name)
-        return None if answer is None else (answer, False)
+        answered(None if answer is None else (answer, False))
 
-    monkeypatch.setattr("mailgui.views.profiles.PasswordDialog.ask", ask)
+    monkeypatch.setattr("mailgui.views.profiles.PasswordDialog.request", request)
 
 
 def mailgui_command(paths: AppPaths, *args: str) -> list[str]:

@@ -1,0 +1,360 @@
+"""The Profiles dialog: the list of the user's profiles and the form that edits one (new,
+duplicate, delete, save, revert, "Use for this message"), where a typed password goes, and
+edits that are never dropped silently. Profile saves run on the worker pool; a failed save is
+shown and keeps the edits. The "Test connection" row is ``ConnectionTestController``'s."""
+
+from __future__ import annotations
+
+import copy
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox, QWidget
+
+from mailgui.controllers.connection_test import ConnectionTestController
+from mailgui.controllers.passwords import PasswordsController
+from mailgui.controllers.send_target import SendTargetController
+from mailgui.jobs import JobRunner, TestConnectionJob
+from mailgui.model.profiles import DEFAULT_PORTS, Profile, ProfileStore
+from mailgui.views.common import BlockSignals
+from mailgui.views.profiles import ProfileDialog
+
+KEYRING_HOLDS_ONE = "A password is saved in the system keyring. Type a new one to replace it."
+KEPT_IN_MEMORY = "Kept in memory until mailgui quits (no secure keyring)."
+
+
+class ProfileEditorController(QObject):
+    status = Signal(str)  # a status-bar message
+    problem = Signal(str)  # something the person must see (a save that failed)
+
+    def __init__(self, runner: JobRunner, store: ProfileStore, passwords: PasswordsController,
+                 target: SendTargetController, parent_widget: QWidget) -> None:
+        super().__init__(parent_widget)
+        self.runner = runner
+        self.store = store
+        self.passwords = passwords
+        self.broker = passwords.broker
+        self.target = target
+        self.parent_widget = parent_widget
+        self.dialog: ProfileDialog | None = None
+        self.tester: ConnectionTestController | None = None
+        self._editing: Profile | None = None  # the profile the form shows, as saved
+        passwords.keyring_checked.connect(self._keyring_checked)
+        target.locked_changed.connect(self._target_locked)
+
+    # -- the dialog -----------------------------------------------------------------------
+    def open_dialog(self) -> ProfileDialog:
+        if self.dialog is None:
+            self.dialog = dialog = ProfileDialog(self.parent_widget)
+            self.tester = ConnectionTestController(dialog, self.runner, self.passwords)
+            dialog.list.currentRowChanged.connect(self._row_changed)
+            dialog.new.clicked.connect(self.new_profile)
+            dialog.duplicate.clicked.connect(self.duplicate_profile)
+            dialog.delete.clicked.connect(self.delete_profile)
+            dialog.save.clicked.connect(self.save_profile)
+            dialog.revert.clicked.connect(lambda: self._load_form(self._editing))
+            dialog.test.clicked.connect(self._test_clicked)
+            dialog.use.clicked.connect(self._use_profile)
+            dialog.kind.currentIndexChanged.connect(self._kind_changed)
+            dialog.security.currentIndexChanged.connect(self._security_changed)
+            for path_edit, title, folder in (
+                    (dialog.client_cert, "Client certificate (PEM)", False),
+                    (dialog.client_key, "Client key (PEM)", False),
+                    (dialog.ca_file, "CA certificate (PEM)", False),
+                    (dialog.file_path, "Folder", True)):
+                path_edit.browse.clicked.connect(
+                    lambda _c=False, e=path_edit.edit, t=title, f=folder: self._browse(e, t, f))
+            dialog.finished.connect(self._dialog_closed)
+            dialog.can_close = self._leave_form
+        self._show_keyring_status()
+        self._fill_list(self.target.combo.currentData())
+        self.dialog.show()
+        self.dialog.raise_()
+        return self.dialog
+
+    def _dialog_closed(self, *_args: object) -> None:
+        if self.tester is not None:
+            self.tester.cancel()
+
+    def _shows(self, profile_id: str) -> bool:
+        """True if the form shows the profile ``profile_id``."""
+        return (self.dialog is not None and self._editing is not None
+                and self._editing.id == profile_id)
+
+    # -- the keyring --------------------------------------------------------------------
+    def _keyring_checked(self, _status: object) -> None:
+        for profile, password in self.broker.take_pending():
+            self._store_password(profile, password)
+        self._show_keyring_status()
+
+    def _show_keyring_status(self) -> None:
+        if self.dialog is not None:
+            status = self.broker.keyring_status
+            self.dialog.show_keyring(status.sentence if status else None,
+                                     status.usable if status else None)
+
+    def _target_locked(self, locked: bool) -> None:
+        if self.dialog is not None:
+            self.dialog.use.setEnabled(not locked and self._editing is not None)
+
+    # -- the list and the form -----------------------------------------------------------------
+    def _fill_list(self, select_id: str | None = None) -> None:
+        d = self.dialog
+        assert d is not None
+        d.show_profiles(self.store.user_profiles())
+        row = max(0, d.row_of(select_id))
+        if d.list.count():
+            d.list.setCurrentRow(row)
+            self._row_changed(row)
+        else:
+            self._load_form(None)
+
+    def _row_changed(self, row: int) -> None:
+        d = self.dialog
+        wanted = d.profile_id_at(row) if d is not None and row >= 0 else None
+        if d is None or wanted is None:
+            return
+        if self._editing is not None and wanted != self._editing.id and not self._leave_form():
+            d.mark_row(self._editing.id)  # stay on the profile being edited
+            return
+        self._load_form(self.store.get(wanted))
+        d.mark_row(wanted)
+
+    def form_changed(self) -> bool:
+        """True if the form holds edits that are not saved (a typed password counts)."""
+        d = self.dialog
+        if d is None or self._editing is None or self.store.get(self._editing.id) is None:
+            return False
+        form = self.form_profile()
+        return bool(d.password.text()) or (
+            form is not None and form.to_dict() != self._editing.to_dict())
+
+    def ask_unsaved(self, name: str) -> str:
+        """"save", "discard" or "cancel" (a dialog; tests replace it)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes",
+                          f"The profile \u201c{name}\u201d has changes that are not saved.",
+                          parent=self.dialog)
+        box.setInformativeText("Save them before leaving it?")
+        box.setStandardButtons(QMessageBox.StandardButton.Save
+                               | QMessageBox.StandardButton.Discard
+                               | QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(
+            QMessageBox.StandardButton(answer), "cancel")
+
+    def _leave_form(self) -> bool:
+        """Before the form shows another profile or the dialog closes: True to go on."""
+        if not self.form_changed():
+            return True
+        editing, form = self._editing, self.form_profile()
+        assert editing is not None and form is not None and self.dialog is not None
+        answer = self.ask_unsaved(form.name)
+        if answer == "cancel":
+            return False
+        if answer == "save":
+            with BlockSignals(self.dialog.list):  # saving refills the list; the caller picks
+                return self.save_profile() is not None
+        self._load_form(editing)  # discard: the form shows what is saved
+        return True
+
+    def _load_form(self, profile: Profile | None) -> None:
+        d = self.dialog
+        assert d is not None and self.tester is not None
+        self._editing = profile
+        d.set_editing(profile is not None, can_use=not self.target.locked)
+        self.tester.drop(profile)
+        d.show_message("" if profile else "No profiles yet. Press New to add an SMTP server "
+                       "or a test backend.")
+        d.test_transcript.hide()
+        d.show_fields(profile or Profile("", "smtp", port=DEFAULT_PORTS["starttls"],
+                                         security="starttls", timeout=30))  # greyed out
+        if profile is None:
+            return
+        self._kind_changed()
+        self._password_note(profile)
+
+    def _password_note(self, profile: Profile) -> None:
+        d = self.dialog
+        assert d is not None
+        d.password_note.setText("")
+        usable = self.broker.keyring_usable
+        if self.broker.is_pending(profile.id):
+            d.password_note.setText(
+                "The password will be stored as soon as the keyring check is done.")
+        elif profile.kind == "smtp" and usable:
+            pid = profile.id
+            self.runner.run(self.broker.has_stored, pid,
+                            on_done=lambda has, pid=pid: self._password_known(pid, has),
+                            what="ask the keyring for a saved password")
+        elif profile.kind == "smtp" and usable is False:
+            d.password_note.setText("No secure keyring: the password is asked when sending.")
+
+    def _password_known(self, profile_id: str, has: bool) -> None:
+        if self._shows(profile_id):
+            assert self.dialog is not None
+            self.dialog.password_note.setText(KEYRING_HOLDS_ONE if has
+                                              else "No password saved yet.")
+
+    def _kind_changed(self, *_args: object) -> None:
+        if self.dialog is not None:
+            self.dialog.show_kind(self.dialog.kind.currentData(), self._editing is not None)
+
+    def _security_changed(self, *_args: object) -> None:
+        d = self.dialog
+        if d is not None and d.port.value() in DEFAULT_PORTS.values():
+            d.port.setValue(DEFAULT_PORTS[d.security.currentData()])
+
+    def _browse(self, edit: QLineEdit, title: str, folder: bool = False) -> None:
+        if folder:
+            path = QFileDialog.getExistingDirectory(self.dialog, title, edit.text())
+        else:
+            path, _f = QFileDialog.getOpenFileName(self.dialog, title, edit.text())
+        if path:
+            edit.setText(path)
+
+    def form_profile(self) -> Profile | None:
+        """The profile as the form shows it now (not saved yet)."""
+        if self.dialog is None or self._editing is None:
+            return None
+        profile = copy.deepcopy(self._editing)
+        self.dialog.read_fields(profile)
+        return profile
+
+    # -- changes -------------------------------------------------------------------------
+    def new_profile(self) -> None:
+        profile = Profile("New SMTP server", "smtp", port=587, security="starttls")
+        self.store.upsert(profile, write=False)
+        self._write()
+        self._after_change(profile.id)
+        if self.dialog is not None:
+            self.dialog.name.setFocus()
+            self.dialog.name.selectAll()
+
+    def duplicate_profile(self) -> None:
+        if self._editing is None:
+            return
+        twin = self.store.duplicate(self._editing.id, write=False)
+        self._write(f"Duplicated as \u201c{twin.name}\u201d (the password is not copied).")
+        self._after_change(twin.id)
+
+    def confirm_delete(self, profile: Profile) -> bool:
+        answer = QMessageBox.question(
+            self.dialog, "Delete profile",
+            f"Delete the profile \u201c{profile.name}\u201d and its saved password?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def delete_profile(self) -> None:
+        profile = self._editing
+        if profile is None or not self.confirm_delete(profile):
+            return
+        self.store.delete(profile.id, write=False)
+        self._write()
+        self.broker.forget(profile.id)
+        if self.broker.keyring_usable:
+            self.runner.run(self.broker.remove_stored, profile.id,
+                            on_error=lambda exc: self.status.emit(
+                                f"The password of \u201c{profile.name}\u201d could not be "
+                                f"removed from the keyring: {exc}"))
+        self._after_change(None)
+
+    def save_profile(self) -> Profile | None:
+        """Save what the form shows (in memory at once, the file on the worker); its typed
+        password goes to the keyring. None if the form is not complete."""
+        d = self.dialog
+        profile = self.form_profile()
+        if d is None or profile is None:
+            return None
+        if profile.kind == "smtp" and not profile.host:
+            d.show_message("Enter the SMTP host name.")
+            d.host.setFocus()
+            return None
+        if profile.kind == "file" and not profile.file_path:
+            d.show_message("Choose a folder for the message files.")
+            return None
+        self.store.upsert(profile, write=False)
+        self._editing = profile  # what the form shows is saved now
+        self._write(f"Saved the profile \u201c{profile.name}\u201d.", profile)
+        password = d.password.text()
+        if password and profile.kind == "smtp":
+            self._store_password(profile, password)
+            d.password.clear()
+        self._after_change(profile.id)
+        return profile
+
+    def _write(self, done: str = "", profile: Profile | None = None) -> None:
+        """Write the profiles file on the runner's file lane; ``done`` is said when it is
+        written, a failure is shown (``_write_failed``)."""
+        self.runner.write(self.store.save,
+                          on_done=lambda _r: self.status.emit(done) if done else None,
+                          on_error=lambda exc: self._write_failed(exc, profile))
+
+    def _write_failed(self, exc: BaseException, profile: Profile | None) -> None:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        text = (f"The profiles could not be saved to {self.store.path} ({why}). Your changes "
+                "are kept until mailgui quits: press Save to try again.")
+        self.status.emit(text)
+        self.problem.emit(text)
+        if self.dialog is not None and self.dialog.isVisible() and (
+                profile is None or self._shows(profile.id)):
+            self.dialog.show_message(text, ok=False)
+
+    def _store_password(self, profile: Profile, password: str) -> None:
+        """In the keyring (on the worker) if there is one, else in memory for the session;
+        held until the keyring check at start is done."""
+        where = self.broker.password_typed(profile, password)
+        if where == "pending":
+            pass  # _password_note says so, and _keyring_checked stores it
+        elif where == "keyring":
+            self.runner.run(self.broker.store, profile.id, password,
+                            on_done=lambda _r: self._password_saved(profile),
+                            on_error=self._password_not_saved)
+        elif self._shows(profile.id):
+            assert self.dialog is not None
+            self.dialog.password_note.setText(KEPT_IN_MEMORY)
+        else:
+            self.status.emit(f"The password of \u201c{profile.name}\u201d is kept in memory "
+                             "until mailgui quits (no secure keyring).")
+
+    def _password_saved(self, profile: Profile) -> None:
+        self.status.emit(f"The password of \u201c{profile.name}\u201d is in the system keyring.")
+        if self._shows(profile.id):
+            assert self.dialog is not None
+            self.dialog.password_note.setText(KEYRING_HOLDS_ONE)
+
+    def _password_not_saved(self, exc: BaseException) -> None:
+        text = f"The password could not be saved in the keyring: {exc}"
+        self.status.emit(text)
+        if self.dialog is not None:
+            self.dialog.password_note.setText(text)
+
+    def _after_change(self, select_id: str | None) -> None:
+        self.target.fill_combo()
+        if self.dialog is not None:
+            self._fill_list(select_id)
+
+    def _use_profile(self) -> None:
+        if self.target.locked:  # a message is being sent: "Send via" stays as it is
+            return
+        profile = self.save_profile()
+        if profile is not None:
+            self.target.select(profile.id)
+            if self.dialog is not None:
+                self.dialog.accept()
+
+    # -- test connection ----------------------------------------------------------------
+    def _test_clicked(self) -> None:
+        """Test connection, or Cancel test while one runs (a server may never answer)."""
+        if self.tester is not None and self.tester.running:
+            self.tester.cancel()
+        else:
+            self.test_connection()
+
+    def test_connection(self, password: str | None = None) -> TestConnectionJob | None:
+        """Test the profile as the form shows it (with the password typed there, if any)."""
+        profile = self.form_profile()
+        if self.dialog is None or self.tester is None or profile is None:
+            return None
+        typed = self.dialog.password.text()
+        return self.tester.start(profile, password if password is not None else typed or None)
