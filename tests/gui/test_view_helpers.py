@@ -1,10 +1,9 @@
-"""The small shared view parts: ``BlockSignals``, named item roles, the colours of
-``views/style.py`` as the banner and the result lines show them."""
+"""The small shared view parts: ``BlockSignals``, the colours of ``views/style.py`` as the
+banner and the result lines show them, the "Send via" tooltips by their named role."""
 
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox
 
 from mailgui.views import style
@@ -29,12 +28,6 @@ def test_block_signals_gives_each_object_back_its_state(qtbot) -> None:  # noqa:
     assert seen == [0]
 
 
-def test_roles_are_named_qt_roles() -> None:
-    assert Role.PROFILE_ID == Qt.ItemDataRole.UserRole
-    assert Role.TOOLTIP == Qt.ItemDataRole.ToolTipRole
-    assert Role.SENT_ENTRY != Role.MESSAGE
-
-
 def test_the_banner_and_result_lines_take_their_colours_from_the_style(qtbot) -> None:  # noqa: ANN001
     banner = MessageBanner()
     qtbot.addWidget(banner)
@@ -51,3 +44,11 @@ def test_the_banner_and_result_lines_take_their_colours_from_the_style(qtbot) ->
     assert style.ERROR in pane.result.styleSheet()
     pane.start("Sending via Relay\u2026")
     assert pane.result.styleSheet() == "" and pane.text.toPlainText() == ""
+
+
+def test_send_via_entries_carry_their_id_and_where_they_send(make_gui) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)
+    combo = gui.window.target
+    index = combo.findData("builtin-file", Role.PROFILE_ID)
+    assert index >= 0 and combo.itemText(index) == "Files"
+    assert combo.itemData(index, Role.TOOLTIP) == f"files in {gui.paths.file_backend_dir}"
