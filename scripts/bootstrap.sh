@@ -26,6 +26,8 @@ APT_PACKAGES=(
   libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
   libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libx11-xcb1
   fonts-dejavu-core
+  # Qt WebEngine (the HTML previews)
+  libnss3 libnspr4 libxtst6 libasound2
   # run.sh on a machine without a display starts the window on a virtual screen
   xvfb xauth
   ca-certificates

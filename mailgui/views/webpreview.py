@@ -1,0 +1,457 @@
+"""The browser-engine preview of an HTML message: Qt WebEngine (Chromium), as mail clients that
+are browser engines (Apple Mail, Gmail on the web, Thunderbird) render it.
+
+Nothing is loaded that the message does not carry, unless the person asks:
+
+* the HTML and its ``cid:`` parts are served from memory by a URL scheme handler; ``data:``
+  images render in place; ``file:`` and every other scheme are refused (Chromium refuses local
+  files to a non-local page, and the request interceptor refuses the rest);
+* remote ``http(s)`` resources are refused until :meth:`WebPreview.allow_remote` is called for
+  the message shown (the "Load remote images" bar), and again for the next message;
+* JavaScript, plugins, favicons and DNS prefetching are off; links open in the system browser,
+  and only when clicked.
+
+How it will look: a phone (375 px), tablet (768 px) or desktop width, and three colour modes:
+light, the client's dark mode as the message's own CSS defines it (``prefers-color-scheme:
+dark``), and the forced inversion the Gmail and Outlook apps apply to messages without
+dark-mode CSS (Chromium's automatic dark mode). "Save as PNG" saves what is shown.
+
+Qt WebEngine takes about a second to start, so the engine is created only when the preview is
+first shown, after the window has painted. When it can't start (a missing library, no
+PySide6-Addons), the simpler QTextBrowser preview stands in, with a note that says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QStackedLayout,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailgui.views import style
+
+PREVIEW_FRAME = "#e6e8eb"  # around a phone- or tablet-wide preview
+PAGE_SCHEME = b"mailpreview"
+CID_SCHEME = b"cid"
+# The widths of the preview, in CSS pixels (None: as wide as the pane)
+WIDTHS: dict[str, int | None] = {"phone": 375, "tablet": 768, "desktop": None}
+COLOUR_MODES = ("light", "dark", "inverted")
+EXTERNAL_SCHEMES = ("http", "https", "mailto")
+
+
+# -- the message as the engine is given it (plain Python, no Qt) --------------------------------
+
+_DARK_QUERY = re.compile(r"prefers-color-scheme\s*:\s*dark", re.IGNORECASE)
+_LIGHT_QUERY = re.compile(r"prefers-color-scheme\s*:\s*light", re.IGNORECASE)
+_DECLARES_DARK = re.compile(
+    r"""(?:color-scheme|supported-color-schemes)["']?\s*(?::|content\s*=\s*["'])[^;"'>}]*\bdark""",
+    re.IGNORECASE)
+_HEAD_OPEN = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+_HTML_OPEN = re.compile(r"<html\b[^>]*>", re.IGNORECASE)
+_DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
+_TRUE_QUERY = "min-width: 0px"  # a media feature every screen matches
+_FALSE_QUERY = "max-width: 0px"  # and one none does
+
+
+def for_colour_mode(html: str, mode: str) -> str:
+    """``html`` as a client in colour ``mode`` sees it.
+
+    The engine's own ``prefers-color-scheme`` follows the desktop's theme, so the media queries
+    are decided here: in "dark" the message's dark rules apply and its light-only ones don't,
+    and a message that declares dark support (``color-scheme``) gets the dark canvas; "light"
+    and "inverted" see the light rules (the inversion itself is the engine's, see WebPreview).
+    """
+    dark = mode == "dark"
+    html = _DARK_QUERY.sub(_TRUE_QUERY if dark else _FALSE_QUERY, html)
+    html = _LIGHT_QUERY.sub(_FALSE_QUERY if dark else _TRUE_QUERY, html)
+    scheme = "dark" if dark and _DECLARES_DARK.search(html) else "light"
+    return _inject_style(html, f":root {{ color-scheme: {scheme} !important; }}")
+
+
+def _inject_style(html: str, css: str) -> str:
+    """``html`` with a ``<style>`` first in its head (never before a doctype: that would put the
+    engine in quirks mode and change the layout)."""
+    tag = f"<style>{css}</style>"
+    for pattern in (_HEAD_OPEN, _HTML_OPEN, _DOCTYPE):
+        m = pattern.match(html) if pattern is _DOCTYPE else pattern.search(html)
+        if m:
+            return html[:m.end()] + tag + html[m.end():]
+    return tag + html
+
+
+@dataclass
+class Shown:
+    """What the preview shows: the HTML, its inline parts by Content-ID, and whether remote
+    resources may load for it."""
+
+    html: str = ""
+    parts: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # cid -> (type, bytes)
+    remote_allowed: bool = False
+    generation: int = 0
+
+
+def content_id(url_path: str) -> str:
+    """The Content-ID a ``cid:`` URL names (RFC 2392: URL-encoded, without angle brackets)."""
+    from urllib.parse import unquote
+
+    return unquote(url_path).strip().strip("<>")
+
+
+# -- the widget ---------------------------------------------------------------------------------
+
+
+class WebPreview(QWidget):
+    """A browser-engine preview with width, colour-mode and Save as PNG controls.
+
+    ``show_html(html, urls, parts)`` renders a message (``urls``: its remote URLs, found on a
+    worker; ``parts``: its inline parts by Content-ID). ``blocked`` holds the remote URLs not
+    loaded; ``allow_remote()`` loads them for this message only. ``request_log`` records every
+    request the engine made, with the verdict."""
+
+    blocked_changed = Signal(int)
+    rendered = Signal(bool)  # a render finished (ok or not)
+    link_activated = Signal(QUrl)  # a link the person clicked (opened in the system browser)
+    engine_failed = Signal(str)  # the engine could not start; the simple preview stands in
+
+    def __init__(self, parent: QWidget | None = None, *, fallback: Callable[[], QWidget]) -> None:
+        super().__init__(parent)
+        self.blocked: set[str] = set()
+        self.request_log: list[tuple[str, str, bool]] = []  # (scheme, url, allowed)
+        self.width_name = "desktop"
+        self.colour_mode = "light"
+        self.shown = Shown()
+        self.engine_ready = False
+        self.open_external: Callable[[QUrl], object] = QDesktopServices.openUrl  # a seam
+        self._fallback_factory = fallback
+        self._fallback: QWidget | None = None
+        self._engine: _Engine | None = None
+        self._started = False
+        self._build()
+
+    # layout
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(2)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.setSpacing(2)
+        self.width_buttons = self._choice(bar, "Width", [
+            ("phone", "Phone", "375 px, as on a phone"),
+            ("tablet", "Tablet", "768 px, as on a tablet"),
+            ("desktop", "Desktop", "as wide as the pane")], self.set_width, self.width_name)
+        bar.addSpacing(10)
+        self.mode_buttons = self._choice(bar, "Colours", [
+            ("light", "Light", "light mode"),
+            ("dark", "Dark", "the client's dark mode, as the message's own CSS defines it "
+                             "(prefers-color-scheme: dark)"),
+            ("inverted", "Inverted", "forced inversion, as the Gmail and Outlook apps apply to "
+                                     "messages without dark-mode CSS")], self.set_colour_mode,
+            self.colour_mode)
+        bar.addStretch(1)
+        self.save_png_button = QToolButton(text="Save as PNG\u2026")
+        self.save_png_button.setToolTip("Save what the preview shows as a PNG image")
+        self.save_png_button.clicked.connect(self._save_png_clicked)
+        bar.addWidget(self.save_png_button)
+        outer.addLayout(bar)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(style.problem_label())
+        self.note.hide()
+        outer.addWidget(self.note)
+        self.frame = QWidget()  # the device: the page centred in it at the chosen width
+        self.frame.setObjectName("previewFrame")
+        self.frame.setStyleSheet(f"#previewFrame {{ background: {PREVIEW_FRAME}; }}")
+        frame_layout = self.frame_layout = QHBoxLayout(self.frame)
+        frame_layout.setContentsMargins(0, 0, 0, 0)
+        frame_layout.addStretch(1)
+        self.stack_host = QWidget()
+        self.stack = QStackedLayout(self.stack_host)
+        self.waiting = QLabel("Starting the browser-engine preview\u2026",
+                              alignment=Qt.AlignmentFlag.AlignCenter)
+        self.waiting.setStyleSheet("background: white; color: #666;")
+        self.stack.addWidget(self.waiting)
+        self.stack_host.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                      QSizePolicy.Policy.Expanding)
+        frame_layout.addWidget(self.stack_host, 100)
+        frame_layout.addStretch(1)
+        outer.addWidget(self.frame, 1)
+
+    def _choice(self, bar: QHBoxLayout, title: str, choices: list[tuple[str, str, str]],
+                slot: Callable[[str], None], initial: str) -> dict[str, QToolButton]:
+        bar.addWidget(QLabel(title + ":"))
+        group = QButtonGroup(self)
+        group.setExclusive(True)
+        buttons = {}
+        for key, text, tip in choices:
+            button = QToolButton(text=text, checkable=True)
+            button.setToolTip(tip)
+            button.setAutoRaise(True)
+            button.clicked.connect(lambda _checked=False, k=key: slot(k))
+            group.addButton(button)
+            bar.addWidget(button)
+            buttons[key] = button
+        buttons[initial].setChecked(True)
+        return buttons
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(480, 360)
+
+    # the engine, created on first show
+    def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt API
+        super().showEvent(event)
+        if not self._started:
+            self._started = True
+            # after the window's first paint: the engine takes a while to start
+            QTimer.singleShot(50, self.start_engine)
+
+    def start_engine(self) -> None:
+        """Create the engine now (it is otherwise created when the preview is first shown)."""
+        self._started = True
+        if self._engine is not None or self._fallback is not None:
+            return
+        try:
+            self._engine = _Engine(self)
+        except Exception as exc:  # noqa: BLE001 - any failure to start means: fall back
+            self._use_fallback(f"{type(exc).__name__}: {exc}")
+            return
+        self.stack.addWidget(self._engine.view)
+        self.stack.setCurrentWidget(self._engine.view)
+        self.engine_ready = True
+        self._apply_width()
+        self._render()
+
+    def _use_fallback(self, reason: str) -> None:
+        self._fallback = self._fallback_factory()
+        self.stack.addWidget(self._fallback)
+        self.stack.setCurrentWidget(self._fallback)
+        for button in (*self.width_buttons.values(), *self.mode_buttons.values()):
+            button.setEnabled(False)
+        self.note.setText("The browser-engine preview could not start, so this is a simpler "
+                          f"rendering that differs from mail clients ({reason}).")
+        self.note.show()
+        self.engine_failed.emit(reason)
+        self._render()
+
+    @property
+    def fallback(self) -> QWidget | None:
+        """The simple preview, when the engine could not start."""
+        return self._fallback
+
+    @property
+    def view(self) -> QWidget | None:
+        """The engine's view (a QWebEngineView), once started."""
+        return self._engine.view if self._engine else None
+
+    # what is shown
+    def show_html(self, html: str, urls: list[str],
+                  parts: dict[str, tuple[str, bytes]] | None = None) -> None:
+        """Render ``html``; ``urls`` are its remote URLs (never loaded until allowed)."""
+        self.shown = Shown(html, dict(parts or {}), False, self.shown.generation + 1)
+        self.blocked = set(urls)
+        self._render()
+        self.blocked_changed.emit(len(self.blocked))
+
+    def allow_remote(self) -> None:
+        """Load the remote resources of the message shown (and of no other)."""
+        self.shown.remote_allowed = True
+        self.blocked.clear()
+        self._render()
+        self.blocked_changed.emit(0)
+
+    def set_width(self, name: str) -> None:
+        self.width_name = name
+        self.width_buttons[name].setChecked(True)
+        self._apply_width()
+
+    def set_colour_mode(self, mode: str) -> None:
+        self.colour_mode = mode
+        self.mode_buttons[mode].setChecked(True)
+        self._render()
+
+    def _apply_width(self) -> None:
+        width = WIDTHS[self.width_name]
+        if width is None:  # the whole pane, no frame around it
+            self.stack_host.setMinimumWidth(0)
+            self.stack_host.setMaximumWidth(16777215)
+        else:
+            self.stack_host.setFixedWidth(width)
+        side = 0 if width is None else 1
+        self.frame_layout.setStretch(0, side)
+        self.frame_layout.setStretch(2, side)
+
+    def _render(self) -> None:
+        if self._engine is not None:
+            self._engine.load(self.shown, self.colour_mode)
+        elif self._fallback is not None:
+            show = getattr(self._fallback, "show_html", None)
+            if show is not None:
+                show(self.shown.html, sorted(self.blocked))
+
+    # saving what is shown
+    def grab_image(self):  # noqa: ANN201 - a QImage
+        """What the preview shows, as an image."""
+        widget = self.view or self._fallback or self.waiting
+        return widget.grab().toImage()
+
+    def save_png(self, path: str) -> bool:
+        return bool(path) and self.grab_image().save(path, "PNG")
+
+    def choose_png_path(self) -> str:
+        """Ask where to save the PNG (tests replace this)."""
+        path, _filter = QFileDialog.getSaveFileName(self, "Save preview as PNG",
+                                                    os.path.expanduser("~/preview.png"),
+                                                    "PNG image (*.png)")
+        return path
+
+    def _save_png_clicked(self) -> None:
+        path = self.choose_png_path()
+        if path and not self.save_png(path):
+            self.note.setText(f"Could not save {path}.")
+            self.note.show()
+
+    # called by the engine
+    def _link_clicked(self, url: QUrl) -> None:
+        self.link_activated.emit(url)
+        if url.scheme() in EXTERNAL_SCHEMES:
+            self.open_external(url)
+
+
+class _Engine:
+    """Qt WebEngine's parts for one preview: an off-the-record profile with no cache, the
+    scheme handler that serves the message, the request interceptor, the page and the view."""
+
+    registered = False
+
+    def __init__(self, owner: WebPreview) -> None:
+        if os.geteuid() == 0:
+            # Chromium's sandbox can't run as root; only then is it turned off
+            os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+        from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+        from PySide6.QtWebEngineCore import (
+            QWebEnginePage,
+            QWebEngineProfile,
+            QWebEngineSettings,
+            QWebEngineUrlRequestInterceptor,
+            QWebEngineUrlRequestJob,
+            QWebEngineUrlScheme,
+            QWebEngineUrlSchemeHandler,
+        )
+        from PySide6.QtWebEngineWidgets import QWebEngineView
+
+        if not _Engine.registered:
+            for name in (PAGE_SCHEME, CID_SCHEME):
+                scheme = QWebEngineUrlScheme(name)
+                scheme.setSyntax(QWebEngineUrlScheme.Syntax.Path)
+                scheme.setFlags(QWebEngineUrlScheme.Flag.SecureScheme)
+                QWebEngineUrlScheme.registerScheme(scheme)
+            _Engine.registered = True
+        self.owner = owner
+        self.shown = Shown()
+        self.documents: dict[int, bytes] = {}
+        self.renders = 0
+
+        engine = self
+
+        class Handler(QWebEngineUrlSchemeHandler):
+            def requestStarted(self, job: QWebEngineUrlRequestJob) -> None:  # noqa: N802
+                url = job.requestUrl()
+                if url.scheme() == PAGE_SCHEME.decode():
+                    body = engine.documents.get(engine.generation_of(url))
+                    mime = b"text/html;charset=utf-8"
+                else:
+                    part = engine.shown.parts.get(content_id(url.path()))
+                    body, mime = (part[1], part[0].encode()) if part else (None, b"")
+                if body is None:
+                    job.fail(QWebEngineUrlRequestJob.Error.UrlNotFound)
+                    return
+                buffer = QBuffer(job)
+                buffer.setData(QByteArray(body))
+                buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+                job.reply(mime, buffer)
+
+        class Interceptor(QWebEngineUrlRequestInterceptor):
+            def interceptRequest(self, info) -> None:  # noqa: ANN001, N802 - Qt API
+                url = info.requestUrl()
+                scheme = url.scheme()
+                allowed = scheme in (PAGE_SCHEME.decode(), CID_SCHEME.decode(), "data") or (
+                    scheme in ("http", "https") and engine.shown.remote_allowed)
+                engine.owner.request_log.append((scheme, url.toString(), allowed))
+                if not allowed:
+                    info.block(True)
+
+        class Page(QWebEnginePage):
+            def acceptNavigationRequest(self, url: QUrl, kind, is_main_frame: bool) -> bool:  # noqa: ANN001, N802, E501
+                if kind == QWebEnginePage.NavigationType.NavigationTypeLinkClicked:
+                    engine.owner._link_clicked(url)
+                    return False
+                # only the message itself is ever loaded (no meta refresh, no form posts)
+                return url.scheme() == PAGE_SCHEME.decode() or not is_main_frame
+
+            def createWindow(self, _kind):  # noqa: ANN001, ANN202, N802 - Qt API
+                # a target="_blank" link: catch its URL, open no window
+                return engine.popup
+
+        class Popup(QWebEnginePage):
+            def acceptNavigationRequest(self, url: QUrl, kind, is_main_frame: bool) -> bool:  # noqa: ANN001, N802, E501
+                if url.isValid() and not url.isEmpty():
+                    engine.owner._link_clicked(url)
+                return False
+
+        self.profile = QWebEngineProfile(owner)  # off the record: nothing on disk
+        self.profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.NoCache)
+        self.profile.setPersistentCookiesPolicy(
+            QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
+        self.handler = Handler(owner)
+        self.profile.installUrlSchemeHandler(PAGE_SCHEME, self.handler)
+        self.profile.installUrlSchemeHandler(CID_SCHEME, self.handler)
+        self.interceptor = Interceptor(owner)
+        self.page = Page(self.profile, owner)
+        self.page.setUrlRequestInterceptor(self.interceptor)
+        self.popup = Popup(self.profile, owner)
+        self.popup.setUrlRequestInterceptor(self.interceptor)
+        attr = QWebEngineSettings.WebAttribute
+        self.settings = self.page.settings()
+        for name, on in (("JavascriptEnabled", False), ("PluginsEnabled", False),
+                         ("AutoLoadIconsForPage", False), ("DnsPrefetchEnabled", False),
+                         ("HyperlinkAuditingEnabled", False), ("ErrorPageEnabled", False),
+                         ("LocalContentCanAccessFileUrls", False),
+                         ("LocalContentCanAccessRemoteUrls", False), ("WebGLEnabled", False),
+                         ("PdfViewerEnabled", False), ("ScreenCaptureEnabled", False),
+                         ("NavigateOnDropEnabled", False), ("AutoLoadImages", True)):
+            self.settings.setAttribute(getattr(attr, name), on)
+        self.force_dark = attr.ForceDarkMode
+        self.view = QWebEngineView(owner)
+        self.view.setPage(self.page)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
+        self.view.setAcceptDrops(False)
+        self.page.loadFinished.connect(owner.rendered.emit)
+
+    @staticmethod
+    def generation_of(url: QUrl) -> int:
+        try:
+            return int(url.path().rsplit("/", 1)[-1])
+        except ValueError:
+            return -1
+
+    def load(self, shown: Shown, mode: str) -> None:
+        self.shown = shown
+        self.settings.setAttribute(self.force_dark, mode == "inverted")
+        self.renders += 1  # a new URL for every render: nothing is reused
+        key = self.renders
+        self.documents = {key: for_colour_mode(shown.html, mode).encode("utf-8")}
+        self.page.load(QUrl(f"{PAGE_SCHEME.decode()}:message/{key}"))
