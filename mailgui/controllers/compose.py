@@ -281,7 +281,7 @@ class ComposeController(QObject):
             return  # the HTML changed meanwhile: the newer scan's result renders
         self.shown_generation = generation
         started = time.perf_counter()
-        self.view.html_preview.show_html(html, urls)
+        self.view.html_preview.show_html(html, urls, same_message=True)
         self.preview_ms = (time.perf_counter() - started) * 1000
         self.preview_live = self.preview_ms <= LIVE_PREVIEW_MS
         self.html_timer.setInterval(int(min(2000, max(PREVIEW_DELAY_MS, 4 * self.preview_ms))))
@@ -298,8 +298,14 @@ class ComposeController(QObject):
             v.remote_bar.hide()
 
     def load_remote_images(self) -> None:
-        urls = sorted(self.view.html_preview.blocked)
+        preview = self.view.html_preview
+        urls = sorted(preview.blocked)
         if not urls:
+            return
+        if preview.fallback is None:
+            # the browser engine loads them itself, for this HTML only (its interceptor lets
+            # them through now): nothing is fetched here
+            preview.allow_remote()
             return
         self.view.load_remote.setEnabled(False)
         self.view.remote_label.setText(f"Loading {len(urls)} remote image(s)\u2026")
@@ -311,17 +317,21 @@ class ComposeController(QObject):
         self.view.remote_label.setText(failure_sentence("load the remote images", exc))
 
     def _images_loaded(self, images: dict[str, bytes]) -> None:
-        preview = self.view.html_preview
+        # the simple preview only (the browser engine loads remote images itself)
+        owner = self.view.html_preview
+        preview = owner.fallback
+        if preview is None:
+            return
         for url, data in images.items():
             image = QImage.fromData(data)
             if not image.isNull():
                 preview.add_image(url, image)
         self.view.load_remote.setEnabled(True)
         missing = len(preview.blocked)
-        preview.setHtml(self.draft.html)
-        preview.blocked.clear()
+        owner.allow_remote()  # renders again, with the images now at hand
         if missing:
             self.view.remote_label.setText(f"{missing} remote image(s) could not be loaded.")
+            self.view.remote_bar.show()
         else:
             self.view.remote_bar.hide()
 

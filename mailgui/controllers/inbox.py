@@ -14,7 +14,12 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
 from mailgui.controllers import folders
 from mailgui.jobs import JobRunner, failure_sentence
 from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxMessage, InboxServer, InboxStore
-from mailgui.model.inbox_details import MessageDetails, compute_details, write_part
+from mailgui.model.inbox_details import (
+    MessageDetails,
+    compute_details,
+    inline_parts,
+    write_part,
+)
 from mailgui.model.remote import remote_urls
 from mailgui.views.common import human_size
 from mailgui.views.inbox import InboxView
@@ -38,11 +43,16 @@ def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
     return details
 
 
-def _details_for_view(store: InboxStore, msg_id: str) -> tuple[MessageDetails, list[str]]:
-    """Worker side: the details and the HTML's remote URLs (a Python parse of up to 1 MB of
-    HTML, which the GUI thread would otherwise do at every selection)."""
+def _details_for_view(store: InboxStore, msg_id: str
+                      ) -> tuple[MessageDetails, list[str], dict[str, tuple[str, bytes]]]:
+    """Worker side: the details, the HTML's remote URLs (a Python parse of up to 1 MB of
+    HTML, which the GUI thread would otherwise do at every selection) and the inline parts
+    its ``cid:`` URLs show."""
     details = read_details(store, msg_id)
-    return details, remote_urls(details.html) if details.html else []
+    if not details.html:
+        return details, [], {}
+    parts = inline_parts(store.read(msg_id)) if "cid:" in details.html.lower() else {}
+    return details, remote_urls(details.html), parts
 
 
 def summary_html(details: MessageDetails, blocked_images: int = 0) -> str:
@@ -60,7 +70,7 @@ def summary_html(details: MessageDetails, blocked_images: int = 0) -> str:
         rows.append(f"<b>Attachments:</b> {', '.join(files)} \u2014 see Parts to save one")
     if blocked_images:
         rows.append(f"<i>{blocked_images} remote image{'s' if blocked_images != 1 else ''} "
-                    "not loaded (nothing is fetched from the network here)</i>")
+                    "not loaded (nothing is fetched from the network unless you ask)</i>")
     return "<br>".join(rows)
 
 
@@ -86,6 +96,8 @@ class InboxController(QObject):
         self.received.connect(self._received)
         self.ended.connect(self._ended)
         view.list.currentItemChanged.connect(self._selected)
+        view.rendered.blocked_changed.connect(self._blocked_changed)
+        view.load_remote.clicked.connect(self.load_remote_images)
         view.delete.clicked.connect(self.delete_selected)
         view.list_delete.triggered.connect(self.delete_selected)
         view.clear.clicked.connect(self.clear)
@@ -199,9 +211,10 @@ class InboxController(QObject):
             return
         msg_id = item.data(0, 256)
         self.runner.run(_details_for_view, self.store, msg_id, on_done=lambda r: self._show(*r),
-                        on_error=lambda exc: v.rendered.setPlainText(f"Can't read it: {exc}"))
+                        on_error=lambda exc: v.rendered.show_text(f"Can't read it: {exc}"))
 
-    def _show(self, details: MessageDetails, urls: list[str] | None = None) -> None:
+    def _show(self, details: MessageDetails, urls: list[str] | None = None,
+              parts: dict[str, tuple[str, bytes]] | None = None) -> None:
         v = self.view
         current = v.list.currentItem()
         if current is None or current.data(0, 256) != details.id:
@@ -230,12 +243,25 @@ class InboxController(QObject):
         blocked = 0
         if details.html:
             # remote resources are never fetched here: the preview only counts them
-            v.rendered.show_html(details.html, urls)
+            v.rendered.show_html(details.html, urls or [], parts)
             blocked = len(v.rendered.blocked)
         else:
-            v.rendered.setHtml(
-                f"<pre style='white-space: pre-wrap'>{html.escape(details.text)}</pre>")
+            v.rendered.show_text(details.text)
         v.summary.setText(summary_html(details, blocked))
+
+    def _blocked_changed(self, count: int) -> None:
+        v = self.view
+        # the simple preview (no browser engine) never loads remote images in the inbox
+        can_load = v.rendered.fallback is None
+        v.load_remote.setVisible(can_load)
+        if count:
+            v.remote_label.setText(
+                f"{count} remote image{'s' if count != 1 else ''} blocked for your privacy.")
+        v.remote_bar.setVisible(bool(count))
+
+    def load_remote_images(self) -> None:
+        """Load the remote images of the message shown, and of no other."""
+        self.view.rendered.allow_remote()
 
     def _part_selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         self.view.save_part.setEnabled(item is not None and not item.data(1, 256))

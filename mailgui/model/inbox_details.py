@@ -494,6 +494,33 @@ def part_payload(data: bytes, index: int) -> tuple[str, bytes]:
     return name, b"".join(chunks)
 
 
+INLINE_LIMIT = 32 * 1024 * 1024  # the inline parts handed to the preview, in all
+
+
+def inline_parts(data: bytes, limit: int = INLINE_LIMIT) -> dict[str, tuple[str, bytes]]:
+    """The parts an HTML part can show by ``cid:`` URL (RFC 2392), by Content-ID (without its
+    angle brackets): (content type, decoded bytes); at most ``limit`` bytes in all, the rest
+    left out (worker side)."""
+    skeleton = Skeleton(data)
+    _msg, walked = skeleton.parse()
+    found: dict[str, tuple[str, bytes]] = {}
+    total = 0
+    for index, (part, entity) in enumerate(walked):
+        cid = str(part.get("content-id", "") or "").strip().strip("<>").strip()
+        if not cid or part.is_multipart() or cid in found:
+            continue
+        size = entity.size if entity is not None and entity.big else 0
+        if total + size > limit:
+            continue
+        _name, chunks = _part_chunks(data, index)
+        body = b"".join(chunks)
+        if total + len(body) > limit:
+            continue
+        total += len(body)
+        found[cid] = (part.get_content_type(), body)
+    return found
+
+
 def write_part(eml: Path, index: int, target: Path) -> tuple[str, int]:
     """Decode part ``index`` of the message in ``eml`` into ``target`` chunk by chunk (a temp
     file, then a rename); return (suggested name, bytes written). Worker side; no single step

@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
 from mailgui.model.draft import one_line
 from mailgui.views import style
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
+from mailgui.views.webpreview import WebPreview
 
 ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
                   ("reply_to", "Reply-To"))
@@ -259,6 +260,13 @@ class HtmlPreview(QTextBrowser):
         return super().loadResource(kind, url)
 
 
+def _placeholder_preview() -> HtmlPreview:
+    """The simple preview, for when the browser engine can't start."""
+    preview = HtmlPreview()
+    preview.setPlaceholderText("The rendered HTML appears here.")
+    return preview
+
+
 def _problem_label(name: str) -> QLabel:
     """The red sentence under a field that says what is wrong with it (hidden until then)."""
     error = QLabel()
@@ -354,9 +362,8 @@ class ComposeView(QWidget):
             "Optional: an HTML version of the message, e.g. <p>Hello <b>there</b></p>.\n"
             "It is sent as a multipart/alternative beside the text."
         )
-        self.html_preview = HtmlPreview()
+        self.html_preview = WebPreview(fallback=_placeholder_preview)
         named(self.html_preview, "HTML preview")
-        self.html_preview.setPlaceholderText("The rendered HTML appears here.")
         # Remote images blocked (amber), and a preview too slow to follow the typing (blue)
         self.remote_bar, self.remote_label, self.load_remote = _notice_bar(
             "Load remote images", "warning")

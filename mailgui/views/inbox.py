@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.views.common import delete_key, hint_label, named, source_editor
-from mailgui.views.compose import HtmlPreview
+from mailgui.views.compose import HtmlPreview, _notice_bar
+from mailgui.views.webpreview import WebPreview
 
 
 class InboxView(QWidget):
@@ -83,8 +84,11 @@ class InboxView(QWidget):
         parts_row.addStretch(1)
         parts_row.addWidget(self.save_part)
         parts_box.addLayout(parts_row)
-        self.rendered = HtmlPreview()  # remote images are never loaded here
+        # the browser engine; remote images only when asked (the bar), for that message
+        self.rendered = WebPreview(fallback=HtmlPreview)
         named(self.rendered, "Message text")
+        self.remote_bar, self.remote_label, self.load_remote = _notice_bar(
+            "Load remote images", "warning")
         self.source = source_editor("Received message source")
         self.detail = QTabWidget()
         named(self.detail, "Message details")
@@ -102,6 +106,7 @@ class InboxView(QWidget):
         message_box.setContentsMargins(0, 0, 0, 0)
         message_box.setSpacing(0)
         message_box.addWidget(self.summary)
+        message_box.addWidget(self.remote_bar)
         message_box.addWidget(self.rendered, 1)
         self.detail.addTab(message_page, "Message")
         self.detail.addTab(self.headers, "Headers")

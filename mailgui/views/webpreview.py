@@ -43,10 +43,10 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.views import style
+from mailgui.views.common import named
 
 PREVIEW_FRAME = "#e6e8eb"  # around a phone- or tablet-wide preview
 PAGE_SCHEME = b"mailpreview"
-CID_SCHEME = b"cid"
 # The widths of the preview, in CSS pixels (None: as wide as the pane)
 WIDTHS: dict[str, int | None] = {"phone": 375, "tablet": 768, "desktop": None}
 COLOUR_MODES = ("light", "dark", "inverted")
@@ -100,8 +100,14 @@ class Shown:
 
     html: str = ""
     parts: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # cid -> (type, bytes)
-    remote_allowed: bool = False
+    remote_allowed: bool = False  # every remote resource of this HTML may load
+    allowed: set[str] = field(default_factory=set)  # and these URLs (normalised) in any case
     generation: int = 0
+
+
+def normalised(url: str) -> str:
+    """A URL as the engine requests it, to compare what a scan found with what is asked."""
+    return QUrl(url.strip()).toString(QUrl.ComponentFormattingOption.FullyEncoded)
 
 
 def content_id(url_path: str) -> str:
@@ -135,6 +141,7 @@ class WebPreview(QWidget):
         self.colour_mode = "light"
         self.shown = Shown()
         self.engine_ready = False
+        self.pending = False  # a render is on its way (the engine answers with ``rendered``)
         self.open_external: Callable[[QUrl], object] = QDesktopServices.openUrl  # a seam
         self._fallback_factory = fallback
         self._fallback: QWidget | None = None
@@ -164,6 +171,7 @@ class WebPreview(QWidget):
             self.colour_mode)
         bar.addStretch(1)
         self.save_png_button = QToolButton(text="Save as PNG\u2026")
+        named(self.save_png_button, "Save the preview as PNG")
         self.save_png_button.setToolTip("Save what the preview shows as a PNG image")
         self.save_png_button.clicked.connect(self._save_png_clicked)
         bar.addWidget(self.save_png_button)
@@ -199,6 +207,7 @@ class WebPreview(QWidget):
         buttons = {}
         for key, text, tip in choices:
             button = QToolButton(text=text, checkable=True)
+            named(button, f"Preview {title.lower()}: {text}")
             button.setToolTip(tip)
             button.setAutoRaise(True)
             button.clicked.connect(lambda _checked=False, k=key: slot(k))
@@ -259,16 +268,44 @@ class WebPreview(QWidget):
 
     # what is shown
     def show_html(self, html: str, urls: list[str],
-                  parts: dict[str, tuple[str, bytes]] | None = None) -> None:
-        """Render ``html``; ``urls`` are its remote URLs (never loaded until allowed)."""
-        self.shown = Shown(html, dict(parts or {}), False, self.shown.generation + 1)
-        self.blocked = set(urls)
+                  parts: dict[str, tuple[str, bytes]] | None = None, *,
+                  same_message: bool = False) -> None:
+        """Render ``html``; ``urls`` are its remote URLs (never loaded until allowed).
+
+        ``same_message``: a new version of the message shown (the draft being typed), so the
+        remote URLs already allowed for it stay allowed; any new one is blocked again."""
+        allowed = self.shown.allowed if same_message else set()
+        fresh = {u for u in urls if normalised(u) not in allowed}
+        everything = same_message and self.shown.remote_allowed and not fresh
+        self.shown = Shown(html, dict(parts or {}), everything, set(allowed),
+                           self.shown.generation + 1)
+        self.blocked = fresh
         self._render()
         self.blocked_changed.emit(len(self.blocked))
+
+    def show_text(self, text: str) -> None:
+        """Render a plain-text message (no HTML part) as a mail reader shows it."""
+        import html as html_module
+
+        self.show_html("<pre style='white-space: pre-wrap; font-family: monospace; margin: 8px'>"
+                       f"{html_module.escape(text)}</pre>", [])
+
+    def clear(self) -> None:
+        self.show_html("", [])
+
+    def plain_text(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback`` with the text the preview shows (the engine answers later)."""
+        if self._engine is not None:
+            self._engine.page.toPlainText(callback)
+        elif self._fallback is not None and hasattr(self._fallback, "toPlainText"):
+            callback(self._fallback.toPlainText())
+        else:
+            callback("")
 
     def allow_remote(self) -> None:
         """Load the remote resources of the message shown (and of no other)."""
         self.shown.remote_allowed = True
+        self.shown.allowed |= {normalised(u) for u in self.blocked}
         self.blocked.clear()
         self._render()
         self.blocked_changed.emit(0)
@@ -296,6 +333,7 @@ class WebPreview(QWidget):
 
     def _render(self) -> None:
         if self._engine is not None:
+            self.pending = True
             self._engine.load(self.shown, self.colour_mode)
         elif self._fallback is not None:
             show = getattr(self._fallback, "show_html", None)
@@ -331,65 +369,117 @@ class WebPreview(QWidget):
             self.open_external(url)
 
 
-class _Engine:
-    """Qt WebEngine's parts for one preview: an off-the-record profile with no cache, the
-    scheme handler that serves the message, the request interceptor, the page and the view."""
+_CID_REFERENCE = re.compile(
+    r"""(?i)((?:\bsrc|\bhref|\bbackground|\bposter|\bsrcset)\s*=\s*["']?\s*|url\(\s*["']?\s*)cid:""")
 
-    registered = False
 
-    def __init__(self, owner: WebPreview) -> None:
-        if os.geteuid() == 0:
-            # Chromium's sandbox can't run as root; only then is it turned off
-            os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+def _serve_cids_from(html: str, base: str) -> str:
+    """``html`` with its ``cid:`` references made URLs of this preview's own scheme, so the
+    parts are served from the message shown in this preview (and a stray ``cid:`` is refused)."""
+    return _CID_REFERENCE.sub(lambda m: m.group(1) + base + "cid/", html)
+
+
+class _Shared:
+    """What every preview shares for the app's lifetime: the URL schemes, one off-the-record
+    profile (no cache, no cookies on disk) and the scheme handler that serves each preview's
+    message by the preview's number in the URL (``mailpreview:N/render`` and
+    ``mailpreview:N/cid/CONTENT-ID``)."""
+
+    instance: _Shared | None = None
+
+    def __init__(self) -> None:
         from PySide6.QtCore import QBuffer, QByteArray, QIODevice
         from PySide6.QtWebEngineCore import (
-            QWebEnginePage,
             QWebEngineProfile,
-            QWebEngineSettings,
-            QWebEngineUrlRequestInterceptor,
             QWebEngineUrlRequestJob,
             QWebEngineUrlScheme,
             QWebEngineUrlSchemeHandler,
         )
-        from PySide6.QtWebEngineWidgets import QWebEngineView
+        from PySide6.QtWidgets import QApplication
 
-        if not _Engine.registered:
-            for name in (PAGE_SCHEME, CID_SCHEME):
-                scheme = QWebEngineUrlScheme(name)
-                scheme.setSyntax(QWebEngineUrlScheme.Syntax.Path)
-                scheme.setFlags(QWebEngineUrlScheme.Flag.SecureScheme)
-                QWebEngineUrlScheme.registerScheme(scheme)
-            _Engine.registered = True
-        self.owner = owner
-        self.shown = Shown()
-        self.documents: dict[int, bytes] = {}
-        self.renders = 0
-
-        engine = self
+        scheme = QWebEngineUrlScheme(PAGE_SCHEME)
+        scheme.setSyntax(QWebEngineUrlScheme.Syntax.Path)
+        scheme.setFlags(QWebEngineUrlScheme.Flag.SecureScheme)
+        QWebEngineUrlScheme.registerScheme(scheme)
+        self.engines: dict[int, _Engine] = {}
+        self.next_number = 1
+        shared = self
 
         class Handler(QWebEngineUrlSchemeHandler):
             def requestStarted(self, job: QWebEngineUrlRequestJob) -> None:  # noqa: N802
-                url = job.requestUrl()
-                if url.scheme() == PAGE_SCHEME.decode():
-                    body = engine.documents.get(engine.generation_of(url))
-                    mime = b"text/html;charset=utf-8"
-                else:
-                    part = engine.shown.parts.get(content_id(url.path()))
-                    body, mime = (part[1], part[0].encode()) if part else (None, b"")
-                if body is None:
+                found = shared.resource(job.requestUrl().path())
+                if found is None:
                     job.fail(QWebEngineUrlRequestJob.Error.UrlNotFound)
                     return
+                mime, body = found
                 buffer = QBuffer(job)
                 buffer.setData(QByteArray(body))
                 buffer.open(QIODevice.OpenModeFlag.ReadOnly)
                 job.reply(mime, buffer)
 
+        # parented to the application, so it outlives every page that uses it
+        self.profile = QWebEngineProfile(QApplication.instance())
+        self.profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.NoCache)
+        self.profile.setPersistentCookiesPolicy(
+            QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
+        self.handler = Handler(self.profile)
+        self.profile.installUrlSchemeHandler(PAGE_SCHEME, self.handler)
+
+    @classmethod
+    def get(cls) -> _Shared:
+        if cls.instance is None:
+            cls.instance = cls()
+        return cls.instance
+
+    def resource(self, path: str) -> tuple[bytes, bytes] | None:
+        number, _, rest = path.partition("/")
+        engine = self.engines.get(int(number)) if number.isdigit() else None
+        if engine is None:
+            return None
+        if rest.startswith("cid/"):
+            part = engine.shown.parts.get(content_id(rest[4:]))
+            return (part[0].encode("ascii", "replace"), part[1]) if part else None
+        body = engine.documents.get(rest)
+        return (b"text/html;charset=utf-8", body) if body is not None else None
+
+
+class _Engine:
+    """Qt WebEngine's parts for one preview: the page with its request interceptor and its
+    settings, and the view. The page belongs to the view and the interceptor to the page, so
+    they go in that order when the preview goes."""
+
+    def __init__(self, owner: WebPreview) -> None:
+        if os.geteuid() == 0:
+            # Chromium's sandbox can't run as root; only then is it turned off
+            os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+        from PySide6.QtWebEngineCore import (
+            QWebEnginePage,
+            QWebEngineSettings,
+            QWebEngineUrlRequestInterceptor,
+        )
+        from PySide6.QtWebEngineWidgets import QWebEngineView
+
+        shared = _Shared.get()
+        self.number = shared.next_number
+        shared.next_number += 1
+        self.base = f"{PAGE_SCHEME.decode()}:{self.number}/"
+        self.owner = owner
+        self.shown = Shown()
+        self.documents: dict[str, bytes] = {}
+        self.renders = 0
+        engine = self
+
         class Interceptor(QWebEngineUrlRequestInterceptor):
             def interceptRequest(self, info) -> None:  # noqa: ANN001, N802 - Qt API
                 url = info.requestUrl()
                 scheme = url.scheme()
-                allowed = scheme in (PAGE_SCHEME.decode(), CID_SCHEME.decode(), "data") or (
-                    scheme in ("http", "https") and engine.shown.remote_allowed)
+                shown = engine.shown
+                if scheme == PAGE_SCHEME.decode():  # this preview's own, no other's
+                    allowed = url.path().startswith(f"{engine.number}/")
+                else:
+                    allowed = scheme == "data" or (
+                        scheme in ("http", "https") and (shown.remote_allowed or url.toString(
+                            QUrl.ComponentFormattingOption.FullyEncoded) in shown.allowed))
                 engine.owner.request_log.append((scheme, url.toString(), allowed))
                 if not allowed:
                     info.block(True)
@@ -400,7 +490,7 @@ class _Engine:
                     engine.owner._link_clicked(url)
                     return False
                 # only the message itself is ever loaded (no meta refresh, no form posts)
-                return url.scheme() == PAGE_SCHEME.decode() or not is_main_frame
+                return url.toString().startswith(engine.base) or not is_main_frame
 
             def createWindow(self, _kind):  # noqa: ANN001, ANN202, N802 - Qt API
                 # a target="_blank" link: catch its URL, open no window
@@ -412,17 +502,11 @@ class _Engine:
                     engine.owner._link_clicked(url)
                 return False
 
-        self.profile = QWebEngineProfile(owner)  # off the record: nothing on disk
-        self.profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.NoCache)
-        self.profile.setPersistentCookiesPolicy(
-            QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
-        self.handler = Handler(owner)
-        self.profile.installUrlSchemeHandler(PAGE_SCHEME, self.handler)
-        self.profile.installUrlSchemeHandler(CID_SCHEME, self.handler)
-        self.interceptor = Interceptor(owner)
-        self.page = Page(self.profile, owner)
+        self.view = QWebEngineView(owner)
+        self.page = Page(shared.profile, self.view)
+        self.interceptor = Interceptor(self.page)
         self.page.setUrlRequestInterceptor(self.interceptor)
-        self.popup = Popup(self.profile, owner)
+        self.popup = Popup(shared.profile, self.page)
         self.popup.setUrlRequestInterceptor(self.interceptor)
         attr = QWebEngineSettings.WebAttribute
         self.settings = self.page.settings()
@@ -435,23 +519,23 @@ class _Engine:
                          ("NavigateOnDropEnabled", False), ("AutoLoadImages", True)):
             self.settings.setAttribute(getattr(attr, name), on)
         self.force_dark = attr.ForceDarkMode
-        self.view = QWebEngineView(owner)
         self.view.setPage(self.page)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
         self.view.setAcceptDrops(False)
-        self.page.loadFinished.connect(owner.rendered.emit)
+        self.page.loadFinished.connect(self._finished)
+        shared.engines[self.number] = self
+        self.view.destroyed.connect(lambda *_: shared.engines.pop(self.number, None))
 
-    @staticmethod
-    def generation_of(url: QUrl) -> int:
-        try:
-            return int(url.path().rsplit("/", 1)[-1])
-        except ValueError:
-            return -1
+    def _finished(self, ok: bool) -> None:
+        if self.page.url().toString() == f"{self.base}{self.renders}":  # the newest render
+            self.owner.pending = False
+        self.owner.rendered.emit(ok)
 
     def load(self, shown: Shown, mode: str) -> None:
         self.shown = shown
         self.settings.setAttribute(self.force_dark, mode == "inverted")
         self.renders += 1  # a new URL for every render: nothing is reused
-        key = self.renders
-        self.documents = {key: for_colour_mode(shown.html, mode).encode("utf-8")}
-        self.page.load(QUrl(f"{PAGE_SCHEME.decode()}:message/{key}"))
+        key = str(self.renders)
+        html = _serve_cids_from(for_colour_mode(shown.html, mode), self.base)
+        self.documents = {key: html.encode("utf-8")}
+        self.page.load(QUrl(self.base + key))

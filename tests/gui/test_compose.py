@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tests.support.gui import preview_text, wait_preview_text
+
 
 def test_typing_into_every_field_fills_the_draft(make_gui, qtbot) -> None:  # noqa: ANN001
     gui = make_gui(start_inbox=False)
@@ -44,7 +46,7 @@ def test_typing_into_every_field_fills_the_draft(make_gui, qtbot) -> None:  # no
     assert draft.subject == "Quarterly report"
     assert draft.body == "Hello Bob"
     assert draft.html == "<p>Hello <b>Bob</b></p>"
-    qtbot.waitUntil(lambda: "Hello Bob" in view.html_preview.toPlainText())
+    wait_preview_text(qtbot, view.html_preview, "Hello Bob")
     assert not any(e.isVisible() for e in view.address_errors.values())
 
 
@@ -161,7 +163,10 @@ def test_drop_files_from_the_file_manager(make_gui, qtbot, tmp_path: Path) -> No
 
 
 class _ImageHandler(http.server.BaseHTTPRequestHandler):
+    requested: list[str] = []  # the paths asked for, by every server of this handler
+
     def do_GET(self) -> None:  # noqa: N802
+        _ImageHandler.requested.append(self.path)
         image = QImage(4, 4, QImage.Format.Format_RGB32)
         image.fill(0xFF0000)
         from PySide6.QtCore import QBuffer, QByteArray, QIODevice
@@ -183,6 +188,7 @@ def test_remote_images_blocked_until_asked(make_gui, qtbot) -> None:  # noqa: AN
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    _ImageHandler.requested = []
     try:
         gui = make_gui(start_inbox=False)
         view = gui.window.compose
@@ -192,10 +198,18 @@ def test_remote_images_blocked_until_asked(make_gui, qtbot) -> None:  # noqa: AN
         qtbot.waitUntil(lambda: view.remote_bar.isVisible())
         assert view.html_preview.blocked == {url}
         assert "1 remote image blocked" in view.remote_label.text()
+        wait_preview_text(qtbot, view.html_preview, "Hi")
+        assert _ImageHandler.requested == []  # rendered, and nothing asked of the network
+        assert ("http", url, False) in view.html_preview.request_log
         qtbot.mouseClick(view.load_remote, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: url in view.html_preview.images, timeout=10000)
-        assert not view.html_preview.images[url].isNull()
+        qtbot.waitUntil(lambda: _ImageHandler.requested == ["/pixel.png"], timeout=10000)
         assert not view.remote_bar.isVisible()
+        # typing on: the image allowed for this draft stays allowed, a new one is blocked
+        view.html.appendPlainText(f'<img src="{url}?two" width="4" height="4">')
+        qtbot.waitUntil(lambda: view.remote_bar.isVisible())
+        assert view.html_preview.blocked == {f"{url}?two"}
+        wait_preview_text(qtbot, view.html_preview, "Hi")
+        assert "/pixel.png?two" not in _ImageHandler.requested
     finally:
         server.shutdown()
         server.server_close()
@@ -216,7 +230,7 @@ def test_html_too_slow_to_preview_live_waits_for_refresh(make_gui, qtbot,  # noq
     qtbot.waitUntil(lambda: controller.preview_ms > 0 and not controller.html_timer.isActive()
                     and not controller.html_pending)
     slow = controller.preview_ms
-    assert "row 2999" in view.html_preview.toPlainText()
+    assert "row 2999" in preview_text(qtbot, view.html_preview)
     assert controller.html_timer.interval() >= min(2000, 4 * slow) - 1
     monkeypatch.setattr(compose_controller, "LIVE_PREVIEW_MS", 0)  # every render is "slow" now
     qtbot.mouseClick(view.refresh_preview, Qt.MouseButton.LeftButton)  # measure again
@@ -226,10 +240,12 @@ def test_html_too_slow_to_preview_live_waits_for_refresh(make_gui, qtbot,  # noq
     assert view.stale_bar.isVisible() and "not updated as you type" in view.stale_label.text()
     # nothing is due to re-render it: no timer runs and no scan is awaited
     assert not controller.html_timer.isActive() and not controller.html_pending
-    assert "appended" not in view.html_preview.toPlainText()  # nothing re-rendered by itself
+    # nothing re-rendered by itself
+    assert "appended" not in preview_text(qtbot, view.html_preview)
     qtbot.mouseClick(view.refresh_preview, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not controller.html_pending)
-    assert "appended" in view.html_preview.toPlainText() and not view.stale_bar.isVisible()
+    assert "appended" in preview_text(qtbot, view.html_preview)
+    assert not view.stale_bar.isVisible()
 
 
 def test_every_control_has_an_accessible_name_and_takes_focus(make_gui) -> None:  # noqa: ANN001

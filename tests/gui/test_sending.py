@@ -19,6 +19,7 @@ from mailgui.model.secrets import SecretStore
 from mailgui.model.sentlog import SentLog
 from mailgui.views.profiles import PasswordDialog
 from tests.gui.conftest import add_profile
+from tests.support.gui import preview_text
 from tests.support.servers import TEST_PASSWORD, TEST_USER, SMTPServer
 
 
@@ -84,7 +85,7 @@ def test_send_to_builtin_inbox_and_see_it_listed(make_gui, qtbot, tmp_path: Path
     top = gui.window.inbox.parts.topLevelItem(0)
     assert top.text(0).startswith("multipart/mixed") and top.childCount() == 2
     assert "data.bin" in top.child(1).text(1)
-    assert "Hi Bob" in gui.window.inbox.rendered.toPlainText()
+    assert "Hi Bob" in preview_text(qtbot, gui.window.inbox.rendered)
     # above it, what a mail reader shows: who, when, what is attached
     summary = gui.window.inbox.summary.text()
     assert "<b>Subject:</b> Hello" in summary and "bob@example.com" in summary

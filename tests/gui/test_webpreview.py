@@ -21,7 +21,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
 
 from mailgui.views.compose import HtmlPreview
-from mailgui.views.webpreview import WebPreview, for_colour_mode
+from mailgui.views.webpreview import WebPreview, _serve_cids_from, for_colour_mode
 
 ROOT = Path(__file__).parents[2]
 RED, GREEN, BLUE, ORANGE = "#ff0000", "#00ff00", "#0000ff", "#ff8000"
@@ -149,7 +149,8 @@ def test_a_centred_container_and_inline_images_render_as_in_a_browser(
     assert image_server.paths == []
     assert preview.blocked == {remote}
     schemes = {(scheme, allowed) for scheme, _url, allowed in preview.request_log}
-    assert ("http", False) in schemes and ("cid", True) in schemes
+    assert ("http", False) in schemes and ("mailpreview", True) in schemes
+    assert any(url.endswith("/cid/logo@example.test") for _s, url, _ok in preview.request_log)
     assert not any(scheme == "file" for scheme, _url, _ok in preview.request_log)
 
     # the person allows remote images for this message: now (and only now) they load
@@ -198,6 +199,14 @@ def test_colour_modes_follow_the_message_css_or_invert_it(qtbot, preview: WebPre
     with qtbot.waitSignal(preview.rendered, timeout=20_000):
         preview.mode_buttons["light"].click()
     wait_pixel(qtbot, preview, 500, 250, "#ffffff")
+
+
+def test_cid_references_are_served_by_this_preview_only() -> None:
+    html = ('<img src="cid:a@x"> <td background=\'cid:b@x\'> <div style="background: '
+            'url( cid:c@x )"> text that says cid:d@x')
+    out = _serve_cids_from(html, "mailpreview:7/")
+    assert 'src="mailpreview:7/cid/a@x"' in out and "background='mailpreview:7/cid/b@x'" in out
+    assert "url( mailpreview:7/cid/c@x )" in out and "says cid:d@x" in out
 
 
 def test_the_dark_mode_rewrite_decides_the_media_queries() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from mailgui.model.paths import AppPaths
 
 __all__ = ["ROOT", "answer_password_dialog", "fill", "mailgui_command", "offscreen_env",
-           "quit_window", "send"]
+           "preview_text", "quit_window", "send", "wait_preview_text"]
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: where ``python -m mailgui`` runs
 
@@ -32,6 +32,32 @@ def send(gui: Any, qtbot: Any, timeout: int = 15000) -> Any:
     with qtbot.waitSignal(gui.controller.sending.finished, timeout=timeout) as blocker:
         gui.window.act_send.trigger()
     return blocker.args[0]
+
+
+def preview_text(qtbot: Any, preview: Any, timeout: int = 20000) -> str:
+    """The text an HTML preview (``mailgui.views.webpreview.WebPreview``) shows, once it has
+    rendered the newest HTML it was given (the browser engine answers asynchronously)."""
+    preview.start_engine()  # (a preview on a tab not shown yet starts when it is shown)
+    qtbot.waitUntil(lambda: preview.engine_ready or preview.fallback is not None,
+                    timeout=timeout)
+    qtbot.waitUntil(lambda: not preview.pending, timeout=timeout)
+    answers: list[str] = []
+    preview.plain_text(answers.append)
+    qtbot.waitUntil(lambda: bool(answers), timeout=timeout)
+    return answers[0]
+
+
+def wait_preview_text(qtbot: Any, preview: Any, needle: str, timeout: int = 20000) -> str:
+    """Wait until ``preview`` shows ``needle`` (the preview follows the typing on a pause);
+    return its text."""
+    seen = [""]
+
+    def shows() -> bool:
+        seen[0] = preview_text(qtbot, preview, timeout)
+        return needle in seen[0]
+
+    qtbot.waitUntil(shows, timeout=timeout)
+    return seen[0]
 
 
 def quit_window(gui: Any, qtbot: Any, timeout: int = 10000) -> None:
