@@ -240,14 +240,13 @@ class InboxController(QObject):
             stack.append(item)
         v.parts.expandAll()
         v.source.setPlainText(details.source)
-        blocked = 0
         if details.html:
-            # remote resources are never fetched here: the preview only counts them
+            # remote resources load only when asked, for this message (the bar above it)
             v.rendered.show_html(details.html, urls or [], parts)
-            blocked = len(v.rendered.blocked)
         else:
             v.rendered.show_text(details.text)
-        v.summary.setText(summary_html(details, blocked))
+        # (the bar above the preview says how many remote images it blocked)
+        v.summary.setText(summary_html(details))
 
     def _blocked_changed(self, count: int) -> None:
         v = self.view

@@ -132,8 +132,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. HTML editor with the preview, remote image blocked
     w.compose.tabs.setCurrentWidget(w.compose.html_page)
+    preview = w.compose.html_preview
     wait(lambda: w.compose.remote_bar.isVisible())
+    wait(lambda: (preview.engine_ready or preview.fallback is not None) and not preview.pending,
+         20000)
+    settle(500)
     save(w, out / "html.png")
+    # 2b. the same at a phone's width, as the Gmail and Outlook apps invert it
+    preview.set_width("phone")
+    preview.set_colour_mode("inverted")
+    wait(lambda: not preview.pending, 20000)
+    settle(500)
+    save(w, out / "preview-phone.png")
+    preview.set_width("desktop")
+    preview.set_colour_mode("light")
     w.compose.tabs.setCurrentWidget(w.compose.text_page)
 
     # 3. the source view
@@ -148,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     wait(lambda: w.inbox.parts.topLevelItemCount() == 1)
     w.inbox.detail.setCurrentIndex(w.inbox.detail.indexOf(w.inbox.parts.parentWidget()))
     save(w, out / "inbox.png")
-    w.inbox.detail.setCurrentWidget(w.inbox.rendered)
+    # 4b. its Message tab: the HTML as the browser engine renders it
+    w.inbox.detail.setCurrentIndex(0)
+    rendered = w.inbox.rendered
+    wait(lambda: (rendered.engine_ready or rendered.fallback is not None)
+         and not rendered.pending, 20000)
+    settle(500)
+    save(w, out / "inbox-message.png")
 
     # 5. sending with progress (a 250 MB attachment to the local inbox), then cancel
     c.compose.add_attachments([str(files / "installer.bin")])

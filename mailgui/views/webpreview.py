@@ -154,28 +154,34 @@ class WebPreview(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(2)
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 0, 0)
-        bar.setSpacing(2)
-        self.width_buttons = self._choice(bar, "Width", [
+        # two short rows, so the controls fit a preview beside the HTML editor
+        widths = QHBoxLayout()
+        widths.setContentsMargins(0, 0, 0, 0)
+        widths.setSpacing(2)
+        self.width_buttons = self._choice(widths, "Width", [
             ("phone", "Phone", "375 px, as on a phone"),
             ("tablet", "Tablet", "768 px, as on a tablet"),
             ("desktop", "Desktop", "as wide as the pane")], self.set_width, self.width_name)
-        bar.addSpacing(10)
-        self.mode_buttons = self._choice(bar, "Colours", [
+        widths.addStretch(1)
+        self.save_png_button = QToolButton(text="Save as PNG\u2026")
+        named(self.save_png_button, "Save the preview as PNG")
+        self.save_png_button.setToolTip("Save what the preview shows as a PNG image")
+        self.save_png_button.setAutoRaise(True)
+        self.save_png_button.clicked.connect(self._save_png_clicked)
+        widths.addWidget(self.save_png_button)
+        modes = QHBoxLayout()
+        modes.setContentsMargins(0, 0, 0, 0)
+        modes.setSpacing(2)
+        self.mode_buttons = self._choice(modes, "Colours", [
             ("light", "Light", "light mode"),
             ("dark", "Dark", "the client's dark mode, as the message's own CSS defines it "
                              "(prefers-color-scheme: dark)"),
             ("inverted", "Inverted", "forced inversion, as the Gmail and Outlook apps apply to "
                                      "messages without dark-mode CSS")], self.set_colour_mode,
             self.colour_mode)
-        bar.addStretch(1)
-        self.save_png_button = QToolButton(text="Save as PNG\u2026")
-        named(self.save_png_button, "Save the preview as PNG")
-        self.save_png_button.setToolTip("Save what the preview shows as a PNG image")
-        self.save_png_button.clicked.connect(self._save_png_clicked)
-        bar.addWidget(self.save_png_button)
-        outer.addLayout(bar)
+        modes.addStretch(1)
+        outer.addLayout(widths)
+        outer.addLayout(modes)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet(style.problem_label())
@@ -201,7 +207,10 @@ class WebPreview(QWidget):
 
     def _choice(self, bar: QHBoxLayout, title: str, choices: list[tuple[str, str, str]],
                 slot: Callable[[str], None], initial: str) -> dict[str, QToolButton]:
-        bar.addWidget(QLabel(title + ":"))
+        label = QLabel(title + ":")
+        label.setMinimumWidth(label.sizeHint().width())
+        label.setFixedWidth(60)
+        bar.addWidget(label)
         group = QButtonGroup(self)
         group.setExclusive(True)
         buttons = {}

@@ -293,3 +293,44 @@ def test_the_same_on_a_real_x_server(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout, proc.stdout[-2000:]
+
+
+def test_the_inbox_shows_a_received_message_with_its_inline_parts(
+        make_gui, qtbot, image_server: ImageServer) -> None:  # noqa: ANN001
+    import email.message
+    import smtplib
+
+    gui = make_gui()
+    inbox = gui.controller.inbox
+    qtbot.waitUntil(lambda: inbox.running, timeout=20_000)
+    remote = f"{image_server.url}/pixel.png"
+    msg = email.message.EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "Inline"
+    msg.set_content("Text version")
+    msg.add_alternative(
+        '<html><body style="margin:0"><div style="max-width:300px;margin:0 auto;'
+        'height:60px;background:#0000ff"></div>'
+        '<img src="cid:logo@example.test" style="display:block;width:40px;height:40px">'
+        f'<img src="{remote}" style="display:block;width:40px;height:40px"></body></html>',
+        subtype="html")
+    msg.get_payload()[1].add_related(png(GREEN), "image", "png", cid="<logo@example.test>")
+    with smtplib.SMTP("127.0.0.1", inbox.port, timeout=10) as client:
+        client.send_message(msg)
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=10_000)
+    view = gui.window.inbox
+    gui.window.show_pane(view)
+    view.detail.setCurrentIndex(0)
+    preview = view.rendered
+    view.list.setCurrentItem(view.list.topLevelItem(0))
+    qtbot.waitUntil(lambda: preview.engine_ready and not preview.pending
+                    and bool(preview.shown.parts), timeout=20_000)
+    width = preview.view.width()
+    wait_pixel(qtbot, preview, width // 2, 30, BLUE)  # the container, centred
+    assert pixel(preview, (width - 300) // 2 - 3, 30) == "#ffffff"
+    wait_pixel(qtbot, preview, 20, 60 + 20, GREEN)  # the cid: part of the received message
+    assert view.remote_bar.isVisible() and "1 remote image blocked" in view.remote_label.text()
+    assert image_server.paths == []
+    with qtbot.waitSignal(preview.rendered, timeout=20_000):
+        qtbot.mouseClick(view.load_remote, Qt.MouseButton.LeftButton)
+    wait_pixel(qtbot, preview, 20, 100 + 20, GREEN)
+    assert image_server.paths == ["/pixel.png"] and not view.remote_bar.isVisible()
