@@ -9,14 +9,17 @@ attachments in memory.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import re
+import smtplib
+import unicodedata
 from collections import namedtuple
 from email import charset as Charset
 from email import encoders as Encoders
 from email import generator, message_from_bytes
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, InvalidHeaderDefect, NonPrintableDefect
 from email.header import Header
 from email.headerregistry import Address, parser
 from email.message import Message
@@ -24,7 +27,7 @@ from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, getaddresses, make_msgid
+from email.utils import formataddr, formatdate, getaddresses, make_msgid, unquote
 from io import BytesIO, StringIO
 from pathlib import Path
 from typing import Any
@@ -41,9 +44,13 @@ __all__ = [
     "EmailMessage",
     "EmailMultiAlternatives",
     "FileContent",
+    "InvalidAddressError",
     "SafeMIMEMessage",
     "SafeMIMEMultipart",
     "SafeMIMEText",
+    "check_envelope_address",
+    "check_header_name",
+    "check_header_text",
     "forbid_multi_line_headers",
     "make_msgid",
     "sanitize_address",
@@ -82,6 +89,148 @@ class BadHeaderError(ValueError):
     """A header value holds a newline (a header injection attempt)."""
 
 
+class InvalidAddressError(ValueError):
+    """mailcore only: an address that is not one valid mailbox (in a header or the SMTP
+    envelope). A ``ValueError``, as Django raises, with the address in the message."""
+
+
+# -- the one rule for header-bearing values (mailcore only) ---------------------------------
+
+_CHARACTER_NAMES = {
+    "\r": "carriage return",
+    "\n": "line feed",
+    "\x00": "NUL",
+    "\x0b": "vertical tab",
+    "\x0c": "form feed",
+    "\x1c": "file separator",
+    "\x1d": "group separator",
+    "\x1e": "record separator",
+    "\x85": "next line",
+    "\u2028": "line separator",
+    "\u2029": "paragraph separator",
+}
+# HEADER_LINE_BREAKS, and the lone surrogates, which no charset can write.
+_HEADER_UNSAFE = re.compile(
+    "[" + "".join(f"\\u{ord(c):04x}" for c in HEADER_LINE_BREAKS) + "\\ud800-\\udfff]"
+)
+# What a reader decodes as an RFC 2047 encoded word (email.header.ecre, and the modern
+# parser, which also decodes them in quoted strings, local parts and parameters).
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[qQbB]\?.*?\?=", re.DOTALL)
+# RFC 5322 2.1.1: a line is at most 998 octets, CRLF excluded.
+MAX_HEADER_LINE = RFC5322_EMAIL_LINE_LENGTH_LIMIT
+
+
+def describe_character(ch: str) -> str:
+    """``U+000B (vertical tab)``: a character as an error message names it."""
+    if "\ud800" <= ch <= "\udfff":
+        name = "a lone surrogate"
+    else:
+        name = _CHARACTER_NAMES.get(ch) or unicodedata.name(ch, "").lower() or "control character"
+    return f"U+{ord(ch):04X} ({name})"
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """``repr(value)``, cut in the middle when long (error messages stay one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
+    return type(value).__name__
+
+
+def check_header_text(field: str, value: str) -> None:
+    """The one rule for every value that ends up in a header (mailcore only).
+
+    ``value`` must be a ``str`` (``TypeError`` otherwise: bytes are refused, not guessed at)
+    holding none of :data:`HEADER_LINE_BREAKS` (CR, LF, NUL and every character that
+    ``str.splitlines()`` splits on, all of which some reader of a header takes for the end
+    of a line) nor a lone surrogate; ``BadHeaderError`` otherwise, naming ``field`` and the
+    character. Subjects, addresses, display names, header names and values, attachment
+    filenames, MIME types and subtypes all go through it, on every path
+    (``message()``, :mod:`mailcore.wire`, the SMTP envelope).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be text (str), not {_kind(value)}")
+    found = _HEADER_UNSAFE.search(value)
+    if found is not None:
+        ch = found.group()
+        if "\ud800" <= ch <= "\udfff":
+            raise BadHeaderError(
+                f"{field} can't contain {describe_character(ch)}: no charset can write it "
+                f"(got {_shown(value)})"
+            )
+        raise BadHeaderError(
+            f"{field} can't contain {describe_character(ch)}: Header values can't contain "
+            f"newlines or other line breaks (got {_shown(value)})"
+        )
+
+
+def header_text(field: str, value: Any) -> str:
+    """``value`` as the text of a header, as Django takes it (``str(value)``: a lazy
+    translation, a number), except that bytes are refused; then :func:`check_header_text`."""
+    if type(value) is not str:
+        if isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"{field} must be text (str), not bytes")
+        value = str(value)  # value may be lazy
+    check_header_text(field, value)
+    return value
+
+
+_GOOD_HEADER_NAMES: set[str] = set()
+
+
+def check_header_name(name: str) -> None:
+    """A header name is printable ASCII without ":" (RFC 5322 ftext): anything else would
+    end the header block or make another header. ``BadHeaderError`` names the character."""
+    if type(name) is str and name in _GOOD_HEADER_NAMES:
+        return
+    if not isinstance(name, str):
+        raise TypeError(f"Header names must be text (str), not {_kind(name)}")
+    if HEADER_NAME.fullmatch(name) is None:
+        bad = next((c for c in name if HEADER_NAME.fullmatch(c) is None), None)
+        if bad is None:
+            raise BadHeaderError("Header names can't be empty")
+        raise BadHeaderError(
+            f"Header names can't contain {describe_character(bad)}: a header name is "
+            f"printable ASCII without ':' (got {_shown(name)})"
+        )
+    if len(_GOOD_HEADER_NAMES) < 1024:
+        _GOOD_HEADER_NAMES.add(name)
+
+
+def check_header_line(name: str, value: str) -> None:
+    """Refuse a header that can't be folded into lines of at most 998 octets (RFC 5322
+    2.1.1; SMTP servers refuse longer lines): one with a word too long to fold. ``value``
+    is the value as stored (ASCII: encoded words, RFC 2231 parameters), folded at spaces
+    and tabs, so a line holds one word at most once the header is longer than 78."""
+    if len(name) + len(value) + 2 <= MAX_HEADER_LINE:
+        return  # folding never makes a line longer than the unfolded header
+    longest = max(map(len, _WORD.findall(value)), default=0)
+    if len(name) + 2 + longest > MAX_HEADER_LINE:
+        raise BadHeaderError(
+            f"{name} holds a word of {longest} characters, too long to fold into a header "
+            f"line of at most {MAX_HEADER_LINE} octets (RFC 5322 section 2.1.1)"
+        )
+
+
+_WORD = re.compile(r"[^ \t\r\n]+")
+
+
+def has_encoded_word(value: str) -> bool:
+    """True if a reader would decode part of ``value`` as an RFC 2047 encoded word."""
+    return "=?" in value and _ENCODED_WORD.search(value) is not None
+
+
+# Headers the modern parser reads as structured (it decodes no encoded word in them).
+_STRUCTURED_HEADERS = {
+    "message-id", "date", "resent-date", "orig-date", "mime-version", "content-type",
+    "content-transfer-encoding", "content-disposition", "resent-message-id",
+}
+
+
 # Header names that contain structured address data (RFC 5322).
 ADDRESS_HEADERS = {
     "from",
@@ -99,70 +248,438 @@ ADDRESS_HEADERS = {
 
 
 def forbid_multi_line_headers(name: str, val: Any, encoding: str | None) -> tuple[str, str]:
-    """Forbid multi-line headers to prevent header injection."""
+    """Forbid multi-line headers to prevent header injection.
+
+    mailcore goes further than Django: the header name must be RFC 5322 ftext, the value
+    passes :func:`check_header_text` (every line break, not only CR and LF), an ASCII value
+    that a reader would decode as an encoded word is itself encoded (so the reader shows
+    what was given), and a header that can't be folded into 998-octet lines is refused.
+    """
     encoding = encoding or settings.DEFAULT_CHARSET
-    if "\n" in name or "\r" in name:
-        raise BadHeaderError("Header names can't contain newlines (got %r)" % (name,))
-    val = str(val)  # val may be lazy
-    if "\n" in val or "\r" in val:
+    check_header_name(name)
+    val = header_text(name, val)
+    if name.lower() in ADDRESS_HEADERS:
+        check_address_list(name, val)
+    return name, encoded_header_value(name, val, encoding)
+
+
+def encoded_header_value(
+    name: str, val: str, encoding: str, sanitize: Any = None
+) -> str:
+    """What Django's forbid_multi_line_headers stores for a checked ``val`` (and mailcore's
+    two additions: encoded-word look-alikes are encoded, over-long lines refused).
+    ``sanitize`` stands in for :func:`sanitize_address` (mailcore.wire passes a cached one)."""
+    lname = name.lower()
+    if lname in _STRUCTURED_HEADERS and not val.isascii():
         raise BadHeaderError(
-            "Header values can't contain newlines (got %r for header %r)" % (val, name)
+            f"{name} must be ASCII: readers decode no encoded word in it (got {_shown(val)})"
         )
-    try:
-        val.encode("ascii")
-    except UnicodeEncodeError:
-        if name.lower() in ADDRESS_HEADERS:
-            val = ", ".join(sanitize_address(addr, encoding) for addr in getaddresses((val,)))
-        else:
-            val = Header(val, encoding).encode()
-    else:
-        if name.lower() == "subject":
+    if val.isascii() and not (has_encoded_word(val) and lname not in _STRUCTURED_HEADERS):
+        if lname == "subject":
             val = Header(val).encode()
-    return name, val
+    elif lname in ADDRESS_HEADERS:
+        sanitize = sanitize or sanitize_address
+        val = ", ".join(sanitize(addr, encoding) for addr in getaddresses((val,)))
+    elif val.isascii():
+        # An ASCII value that looks like an encoded word: encoded, so that a reader decodes
+        # it back to the very text given instead of to what the "word" says.
+        val = Header(val, "utf-8").encode()
+    else:
+        val = Header(val, encoding).encode()
+    check_header_line(name, val)
+    return val
+
+
+# mailcore only: an address (display name included) longer than this is refused before it is
+# parsed (an addr-spec has at most 254 characters; a header line at most 998 octets).
+MAX_ADDRESS_LENGTH = 512
+
+
+def _idna(domain: str, address: Any) -> str:
+    try:
+        encoded = punycode(domain)
+    except UnicodeError as exc:
+        raise InvalidAddressError(
+            f'Invalid address "{address}": the domain {domain!r} is not a valid '
+            f"internationalised domain name ({exc})"
+        ) from None
+    if not domain.isascii() and _LDH_DOMAIN.fullmatch(encoded) is None:
+        # IDNA 2003 maps some characters to others (U+00A0 to a space, for one)
+        raise InvalidAddressError(
+            f'Invalid address "{address}": the domain {domain!r} is not a valid '
+            f"internationalised domain name (it encodes as {encoded!r})"
+        )
+    return encoded
+
+
+_LDH_DOMAIN = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 
 
 def sanitize_address(addr: str | tuple[str, str], encoding: str) -> str:
     """Format a pair of (name, address) or an email address string."""
     address = None
+    decoded = False  # the parser decoded an encoded word in the addr-spec
     if not isinstance(addr, tuple):
         addr = force_str(addr)
+        if len(addr) > MAX_ADDRESS_LENGTH:
+            # (before the parser, which is slow on long input)
+            raise InvalidAddressError(
+                f"Invalid address {_shown(addr)}: {len(addr)} characters, more than the "
+                f"{MAX_ADDRESS_LENGTH} an address may have here"
+            )
+        found = _HEADER_UNSAFE.search(addr)
+        if found is not None:
+            raise InvalidAddressError(
+                "Invalid address; address parts cannot contain newlines. "
+                f"{_shown(addr)} contains {describe_character(found.group())}"
+            )
         try:
             token, rest = parser.get_mailbox(addr)
-        except (HeaderParseError, ValueError, IndexError):
-            raise ValueError('Invalid address "%s"' % addr) from None
-        else:
-            if rest:
-                # The entire email address must be parsed.
-                raise ValueError(
-                    'Invalid address; only %s could be parsed from "%s"' % (token, addr)
-                )
-            nm = token.display_name or ""
-            localpart = token.local_part
-            domain = token.domain or ""
+            if not rest:
+                nm = token.display_name or ""
+                localpart = token.local_part
+                domain = token.domain or ""
+                decoded = "=?" in addr and _encoded_word_in_addr_spec(token)
+        except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+            # (the parser's tokens raise IndexError for '"', for instance)
+            raise InvalidAddressError('Invalid address "%s"' % addr) from None
+        if rest:
+            # The entire email address must be parsed.
+            raise InvalidAddressError(
+                'Invalid address; only %s could be parsed from "%s"' % (token, addr)
+            )
     else:
-        nm, address = addr
+        try:
+            nm, address = addr
+        except ValueError:
+            raise InvalidAddressError(
+                f"Invalid address {addr!r}: not a (name, address) pair"
+            ) from None
+        if not isinstance(nm, str) or not isinstance(address, str):
+            raise TypeError(f"Invalid address {addr!r}: name and address must be text (str)")
         if "@" not in address:
-            raise ValueError(f'Invalid address "{address}"')
+            raise InvalidAddressError(f'Invalid address "{address}"')
         localpart, domain = address.rsplit("@", 1)
+        if len(localpart) > 1 and localpart[0] == localpart[-1] == '"':
+            # mailcore only: a quoted local part (as getaddresses() gives it) is its text;
+            # Django quoted the quotes again, which makes another address.
+            localpart = unquote(localpart)
 
+    if not localpart:
+        # (Django writes "@example.com" for '""@example.com', which is no address)
+        raise InvalidAddressError('Invalid address "%s": the local part is empty' % (addr,))
     address_parts = nm + localpart + domain
-    if "\n" in address_parts or "\r" in address_parts:
-        raise ValueError("Invalid address; address parts cannot contain newlines.")
+    found = _HEADER_UNSAFE.search(address_parts)
+    if found is not None:
+        raise InvalidAddressError(
+            "Invalid address; address parts cannot contain newlines. "
+            f"{_shown(str(addr))} contains {describe_character(found.group())}"
+        )
+    if (isinstance(addr, str) and decoded) or has_encoded_word(localpart + "@" + domain):
+        raise InvalidAddressError(
+            f'Invalid address "{addr}": an addr-spec can\'t hold an RFC 2047 encoded word '
+            "(readers decode it into another address)"
+        )
 
     # Avoid UTF-8 encode, if it's possible.
     try:
         nm.encode("ascii")
-        nm = Header(nm).encode()
+        # mailcore only: a display name that looks like an encoded word is encoded itself,
+        # so that readers show it as given.
+        nm = Header(nm, "utf-8" if has_encoded_word(nm) else None).encode()
     except UnicodeEncodeError:
         nm = Header(nm, encoding).encode()
     try:
         localpart.encode("ascii")
     except UnicodeEncodeError:
         localpart = Header(localpart, encoding).encode()
-    domain = punycode(domain)
+    domain = _idna(domain, addr)
 
-    parsed_address = Address(username=localpart, domain=domain)
+    try:
+        parsed_address = Address(username=localpart, domain=domain)
+    except (ValueError, TypeError, IndexError, HeaderParseError) as exc:
+        raise InvalidAddressError(f'Invalid address "{addr}": {exc}') from None
     return formataddr((nm, parsed_address.addr_spec))
+
+
+# A plain addr-spec, or "Display Name <addr-spec>" with a display name of atoms: forms
+# that are one mailbox for certain, checked without the parser.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}})*"
+_PLAIN_MAILBOX = re.compile(rf"(?:{_PLAIN_SPEC}|(?:{_ATOM}(?: {_ATOM})* )?<{_PLAIN_SPEC}>)\Z")
+
+
+def _text_item(field: str, value: Any) -> str:
+    if type(value) is str:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"{field} must be text (str), not bytes")
+    if isinstance(value, tuple | list | dict | set):
+        raise TypeError(f"{field} must be text (str), not {type(value).__name__}")
+    return str(value)  # a lazy translation
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_mailbox(field: str, addr: str) -> None:
+    check_header_text(field, addr)
+    try:
+        sanitize_address(addr, "utf-8")
+    except InvalidAddressError as exc:
+        raise InvalidAddressError(f"{field}: {exc}") from None
+    problem = _mailbox_problem(addr)
+    if problem is not None:
+        raise InvalidAddressError(f'{field}: Invalid address "{addr}": {problem}')
+
+
+_LOCAL_ONLY = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+
+
+def _mailbox_problem(addr: str) -> str | None:
+    """Why a reader of the header would not see ``addr`` as the one mailbox it was meant
+    to be (an unclosed quote, a control character, a broken local part), or None.
+    sanitize_address() accepted it: it parses whole."""
+    token, _rest = parser.get_mailbox(addr)
+    return _token_problem(token, addr)
+
+
+def _token_problem(token: Any, text: str) -> str | None:
+    """:func:`_mailbox_problem` for a parsed mailbox (``text`` as given)."""
+    if token.domain is None:
+        # Django takes "localpartonly" (#15042); a plain atom only, then.
+        if _LOCAL_ONLY.fullmatch(text.strip(" \t")) is None:
+            return "an address without a domain must be a plain word"
+        return None
+    for defect in token.all_defects:
+        if isinstance(defect, InvalidHeaderDefect | NonPrintableDefect):
+            return str(defect)
+    if _encoded_word_in_addr_spec(token):
+        return "an addr-spec can't hold an RFC 2047 encoded word (readers decode it)"
+    if not token.local_part:
+        return "the local part is empty"
+    if not token.local_part.isascii():
+        # Django writes it as an encoded word, which is another address on the wire.
+        return "a non-ASCII local part needs SMTPUTF8 (RFC 6531), which mailcore does not use"
+    return None
+
+
+def _encoded_word_in_addr_spec(token: Any, inside: bool = False) -> bool:
+    """True if the parser decoded an encoded word inside the addr-spec of ``token``."""
+    kind = getattr(token, "token_type", None)
+    if inside and kind == "encoded-word":
+        return True
+    inside = inside or kind == "addr-spec"
+    return isinstance(token, list) and any(
+        _encoded_word_in_addr_spec(sub, inside) for sub in token
+    )
+
+
+def check_mailbox(field: str, addr: Any) -> str:
+    """``addr`` (one item of to, cc, reply_to or from_email) as text, if it is exactly one
+    mailbox that a reader sees as given; ``InvalidAddressError`` otherwise
+    (``"a@example.com, b@example.com"`` is two, which a reader of the header would see)."""
+    addr = _text_item(field, addr)
+    if addr and (len(addr) > 254 or "=?" in addr or _PLAIN_MAILBOX.match(addr) is None):
+        _checked_mailbox(field, addr)
+    return addr
+
+
+@functools.lru_cache(maxsize=1024)
+def check_address_list(field: str, value: str) -> None:
+    """A header value given for an address header (``headers={"To": ...}``): an RFC 5322
+    address list, every mailbox valid (``InvalidAddressError`` otherwise)."""
+    if "=?" not in value and all(
+        not part or _PLAIN_MAILBOX.match(part) for part in value.split(", ")
+    ):
+        return
+    try:
+        token, rest = parser.get_address_list(value)
+    except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+        raise InvalidAddressError(f'{field}: invalid address list "{value}"') from None
+    if rest:
+        raise InvalidAddressError(f'{field}: invalid address list "{value}": {rest!r} is left')
+    # Each mailbox as check_mailbox() takes one (a non-ASCII list is then written by
+    # sanitize_address(), which refuses what it can't write).
+    for mailbox in token.all_mailboxes:
+        problem = _token_problem(mailbox, str(mailbox))
+        invalid = mailbox.token_type == "invalid-mailbox"  # noqa: S105 - a parser token
+        if problem is None and invalid and mailbox.domain:
+            problem = "it is not one address"  # ("Eve <eve@example.com> trailing")
+        if problem is not None:
+            raise InvalidAddressError(f'{field}: Invalid address "{str(mailbox).strip()}": '
+                                      f"{problem}")
+
+
+# mailcore only: the SMTP envelope. What goes between "<" and ">" in MAIL FROM and RCPT TO:
+# a dot-atom or a quoted string (printable ASCII, no "<" or ">"), then "@" and a domain of
+# letters, digits, hyphens and underscores or an address literal (or no domain: Django
+# sends "localpartonly" as it is). Nothing a caller writes
+# can add a space, and so an ESMTP parameter, or a control character.
+_QUOTED_LOCAL = r'"(?:[\x20\x21\x23-\x3b\x3d\x3f-\x5b\x5d-\x7e]|\\[\x20-\x3b\x3d\x3f-\x7e])*"'
+_ENVELOPE_SPEC = re.compile(
+    rf"(?:{_ATOM}(?:\.{_ATOM})*|{_QUOTED_LOCAL})"
+    r"(?:@(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[\x21-\x3b\x3d\x3f-\x5a\x5e-\x7e]+\]))?\Z"
+)
+
+
+def check_envelope_address(address: str, given: Any = None) -> str:
+    """Refuse, before any SMTP command is written, an envelope address that is not a plain
+    addr-spec (mailcore only).
+
+    ``address`` is what the backend hands the SMTP client (:func:`sanitize_address`'s
+    result); the check is made on what the client writes between ``<`` and ``>``
+    (``smtplib.quoteaddr``), which is returned. ``given`` is the caller's form, named in the
+    ``InvalidAddressError`` (a ``ValueError``, as Django's "Invalid address").
+    """
+    if not isinstance(address, str):
+        raise TypeError(f"an envelope address must be text (str), not {_kind(address)}")
+    spec, problem = _envelope_spec(address)
+    if problem is not None:
+        shown = address if given is None else given
+        raise InvalidAddressError(
+            f"Invalid address {_shown(str(shown))} for the SMTP envelope: {problem}"
+        )
+    return spec
+
+
+@functools.lru_cache(maxsize=4096)
+def _envelope_spec(address: str) -> tuple[str, str | None]:
+    """(what SMTP writes between < and >, None) or (that, why it can't be written)."""
+    found = _HEADER_UNSAFE.search(address) or _CONTROL.search(address)
+    if found is not None:
+        return "", f"it contains {describe_character(found.group())}"
+    wire = smtplib.quoteaddr(address)
+    spec = wire[1:-1] if wire.startswith("<") and wire.endswith(">") else wire
+    if address != spec and not address.endswith(f"<{spec}>"):
+        # quoteaddr() read something else than the address (it joins "a@b c" into "a@bc")
+        return spec, f"SMTP would write {wire!r} for it"
+    if not spec.isascii():
+        return spec, "a non-ASCII address needs SMTPUTF8, which mailcore does not use"
+    if len(spec) > 254 or _ENVELOPE_SPEC.match(spec) is None:
+        return spec, (
+            f"{spec!r} is not an addr-spec (local part, @, domain; no spaces, no < or >)"
+        )
+    local = spec.rsplit("@", 1)[0]
+    if has_encoded_word(local):
+        return spec, (
+            f"the local part {local!r} is an encoded word: a non-ASCII local part needs "
+            "SMTPUTF8, which mailcore does not use"
+        )
+    return spec, None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _mime_type(field: str, mimetype: Any) -> tuple[str, str]:
+    """``(maintype, subtype)`` of a MIME type given for an attachment or an alternative:
+    ``type/subtype``, each an RFC 2045 token, no parameters (mailcore writes those)."""
+    check_header_text(field, mimetype)
+    found = _MIME_TYPE.fullmatch(mimetype)
+    if found is None:
+        raise BadHeaderError(
+            f"{field} must be a MIME type such as 'application/pdf' (type/subtype, each an "
+            f"RFC 2045 token, no parameters), not {_shown(mimetype)}"
+        )
+    return found.group(1), found.group(2)
+
+
+def _mime_subtype(field: str, subtype: Any) -> str:
+    """A subtype set on a message (content_subtype, mixed_subtype, alternative_subtype)."""
+    check_header_text(field, subtype)
+    if _MIME_TOKEN.fullmatch(subtype) is None:
+        raise BadHeaderError(
+            f"{field} must be a MIME subtype such as 'html' (an RFC 2045 token), "
+            f"not {_shown(subtype)}"
+        )
+    return subtype
+
+
+# RFC 2045 token: printable ASCII but SPACE and tspecials ()<>@,;:\"/[]?= (RFC 6838 allows
+# 127 characters on each side of the "/").
+_MIME_NAME = r"[!#$%&'*+.^_`{|}~0-9A-Za-z-]{1,127}"
+_MIME_TOKEN = re.compile(_MIME_NAME)
+_MIME_TYPE = re.compile(rf"({_MIME_NAME})/({_MIME_NAME})")
+
+
+def _filename(field: str, filename: Any) -> Any:
+    """An attachment's filename: text under the one header rule (or empty: no filename)."""
+    if not filename:
+        return filename
+    if not isinstance(filename, str):
+        if isinstance(filename, tuple) and len(filename) == 3:  # (charset, language, name)
+            check_header_text(field, filename[2])
+            return filename
+        raise TypeError(f"{field} must be text (str), not {_kind(filename)}")
+    check_header_text(field, filename)
+    return filename
+
+
+def _disposition(filename: Any) -> Any:
+    """The filename as Content-Disposition carries it: ASCII quoted, other text and
+    encoded-word look-alikes RFC 2231-encoded (so a reader shows the name as given)."""
+    if isinstance(filename, str) and (not filename.isascii() or has_encoded_word(filename)):
+        return ("utf-8", "", filename)
+    return filename
+
+
+def _body_text(field: str, content: Any) -> str:
+    """The text of a body or a text/* part: bytes are refused, other objects (a lazy
+    translation) turned into text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, bytes | bytearray | memoryview):
+        raise TypeError(f"{field} must be text (str), not bytes: decode it first")
+    if content is None:
+        raise TypeError(f"{field} must be text (str), not None")
+    return str(content)
+
+
+def _binary(field: str, content: Any) -> bytes | str:
+    if isinstance(content, bytes | str):
+        return content
+    if isinstance(content, bytearray | memoryview):
+        return bytes(content)
+    raise TypeError(f"{field} must be bytes or str, not {_kind(content)}")
+
+
+def _attachment_fields(attachment: Any) -> tuple[Any, Any, Any]:
+    """An entry of ``attachments``: ``(filename, content, mimetype)``."""
+    try:
+        filename, content, mimetype = attachment
+    except (TypeError, ValueError):
+        raise TypeError(
+            "an attachment must be a MIMEBase or (filename, content, mimetype), "
+            f"not {_shown(repr(attachment))}"
+        ) from None
+    if content is None:
+        raise ValueError("content must be provided.")
+    return filename, content, mimetype
+
+
+def _alternative_fields(alternative: Any) -> tuple[Any, Any]:
+    """An entry of ``alternatives``: ``(content, mimetype)``."""
+    try:
+        content, mimetype = alternative
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"an alternative must be (content, mimetype), not {_shown(repr(alternative))}"
+        ) from None
+    if content is None or mimetype is None:
+        raise ValueError("Both content and mimetype must be provided.")
+    return content, mimetype
+
+
+def check_mime_part(field: str, part: Message) -> None:
+    """The headers of a MIME part the caller built (``attach(MIMEBase(...))``), and of the
+    parts inside it, under the one rule: their values are written as they are."""
+    for name, value in part.items():
+        check_header_name(name)
+        if isinstance(value, str):
+            check_header_text(f"{field} header {name}", value)
+    if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
+        for sub in part.get_payload():
+            if isinstance(sub, Message):
+                check_mime_part(field, sub)
 
 
 class MIMEMixin:
@@ -366,10 +883,14 @@ class EmailMessage:
 
     def message(self) -> SafeMIMEText | SafeMIMEMultipart:
         encoding = self.encoding or settings.DEFAULT_CHARSET
-        msg = SafeMIMEText(self.body, self.content_subtype, encoding)
+        content_subtype = _mime_subtype("content_subtype", self.content_subtype)
+        msg = SafeMIMEText(_body_text("body", self.body), content_subtype, encoding)
         msg = self._create_message(msg)
         msg["Subject"] = self.subject
-        msg["From"] = self.extra_headers.get("From", self.from_email)
+        if "From" in self.extra_headers:
+            msg["From"] = self.extra_headers["From"]
+        else:
+            msg["From"] = check_mailbox("from_email", self.from_email)
         self._set_list_header_if_not_empty(msg, "To", self.to)
         self._set_list_header_if_not_empty(msg, "Cc", self.cc)
         self._set_list_header_if_not_empty(msg, "Reply-To", self.reply_to)
@@ -423,7 +944,17 @@ class EmailMessage:
         elif content is None:
             raise ValueError("content must be provided.")
         else:
+            if filename and not isinstance(filename, str):
+                raise TypeError(f"attachment filename must be text (str), not {_kind(filename)}")
             mimetype = mimetype or mimetypes.guess_type(filename)[0] or DEFAULT_ATTACHMENT_MIME_TYPE
+            if not isinstance(mimetype, str):
+                raise TypeError(f"attachment mimetype must be text (str), not {_kind(mimetype)}")
+            if "/" not in mimetype:
+                raise BadHeaderError(
+                    "attachment mimetype must be a MIME type such as 'application/pdf' "
+                    f"(type/subtype), not {_shown(mimetype)}"
+                )
+            # (the one header rule applies when the message is built, as Django checks then)
             basetype, subtype = mimetype.split("/", 1)
 
             if basetype == "text":
@@ -473,14 +1004,16 @@ class EmailMessage:
         if self.attachments:
             encoding = self.encoding or settings.DEFAULT_CHARSET
             body_msg = msg
-            msg = SafeMIMEMultipart(_subtype=self.mixed_subtype, encoding=encoding)
+            subtype = _mime_subtype("mixed_subtype", self.mixed_subtype)
+            msg = SafeMIMEMultipart(_subtype=subtype, encoding=encoding)
             if self.body or body_msg.is_multipart():
                 msg.attach(body_msg)
             for attachment in self.attachments:
                 if isinstance(attachment, MIMEBase):
+                    check_mime_part("attachment", attachment)
                     msg.attach(attachment)
                 else:
-                    msg.attach(self._create_attachment(*attachment))
+                    msg.attach(self._create_attachment(*_attachment_fields(attachment)))
         return msg
 
     def _create_mime_attachment(self, content: Any, mimetype: str) -> Any:
@@ -490,10 +1023,10 @@ class EmailMessage:
         email.Message or EmailMessage object, as well as a str.
         """
         content = _content_bytes(content)
-        basetype, subtype = mimetype.split("/", 1)
+        basetype, subtype = _mime_type("mimetype", mimetype)
         if basetype == "text":
             encoding = self.encoding or settings.DEFAULT_CHARSET
-            attachment = SafeMIMEText(content, subtype, encoding)
+            attachment = SafeMIMEText(_body_text(f"{mimetype} content", content), subtype, encoding)
         elif basetype == "message" and subtype == "rfc822":
             # Per RFC 2046 Section 5.2.1, message/rfc822 attachments must not
             # be base64 encoded.
@@ -503,11 +1036,13 @@ class EmailMessage:
             elif not isinstance(content, Message):
                 # For compatibility with existing code, parse the message
                 # into an email.Message object if it is not one already.
-                content = message_from_bytes(force_bytes(content))
+                content = message_from_bytes(force_bytes(_binary(f"{mimetype} content", content)))
 
             attachment = SafeMIMEMessage(content, subtype)
         else:
             # Encode non-text attachments with base64.
+            if not isinstance(content, str):
+                content = _binary(f"{mimetype} content", content)
             attachment = MIMEBase(basetype, subtype)
             attachment.set_payload(content)
             Encoders.encode_base64(attachment)
@@ -516,15 +1051,14 @@ class EmailMessage:
     def _create_attachment(self, filename: Any, content: Any, mimetype: str | None = None) -> Any:
         """Convert the filename, content, mimetype triple into a MIME attachment
         object."""
-        if isinstance(filename, str) and ("\n" in filename or "\r" in filename):
-            raise BadHeaderError(f"Attachment filenames can't contain newlines (got {filename!r})")
+        filename = _filename("attachment filename", filename)
+        _mime_type("attachment mimetype", mimetype)
         attachment = self._create_mime_attachment(content, mimetype)
         if filename:
-            try:
-                filename.encode("ascii")
-            except UnicodeEncodeError:
-                filename = ("utf-8", "", filename)
-            attachment.add_header("Content-Disposition", "attachment", filename=filename)
+            attachment.add_header(
+                "Content-Disposition", "attachment", filename=_disposition(filename)
+            )
+            check_header_line("Content-Disposition", attachment["Content-Disposition"])
         return attachment
 
     def _set_list_header_if_not_empty(self, msg: Any, header: str, values: list[Any]) -> None:
@@ -534,7 +1068,8 @@ class EmailMessage:
             msg[header] = self.extra_headers[header]
         except KeyError:
             if values:
-                msg[header] = ", ".join(str(v) for v in values)
+                field = header.lower().replace("-", "_")
+                msg[header] = ", ".join(check_mailbox(field, v) for v in values)
 
 
 class EmailMultiAlternatives(EmailMessage):
@@ -576,11 +1111,13 @@ class EmailMultiAlternatives(EmailMessage):
         encoding = self.encoding or settings.DEFAULT_CHARSET
         if self.alternatives:
             body_msg = msg
-            msg = SafeMIMEMultipart(_subtype=self.alternative_subtype, encoding=encoding)
+            subtype = _mime_subtype("alternative_subtype", self.alternative_subtype)
+            msg = SafeMIMEMultipart(_subtype=subtype, encoding=encoding)
             if self.body:
                 msg.attach(body_msg)
             for alternative in self.alternatives:
-                msg.attach(self._create_mime_attachment(alternative.content, alternative.mimetype))
+                content, mimetype = _alternative_fields(alternative)
+                msg.attach(self._create_mime_attachment(content, mimetype))
         return msg
 
     def body_contains(self, text: str) -> bool:

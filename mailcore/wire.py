@@ -29,7 +29,7 @@ from email import generator, quoprimime
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.policy import compat32
-from email.utils import formatdate, getaddresses, make_msgid
+from email.utils import formatdate, make_msgid
 from io import BytesIO
 from typing import Any
 
@@ -38,11 +38,21 @@ from mailcore.conf import settings
 from mailcore.message import (
     ADDRESS_HEADERS,
     RFC5322_EMAIL_LINE_LENGTH_LIMIT,
-    BadHeaderError,
     EmailMessage,
     EmailMultiAlternatives,
     FileContent,
     MIMEMixin,
+    _disposition,
+    _filename,
+    _mime_subtype,
+    _mime_type,
+    check_address_list,
+    check_header_line,
+    check_header_name,
+    check_header_text,
+    check_mailbox,
+    check_mime_part,
+    encoded_header_value,
     forbid_multi_line_headers,
     sanitize_address,
 )
@@ -134,13 +144,18 @@ def fold_header(name: str, value: str, linesep: str) -> bytes:
 
 
 def _header_value(name: str, value: Any, encoding: str) -> str:
-    """What ``msg[name] = value`` stores on a SafeMIME object (Django's
-    forbid_multi_line_headers), with a shortcut for short ASCII subjects and a
+    """What ``msg[name] = value`` stores on a SafeMIME object (forbid_multi_line_headers:
+    the same checks, the same result), with a shortcut for short ASCII values and a
     cache for the rest (mass mail repeats senders, subjects and headers)."""
-    if type(value) is not str or "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+    if type(value) is not str:
         return forbid_multi_line_headers(name, value, encoding)[1]  # converts or raises
-    if value.isascii():
-        if name.lower() != "subject":
+    check_header_name(name)
+    check_header_text(name, value)
+    lname = name.lower()
+    if lname in ADDRESS_HEADERS:
+        check_address_list(name, value)
+    if value.isascii() and len(name) + len(value) <= _SHORT and "=?" not in value:
+        if lname != "subject":
             return value  # stored as it is
         if len(value) <= 60 and _PLAIN_HEADER.match(value):
             if value.strip(" \t") == value and "  " not in value and "\t" not in value:
@@ -148,14 +163,15 @@ def _header_value(name: str, value: Any, encoding: str) -> str:
     return _cached_header_value(name, value, encoding)
 
 
+# An ASCII value this long or shorter can't make a header line over 998 octets.
+_SHORT = RFC5322_EMAIL_LINE_LENGTH_LIMIT - 80
+
+
 @functools.lru_cache(maxsize=4096)
 def _cached_header_value(name: str, value: str, encoding: str) -> str:
-    # Only the arguments decide the result (errors are raised, never cached).
-    if name.lower() in ADDRESS_HEADERS:
-        # What forbid_multi_line_headers does for a non-ASCII address list, with
-        # each address cached on its own: lists differ, addresses repeat.
-        return ", ".join(_sanitized(pair, encoding) for pair in getaddresses((value,)))
-    return forbid_multi_line_headers(name, value, encoding)[1]
+    # Only the arguments decide the result (errors are raised, never cached). Addresses
+    # are cached on their own too: lists differ, addresses repeat.
+    return encoded_header_value(name, value, encoding, sanitize=_sanitized)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -448,14 +464,10 @@ class _Writer:
     def attachment(self, attachment: Any) -> list[Any]:
         """The pieces of one entry of ``message.attachments``."""
         if isinstance(attachment, MIMEBase):
+            check_mime_part("attachment", attachment)
             return [self.part_via_email_package(attachment)]
-        try:
-            filename, content, mimetype = attachment
-        except (TypeError, ValueError):
-            return [self.part_via_email_package(self.m._create_attachment(*attachment))]
-        if not isinstance(mimetype, str) or "/" not in mimetype:
-            return [self.part_via_email_package(self.m._create_attachment(*attachment))]
-        basetype, subtype = mimetype.split("/", 1)
+        filename, content, mimetype = attachment  # else message() says what is wrong
+        basetype, subtype = _mime_type("attachment mimetype", mimetype)
         disposition = self.disposition(filename)
         if basetype == "text" and isinstance(content, str):
             headers, body = self.text_headers(subtype, content)
@@ -476,7 +488,7 @@ class _Writer:
 
     def alternative(self, content: Any, mimetype: Any) -> list[Any]:
         if isinstance(mimetype, str) and "/" in mimetype:
-            basetype, subtype = mimetype.split("/", 1)
+            basetype, subtype = _mime_type("mimetype", mimetype)
             if basetype == "text" and isinstance(content, str):
                 headers, body = self.text_headers(subtype, content)
                 return [self.header_block(headers) + body]
@@ -491,16 +503,12 @@ class _Writer:
         return [self.part_via_email_package(self.m._create_mime_attachment(content, mimetype))]
 
     def disposition(self, filename: Any) -> list[tuple[str, str]]:
+        filename = _filename("attachment filename", filename)
         if not filename:
             return []
-        if isinstance(filename, str) and ("\n" in filename or "\r" in filename):
-            raise BadHeaderError(f"Attachment filenames can't contain newlines (got {filename!r})")
-        try:
-            filename.encode("ascii")
-        except UnicodeEncodeError:
-            filename = ("utf-8", "", filename)
         holder = Message()
-        holder.add_header("Content-Disposition", "attachment", filename=filename)
+        holder.add_header("Content-Disposition", "attachment", filename=_disposition(filename))
+        check_header_line("Content-Disposition", holder["Content-Disposition"])
         return [("Content-Disposition", holder["Content-Disposition"])]
 
     def header_block(self, headers: list[tuple[str, str]]) -> bytes:
@@ -540,15 +548,18 @@ class _Writer:
         m = self.m
         enc = self.encoding
         extra = m.extra_headers
+        sender = extra["From"] if "From" in extra else check_mailbox("from_email", m.from_email)
         headers = [
             ("Subject", _header_value("Subject", m.subject, enc)),
-            ("From", _header_value("From", extra.get("From", m.from_email), enc)),
+            ("From", _header_value("From", sender, enc)),
         ]
-        for name, values in (("To", m.to), ("Cc", m.cc), ("Reply-To", m.reply_to)):
+        for name, field, values in (
+            ("To", "to", m.to), ("Cc", "cc", m.cc), ("Reply-To", "reply_to", m.reply_to)
+        ):
             if name in extra:
                 headers.append((name, _header_value(name, extra[name], enc)))
             elif values:
-                joined = ", ".join(str(v) for v in values)
+                joined = ", ".join(check_mailbox(field, v) for v in values)
                 headers.append((name, _header_value(name, joined, enc)))
         header_names = [key.lower() for key in extra]
         if "date" not in header_names:
@@ -567,8 +578,9 @@ class _Writer:
         m = self.m
         if not isinstance(m.body, str):
             raise _Fallback
+        content_subtype = _mime_subtype("content_subtype", m.content_subtype)
         message_headers = self.message_headers()
-        body_headers, body = self.text_headers(m.content_subtype, m.body)
+        body_headers, body = self.text_headers(content_subtype, m.body)
 
         # The body, or the alternatives around it.
         alternatives = (
@@ -582,7 +594,8 @@ class _Writer:
             for alternative in alternatives:
                 content, mimetype = alternative
                 children.append(self.alternative(content, mimetype))
-            top = ("multipart", (m.alternative_subtype, children))
+            top = ("multipart", (_mime_subtype("alternative_subtype", m.alternative_subtype),
+                                 children))
         else:
             top = ("text", (body_headers, body))
 
@@ -592,7 +605,8 @@ class _Writer:
                 children.append(self.render(top, []))
             for attachment in m.attachments:
                 children.append(self.attachment(attachment))
-            pieces = self.multipart(m.mixed_subtype, children, message_headers)
+            pieces = self.multipart(_mime_subtype("mixed_subtype", m.mixed_subtype), children,
+                                    message_headers)
         else:
             pieces = self.render(top, message_headers)
         for piece in pieces:
