@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
 from mailcore.errors import InsecureAuthError
-from mailcore.message import sanitize_address
+from mailcore.message import check_envelope_address, sanitize_address
 from mailcore.smtp import (
     SMTP,
     SMTP_SSL,
@@ -116,6 +116,18 @@ def _sanitize_address(addr: Any, encoding: str) -> str:
         return _sanitize(addr, encoding)
     except TypeError:  # unhashable (a lazy string, say)
         return sanitize_address(addr, encoding)
+
+
+def _envelope_address(addr: Any, encoding: str) -> str:
+    """An address for MAIL FROM or RCPT TO: sanitize_address(), as Django, then mailcore's
+    check that the SMTP command gets one plain addr-spec and nothing else (no space, so no
+    ESMTP parameter; no control character; no "<" or ">"). Raises InvalidAddressError, a
+    ValueError, before any command is written."""
+    if type(addr) is str and is_simple_address(addr) and "=?" not in addr:
+        return addr
+    sanitized = _sanitize_address(addr, encoding)
+    check_envelope_address(sanitized, given=addr)
+    return sanitized
 
 
 class EmailBackend(BaseEmailBackend):
@@ -443,8 +455,8 @@ class EmailBackend(BaseEmailBackend):
     @staticmethod
     def _envelope(email_message: Any) -> tuple[str, list[str]]:
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = _sanitize_address(email_message.from_email, encoding)
-        recipients = [_sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        from_email = _envelope_address(email_message.from_email, encoding)
+        recipients = [_envelope_address(addr, encoding) for addr in email_message.recipients()]
         return from_email, recipients
 
     def _prepare(self, email_message: Any) -> tuple[str, list[str], Any]:
