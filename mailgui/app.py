@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from mailgui import __version__
 from mailgui.model.inbox import RUN_SERVER_OPTION
@@ -176,6 +177,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "free port when it is taken; 0 for any free port)")
     parser.add_argument("--install-desktop", action="store_true",
                         help="add mailgui to your desktop menu (~/.local/share) and exit")
+    parser.add_argument("--check-preview", action="store_true",
+                        help="render a test message with the browser-engine preview, say "
+                        "whether it works, and exit (1 when the simple preview stands in)")
     parser.add_argument("eml", nargs="?", type=Path, help="an .eml file to open as a draft")
     return parser.parse_args(argv)
 
@@ -190,6 +194,48 @@ def run_inbox_server(argv: list[str]) -> int:
         print(f"mailgui: {RUN_SERVER_OPTION} needs the inbox folder", file=sys.stderr)
         return 2
     return serve(["--dir", *argv])
+
+
+def check_preview(app: Any) -> int:
+    """``mailgui --check-preview``: render a small message with the browser-engine preview and
+    say whether it works (0), or why the simple preview would stand in (1)."""
+    from PySide6.QtCore import QTimer
+
+    from mailgui.views.compose import HtmlPreview
+    from mailgui.views.webpreview import WebPreview
+
+    preview = WebPreview(fallback=HtmlPreview)
+    preview.resize(400, 300)
+    result = {"code": 1}
+
+    def report(text: str) -> None:
+        from PySide6.QtWebEngineCore import qWebEngineChromiumVersion
+
+        ok = "preview check" in text
+        print(f"mailgui: preview: browser engine, Chromium {qWebEngineChromiumVersion()}, "
+              + ("renders" if ok else f"rendered {text!r}"), flush=True)
+        result["code"] = 0 if ok else 1
+        app.quit()
+
+    def rendered(_ok: bool) -> None:
+        preview.plain_text(report)
+
+    def failed(reason: str) -> None:
+        print(f"mailgui: preview: the browser engine could not start ({reason}); the simple "
+              "preview stands in", flush=True)
+        app.quit()
+
+    def timeout() -> None:
+        print("mailgui: preview: no render within 30 s", flush=True)
+        app.quit()
+
+    preview.rendered.connect(rendered)
+    preview.engine_failed.connect(failed)
+    preview.show_html("<p>mailgui preview check</p>", [])
+    preview.start_engine()
+    QTimer.singleShot(30_000, timeout)
+    app.exec()
+    return result["code"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("mailgui")
     app.setWindowIcon(icon("mailgui"))
+    if args.check_preview:
+        return check_preview(app)
     defaults = AppPaths.default()
     paths = AppPaths(args.config_dir or defaults.config_dir, args.data_dir or defaults.data_dir)
     # Two windows on one data folder would overwrite each other's draft: one at a time.

@@ -70,8 +70,10 @@ def main(bundle: Path) -> int:
         for f in files:
             shutil.copy(f, folder / f.name)
     note = ["Licences of the software in this bundle, one folder each.",
-            "PySide6 and Qt are used under the GNU LGPL v3 (licenses/PySide6_Essentials);",
-            "their source is at https://code.qt.io."]
+            "PySide6 and Qt are used under the GNU LGPL v3 (licenses/PySide6_Essentials and",
+            "licenses/PySide6_Addons); their source is at https://code.qt.io. Qt WebEngine,",
+            "which renders the HTML previews, contains Chromium, whose third-party licences",
+            "Qt lists in its documentation (Qt WebEngine, Third-Party Code)."]
     if missing:
         note += ["", "Without a licence file in their package (see their PyPI pages):",
                  *missing]

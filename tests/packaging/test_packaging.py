@@ -32,6 +32,16 @@ def pip_env() -> dict[str, str]:
     return env
 
 
+def check_preview(command: list[str], env: dict[str, str]) -> None:
+    """The installed mailgui's HTML previews render with the browser engine (Qt WebEngine
+    ships in the install, with what it needs to start)."""
+    env = {**env, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([*command, "--check-preview"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "preview: browser engine, Chromium" in proc.stdout and "renders" in proc.stdout
+
+
 def start_gui(command: list[str], env: dict[str, str], tmp: Path) -> str:
     """Start mailgui offscreen with throwaway folders; return what it printed
     once it said it was ready (then stop it)."""
@@ -138,6 +148,7 @@ def test_wheel_installs_into_a_clean_venv(dist, tmp_path):
     )
     assert "Subject: hi" in dump.stdout and "To: someone@example.com" in dump.stdout
     start_gui([str(venv / "bin" / "mailgui")], env, tmp_path)
+    check_preview([str(venv / "bin" / "mailgui")], env)
 
 
 def test_pyinstaller_bundle_runs_without_python_packages(tmp_path):
@@ -155,8 +166,10 @@ def test_pyinstaller_bundle_runs_without_python_packages(tmp_path):
     )
     assert "Subject: bundled" in cli.stdout
     start_gui([str(bundle / "mailgui")], env, tmp_path)
+    check_preview([str(bundle / "mailgui")], env)
     assert (bundle / "licenses" / "mailcore" / "LICENSE").is_file()
     assert (bundle / "licenses" / "PySide6_Essentials" / "LGPL-3").is_file()
+    assert (bundle / "licenses" / "PySide6_Addons" / "LGPL-3").is_file()  # Qt WebEngine
     # install.sh: the bundle in ~/.local/opt, the commands in ~/.local/bin, the menu entry
     home = tmp_path / "home"
     install = subprocess.run(["bash", str(bundle / "install.sh")], env=env, capture_output=True,
