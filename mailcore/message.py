@@ -290,6 +290,10 @@ def encoded_header_value(
     return val
 
 
+# The parser is slow and mail repeats addresses: sanitize_address() and the header check
+# parse each one once (the tokens are only read).
+_get_mailbox = functools.lru_cache(maxsize=4096)(parser.get_mailbox)
+
 # mailcore only: an address (display name included) longer than this is refused before it is
 # parsed (an addr-spec has at most 254 characters; a header line at most 998 octets).
 MAX_ADDRESS_LENGTH = 512
@@ -334,7 +338,7 @@ def sanitize_address(addr: str | tuple[str, str], encoding: str) -> str:
                 f"{_shown(addr)} contains {describe_character(found.group())}"
             )
         try:
-            token, rest = parser.get_mailbox(addr)
+            token, rest = _get_mailbox(addr)
             if not rest:
                 nm = token.display_name or ""
                 localpart = token.local_part
@@ -438,7 +442,7 @@ def _mailbox_problem(addr: str) -> str | None:
     """Why a reader of the header would not see ``addr`` as the one mailbox it was meant
     to be (an unclosed quote, a control character, a broken local part), or None.
     sanitize_address() accepted it: it parses whole."""
-    token, _rest = parser.get_mailbox(addr)
+    token, _rest = _get_mailbox(addr)
     return _token_problem(token, addr)
 
 
@@ -499,6 +503,7 @@ def check_address_list(field: str, value: str) -> None:
         raise InvalidAddressError(f'{field}: invalid address list "{value}": {rest!r} is left')
     # Each mailbox as check_mailbox() takes one (a non-ASCII list is then written by
     # sanitize_address(), which refuses what it can't write).
+    without_domain = 0
     for mailbox in token.all_mailboxes:
         problem = _token_problem(mailbox, str(mailbox))
         invalid = mailbox.token_type == "invalid-mailbox"  # noqa: S105 - a parser token
@@ -507,6 +512,13 @@ def check_address_list(field: str, value: str) -> None:
         if problem is not None:
             raise InvalidAddressError(f'{field}: Invalid address "{str(mailbox).strip()}": '
                                       f"{problem}")
+        without_domain += mailbox.domain is None
+    # What is broken outside the mailboxes (an unclosed comment or group): the one defect
+    # each "localpartonly" mailbox has is allowed, no other.
+    broken = [d for d in token.all_defects
+              if isinstance(d, InvalidHeaderDefect | NonPrintableDefect)]
+    if len(broken) > without_domain:
+        raise InvalidAddressError(f'{field}: invalid address list "{value}": {broken[-1]}')
 
 
 # mailcore only: the SMTP envelope. What goes between "<" and ">" in MAIL FROM and RCPT TO:

@@ -36,6 +36,8 @@ from typing import Any
 import mailcore.message as _message_module
 from mailcore.conf import settings
 from mailcore.message import (
+    _GOOD_HEADER_NAMES,
+    _HEADER_UNSAFE,
     ADDRESS_HEADERS,
     RFC5322_EMAIL_LINE_LENGTH_LIMIT,
     EmailMessage,
@@ -149,8 +151,10 @@ def _header_value(name: str, value: Any, encoding: str) -> str:
     cache for the rest (mass mail repeats senders, subjects and headers)."""
     if type(value) is not str:
         return forbid_multi_line_headers(name, value, encoding)[1]  # converts or raises
-    check_header_name(name)
-    check_header_text(name, value)
+    if name not in _GOOD_HEADER_NAMES:
+        check_header_name(name)
+    if _HEADER_UNSAFE.search(value) is not None:
+        check_header_text(name, value)  # raises, naming the character
     lname = name.lower()
     if lname in ADDRESS_HEADERS:
         check_address_list(name, value)
