@@ -31,6 +31,7 @@ import email.utils
 import mimetypes
 import random
 import re
+import smtplib
 import string
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 import mailcore
+from mailcore.backends.smtp import EmailBackend
 from mailcore.wire import serialize
 
 from .mimeview import normalise
@@ -617,6 +619,28 @@ def problems_in(spec: dict, raw: bytes) -> list[str]:
 
 
 # -- the three paths --------------------------------------------------------------------------
+
+
+class DjangoPathBackend(EmailBackend):
+    """The SMTP backend on Django's own path (``_send_django``: ``message()`` and smtplib's
+    ``sendmail()``), which mailcore takes for a connection class that is not its own."""
+
+    @property
+    def connection_class(self) -> type[smtplib.SMTP]:
+        return smtplib.SMTP
+
+
+def open_senders(piped: Any, plain: Any) -> dict[str, tuple[EmailBackend, Any]]:
+    """An open backend for each SMTP send path, with the server it sends to: ``piped`` is a
+    tests.support SMTPServer with PIPELINING, ``plain`` one without."""
+    senders = {
+        "pipelined": (EmailBackend(host=piped.host, port=piped.port, timeout=10), piped),
+        "one at a time": (EmailBackend(host=plain.host, port=plain.port, timeout=10), plain),
+        "django": (DjangoPathBackend(host=plain.host, port=plain.port, timeout=10), plain),
+    }
+    for backend, _server in senders.values():
+        backend.open()
+    return senders
 
 
 @dataclass

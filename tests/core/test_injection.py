@@ -370,25 +370,11 @@ def fuzz_settings(n: int):
     )
 
 
-class _DjangoPath(EmailBackend):
-    """The backend on Django's own path (_send_django: message() and smtplib's sendmail())."""
-
-    @property
-    def connection_class(self):
-        return smtplib.SMTP
-
-
 @pytest.fixture(scope="module")
 def senders():
     """One server and one open backend per SMTP send path, reused by every example."""
     with SMTPServer("plain", pipelining=True) as piped, SMTPServer("plain") as plain:
-        backends = {
-            "pipelined": (EmailBackend(host=piped.host, port=piped.port, timeout=10), piped),
-            "one at a time": (EmailBackend(host=plain.host, port=plain.port, timeout=10), plain),
-            "django": (_DjangoPath(host=plain.host, port=plain.port, timeout=10), plain),
-        }
-        for backend, _server in backends.values():
-            backend.open()
+        backends = oracle.open_senders(piped, plain)
         yield backends
         for backend, _server in backends.values():
             backend.close()
