@@ -51,6 +51,7 @@ from mailcore import errors
 from mailcore.backends.filebased import MissingFilePath
 from mailcore.conf import DEFAULTS, ENV_PREFIX, ImproperlyConfigured, coerce, settings
 from mailcore.message import HEADER_NAME, STRUCTURE_HEADERS
+from mailcore.utils import split_addresses
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -368,31 +369,10 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
 
 def split_lists(values: list[str]) -> list[str]:
     """``--to 'a@x, "Doe, Jane" <j@x>'`` is two addresses, as in swaks: split at the commas
-    that are outside quotes and angle brackets. An unclosed quote or bracket keeps the rest
-    as one address (which the checks then refuse), never drops it."""
-    out: list[str] = []
-    for value in values:
-        depth, quoted, escaped, start = 0, False, False, 0
-        for i, ch in enumerate(value + ","):
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = not quoted
-            elif not quoted and ch == "<":
-                depth += 1
-            elif not quoted and ch == ">":
-                depth = max(0, depth - 1)
-            elif ch == "," and not quoted and not depth:
-                item = value[start:i].strip()
-                if item:
-                    out.append(item)
-                start = i + 1
-        rest = value[start:].strip()  # after an unclosed quote or bracket
-        if rest:
-            out.append(rest)
-    return out
+    that are outside quotes and angle brackets (``mailcore.utils.split_addresses``). An
+    unclosed quote or bracket keeps the rest as one address (which the checks then refuse),
+    never drops it."""
+    return [item for value in values for item, _start, _end in split_addresses(value)]
 
 
 def warn_unknown_environment(stderr: TextIO) -> None:

@@ -13,6 +13,7 @@ from email.errors import HeaderParseError
 from email.headerregistry import parser
 
 from mailcore.message import sanitize_address
+from mailcore.utils import split_addresses as _split
 
 __all__ = ["AddressCheck", "check_address", "check_addresses", "split_addresses", "valid_list"]
 
@@ -35,42 +36,10 @@ def split_addresses(text: str) -> list[tuple[str, int, int]]:
     """Split a list at the commas (and semicolons) that are outside quotes, <> and ().
 
     Returns ``(address, start, end)`` for each non-empty item, stripped, with its span in
-    ``text`` so a view can mark it.
+    ``text`` so a view can mark it (``mailcore.utils.split_addresses``, the scanner the
+    ``mailcore`` command uses too, with the semicolons and comments a person may type).
     """
-    items: list[tuple[str, int, int]] = []
-    depth_angle = depth_paren = 0
-    quoted = escaped = False
-    start = 0
-
-    def flush(end: int) -> None:
-        raw = text[start:end]
-        stripped = raw.strip()
-        if stripped:
-            lead = len(raw) - len(raw.lstrip())
-            items.append((stripped, start + lead, start + lead + len(stripped)))
-
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif quoted:
-            quoted = ch != '"'
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
-            depth_angle += 1
-        elif ch == ">":
-            depth_angle = max(0, depth_angle - 1)
-        elif ch == "(":
-            depth_paren += 1
-        elif ch == ")":
-            depth_paren = max(0, depth_paren - 1)
-        elif ch in ",;" and not depth_angle and not depth_paren:
-            flush(i)
-            start = i + 1
-    flush(len(text))
-    return items
+    return _split(text, semicolons=True, comments=True)
 
 
 def _structure_problem(addr: str) -> str | None:

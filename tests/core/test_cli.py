@@ -637,3 +637,17 @@ def test_hostile_servers_are_connection_failures(behaviour, words):
         code, _, err = cli_to(server, "--to", "a@example.com", "--body", "x", "--timeout", "1")
     assert code == EXIT_CONNECTION, err
     assert err.count("\n") == 1 and words in err
+
+
+def test_split_lists_is_the_shared_scanner_without_semicolons_or_comments():
+    """The command splits as swaks does (commas only); mailgui's fields also take ";" and
+    keep a comment's commas: one scanner, two options (mailcore.utils.split_addresses)."""
+    from mailcore.cli import split_lists
+    from mailcore.utils import split_addresses
+
+    text = 'a@x.test, "Doe, Jane" <j@x.test>; b@x.test (Bee, B), <c@x.test'
+    assert split_lists([text, " , "]) == [
+        "a@x.test", '"Doe, Jane" <j@x.test>; b@x.test (Bee', "B)", "<c@x.test"]
+    assert split_addresses(text, semicolons=True, comments=True) == [
+        ("a@x.test", 0, 8), ('"Doe, Jane" <j@x.test>', 10, 32), ("b@x.test (Bee, B)", 34, 51),
+        ("<c@x.test", 53, 62)]
