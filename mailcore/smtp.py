@@ -46,9 +46,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from mailcore.errors import (
+    _NAME_MISMATCH,
     CertificateHostnameError,
     SMTPAborted,
     SMTPAuthNotSupportedError,
+    SMTPConnectionLostError,
+    SMTPConnectTimeoutError,
+    SMTPMessageRefusedError,
     SMTPMessageTooLargeError,
     SMTPReplyLineTooLongError,
     SMTPReplyTimeoutError,
@@ -57,6 +61,7 @@ from mailcore.errors import (
     SMTPServiceUnavailableError,
     SMTPStartTLSNotSupportedError,
     SMTPStartTLSRefusedError,
+    SMTPTimeoutError,
     SMTPWriteTimeoutError,
 )
 from mailcore.wire import Serialized
@@ -88,8 +93,10 @@ MAX_REPLY_LINES = 1000  # lines of one reply: a rich EHLO reply has about 20
 MAX_REPLY_BYTES = 64 * 1024  # bytes of one reply
 # The buffer of the reply reader: bytes asked of the socket per read (smtplib's asks 8192).
 _READ_SIZE = 16384
-# OpenSSL's verify codes for a trusted certificate issued for other names.
-_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+# The commands whose reply an error names (``command``, see mailcore.errors); others leave the
+# last one in place.
+_COMMANDS = frozenset(("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET",
+                       "NOOP", "QUIT", "VRFY", "EXPN", "HELP"))
 # At most this long (seconds) for each step of reading a certificate's names after a mismatch.
 _PROBE_TIMEOUT = 10.0
 
@@ -394,6 +401,7 @@ class _Transcribing:
     max_reply_bytes = MAX_REPLY_BYTES
     _address: tuple[str, int] | None = None  # the host and port connected to
     _closing: tuple[int, bytes] | None = None  # the 421 after which the server closed
+    _awaiting = ""  # the command whose reply comes next ("greeting", "EHLO"...), for errors
 
     # -- sockets --------------------------------------------------------------------
     def _get_socket(self, host: str, port: int, timeout: Any) -> socket.socket:
@@ -424,6 +432,7 @@ class _Transcribing:
                     sock.bind(source_address)
                 self._watch(sock)
                 sock.connect(address)
+                self._awaiting = "greeting"
                 return sock
             except BaseException as exc:
                 self._unwatch()
@@ -437,6 +446,12 @@ class _Transcribing:
                 error = exc
         if error is not None:
             try:
+                if isinstance(error, TimeoutError):
+                    seconds = timeout if isinstance(timeout, int | float) else None
+                    within = f" within {seconds:g} s" if seconds is not None else ""
+                    raise SMTPConnectTimeoutError(
+                        f"timed out connecting to {host}:{port}: no answer{within}",
+                        timeout=seconds, command="connect") from error
                 raise error
             finally:
                 error = None  # no reference cycle through the traceback
@@ -502,7 +517,18 @@ class _Transcribing:
                 self._note("client", line)
         elif isinstance(s, str | bytes) and s[:5].upper() in ("AUTH ", b"AUTH "):
             self._in_auth = True
+        self._track(s)
         self._write(s)
+
+    def _track(self, s: Any) -> None:
+        """Remember which command's reply comes next (for the errors' ``command``)."""
+        if self._in_auth:
+            self._awaiting = "AUTH"  # AUTH, and each answer to a challenge
+            return
+        head = s[:9] if isinstance(s, str) else bytes(s[:9]).decode("ascii", "replace")
+        verb = head.split(" ", 1)[0].split("\r", 1)[0].upper()
+        if verb in _COMMANDS:
+            self._awaiting = verb
 
     def _write(self, s: Any) -> None:
         """``smtplib.SMTP.send``, with a write that times out raised as such."""
@@ -515,7 +541,8 @@ class _Transcribing:
                 raise SMTPWriteTimeoutError(
                     f"timed out writing to the server: it took nothing for {timeout:g} s"
                     if timeout is not None else "timed out writing to the server",
-                    timeout=timeout) from cause
+                    timeout=timeout, command="DATA" if self._in_content else self._awaiting,
+                ) from cause
             raise
 
     def _timeout_seconds(self) -> float | None:
@@ -574,26 +601,28 @@ class _Transcribing:
         debug = self.debuglevel > 0  # type: ignore[attr-defined]
         resp: list[bytes] = []
         size = 0
+        command = self._awaiting
         while True:
             try:
                 line = readline(limit + 1)
             except TimeoutError as exc:
                 self.close()
-                raise self._reply_timeout(stream) from (
+                raise self._reply_timeout(stream, command) from (
                     None if isinstance(exc, _DeadlinePassed) else exc)
             except OSError as exc:
                 self.close()
-                raise smtplib.SMTPServerDisconnected(
-                    "Connection unexpectedly closed: " + str(exc)) from exc
+                raise SMTPConnectionLostError(
+                    "Connection unexpectedly closed: " + str(exc), command=command) from exc
             if not line:
                 self.close()
-                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+                raise SMTPConnectionLostError("Connection unexpectedly closed", command=command)
             if debug:
                 self._print_debug("reply:", repr(line))  # type: ignore[attr-defined]
             if len(line) > limit:
                 self.close()
                 raise SMTPReplyLineTooLongError(
-                    f"the server sent a reply line longer than {limit} bytes", limit=limit)
+                    f"the server sent a reply line longer than {limit} bytes", limit=limit,
+                    command=command)
             resp.append(line[4:].strip(b" \t\r\n"))
             try:
                 errcode = int(line[:3])
@@ -607,27 +636,28 @@ class _Transcribing:
                 self.close()
                 raise SMTPReplyTooManyLinesError(
                     f"the server's reply has more than {self.max_reply_lines} lines",
-                    limit=self.max_reply_lines)
+                    limit=self.max_reply_lines, command=command)
             if size > self.max_reply_bytes:
                 self.close()
                 raise SMTPReplyTooLargeError(
                     f"the server's reply is longer than {self.max_reply_bytes} bytes",
-                    limit=self.max_reply_bytes)
+                    limit=self.max_reply_bytes, command=command)
         message = b"\n".join(resp)
         if debug:
             self._print_debug("reply: retcode (%s); Msg: %a" % (errcode, message))  # type: ignore[attr-defined]
         return errcode, message
 
-    def _reply_timeout(self, stream: _ReplyStream) -> SMTPReplyTimeoutError:
+    def _reply_timeout(self, stream: _ReplyStream, command: str) -> SMTPReplyTimeoutError:
         timeout, received = stream.timeout, stream.received
         within = f" within {timeout:g} s" if timeout is not None else ""
         got = f" ({received} bytes of it came)" if received else ""
         return SMTPReplyTimeoutError(
             f"timed out: no complete reply from the server{within}{got}",
-            timeout=timeout, received=received)
+            timeout=timeout, received=received, command=command)
 
     def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> Any:
         self._closing = None
+        self._awaiting = ""
         if self._observed():
             self._note("connect", f"{host}:{port}")
         started = time.monotonic()
@@ -759,6 +789,15 @@ class _Transcribing:
                 raise
             self.close()
             raise error from exc
+        except TimeoutError as exc:
+            if isinstance(exc, SMTPTimeoutError):
+                raise
+            self.close()  # the TLS handshake took too long
+            timeout = self._timeout_seconds()
+            raise SMTPTimeoutError(
+                "timed out in the TLS handshake after STARTTLS"
+                + (f" ({timeout:g} s)" if timeout is not None else ""),
+                timeout=timeout, command="STARTTLS") from exc
         if self._observed():
             sock = self.sock
             version = sock.version() if hasattr(sock, "version") else "TLS"
@@ -829,16 +868,19 @@ class _Transcribing:
         """Read the replies to pipelined MAIL, RCPT... and DATA; raise (with
         the conversation back in step) unless DATA got its 354. After a 421 the server
         has gone: the replies to the rest are never read."""
+        self._awaiting = "MAIL"
         mail_reply = self.getreply()
         if mail_reply[0] == 421:
             raise SMTPServiceUnavailableError(*mail_reply, command="MAIL")
         senderrs: dict[str, tuple[int, bytes]] = {}
         for addr in to_addrs:
+            self._awaiting = "RCPT"
             code, resp = self.getreply()
             if code not in (250, 251):
                 if code == 421:
                     raise SMTPServiceUnavailableError(code, resp, command="RCPT", recipient=addr)
                 senderrs[addr] = (code, resp)
+        self._awaiting = "DATA"
         data_reply = self.getreply()
         self._check_envelope(from_addr, to_addrs, mail_reply, senderrs, data_reply, data)
         return senderrs
@@ -873,7 +915,7 @@ class _Transcribing:
             if code == 421:
                 raise SMTPServiceUnavailableError(code, resp, command="DATA")
             self._end_transaction(code)
-            raise smtplib.SMTPDataError(code, resp)
+            raise SMTPMessageRefusedError(code, resp, command="DATA")
 
     def _size_limit(self) -> int | None:
         """The largest message the server takes, as its EHLO says (``SIZE n``); None if it
@@ -889,7 +931,7 @@ class _Transcribing:
             if code == 421:
                 raise SMTPServiceUnavailableError(code, resp, command="end of data")
             self._end_transaction(code)
-            raise smtplib.SMTPDataError(code, resp)
+            raise SMTPMessageRefusedError(code, resp, command="end of data")
 
     def _end_transaction(self, code: int) -> None:
         """After a refusal: close on 421 (the server is leaving), else RSET."""
@@ -1033,13 +1075,14 @@ class _Transcribing:
         # the next message's commands are already on their way.
         if code == 421:  # getreply() has closed the connection
             return SMTPServiceUnavailableError(code, resp, command="end of data")
-        return smtplib.SMTPDataError(code, resp)
+        return SMTPMessageRefusedError(code, resp, command="end of data")
 
     def _abandon(self, data_reply: tuple[int, bytes] | None) -> None:
         """If the server accepted DATA although the transaction failed, end
         the (empty) content so the conversation stays in step."""
         if data_reply is not None and data_reply[0] == 354:
             self.send(b".\r\n")
+            self._awaiting = "end of data"
             self.getreply()
 
     def _write_content(self, data: Serialized, progress: ProgressCallback | None = None) -> bytes:
@@ -1174,6 +1217,7 @@ class _Transcribing:
             self.send(tail + head)
         finally:
             self._in_content = False
+        self._awaiting = "end of data"  # the first reply to come (then the next message's)
 
 
 def _options(options: Sequence[str]) -> str:
@@ -1199,6 +1243,13 @@ class SMTP_SSL(_Transcribing, smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib
             if error is None:
                 raise
             raise error from exc
+        except TimeoutError as exc:
+            self._unwatch()  # wrap_socket has closed sock
+            seconds = timeout if isinstance(timeout, int | float) else None
+            raise SMTPConnectTimeoutError(
+                f"timed out in the TLS handshake with {host}:{port}"
+                + (f" ({seconds:g} s)" if seconds is not None else ""),
+                timeout=seconds, command="connect") from exc
         except BaseException:
             self._unwatch()  # wrap_socket has closed sock
             raise
