@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import binascii
 import mimetypes
+import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from email.errors import MultipartInvariantViolationDefect
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -45,7 +46,7 @@ __all__ = [
     "write_part",
 ]
 
-DETAILS_FORMAT = 1
+DETAILS_FORMAT = 2  # 2: headers as a reader reads them, their raw form and notes
 BIG_BODY = 64 * 1024  # bodies larger than this are measured and decoded here, in chunks
 TEXT_CAP = 1_000_000  # characters of text and of HTML kept for the viewer
 SOURCE_MAX_LINES = 20000
@@ -72,8 +73,10 @@ class MessageDetails:
     headers: list[tuple[str, str]]
     parts: list[MessagePart]
     source: str
-    text: str  # plain text, or "" when there is HTML
+    text: str  # the text/plain body ("" when there is none)
     html: str
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)  # as received, unfolded
+    header_notes: list[str] = field(default_factory=list)  # per header: "" or what is wrong
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,6 +92,8 @@ class MessageDetails:
             headers=[(str(n), str(v)) for n, v in data["headers"]],
             parts=[MessagePart(**p) for p in data["parts"]],
             source=str(data["source"]), text=str(data["text"]), html=str(data["html"]),
+            raw_headers=[(str(n), str(v)) for n, v in data.get("raw_headers") or []],
+            header_notes=[str(n) for n in data.get("header_notes") or []],
         )
 
 
@@ -392,6 +397,63 @@ def _clip_lines(chunk: bytes, limit: int = 4096) -> bytes:
     return b"\n".join(line[:limit] for line in chunk.split(b"\n"))
 
 
+# -- headers as a reader reads them ----------------------------------------------------------
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([^?\s]*)\?([^?\s]*)\?=")
+_BETWEEN_WORDS = re.compile(r"[ \t]+")
+
+
+def unfold(raw: str) -> str:
+    """A header value on one line (RFC 5322 2.2.3 unfolding), without the space that folding
+    or ``Name: `` leaves at its start and end."""
+    return _FOLD.sub("", raw).strip(" \t\r\n")
+
+
+def _decode_word(charset: str, encoding: str, text: str) -> str | None:
+    """One RFC 2047 encoded word's text, or None if it is malformed."""
+    charset = charset.split("*", 1)[0]  # RFC 2231 language tag
+    try:
+        if encoding in ("b", "B"):
+            padded = text + "=" * (-len(text) % 4)
+            data = binascii.a2b_base64(padded.encode("ascii"), strict_mode=True)
+        elif encoding in ("q", "Q"):
+            data = binascii.a2b_qp(text.replace("_", " ").encode("ascii"), header=False)
+        else:
+            return None
+        return data.decode(charset or "ascii")
+    except (binascii.Error, UnicodeError, LookupError, ValueError):
+        return None
+
+
+def reader_value(raw: str) -> tuple[str, str]:
+    """(the value as a mail reader shows it, a note when something in it is malformed).
+
+    Unfolded, encoded words decoded (adjacent ones joined, RFC 2047 6.2); an encoded word that
+    can't be decoded is shown exactly as received, and the note says which, never dropped."""
+    value = unfold(raw)
+    out: list[str] = []
+    bad: list[str] = []
+    pos = 0
+    last_was_word = False
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[pos:match.start()]
+        decoded = _decode_word(*match.groups())
+        if decoded is None:
+            bad.append(match.group(0))
+            out.append(between + match.group(0))
+            last_was_word = False
+        else:
+            if not (last_was_word and _BETWEEN_WORDS.fullmatch(between)):
+                out.append(between)
+            out.append(decoded)
+            last_was_word = True
+        pos = match.end()
+    out.append(value[pos:])
+    note = ("malformed encoded word shown as received: " + ", ".join(bad)) if bad else ""
+    return "".join(out), note
+
+
 # -- details and parts -------------------------------------------------------------------------
 
 
@@ -437,12 +499,15 @@ def compute_details(data: bytes, msg_id: str = "") -> MessageDetails:
     skeleton = Skeleton(data)
     msg, walked = skeleton.parse()
     entity_of = {id(p): e for p, e in walked}
-    headers = []
-    for name, value in msg.items():
-        try:
-            headers.append((name, str(value)))
-        except (ValueError, IndexError, TypeError):
-            headers.append((name, repr(value)))
+    headers, raw_headers, notes = [], [], []
+    for name, raw in msg.raw_items():
+        raw = raw if isinstance(raw, str) else str(raw)
+        # 8-bit header bytes arrive as surrogates: shown as UTF-8 (what readers assume today)
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        value, note = reader_value(raw)
+        headers.append((name, value))
+        raw_headers.append((name, unfold(raw)))
+        notes.append(note)
     try:
         body_html = msg.get_body(preferencelist=("html",))  # type: ignore[attr-defined]
         body_text = msg.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
@@ -451,7 +516,7 @@ def compute_details(data: bytes, msg_id: str = "") -> MessageDetails:
     return MessageDetails(
         msg_id, headers, _parts(msg, walked), skeleton.source(SOURCE_MAX_LINES),
         _capped(body_text, entity_of.get(id(body_text)), html=False),
-        _capped(body_html, entity_of.get(id(body_html)), html=True),
+        _capped(body_html, entity_of.get(id(body_html)), html=True), raw_headers, notes,
     )
 
 
