@@ -42,6 +42,8 @@ from mailgui.model.paths import atomic_write_bytes, atomic_write_json, read_json
 
 __all__ = [
     "DEFAULT_INBOX_PORT",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_MESSAGES",
     "InboxMessage",
     "InboxServer",
     "InboxServerError",
@@ -56,6 +58,8 @@ __all__ = [
 # Mailpit's and MailHog's SMTP port: programs under test can be pointed at it once. When it is
 # taken, the inbox listens on a free port instead (and says so).
 DEFAULT_INBOX_PORT = 1025
+DEFAULT_MAX_MESSAGES = 500  # Mailpit's default
+DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB of .eml files
 RUN_SERVER_OPTION = "--run-inbox-server"  # mailgui's hidden option (the frozen app's way in)
 
 
@@ -111,10 +115,75 @@ def _headers_of(data: bytes, details: MessageDetails | None) -> tuple[str, str, 
 class InboxStore:
     """The received messages on disk. Thread-safe; all methods do file I/O (worker side)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_messages: int = DEFAULT_MAX_MESSAGES,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.folder = folder
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
+        self.max_messages = max_messages  # 0: no limit
+        self.max_bytes = max_bytes  # 0: no limit
+        # the server's view of what is kept, oldest first: id -> size; read from the folder
+        # once (None: not yet, or told to read it again after the app deleted something)
+        self._index: dict[str, int] | None = None
+
+    # -- retention (the server's side: enforced as messages arrive) -------------------------
+
+    def set_limits(self, max_messages: int, max_bytes: int) -> None:
+        with self._lock:
+            self.max_messages, self.max_bytes = max(0, max_messages), max(0, max_bytes)
+
+    def rescan(self) -> None:
+        """Forget the index: the next ``enforce`` reads the folder again (after a delete made
+        by someone else, the app)."""
+        with self._lock:
+            self._index = None
+
+    def _load_index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {m.id: m.size for m in self.list()}
+        return self._index
+
+    def _note(self, item: InboxMessage) -> None:
+        with self._lock:
+            if self._index is not None:
+                self._index[item.id] = item.size
+
+    def enforce(self) -> list[str]:
+        """Delete the oldest messages beyond the limits (by count, then by total size; the
+        newest message always stays); return their ids."""
+        with self._lock:
+            index = self._load_index()
+            total = sum(index.values())
+            removed: list[str] = []
+            for msg_id in list(index):
+                over_count = self.max_messages and len(index) > self.max_messages
+                over_size = self.max_bytes and total > self.max_bytes
+                if not (over_count or over_size) or len(index) <= 1:
+                    break
+                total -= index.pop(msg_id)
+                self._unlink(msg_id)
+                removed.append(msg_id)
+            return removed
+
+    def _unlink(self, msg_id: str) -> None:
+        for suffix in (".eml", ".json", ".details.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / f"{Path(msg_id).name}{suffix}").unlink()
+
+    # -- read state (the app's side) ----------------------------------------------------------
+
+    @property
+    def state_path(self) -> Path:
+        return self.folder / "read-state.json"
+
+    def read_ids(self) -> set[str]:
+        data = read_json(self.state_path, {})
+        read = data.get("read") if isinstance(data, dict) else None
+        return {str(i) for i in read} if isinstance(read, list) else set()
+
+    def save_read_ids(self, ids: set[str]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.state_path, {"read": sorted(ids)}, compact=True)
 
     def add(self, mail_from: str, rcpt_tos: list[str], data: bytes, peer: str = "") -> InboxMessage:
         """Store a message with its details for the viewer (the inbox server calls this). The
@@ -149,13 +218,14 @@ class InboxStore:
             with contextlib.suppress(ValueError, TypeError):
                 self.save_details(details)
         atomic_write_json(self.folder / f"{msg_id}.json", item.to_dict())
+        self._note(item)
         return item
 
     def list(self) -> list[InboxMessage]:
         """Oldest first."""
         out = []
         for meta in sorted(self.folder.glob("*.json")):
-            if meta.name.endswith(".details.json"):
+            if meta.name.endswith(".details.json") or meta.name == "read-state.json":
                 continue
             data = read_json(meta)
             if isinstance(data, dict) and (self.folder / f"{meta.stem}.eml").exists():
@@ -189,9 +259,9 @@ class InboxStore:
         """Remove a message's files, the .eml first: once it is gone the message is no longer
         listed, and if it can't be removed nothing is (OSError)."""
         with self._lock:
-            for suffix in (".eml", ".json", ".details.json"):
-                with contextlib.suppress(FileNotFoundError):
-                    (self.folder / f"{Path(msg_id).name}{suffix}").unlink()
+            self._unlink(msg_id)
+            if self._index is not None:
+                self._index.pop(msg_id, None)
 
     def clear(self) -> None:
         """Delete every message it can; then raise the first failure, if any."""
@@ -213,10 +283,13 @@ class InboxServerError(OSError):
         self.stderr = stderr
 
 
-def server_command(folder: Path, host: str = "127.0.0.1", port: int = 0) -> list[str]:
+def server_command(folder: Path, host: str = "127.0.0.1", port: int = 0,
+                   limits: tuple[int, int] = (DEFAULT_MAX_MESSAGES, DEFAULT_MAX_BYTES)
+                   ) -> list[str]:
     """How to start the inbox server process. In a frozen app (PyInstaller) ``sys.executable``
     is mailgui itself, which runs the server when given RUN_SERVER_OPTION."""
-    options = ["--host", host, "--port", str(port), "--ack"]
+    options = ["--host", host, "--port", str(port), "--ack",
+               "--max-messages", str(limits[0]), "--max-bytes", str(limits[1])]
     if getattr(sys, "frozen", False):
         return [sys.executable, RUN_SERVER_OPTION, str(folder), *options]
     return [sys.executable, "-m", "mailgui.model.inbox_server", "--dir", str(folder), *options]
@@ -257,10 +330,12 @@ class InboxServer:
 
     def __init__(self, store: InboxStore, on_message: Callable[[InboxMessage], None] | None = None,
                  host: str = "127.0.0.1", port: int = 0,
-                 on_exit: Callable[[str], None] | None = None) -> None:
+                 on_exit: Callable[[str], None] | None = None,
+                 on_removed: Callable[[list[str]], None] | None = None) -> None:
         self.store = store
         self.host = host
         self.on_message = on_message
+        self.on_removed = on_removed  # ids the retention limits removed (reader thread)
         self.on_exit = on_exit
         self._wanted_port = port
         self.port = 0
@@ -307,7 +382,8 @@ class InboxServer:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _cleanup
             try:
                 proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                    server_command(folder, self.host, wanted_port),
+                    server_command(folder, self.host, wanted_port,
+                                   (self.store.max_messages, self.store.max_bytes)),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                     bufsize=0, cwd=folder, env=_child_env(),
                     creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
@@ -376,6 +452,10 @@ class InboxServer:
             with contextlib.suppress(ValueError, IndexError):
                 self.port = int(line.split()[1])
             self._ready.set()
+        elif line.startswith("REMOVED "):
+            if self.on_removed is not None:
+                with contextlib.suppress(Exception):
+                    self.on_removed(line.split()[1:])
         elif line.startswith("{"):
             try:
                 item = InboxMessage.from_dict(json.loads(line))
@@ -397,6 +477,22 @@ class InboxServer:
                     view = view[stdin.write(view) or 0:]
             except (OSError, ValueError):
                 pass
+
+    def set_limits(self, max_messages: int, max_bytes: int) -> None:
+        """New retention limits, for the running process too (it applies them at once and
+        reports what it removed). Never blocks for long: one short write to a pipe."""
+        self.store.set_limits(max_messages, max_bytes)
+        self._command(f"limits {self.store.max_messages} {self.store.max_bytes}\n")
+
+    def rescan(self) -> None:
+        """Tell the process that messages were deleted behind its back (its index is read
+        again before the next limit check)."""
+        self._command("rescan\n")
+
+    def _command(self, line: str) -> None:
+        proc = self._proc
+        if proc is not None:
+            self._write(proc, line.encode())
 
     def stop(self, timeout: float = 5.0, *, wait: bool = True) -> None:
         """End the process: end of its stdin and SIGTERM now (neither blocks), a kill if it

@@ -8,6 +8,10 @@ its .json and the viewer's precomputed details), and speaks a line protocol on s
 
     READY <port>            once, when it listens
     {"id": ..., ...}        one JSON object (an InboxMessage) per stored message
+    REMOVED <id> ...        messages the retention limits removed (oldest first)
+
+and reads ``ack <id>``, ``limits <max messages> <max bytes>`` (applied at once) and
+``rescan`` (the app deleted messages: read the folder again before the next limit check).
 
 With ``--ack``, the reply to the client waits (up to ACK_TIMEOUT) until ``ack <id>`` comes back
 on stdin, so that when the client sees "250 ... stored as <id>" the app already knows the
@@ -35,7 +39,7 @@ from typing import Any, BinaryIO
 
 from aiosmtpd.smtp import SMTP
 
-from mailgui.model.inbox import InboxMessage, InboxStore
+from mailgui.model.inbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, InboxMessage, InboxStore
 
 __all__ = ["ACK_TIMEOUT", "InboxSMTP", "main"]
 
@@ -113,8 +117,10 @@ async def _read_data(reader: asyncio.StreamReader) -> bytes:
 class _Protocol:
     """stdout lines out, ``ack <id>`` lines in; stdin's end of file stops the server."""
 
-    def __init__(self, out: BinaryIO, loop: asyncio.AbstractEventLoop, *, ack: bool) -> None:
+    def __init__(self, out: BinaryIO, loop: asyncio.AbstractEventLoop, *, ack: bool,
+                 store: InboxStore | None = None) -> None:
         self.out = out
+        self.store = store
         self.loop = loop
         self.ack = ack
         self.lock = threading.Lock()
@@ -140,6 +146,11 @@ class _Protocol:
                 await asyncio.wait_for(future, ACK_TIMEOUT)
             self.waiting.pop(item.id, None)
 
+    def removed(self, ids: list[str]) -> None:
+        if ids:
+            with contextlib.suppress(OSError, ValueError):
+                self.say("REMOVED " + " ".join(ids))
+
     def _acked(self, msg_id: str) -> None:
         future = self.waiting.get(msg_id)
         if future is not None and not future.done():
@@ -157,6 +168,12 @@ class _Protocol:
                     words = raw.decode("utf-8", "replace").split()
                     if len(words) == 2 and words[0] == "ack":
                         self.loop.call_soon_threadsafe(self._acked, words[1])
+                    elif self.store is not None and words[:1] == ["rescan"]:
+                        self.store.rescan()
+                    elif (self.store is not None and len(words) == 3 and words[0] == "limits"
+                          and words[1].isdigit() and words[2].isdigit()):
+                        self.store.set_limits(int(words[1]), int(words[2]))
+                        self.removed(self.store.enforce())
         except OSError:
             pass
         with contextlib.suppress(RuntimeError):  # the loop is already closed
@@ -188,15 +205,22 @@ class _Handler:
             )
         except OSError as exc:
             return f"451 4.3.0 mailgui could not store the message: {exc.strerror}"
+        try:  # the retention limits, oldest first (a few unlinks when over)
+            removed = await loop.run_in_executor(None, self.store.enforce)
+        except OSError:
+            removed = []
         await self.protocol.announce(item)
+        self.protocol.removed(removed)
         return f"250 2.0.0 Ok: stored as {item.id}"
 
 
 async def serve(folder: Path, host: str, port: int, *, ack: bool, out: BinaryIO,
-                stdin_fd: int | None) -> int:
+                stdin_fd: int | None, max_messages: int = DEFAULT_MAX_MESSAGES,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     loop = asyncio.get_running_loop()
-    protocol = _Protocol(out, loop, ack=ack)
-    handler = _Handler(InboxStore(folder), protocol)
+    store = InboxStore(folder, max_messages, max_bytes)
+    protocol = _Protocol(out, loop, ack=ack, store=store)
+    handler = _Handler(store, protocol)
     connections: set[SMTP] = set()
 
     def factory() -> SMTP:
@@ -239,6 +263,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0: a free port (the default)")
     parser.add_argument("--ack", action="store_true",
                         help="reply to the client once 'ack <id>' is read on stdin")
+    parser.add_argument("--max-messages", type=int, default=DEFAULT_MAX_MESSAGES,
+                        help="keep at most this many messages, the oldest go first (0: all)")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
+                        help="keep at most this many bytes of messages (0: no limit)")
     return parser.parse_args(argv)
 
 
@@ -255,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = sys.stderr
     try:
         return asyncio.run(serve(args.dir, args.host, args.port, ack=args.ack, out=out,
-                                 stdin_fd=stdin_fd))
+                                 stdin_fd=stdin_fd, max_messages=args.max_messages,
+                                 max_bytes=args.max_bytes))
     except KeyboardInterrupt:
         return 0
 
