@@ -12,8 +12,9 @@ Exit codes a script can rely on:
 3     the message is invalid (bad address, newline or control
       character in a header, unreadable file), whatever raised it
 4     connection or TLS failure (refused, timeout, untrusted
-      certificate or one for other names, STARTTLS unavailable or
-      refused, a 421 from the server, a reply over the limits)
+      certificate or one for other names, a client certificate
+      asked for, STARTTLS unavailable or refused, a 421 from the
+      server, a reply over the limits)
 5     authentication failure (wrong credentials, AUTH unavailable,
       or only after STARTTLS, password refused over an unencrypted
       connection)
@@ -35,9 +36,6 @@ import getpass
 import math
 import os
 import re
-import smtplib
-import socket
-import ssl
 import sys
 import tomllib
 import warnings
@@ -50,6 +48,7 @@ import mailcore
 from mailcore import errors
 from mailcore.backends.filebased import MissingFilePath
 from mailcore.conf import DEFAULTS, ENV_PREFIX, ImproperlyConfigured, coerce, settings
+from mailcore.errors import Kind, Stage
 from mailcore.message import HEADER_NAME, STRUCTURE_HEADERS
 from mailcore.utils import split_addresses
 
@@ -463,7 +462,9 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
     if args.allow_insecure_auth:
         options["allow_insecure_auth"] = True
     options.update(_password(args, profile, options, stdin))
-    check_tls_files(options)
+    # a file that can't be used is the user's problem, said before anything connects
+    errors.check_tls_files(options.get("ssl_cafile"), options.get("ssl_certfile"),
+                           options.get("ssl_keyfile"))
     kwargs.update(options)
     return kwargs
 
@@ -532,30 +533,6 @@ def _prompt(user: str) -> str:
                            "--password-env VAR instead") from None
 
 
-def check_tls_files(options: dict[str, Any]) -> None:
-    """A CA file or client certificate that can't be used is the user's file problem, said
-    before anything connects (not a TLS failure of the server's)."""
-    from mailcore.backends.smtp import TLSFileError
-    from mailcore.backends.smtp import check_tls_files as check
-
-    try:
-        check(options.get("ssl_cafile"), options.get("ssl_certfile"), options.get("ssl_keyfile"))
-    except TLSFileError as exc:
-        flag = {"ca": "--ca-file", "cert": "--cert", "key": "--key"}[exc.role]
-        if exc.problem in ("missing", "not a file"):
-            text = f"{flag} {exc.path}: no such file"
-        elif exc.problem == "key without cert":
-            text = "--key needs --cert"
-        elif exc.role == "ca":
-            text = f"--ca-file {exc.path}: not a usable PEM CA certificate file ({exc.reason})"
-        else:
-            files = f"--cert {options.get('ssl_certfile')}"
-            if options.get("ssl_keyfile"):
-                files += f" / --key {options['ssl_keyfile']}"
-            text = f"{files}: not a usable PEM certificate and key ({exc.reason})"
-        raise CLIError(EXIT_USAGE, text) from None
-
-
 def _short(path: str) -> str:
     for name in ("smtp", "console", "locmem", "dummy"):
         if path.endswith(f".backends.{name}.EmailBackend"):
@@ -565,7 +542,9 @@ def _short(path: str) -> str:
     return path
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower() if exc.strerror[:1].isupper() else exc.strerror
     return str(exc) or type(exc).__name__
@@ -577,15 +556,11 @@ def _refusal(code: int, text: bytes | str) -> str:
     return f"{code} {_one_line(text)}"
 
 
-def _reply(exc: smtplib.SMTPResponseException) -> str:
-    return _refusal(exc.smtp_code, exc.smtp_error)
-
-
 def _bytes(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def _invalid(exc: BaseException) -> CLIError:
+def _invalid(exc: BaseException | None) -> str:
     """An invalid message, whatever raised it: mailcore raises ValueError (BadHeaderError is
     one) and TypeError for what it refuses, the email package MessageError, a codec
     LookupError; anything else raised while the message is built or serialised is named."""
@@ -593,113 +568,191 @@ def _invalid(exc: BaseException) -> CLIError:
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return CLIError(EXIT_MESSAGE, f"invalid message: {_one_line(text)}")
+    return f"invalid message: {_one_line(text)}"
+
+
+_STAGE_WORDS = {
+    Stage.CONNECT: "connect", Stage.GREETING: "the greeting", Stage.EHLO: "EHLO",
+    Stage.STARTTLS: "STARTTLS", Stage.AUTH: "AUTH", Stage.MAIL: "MAIL", Stage.RCPT: "RCPT",
+    Stage.DATA: "DATA", Stage.AFTER_DATA: "end of data", Stage.RSET: "RSET",
+    Stage.QUIT: "QUIT",
+}
+
+
+def _at(failure: errors.Failure, word: str = "at") -> str:
+    """" at EHLO", " at end of data"; with ``word`` "to": " to EHLO", " to the final dot"."""
+    if failure.stage is None:
+        return ""
+    if word == "to" and failure.stage is Stage.AFTER_DATA:
+        return " to the final dot"
+    return f" {word} {_STAGE_WORDS[failure.stage]}"
+
+
+def _tls_file(f: errors.Failure, where: str) -> str:
+    """A TLS file that can't be used, named by the flag that gave it."""
+    exc = f.exception
+    assert isinstance(exc, errors.TLSFileError)  # Kind.TLS_FILE is always one
+    flag = {"ca": "--ca-file", "cert": "--cert", "key": "--key"}[exc.role]
+    if exc.problem in ("missing", "not a file"):
+        return f"{flag} {exc.path}: no such file"
+    if exc.problem == "key without cert":
+        return "--key needs --cert"
+    if exc.role == "ca":
+        return f"--ca-file {exc.path}: not a usable PEM CA certificate file ({exc.reason})"
+    files = f"{flag} {exc.path}" + (f" / --key {exc.keyfile}" if exc.keyfile else "")
+    if exc.problem == "key mismatch":
+        return f"{files}: the key is not the certificate's ({exc.reason})"
+    return f"{files}: not a usable PEM certificate and key ({exc.reason})"
+
+
+def _timeout(f: errors.Failure, where: str) -> str:
+    within = f" within {f.timeout:g} s" if f.timeout is not None else ""
+    if f.reason == "connect":
+        return f"could not connect to {where} in time (no answer{within})"
+    if f.reason == "write":
+        within = f" for {f.timeout:g} s" if f.timeout is not None else ""
+        return f"{where} stopped reading what was sent (it took nothing{within})"
+    if f.reason == "reply":
+        came = f" ({f.received} bytes of it came)" if f.received else ""
+        return f"{where} did not answer in time: no complete reply{_at(f, 'to')}{within}{came}"
+    return f"{where} did not answer in time"
+
+
+def _too_large(f: errors.Failure, where: str) -> str:
+    text = f"message rejected by {where} as too large: {f.reply}"
+    if f.size is None and f.limit is None:
+        return text
+    size = f"the message is {_bytes(f.size)}" if f.size is not None else "too large"
+    limit = (f"the server's SIZE limit is {_bytes(f.limit)}" if f.limit
+             else "the server announced no SIZE limit")
+    return f"{text} ({size}, {limit})"
+
+
+def _auth_unavailable(f: errors.Failure, where: str) -> str:
+    if f.starttls_offered:
+        return f"{where} offers no login (AUTH) before STARTTLS: use --starttls (or --tls)"
+    if f.mechanisms:
+        return (f"{where} offers only login mechanisms mailcore does not know "
+                f"({' '.join(f.mechanisms)}; mailcore knows CRAM-MD5, PLAIN and LOGIN)")
+    return f"{where} offers no login (AUTH): remove --user, or check the server's settings"
+
+
+def _reply_too_long(f: errors.Failure, where: str) -> str:
+    over = {"line": f"a line over {f.limit} bytes", "lines": f"more than {f.limit} lines",
+            "bytes": f"more than {f.limit} bytes"}.get(f.reason, "")
+    over = f" ({over}{_at(f, 'to')})" if over else ""
+    return f"{where} sent a reply over the limits{over}; the connection was closed"
+
+
+def _configuration(f: errors.Failure, where: str) -> str:
+    if isinstance(f.exception, MissingFilePath):
+        return "--backend file needs a folder: --file-path DIR (or MAILCORE_EMAIL_FILE_PATH)"
+    return str(f.exception)
+
+
+def _encoding(f: errors.Failure, where: str) -> str:
+    # never the error's own text: it quotes what failed, which may be a password
+    how = "read as" if isinstance(f.exception, UnicodeDecodeError) else "written as"
+    return f"invalid message: some text can't be {how} {f.reason or 'the charset'}"
+
+
+def _starttls(f: errors.Failure, where: str) -> str:
+    if f.code is None:
+        return f"{where} does not offer STARTTLS (try --tls, or neither for a test server)"
+    return f"TLS with {where} failed: it refused STARTTLS: {f.reply}"
+
+
+def _connection_refused(f: errors.Failure, where: str) -> str:
+    if f.code is not None:  # by its greeting
+        return f"{where} refused the connection: {f.reply}"
+    return f"{where} refused the connection (is a server listening?)"
+
+
+def _tls_hostname(f: errors.Failure, where: str) -> str:
+    names = ", ".join(f.names) or "other names"
+    host = f"not {f.hostname}" if f.hostname else "not the one connected to"
+    return (f"the certificate of {where} is for {names}, {host}; connect with --host set to a "
+            "name it is for")
+
+
+def _tls(f: errors.Failure, where: str) -> str:
+    if f.reason == "WRONG_VERSION_NUMBER":
+        return (f"TLS with {where} failed: it does not speak TLS there ({f.reason}); --tls is "
+                "for port 465, --starttls for 587")
+    return f"TLS with {where} failed: {f.reason or f.exception}"
+
+
+def _disconnected(f: errors.Failure, where: str) -> str:
+    reason = _reason(f.exception)
+    return f"{where} closed the connection{_at(f)}" + (f": {reason}" if reason else "")
+
+
+def _refused(f: errors.Failure, where: str) -> str:
+    refused = "; ".join(f"{r.address}: {_refusal(r.code, r.text)}" for r in f.refused)
+    return f"all recipients refused by {where}: {refused}"
+
+
+Line = Callable[[errors.Failure, str], str]
+
+# Each kind of failure (mailcore.errors.classify): its exit code, and the line that says it
+# (given the failure and "host:port"). The server's reply, when there is one, is quoted whole.
+FAILURES: dict[Kind, tuple[int, Line]] = {
+    Kind.CONFIGURATION: (EXIT_USAGE, _configuration),
+    Kind.TLS_FILE: (EXIT_USAGE, _tls_file),
+    Kind.INVALID_MESSAGE: (EXIT_MESSAGE, lambda f, where: _invalid(f.exception)),
+    Kind.ENCODING: (EXIT_MESSAGE, _encoding),
+    Kind.LOCAL_FILE: (EXIT_MESSAGE, lambda f, where: f"cannot read {f.path}: "
+                      f"{_reason(f.exception)}"),
+    Kind.FILE_CHANGED: (EXIT_MESSAGE, lambda f, where: f"cannot read {f.path}: "
+                        f"{_reason(f.exception)}"),
+    # not the network's: raised while the message was made
+    Kind.UNKNOWN: (EXIT_MESSAGE, lambda f, where: _invalid(f.exception)),
+    Kind.CONNECTION_REFUSED: (EXIT_CONNECTION, _connection_refused),
+    Kind.HOST_NOT_FOUND: (EXIT_CONNECTION, lambda f, where: f"cannot find the host of {where}: "
+                          f"{getattr(f.exception, 'strerror', '') or f.exception}"),
+    Kind.CONNECTION: (EXIT_CONNECTION, lambda f, where: f"cannot talk to {where}: "
+                      f"{_reason(f.exception)}"),
+    Kind.DISCONNECTED: (EXIT_CONNECTION, _disconnected),
+    Kind.TIMEOUT: (EXIT_CONNECTION, _timeout),
+    Kind.TLS_VERIFY: (EXIT_CONNECTION, lambda f, where: f"the certificate of {where} is not "
+                      f"trusted ({f.verify_message or f.reason}); use --ca-file for a private CA"),
+    Kind.TLS_HOSTNAME: (EXIT_CONNECTION, _tls_hostname),
+    Kind.TLS_CLIENT_CERT: (EXIT_CONNECTION, lambda f, where: f"{where} asks for a client "
+                           f"certificate{_at(f)}: give one with --cert and --key"),
+    Kind.TLS: (EXIT_CONNECTION, _tls),
+    Kind.STARTTLS: (EXIT_CONNECTION, _starttls),
+    Kind.SERVICE_UNAVAILABLE: (EXIT_CONNECTION, lambda f, where: f"{where} closed the "
+                               f"connection{_at(f)} (service not available): {f.reply}"),
+    Kind.REPLY_TOO_LONG: (EXIT_CONNECTION, _reply_too_long),
+    Kind.NOT_SUPPORTED: (EXIT_CONNECTION, lambda f, where: f"{where}: {f.exception}"),
+    Kind.PROTOCOL: (EXIT_CONNECTION, lambda f, where: f"cannot talk to {where}: "
+                    f"{_reason(f.exception)}"),
+    Kind.ABORTED: (EXIT_CONNECTION, lambda f, where: f"sending to {where} was aborted"),
+    Kind.INSECURE_AUTH: (EXIT_AUTH, lambda f, where: str(f.exception)),
+    Kind.AUTH: (EXIT_AUTH, lambda f, where: f"authentication failed at {where}: {f.reply}"),
+    Kind.AUTH_UNAVAILABLE: (EXIT_AUTH, _auth_unavailable),
+    Kind.AUTH_REQUIRED: (EXIT_AUTH, lambda f, where: f"{where} wants a login or TLS before it "
+                         f"takes mail: {f.reply} (use --user, --starttls or --tls)"),
+    Kind.SENDER_REFUSED: (EXIT_REFUSED, lambda f, where: f"sender {f.sender} refused by "
+                          f"{where}: {f.reply}"),
+    Kind.RECIPIENTS_REFUSED: (EXIT_REFUSED, _refused),
+    Kind.MESSAGE_REJECTED: (EXIT_REJECTED, lambda f, where: f"message rejected by {where}: "
+                            f"{f.reply}"),
+    Kind.MESSAGE_TOO_LARGE: (EXIT_REJECTED, _too_large),
+    Kind.SERVER_ERROR: (EXIT_REJECTED, lambda f, where: f"{where} answered {f.reply}"),
+}
+EXIT_CODES: dict[Kind, int] = {kind: code for kind, (code, _line) in FAILURES.items()}
 
 
 def explain(exc: BaseException, where: str) -> CLIError:
-    """Turn a library exception into an exit code and one clear line. Types decide, never
-    the text of a message."""
+    """Turn a library exception into an exit code and one clear line: ``classify()`` says
+    what happened (types decide, never the text of a message), ``FAILURES`` maps that to an
+    exit code and a line."""
     if isinstance(exc, CLIError):
         return exc
-    if isinstance(exc, MissingFilePath):
-        return CLIError(EXIT_USAGE, "--backend file needs a folder: --file-path DIR "
-                        "(or MAILCORE_EMAIL_FILE_PATH)")
-    if isinstance(exc, ImproperlyConfigured):
-        return CLIError(EXIT_USAGE, str(exc))
-    if not isinstance(exc, OSError):
-        # Whatever talks to the server (smtplib, ssl, socket, mailcore.smtp) raises OSErrors:
-        # anything else comes from building, checking or serialising the message.
-        from mailcore.backends.smtp import TLSFileError
-
-        if isinstance(exc, TLSFileError):
-            return CLIError(EXIT_USAGE, str(exc))
-        return _invalid(exc)
-    # -- the server, or the way to it -------------------------------------------------------
-    if isinstance(exc, errors.SMTPServiceUnavailableError):
-        at = f" at {exc.command}" if exc.command else ""
-        return CLIError(EXIT_CONNECTION, f"{where} closed the connection{at} (service not "
-                        f"available): {_reply(exc)}")
-    if isinstance(exc, errors.SMTPReplyTimeoutError):
-        within = f" within {exc.timeout:g} s" if exc.timeout is not None else ""
-        came = f" ({exc.received} bytes of it came)" if exc.received else ""
-        return CLIError(EXIT_CONNECTION, f"{where} did not answer in time: no complete reply"
-                        f"{within}{came}")
-    if isinstance(exc, errors.SMTPWriteTimeoutError):
-        within = f" for {exc.timeout:g} s" if exc.timeout is not None else ""
-        return CLIError(EXIT_CONNECTION, f"{where} stopped reading what was sent (it took "
-                        f"nothing{within})")
-    if isinstance(exc, errors.SMTPReplyTooLongError):
-        return CLIError(EXIT_CONNECTION, f"{where} sent a reply over the limits ({exc}); the "
-                        "connection was closed")
-    if isinstance(exc, errors.SMTPStartTLSNotSupportedError):
-        return CLIError(EXIT_CONNECTION, f"{where} does not offer STARTTLS (try --tls, or "
-                        "neither for a test server)")
-    if isinstance(exc, errors.SMTPStartTLSRefusedError):
-        return CLIError(EXIT_CONNECTION, f"TLS with {where} failed: it refused STARTTLS: "
-                        f"{_reply(exc)}")
-    if isinstance(exc, errors.SMTPAuthNotSupportedError):
-        if exc.starttls_offered:
-            return CLIError(EXIT_AUTH, f"{where} offers no login (AUTH) before STARTTLS: "
-                            "use --starttls (or --tls)")
-        if exc.mechanisms:
-            return CLIError(EXIT_AUTH, f"{where} offers only login mechanisms mailcore does "
-                            f"not know ({' '.join(exc.mechanisms)}; mailcore knows CRAM-MD5, "
-                            "PLAIN and LOGIN)")
-        return CLIError(EXIT_AUTH, f"{where} offers no login (AUTH): remove --user, or check "
-                        "the server's settings")
-    if isinstance(exc, errors.InsecureAuthError):
-        return CLIError(EXIT_AUTH, str(exc))
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return CLIError(EXIT_AUTH, f"authentication failed at {where}: {_reply(exc)}")
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        refused = "; ".join(f"{addr}: {_refusal(code, text)}"
-                            for addr, (code, text) in exc.recipients.items())
-        return CLIError(EXIT_REFUSED, f"all recipients refused by {where}: {refused}")
-    if isinstance(exc, errors.SMTPMessageTooLargeError):
-        size = f"the message is {_bytes(exc.size)}" if exc.size is not None else "too large"
-        limit = (f"the server's SIZE limit is {_bytes(exc.limit)}" if exc.limit
-                 else "the server announced no SIZE limit")
-        return CLIError(EXIT_REJECTED, f"message rejected by {where} as too large: "
-                        f"{_reply(exc)} ({size}, {limit})")
-    if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code == 530:
-        return CLIError(EXIT_AUTH, f"{where} wants a login or TLS before it takes mail: "
-                        f"{_reply(exc)} (use --user, --starttls or --tls)")
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return CLIError(EXIT_REFUSED, f"sender {exc.sender} refused by {where}: {_reply(exc)}")
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return CLIError(EXIT_CONNECTION, f"{where}: {exc}")
-    if isinstance(exc, smtplib.SMTPConnectError):
-        return CLIError(EXIT_CONNECTION, f"{where} refused the connection: {_reply(exc)}")
-    if isinstance(exc, smtplib.SMTPDataError):
-        return CLIError(EXIT_REJECTED, f"message rejected by {where}: {_reply(exc)}")
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return CLIError(EXIT_CONNECTION, f"{where} closed the connection: {exc}")
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return CLIError(EXIT_REJECTED, f"{where} answered {_reply(exc)}")
-    if isinstance(exc, errors.CertificateHostnameError):
-        names = ", ".join(exc.names) or "other names"
-        return CLIError(
-            EXIT_CONNECTION,
-            f"the certificate of {where} is for {names}, not {exc.hostname}; connect with "
-            "--host set to a name it is for",
-        )
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return CLIError(
-            EXIT_CONNECTION,
-            f"the certificate of {where} is not trusted ({exc.verify_message}); "
-            "use --ca-file for a private CA",
-        )
-    if isinstance(exc, ssl.SSLError):
-        return CLIError(EXIT_CONNECTION, f"TLS with {where} failed: {exc.reason or exc}")
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return CLIError(EXIT_CONNECTION, f"{where} did not answer in time")
-    if isinstance(exc, socket.gaierror):
-        return CLIError(EXIT_CONNECTION, f"cannot find the host of {where}: {exc.strerror}")
-    if isinstance(exc, ConnectionRefusedError):
-        return CLIError(EXIT_CONNECTION, f"{where} refused the connection (is a server listening?)")
-    if getattr(exc, "filename", None):
-        return CLIError(EXIT_MESSAGE, f"cannot read {exc.filename}: {_reason(exc)}")
-    return CLIError(EXIT_CONNECTION, f"cannot talk to {where}: {_reason(exc)}")
+    failure = errors.classify(exc)
+    code, line = FAILURES[failure.kind]
+    return CLIError(code, line(failure, where))
 
 
 class TranscriptPrinter:

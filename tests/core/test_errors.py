@@ -1,7 +1,8 @@
 """``mailcore.errors.classify`` on what real failures raise: servers on 127.0.0.1 that refuse,
 stay silent, flood, close, answer 421, refuse TLS or present the wrong certificate; a refused
 port, a connect that times out, a host that does not exist; smtplib's and ssl's own
-exceptions as the standard library raises them.
+exceptions as the standard library raises them. And the ``mailcore`` command's exit code and
+line for every kind.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trustme
 from mailcore import BadHeaderError, EmailMessage
 from mailcore.backends.filebased import EmailBackend as FileBackend
 from mailcore.backends.smtp import EmailBackend
+from mailcore.cli import EXIT_CODES, explain
 from mailcore.errors import (
     CertificateHostnameError,
     Failure,
@@ -511,3 +513,19 @@ def test_the_new_errors_are_smtplibs_and_survive_pickling() -> None:
         assert type(copy) is type(error) and copy.__dict__ == error.__dict__
         assert str(copy) == str(error)
 
+
+# -- the mailcore command: an exit code and a line for every kind ------------------------------
+
+
+def test_every_kind_has_an_exit_code_and_a_line() -> None:
+    assert set(EXIT_CODES) == set(Kind)
+    samples: list[BaseException] = [
+        smtplib.SMTPServerDisconnected("gone"), ValueError("bad"), KeyError("x"),
+        SMTPConnectTimeoutError(timeout=1.0, command="connect"), ConnectionResetError(104, "r"),
+        TLSFileError("ca", "/ca.pem", "missing"), ssl.SSLError(1, "x"),
+        smtplib.SMTPHeloError(501, b"no"), smtplib.SMTPException("loop"),
+    ]
+    for exc in samples:
+        error = explain(exc, "mail.example.com:25")
+        assert error.code == EXIT_CODES[classify(exc).kind]
+        assert str(error) and "\n" not in str(error)
