@@ -163,9 +163,13 @@ class SourceController(QObject):
         if target.suffix.lower() != ".eml":
             target = target.with_suffix(target.suffix + ".eml") if target.suffix else (
                 target.with_suffix(".eml"))
-        self.runner.run(write_source, self.draft().copy(), self.profile(), target,
+        draft = self.draft().copy()
+        # a saved draft keeps its Bcc (opened again, the field is back); sent bytes never do
+        note = " It keeps the Bcc header, which the sent message never carries." if (
+            draft.bcc.strip()) else ""
+        self.runner.run(write_source, draft, self.profile(), target,
                         on_done=lambda size: self.status.emit(
-                            f"Saved {target.name} ({human_size(size)})."),
+                            f"Saved {target.name} ({human_size(size)}).{note}"),
                         on_error=self._failed)
 
     def _failed(self, exc: BaseException) -> None:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
+import re
+from email.header import decode_header, make_header
+from email.headerregistry import Address
 from email.message import EmailMessage as StdEmailMessage
 from pathlib import Path
 
 from mailgui.model.draft import AttachmentRef, Draft, safe_filename
 
-__all__ = ["SKIPPED_HEADERS", "draft_from_eml", "parse_message", "part_text"]
+__all__ = ["SKIPPED_HEADERS", "draft_from_eml", "header_text", "parse_message", "part_text",
+           "unicode_domain"]
 
 # Headers that the composer owns, that mailcore writes anew, that servers add on the way
 # (trace and authentication results), or that describe the original message and would be
@@ -35,6 +40,63 @@ _MESSAGE_HEADERS = ("from", "to", "cc", "bcc", "subject", "date", "message-id", 
 
 def parse_message(data: bytes) -> StdEmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def header_text(msg: StdEmailMessage, name: str) -> str:
+    """Every ``name`` header of ``msg`` decoded as a reader reads it, joined by ", ".
+
+    The raw value is unfolded and its leading white space dropped before it is decoded: a
+    subject folded right after its colon ("Subject:" CRLF " =?utf-8?q?...?=") has no leading
+    space (the email package keeps the fold's space, so each round trip added one)."""
+    out = []
+    for key, raw in msg.raw_items():
+        if key.lower() != name.lower():
+            continue
+        value = _FOLD.sub("", str(raw)).lstrip(" \t")
+        out.append(str(email.policy.default.header_factory(name, value)))
+    return ", ".join(out)
+
+
+def unicode_domain(domain: str) -> str:
+    """An IDN domain as people write it ("bücher.de", not "xn--bcher-kva.de"); a domain
+    that is not valid IDNA is kept as it is."""
+    if "xn--" not in domain.lower():
+        return domain
+    try:
+        return domain.encode("ascii").decode("idna")
+    except (UnicodeError, ValueError):
+        return domain
+
+
+def _address_text(msg: StdEmailMessage, name: str) -> str:
+    """The addresses of every ``name`` header, as the draft's field holds them: display
+    names decoded (the white space between two encoded words dropped, as RFC 2047 says: the
+    email package's address parser keeps it, so a long name gained a space), IDN domains in
+    Unicode. A header without an address ("undisclosed-recipients:;") is kept as text."""
+    out = []
+    for key, raw in msg.raw_items():
+        if key.lower() != name.lower():
+            continue
+        value = _FOLD.sub("", str(raw)).strip(" \t")
+        pairs = [(n, a) for n, a in email.utils.getaddresses([value]) if a]
+        if not pairs or "@" not in value:
+            if value:
+                out.append(str(email.policy.default.header_factory(name, value)))
+            continue
+        for display, addr in pairs:
+            display = str(make_header(decode_header(display))) if display else ""
+            local, _at, domain = addr.rpartition("@")
+            if not local:
+                out.append(addr)
+                continue
+            try:
+                out.append(str(Address(display, local, unicode_domain(domain))))
+            except (ValueError, IndexError, TypeError):
+                out.append(f"{display} <{addr}>" if display else addr)
+    return ", ".join(out)
 
 
 def _unique(folder: Path, name: str) -> Path:
@@ -86,20 +148,19 @@ def draft_from_eml(data: bytes, attachments_dir_for: Path | None = None,
     notes = notes if notes is not None else []
     draft = draft or Draft()
 
-    def header(name: str) -> str:
-        values = msg.get_all(name) or []
-        return ", ".join(str(v) for v in values)
-
-    draft.from_email = header("From")
-    draft.to = header("To")
-    draft.cc = header("Cc")
-    draft.bcc = header("Bcc")
-    draft.reply_to = header("Reply-To")
-    draft.subject = str(msg.get("Subject", ""))
-    draft.headers = [
-        (name, str(value).replace("\r", " ").replace("\n", " "))
-        for name, value in msg.items() if name.lower() not in SKIPPED_HEADERS
-    ]
+    draft.from_email = _address_text(msg, "From")
+    draft.to = _address_text(msg, "To")
+    draft.cc = _address_text(msg, "Cc")
+    draft.bcc = _address_text(msg, "Bcc")  # a saved draft carries it (sent bytes never do)
+    draft.reply_to = _address_text(msg, "Reply-To")
+    draft.subject = header_text(msg, "Subject")
+    draft.headers = []
+    for name, raw in msg.raw_items():
+        if name.lower() in SKIPPED_HEADERS:
+            continue
+        value = _FOLD.sub("", str(raw)).lstrip(" \t")
+        value = str(email.policy.default.header_factory(name, value))
+        draft.headers.append((name, value.replace("\r", " ").replace("\n", " ")))
     body_part = msg.get_body(preferencelist=("plain",))
     html_part = msg.get_body(preferencelist=("html",))
     draft.body = part_text(body_part).replace("\r\n", "\n") if body_part is not None else ""

@@ -38,12 +38,13 @@ _CTE_BASE64 = re.compile(rb"^content-transfer-encoding:\s*base64\s*$", re.IGNORE
 
 
 def human_size(n: int) -> str:
-    """A size as the panes show it: "512 bytes", "10.0 KB", "1.5 GB"."""
+    """A size as every pane shows it, in decimal units as file managers and disk makers count
+    (1 KB = 1000 bytes, 1 MB = 1000 KB): "512 bytes", "10.2 KB", "1.5 GB"."""
     size = float(n)
     for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
+        if size < 1000 or unit == "GB":
             return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
+        size /= 1000
     return f"{n} bytes"
 
 
@@ -229,13 +230,21 @@ def preview(draft: Draft, profile: Profile | None, *, fold: bool = True,
     return Preview(text, data.size, data.message_id, folder.folded_parts)
 
 
-def write_source(draft: Draft, profile: Profile | None, path: Path) -> int:
-    """Write the full message (as an .eml file, CRLF line ends) to ``path``; return its size."""
+def write_source(draft: Draft, profile: Profile | None, path: Path, *,
+                 with_bcc: bool = True) -> int:
+    """Write the full message (as an .eml file, CRLF line ends) to ``path``; return its size.
+
+    ``with_bcc``: the file is a saved draft, so it carries the Bcc header, as Thunderbird's
+    drafts do (opened again, the Bcc field is back); the bytes that are SENT never hold it
+    (``build_message`` and sending leave Bcc to the envelope)."""
     from mailcore.wire import serialize
     from mailgui.model.message import build_message
     from mailgui.model.paths import atomic_write_bytes
 
-    data = serialize(build_message(draft, profile), linesep="\r\n")
+    message = build_message(draft, profile)
+    if with_bcc and message.bcc:
+        message.extra_headers["Bcc"] = ", ".join(message.bcc)
+    data = serialize(message, linesep="\r\n")
     if data.size < 32 * 1024 * 1024:
         atomic_write_bytes(path, data.getvalue())
     else:

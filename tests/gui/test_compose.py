@@ -102,7 +102,7 @@ def test_attachments_add_remove_and_missing_file(make_gui, qtbot, tmp_path: Path
     qtbot.mouseClick(view.add_attachment, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: all(r[3] == "ok" for r in _rows(view.attachments)))
     rows = _rows(view.attachments)
-    assert rows[0][:3] == ["report.pdf", "2.0 KB", "application/pdf"]
+    assert rows[0][:3] == ["report.pdf", "2.1 KB", "application/pdf"]
     assert rows[1][:3] == ["chart.png", "104 bytes", "image/png"]
     assert "Attachments (2," in view.attachments_label.text()
     # remove the first one

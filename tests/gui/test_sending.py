@@ -89,7 +89,7 @@ def test_send_to_builtin_inbox_and_see_it_listed(make_gui, qtbot, tmp_path: Path
     # above it, what a mail reader shows: who, when, what is attached
     summary = gui.window.inbox.summary.text()
     assert "<b>Subject:</b> Hello" in summary and "bob@example.com" in summary
-    assert "<b>Attachments:</b> data.bin (10.0 KB)" in summary
+    assert "<b>Attachments:</b> data.bin (10.2 KB)" in summary
     assert "Subject: Hello" in gui.window.inbox.source.toPlainText()
     # banner, Sent log, transcript
     banner = gui.window.compose.banner
