@@ -1,30 +1,67 @@
 """The local test inbox: start and stop the server off the GUI thread, list and show what
-arrives, save a part, delete. Every file read and write runs on the worker pool; a delete that
-fails says so and the list is read again from the folder, so it shows what is really there."""
+arrives, search it, keep read state, show and save parts, delete, save or copy a message, open
+it as a draft or send it on. Every file read, parse, search and write runs on the worker pool;
+a delete that fails says so and the list is read again from the folder, so it shows what is
+really there. A new arrival never moves the selection or the view of the message being read."""
 
 from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QTreeWidgetItem
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QInputDialog,
+    QMessageBox,
+    QSpinBox,
+    QTreeWidgetItem,
+    QWidget,
+)
 
 from mailgui.controllers import folders
 from mailgui.jobs import JobRunner, failure_sentence
-from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxMessage, InboxServer, InboxStore
+from mailgui.model.inbox import (
+    DEFAULT_INBOX_PORT,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MESSAGES,
+    InboxMessage,
+    InboxServer,
+    InboxStore,
+)
 from mailgui.model.inbox_details import (
     MessageDetails,
     compute_details,
     inline_parts,
     write_part,
 )
+from mailgui.model.inbox_tools import PartPreview, SearchIndex, part_preview, send_on
+from mailgui.model.profiles import Profile
 from mailgui.model.remote import remote_urls
-from mailgui.views.common import human_size
+from mailgui.model.sending import PasswordNeeded
+from mailgui.views.common import BlockSignals, human_size
 from mailgui.views.inbox import InboxView
 
-__all__ = ["InboxController", "read_details", "summary_html"]
+__all__ = ["InboxController", "inbox_limits", "read_details", "summary_html"]
+
+
+def inbox_limits(settings: dict) -> tuple[int, int]:
+    """The retention limits in the app's settings ("inbox_max_messages", "inbox_max_bytes";
+    0 means no limit), else Mailpit's 500 messages and 1 GB."""
+    out = []
+    for key, default in (("inbox_max_messages", DEFAULT_MAX_MESSAGES),
+                         ("inbox_max_bytes", DEFAULT_MAX_BYTES)):
+        value = settings.get(key)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        out.append(value if ok else default)
+    return out[0], out[1]
 
 
 def read_details(store: InboxStore, msg_id: str) -> MessageDetails:
@@ -55,12 +92,38 @@ def _details_for_view(store: InboxStore, msg_id: str
     return details, remote_urls(details.html), parts
 
 
-def summary_html(details: MessageDetails, blocked_images: int = 0) -> str:
-    """From, To, Cc, Date, Subject and the attachments, as a mail reader shows them."""
+def _envelope_rows(message: InboxMessage, headers: dict[str, str]) -> list[str]:
+    """MAIL FROM, every RCPT (those in no To or Cc header marked Bcc), the client, the time."""
+    shown = " ".join(headers.get(k, "") for k in ("to", "cc")).lower()
+    rcpts = []
+    for rcpt in message.rcpt_tos:
+        mark = "" if rcpt.lower() in shown else " <i>(Bcc: in no To or Cc header)</i>"
+        rcpts.append(f"{html.escape(rcpt)}{mark}")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(message.received_at))
+    return [
+        f"<b>Envelope:</b> MAIL FROM {html.escape(message.mail_from or '<>')}"
+        f" → RCPT {', '.join(rcpts) or '(none)'}",
+        f"<b>Received:</b> {when} from {html.escape(message.peer or 'an unknown client')}",
+    ]
+
+
+def summary_html(details: MessageDetails, blocked_images: int = 0,
+                 message: InboxMessage | None = None) -> str:
+    """From, To, Cc, Date, Subject and the attachments, as a mail reader shows them; then the
+    envelope, the client and the time it came (what the inbox server recorded)."""
     headers: dict[str, str] = {}
-    for name, value in details.headers:
+    notes: dict[str, str] = {}
+    for i, (name, value) in enumerate(details.headers):
         headers.setdefault(name.lower(), value)
-    rows = [f"<b>{label}:</b> {html.escape(headers[key])}"
+        if i < len(details.header_notes) and details.header_notes[i]:
+            notes.setdefault(name.lower(), details.header_notes[i])
+
+    def row(key: str, label: str) -> str:
+        mark = (f' <span style="color:#9b1c1c">⚠ {html.escape(notes[key])}</span>'
+                if key in notes else "")
+        return f"<b>{label}:</b> {html.escape(headers[key])}{mark}"
+
+    rows = [row(key, label)
             for key, label in (("from", "From"), ("to", "To"), ("cc", "Cc"), ("date", "Date"),
                                ("subject", "Subject")) if headers.get(key)]
     files = [f"{html.escape(p.filename or p.content_type)} ({human_size(p.size)})"
@@ -71,16 +134,51 @@ def summary_html(details: MessageDetails, blocked_images: int = 0) -> str:
     if blocked_images:
         rows.append(f"<i>{blocked_images} remote image{'s' if blocked_images != 1 else ''} "
                     "not loaded (nothing is fetched from the network unless you ask)</i>")
+    if message is not None:
+        rows += _envelope_rows(message, headers)
     return "<br>".join(rows)
+
+
+class LimitsDialog(QDialog):
+    """How many messages and how many MB the inbox keeps."""
+
+    def __init__(self, parent: QWidget, max_messages: int, max_bytes: int) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Inbox retention")
+        self.count = QSpinBox()
+        self.count.setRange(0, 1_000_000)
+        self.count.setSpecialValueText("no limit")
+        self.count.setValue(max_messages)
+        self.megabytes = QSpinBox()
+        self.megabytes.setRange(0, 1_000_000)
+        self.megabytes.setSuffix(" MB")
+        self.megabytes.setSpecialValueText("no limit")
+        self.megabytes.setValue(max_bytes // 1_000_000)
+        form = QFormLayout(self)
+        form.addRow("Keep at most (messages):", self.count)
+        form.addRow("Keep at most (size):", self.megabytes)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def limits(self) -> tuple[int, int]:
+        return self.count.value(), self.megabytes.value() * 1_000_000
 
 
 class InboxController(QObject):
     received = Signal(object)  # InboxMessage, emitted from the server's reader thread -> queued
+    removed = Signal(object)  # ids the retention limits removed (from the reader thread)
     started = Signal(int)
     failed = Signal(str)
     ended = Signal(str)  # the server process ended on its own (emitted from the reader thread)
     status = Signal(str)
-    count_changed = Signal(int)
+    count_changed = Signal(int)  # unread messages
+    limits_changed = Signal(int, int)  # max messages, max bytes (0: no limit), to keep
+    open_draft = Signal(str)  # the .eml of a received message, to open as a new draft
+    searched = Signal(int)  # a search is done: how many messages it found
+    sent_on = Signal(str)  # Send on is done: the server's reply, or what went wrong
 
     def __init__(self, view: InboxView, runner: JobRunner, store: InboxStore,
                  port: int = DEFAULT_INBOX_PORT) -> None:
@@ -89,11 +187,28 @@ class InboxController(QObject):
         self.runner = runner
         self.store = store
         self.server = InboxServer(store, on_message=self.received.emit, on_exit=self.ended.emit,
-                                  port=port)
+                                  on_removed=self.removed.emit, port=port)
         self.messages: list[InboxMessage] = []
+        self.read: set[str] = set()
+        self.index = SearchIndex(store)
+        self.matches: set[str] | None = None  # the search's ids; None: no search
+        self._search_generation = 0
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
+        self._search_timer.timeout.connect(self._search_now)
         self.error = ""
         self._port = 0
+        self._shown: MessageDetails | None = None
+        self._keep_id: str | None = None  # the message being read (stays under "Unread only")
+        # Send on: the profiles and how to get a password (set by the main controller)
+        self.profiles: Callable[[], list[Profile]] = list
+        self.secrets: Callable[[], object] = lambda: None
+        self.ask_password: Callable[[Profile, str, Callable[[str | None], None]], None] | None \
+            = None
+        self.session_password: Callable[[Profile], str | None] = lambda _profile: None
         self.received.connect(self._received)
+        self.removed.connect(self._removed)
         self.ended.connect(self._ended)
         view.list.currentItemChanged.connect(self._selected)
         view.rendered.blocked_changed.connect(self._blocked_changed)
@@ -104,9 +219,32 @@ class InboxController(QObject):
         view.parts.currentItemChanged.connect(self._part_selected)
         view.parts.itemDoubleClicked.connect(lambda *_a: self.save_selected_part())
         view.save_part.clicked.connect(self.save_selected_part)
+        view.search.textChanged.connect(lambda _t: self._search_timer.start())
+        view.unread_only.toggled.connect(lambda _on: self._fill())
+        view.mark_unread.clicked.connect(self.mark_unread)
+        view.raw_headers.toggled.connect(lambda _on: self._show_headers())
+        view.limits.clicked.connect(self.edit_limits)
+        view.save_eml.clicked.connect(self.save_eml)
+        view.copy_source.clicked.connect(self.copy_source)
+        view.open_draft.clicked.connect(self.open_as_draft)
+        view.send_on.clicked.connect(self.send_on_clicked)
         view.set_empty(True)
-        view.detail.hide()
+        view.detail_box.hide()
         self._update_buttons()
+
+    def attach_app(self, app: Any) -> None:
+        """What the inbox needs of the app (the main controller): the settings that keep its
+        limits, the profiles and passwords for Send on, the composer for Open as new draft."""
+        self.profiles = app.profile_store.all
+        broker = app.passwords.broker
+        self.secrets = lambda: broker.worker_secrets
+        self.session_password = lambda profile: broker.plan(profile).password
+        self.ask_password = lambda profile, reason, answered: app.passwords.ask(
+            profile, reason, answered)
+        self.limits_changed.connect(lambda count, size: app.settings.update(
+            inbox_max_messages=count, inbox_max_bytes=size))
+        self.open_draft.connect(lambda path: app.open_eml(path))
+        self._update_limits_tip()
 
     @property
     def running(self) -> bool:
@@ -117,10 +255,15 @@ class InboxController(QObject):
         """The port, once the GUI thread has been told (so the inbox profile knows it too)."""
         return self._port if self.server.running else 0
 
+    @property
+    def unread(self) -> int:
+        return sum(1 for m in self.messages if m.id not in self.read)
+
     def start(self) -> None:
         """Start the server and load the stored messages, both on the worker pool."""
         self.runner.run(self.server.start, on_done=self._started, on_error=self._failed)
-        self.runner.run(self.store.list, on_done=self._loaded,
+        self.runner.run(lambda: (self.store.list(), self.store.read_ids()),
+                        on_done=lambda r: self._loaded(*r),
                         what="list the messages of the local test inbox")
 
     def stop(self) -> None:
@@ -154,22 +297,96 @@ class InboxController(QObject):
                                  "receive messages again.")
         self.view.status.setStyleSheet("color: #9b1c1c;")
 
-    def _loaded(self, messages: list[InboxMessage]) -> None:
+    # -- retention -----------------------------------------------------------------------------
+
+    @property
+    def limits(self) -> tuple[int, int]:
+        return self.store.max_messages, self.store.max_bytes
+
+    def set_limits(self, max_messages: int, max_bytes: int) -> None:
+        """New limits: the server applies them at once (what it removes comes back as
+        ``removed``); the main controller keeps them in the settings."""
+        self.server.set_limits(max_messages, max_bytes)
+        self.limits_changed.emit(*self.limits)
+        self._update_limits_tip()
+
+    def _update_limits_tip(self) -> None:
+        count, size = self.limits
+        total = human_size(size) if size else "any size"
+        self.view.limits.setToolTip(
+            f"Keeps {count or 'any number of'} messages and {total} in all; the oldest go first")
+
+    def choose_limits(self) -> tuple[int, int] | None:
+        """Ask for the limits (tests replace this)."""
+        dialog = LimitsDialog(self.view, *self.limits)
+        return dialog.limits() if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+    def edit_limits(self) -> None:
+        chosen = self.choose_limits()
+        if chosen is not None:
+            self.set_limits(*chosen)
+
+    def _removed(self, ids: list[str]) -> None:
+        gone = set(ids)
+        self.index.forget(gone)
+        self.messages = [m for m in self.messages if m.id not in gone]
+        if self.read & gone:
+            self.read -= gone
+        if self.matches is not None:
+            self.matches -= gone
+        self._fill()
+
+    # -- the list ------------------------------------------------------------------------------
+
+    def _loaded(self, messages: list[InboxMessage], read: set[str] | None = None) -> None:
         known = {m.id for m in self.messages}
         for message in messages:
             if message.id not in known:
                 self.messages.append(message)
         self.messages.sort(key=lambda m: m.received_at)
+        if read is not None:
+            self.read |= read & {m.id for m in self.messages}
         self._fill()
 
+    def _visible(self, message: InboxMessage) -> bool:
+        if self.view.unread_only.isChecked() and message.id in self.read:
+            return message.id == self._keep_id  # the one being read stays in the list
+        return self.matches is None or message.id in self.matches
+
     def _fill(self) -> None:
+        """The list again, newest first, the selection (and the row under it) kept."""
         tree = self.view.list
-        tree.clear()
-        for message in self.messages:
-            tree.insertTopLevelItem(0, self._item(message))
+        selected = self.selected_id()
+        self._keep_id = selected
+        bar = tree.verticalScrollBar()
+        scroll = bar.value()
+        with BlockSignals(tree):
+            tree.clear()
+            shown = [m for m in self.messages if self._visible(m)]
+            tree.addTopLevelItems([self._item(m) for m in reversed(shown)])
+            again = self._find_item(selected) if selected else None
+            if again is not None:
+                tree.setCurrentItem(again)
+            bar.setValue(scroll)
+        if selected and again is None:
+            self._selected(None)
         self.view.set_empty(not self.messages)
+        self._update_found()
         self._update_buttons()
-        self.count_changed.emit(len(self.messages))
+        self.count_changed.emit(self.unread)
+
+    def _find_item(self, msg_id: str | None) -> QTreeWidgetItem | None:
+        tree = self.view.list
+        for index in range(tree.topLevelItemCount()):
+            item = tree.topLevelItem(index)
+            if item.data(0, 256) == msg_id:
+                return item
+        return None
+
+    def _update_found(self) -> None:
+        shown = self.view.list.topLevelItemCount()
+        filtered = self.matches is not None or self.view.unread_only.isChecked()
+        self.view.found.setText(f"{shown} of {len(self.messages)}" if filtered else "")
 
     def _item(self, message: InboxMessage) -> QTreeWidgetItem:
         when = time.localtime(message.received_at)
@@ -183,33 +400,115 @@ class InboxController(QObject):
         item.setToolTip(1, f"Envelope from: {message.mail_from}")
         item.setToolTip(2, "Envelope recipients: " + ", ".join(message.rcpt_tos))
         item.setData(0, 256, message.id)
+        self._mark(item, message.id not in self.read)
         return item
+
+    @staticmethod
+    def _mark(item: QTreeWidgetItem, unread: bool) -> None:
+        for column in range(item.columnCount()):
+            font = item.font(column)
+            font.setBold(unread)
+            item.setFont(column, font)
+        item.setData(1, 256, unread)
+        item.setStatusTip(0, "unread" if unread else "read")
 
     def _received(self, message: InboxMessage) -> None:
         if any(m.id == message.id for m in self.messages):
             return
         self.messages.append(message)
-        self.view.list.insertTopLevelItem(0, self._item(message))
+        if self.matches is not None:  # it shows when the search finds it
+            self._search_now()
+        elif self._visible(message):
+            tree = self.view.list
+            bar = tree.verticalScrollBar()
+            at_top = bar.value() == bar.minimum()
+            top = tree.itemAt(0, 0)
+            with BlockSignals(tree):
+                tree.insertTopLevelItem(0, self._item(message))
+            if not at_top and top is not None:  # the rows being looked at stay where they are
+                tree.scrollToItem(top, tree.ScrollHint.PositionAtTop)
         self.view.set_empty(False)
-        self.view.list.setCurrentItem(self.view.list.topLevelItem(0))
+        self._update_found()
         self._update_buttons()
-        self.count_changed.emit(len(self.messages))
+        self.count_changed.emit(self.unread)
+        if self.view.list.currentItem() is None and self.view.list.topLevelItemCount():
+            # nothing is being read: the newest is shown (what you just sent, say); a message
+            # being read is never replaced
+            self.view.list.setCurrentItem(self.view.list.topLevelItem(0))
+
+    # -- search --------------------------------------------------------------------------------
+
+    def _search_now(self) -> None:
+        query = self.view.search.text().strip()
+        self._search_generation += 1
+        generation = self._search_generation
+        if not query:
+            self.matches = None
+            self._fill()
+            return
+        messages = list(self.messages)
+        self.runner.run(self.index.search, query, messages,
+                        on_done=lambda ids: self._searched(generation, ids),
+                        on_error=lambda exc: self.status.emit(failure_sentence("search", exc)))
+
+    def _searched(self, generation: int, ids: set[str]) -> None:
+        if generation != self._search_generation:
+            return  # a newer search is under way
+        self.matches = ids
+        self._fill()
+        self.searched.emit(len(ids))
+
+
+    # -- read state ----------------------------------------------------------------------------
+
+    def _set_read(self, msg_id: str, read: bool) -> None:
+        if (msg_id in self.read) == read:
+            return
+        if read:
+            self.read.add(msg_id)
+        else:
+            self.read.discard(msg_id)
+        item = self._find_item(msg_id)
+        if item is not None:
+            self._mark(item, not read)
+        self.runner.write(self.store.save_read_ids, set(self.read),
+                          what="save which inbox messages are read")
+        self.count_changed.emit(self.unread)
+
+    def mark_unread(self) -> None:
+        msg_id = self.selected_id()
+        if msg_id is not None:
+            self._set_read(msg_id, False)
 
     def _update_buttons(self) -> None:
-        self.view.delete.setEnabled(self.view.list.currentItem() is not None)
-        self.view.clear.setEnabled(bool(self.messages))
+        selected = self.view.list.currentItem() is not None
+        v = self.view
+        for button in (v.delete, v.mark_unread, v.save_eml, v.copy_source, v.open_draft,
+                       v.send_on):
+            button.setEnabled(selected)
+        v.clear.setEnabled(bool(self.messages))
+
+    # -- the message shown ---------------------------------------------------------------------
+
+    def message(self, msg_id: str | None) -> InboxMessage | None:
+        return next((m for m in self.messages if m.id == msg_id), None)
 
     def _selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         self._update_buttons()
         v = self.view
-        v.detail.setVisible(item is not None)
+        v.detail_box.setVisible(item is not None)
         if item is None:
+            self._shown = None
             v.headers.clear()
             v.parts.clear()
             v.source.clear()
+            v.text.clear()
+            v.html_source.clear()
             v.rendered.clear()
             return
         msg_id = item.data(0, 256)
+        self._keep_id = msg_id
+        self._set_read(msg_id, True)
         self.runner.run(_details_for_view, self.store, msg_id, on_done=lambda r: self._show(*r),
                         on_error=lambda exc: v.rendered.show_text(f"Can't read it: {exc}"))
 
@@ -219,10 +518,10 @@ class InboxController(QObject):
         current = v.list.currentItem()
         if current is None or current.data(0, 256) != details.id:
             return
-        v.headers.clear()
-        for name, value in details.headers:
-            v.headers.addTopLevelItem(QTreeWidgetItem([name, value]))
+        self._shown = details
+        self._show_headers()
         v.parts.clear()
+        self._show_part(None)
         stack: list[QTreeWidgetItem] = []
         for index, part in enumerate(details.parts):
             item = QTreeWidgetItem([
@@ -240,13 +539,35 @@ class InboxController(QObject):
             stack.append(item)
         v.parts.expandAll()
         v.source.setPlainText(details.source)
+        v.text.setPlainText(details.text or "(This message has no text/plain part.)")
+        v.html_source.setPlainText(details.html or "(This message has no HTML part.)")
+        v.body.setTabEnabled(2, bool(details.html))
         if details.html:
-            # remote resources load only when asked, for this message (the bar above it)
+            # remote resources load only when asked (the bar above it), for this message
             v.rendered.show_html(details.html, urls or [], parts)
         else:
             v.rendered.show_text(details.text)
+        v.body.setTabText(0, "&HTML" if details.html else "&Message")
         # (the bar above the preview says how many remote images it blocked)
-        v.summary.setText(summary_html(details))
+        v.summary.setText(summary_html(details, message=self.message(details.id)))
+
+    def _show_headers(self) -> None:
+        v = self.view
+        details = self._shown
+        v.headers.clear()
+        if details is None:
+            return
+        raw = v.raw_headers.isChecked() and len(details.raw_headers) == len(details.headers)
+        rows = details.raw_headers if raw else details.headers
+        for index, (name, value) in enumerate(rows):
+            item = QTreeWidgetItem([name, value])
+            note = details.header_notes[index] if index < len(details.header_notes) else ""
+            if note:
+                item.setText(0, f"\u26a0 {name}")
+                item.setToolTip(0, note)
+                item.setToolTip(1, note)
+                item.setForeground(0, Qt.GlobalColor.darkRed)
+            v.headers.addTopLevelItem(item)
 
     def _blocked_changed(self, count: int) -> None:
         v = self.view
@@ -262,8 +583,52 @@ class InboxController(QObject):
         """Load the remote images of the message shown, and of no other."""
         self.view.rendered.allow_remote()
 
+    # -- parts ---------------------------------------------------------------------------------
+
     def _part_selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
-        self.view.save_part.setEnabled(item is not None and not item.data(1, 256))
+        container = item is not None and bool(item.data(1, 256))
+        self.view.save_part.setEnabled(item is not None and not container)
+        details, msg_id = self._shown, self.selected_id()
+        if item is None or container or details is None or msg_id != details.id:
+            self._show_part(None)
+            return
+        index = int(item.data(0, 256))
+        part = details.parts[index]
+
+        def job() -> tuple[PartPreview, QImage | None]:
+            preview = part_preview(self.store, msg_id, index, part.content_type, part.charset,
+                                   part.size)
+            image = QImage.fromData(preview.data) if preview.kind == "image" else None
+            return preview, image  # (a QImage is made off the GUI thread; a QPixmap is not)
+
+        self.runner.run(job, on_done=lambda r: self._part_ready(msg_id, index, *r),
+                        on_error=lambda exc: self._show_part(
+                            None, failure_sentence("show the part", exc)))
+
+    def _part_ready(self, msg_id: str, index: int, preview: PartPreview,
+                    image: QImage | None) -> None:
+        item = self.view.parts.currentItem()
+        if self.selected_id() != msg_id or item is None or item.data(0, 256) != index:
+            return
+        self._show_part(preview, image=image)
+
+    def _show_part(self, preview: PartPreview | None, note: str = "", *,
+                   image: QImage | None = None) -> None:
+        v = self.view
+        if preview is None or preview.kind == "other" or (
+                preview.kind == "image" and (image is None or image.isNull())):
+            if preview is not None and preview.kind == "image":
+                note = f"This {preview.content_type} image can't be shown: save it instead."
+            v.part_note.setText(note or (preview.note if preview else "")
+                                or "Select a part to see it here.")
+            v.part_view.setCurrentWidget(v.part_note)
+        elif preview.kind == "image":
+            v.part_image.setPixmap(QPixmap.fromImage(image))
+            v.part_view.setCurrentWidget(v.part_image_page)
+        else:
+            v.part_text.setPlainText(preview.text + (f"\n\n{preview.note}" if preview.note
+                                                     else ""))
+            v.part_view.setCurrentWidget(v.part_text)
 
     def choose_part_path(self, suggested: str) -> str:
         """Ask where to save a part (tests replace this)."""
@@ -301,12 +666,119 @@ class InboxController(QObject):
         item = self.view.list.currentItem()
         return item.data(0, 256) if item is not None else None
 
+    # -- the whole message: save, copy, open as a draft, send on --------------------------------
+
+    def choose_eml_path(self, suggested: str) -> str:
+        """Ask where to save the message (tests replace this)."""
+        path, _filter = QFileDialog.getSaveFileName(self.view, "Save message",
+                                                    folders.start_at(suggested),
+                                                    "Email messages (*.eml)")
+        folders.remember(path)
+        return path
+
+    def _suggested_name(self, message: InboxMessage | None) -> str:
+        subject = (message.subject if message else "") or "message"
+        safe = "".join(c if c.isalnum() or c in " -_." else "_" for c in subject).strip(" .")
+        return f"{safe[:60] or 'message'}.eml"
+
+    def save_eml(self) -> None:
+        msg_id = self.selected_id()
+        if msg_id is None:
+            return
+        path = self.choose_eml_path(self._suggested_name(self.message(msg_id)))
+        if not path:
+            return
+        from mailgui.model.paths import atomic_write_bytes
+
+        def save() -> tuple[str, int]:
+            data = self.store.read(msg_id)  # the bytes as received, unchanged
+            atomic_write_bytes(Path(path), data)
+            return path, len(data)
+
+        self.runner.write(save, on_done=lambda r: self.status.emit(
+            f"Saved the message ({human_size(r[1])}) to {r[0]}."),
+            on_error=lambda exc: self.status.emit(failure_sentence("save the message", exc)))
+
+    def copy_source(self) -> None:
+        msg_id = self.selected_id()
+        if msg_id is None:
+            return
+
+        def read() -> str:
+            return self.store.read(msg_id).decode("utf-8", "replace")
+
+        def copied(text: str) -> None:
+            QGuiApplication.clipboard().setText(text)
+            self.status.emit(f"Copied the source ({len(text):,} characters).")
+
+        self.runner.run(read, on_done=copied,
+                        on_error=lambda exc: self.status.emit(failure_sentence("copy", exc)))
+
+    def open_as_draft(self) -> None:
+        """Open the message as a new draft (as Thunderbird's Edit as New): the composer reads
+        the .eml as it reads any."""
+        msg_id = self.selected_id()
+        if msg_id is not None:
+            self.open_draft.emit(str(self.store.path(msg_id)))
+
+    def choose_profile(self, profiles: list[Profile]) -> Profile | None:
+        """Ask which SMTP profile to send on through (tests replace this)."""
+        names = [f"{p.name} ({p.describe()})" for p in profiles]
+        name, ok = QInputDialog.getItem(self.view, "Send on via profile",
+                                        "Send the message exactly as received through:",
+                                        names, 0, False)
+        return profiles[names.index(name)] if ok and name in names else None
+
+    def send_on_clicked(self) -> None:
+        msg_id = self.selected_id()
+        message = self.message(msg_id)
+        if message is None:
+            return
+        profiles = [p for p in self.profiles() if p.kind == "smtp"]
+        if not profiles:
+            self.status.emit("Send on needs an SMTP profile: add one in Profiles first.")
+            return
+        profile = self.choose_profile(profiles)
+        if profile is not None:
+            self.send_on(message, profile, self.session_password(profile))
+
+
+    def send_on(self, message: InboxMessage, profile: Profile, password: str | None = None
+                ) -> None:
+        """Send the received bytes unchanged, with the received envelope, through ``profile``
+        on the worker."""
+        secrets = self.secrets()
+
+        def job() -> str:
+            return send_on(profile, password, secrets, message.mail_from,  # type: ignore[arg-type]
+                           list(message.rcpt_tos), self.store.read(message.id))
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, PasswordNeeded) and self.ask_password is not None:
+                self.ask_password(profile, exc.reason,
+                                  lambda typed: typed is not None
+                                  and self.send_on(message, profile, typed))
+                return
+            text = failure_sentence(f"send the message on via {profile.name}", exc)
+            self.status.emit(text)
+            self.sent_on.emit(text)
+
+        def done(reply: str) -> None:
+            text = f"Sent on via {profile.name}: the server said {reply}."
+            self.status.emit(text)
+            self.sent_on.emit(text)
+
+        self.runner.run(job, on_done=done, on_error=failed)
+
+    # -- delete --------------------------------------------------------------------------------
+
     def delete_selected(self) -> None:
         msg_id = self.selected_id()
         if msg_id is None:
             return
         self.messages = [m for m in self.messages if m.id != msg_id]
         self.runner.write(self.store.delete, msg_id,
+                          on_done=lambda _r: self.server.rescan(),
                           on_error=lambda exc: self._delete_failed("delete the message", exc,
                                                                    msg_id))
         self._fill()
@@ -314,6 +786,7 @@ class InboxController(QObject):
     def _delete_failed(self, what: str, exc: BaseException, msg_id: str | None = None) -> None:
         """Say so, and list again what the folder holds (what a restart would show), with
         the message that is still there selected again."""
+        self.server.rescan()
         self.status.emit(failure_sentence(what, exc))
         self.runner.run(self.store.list,
                         on_done=lambda messages: self._relisted(messages, msg_id),
@@ -323,10 +796,9 @@ class InboxController(QObject):
         selected = select or self.selected_id()
         self.messages = sorted(messages, key=lambda m: m.received_at)
         self._fill()
-        for index in range(self.view.list.topLevelItemCount()):
-            item = self.view.list.topLevelItem(index)
-            if item.data(0, 256) == selected:
-                self.view.list.setCurrentItem(item)
+        item = self._find_item(selected)
+        if item is not None:
+            self.view.list.setCurrentItem(item)
 
     def confirm_clear(self) -> bool:
         answer = QMessageBox.question(self.view, "Delete all",
@@ -337,6 +809,7 @@ class InboxController(QObject):
         if not self.messages or not self.confirm_clear():
             return
         self.messages = []
-        self.runner.write(self.store.clear,
+        self.runner.write(self.store.clear, on_done=lambda _r: self.server.rescan(),
                           on_error=lambda exc: self._delete_failed("delete the messages", exc))
         self._fill()
+

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from mailgui import __version__
 from mailgui.controllers import folders
 from mailgui.controllers.compose import ComposeController
-from mailgui.controllers.inbox import InboxController
+from mailgui.controllers.inbox import InboxController, inbox_limits
 from mailgui.controllers.passwords import PasswordsController
 from mailgui.controllers.profile_editor import ProfileEditorController
 from mailgui.controllers.send_target import SendTargetController
@@ -81,8 +81,10 @@ class MainController(QObject):
             port = self.settings.get("inbox_port")
             valid = isinstance(port, int) and not isinstance(port, bool) and 0 <= port < 65536
             inbox_port = port if valid else DEFAULT_INBOX_PORT
-        self.inbox = InboxController(w.inbox, self.runner, InboxStore(paths.inbox_dir),
+        self.inbox = InboxController(w.inbox, self.runner,
+                                     InboxStore(paths.inbox_dir, *inbox_limits(self.settings)),
                                      port=inbox_port)
+        self.inbox.attach_app(self)  # its settings, the profiles and passwords, Open as draft
         self.sending = SendController(w, self.runner, self.compose, self.target, self.passwords,
                                       self.sent_log, lambda: self.inbox.running)
 
@@ -229,7 +231,9 @@ class MainController(QObject):
     def new_draft(self) -> None:
         if not self.compose.draft.is_empty and not self.confirm_discard():
             return
+        old = self.compose.draft
         self.compose.load(Draft(profile_id=self.window.target.currentData() or ""), saved=False)
+        self.compose.discard_files(old)
         self.compose.autosave_now(force=True)
         self.window.compose.banner.hide()
         self.window.compose.address_edits["to"].setFocus()
@@ -292,6 +296,8 @@ class MainController(QObject):
                 and not self.confirm_replace(name or "the message")):
             return  # typed into meanwhile, and the person wants to keep it
         self.compose.load(draft, saved=False)
+        if kept is None:  # the replaced draft is gone: its attachment copies with it
+            self.compose.discard_files(current)
         self.compose.autosave_now(force=True)
         n = len(draft.attachments)
         text = f"Opened {name or 'the message'} as a new draft" + (

@@ -71,6 +71,15 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+def _tree_items(tree) -> list:  # noqa: ANN001 - a QTreeWidget
+    items, stack = [], [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    while stack:
+        item = stack.pop()
+        items.append(item)
+        stack.extend(item.child(i) for i in range(item.childCount()))
+    return items
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path,
@@ -157,8 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     c.sending.send()
     wait(lambda: len(c.inbox.messages) == 2)
     w.compose.banner.hide()
-    wait(lambda: w.inbox.parts.topLevelItemCount() == 1)
-    w.inbox.detail.setCurrentIndex(w.inbox.detail.indexOf(w.inbox.parts.parentWidget()))
+    # the newest is opened (an arrival never takes the selection from the message being read)
+    w.inbox.list.setCurrentItem(w.inbox.list.topLevelItem(0))
+    wait(lambda: "Release 2.4" in w.inbox.summary.text())
+    w.inbox.detail.setCurrentWidget(w.inbox.parts_page)
+    report = [i for i in _tree_items(w.inbox.parts) if i.text(1) == "test-report.html"]
+    if report:
+        w.inbox.parts.setCurrentItem(report[0])  # a part is shown as it is
+        wait(lambda: w.inbox.part_view.currentWidget() is w.inbox.part_text)
     save(w, out / "inbox.png")
     # 4b. its Message tab: the HTML as the browser engine renders it
     w.inbox.detail.setCurrentIndex(0)

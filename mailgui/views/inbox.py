@@ -3,23 +3,81 @@ rendered text and source of the selected one."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRegularExpression, Qt
+from PySide6.QtGui import QColor, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
+    QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTabWidget,
+    QToolButton,
     QTreeWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from mailgui.views.common import delete_key, hint_label, named, source_editor
+from mailgui.views import style
+from mailgui.views.common import delete_key, hint_label, mono_font, named, source_editor
 from mailgui.views.compose import HtmlPreview, _notice_bar
 from mailgui.views.webpreview import WebPreview
+
+
+class HtmlHighlighter(QSyntaxHighlighter):
+    """Tags, attribute names, quoted values and comments of an HTML source."""
+
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__(document)
+
+        def fmt(role: str, bold: bool = False) -> QTextCharFormat:
+            f = QTextCharFormat()
+            f.setForeground(QColor(style.highlight(role)))
+            if bold:
+                f.setFontWeight(700)
+            return f
+
+        self.rules = [
+            (QRegularExpression(r"</?[A-Za-z][\w:-]*|/?>"), fmt("header-name", True)),
+            (QRegularExpression(r"\s[A-Za-z_:][\w:.-]*(?==)"), fmt("boundary")),
+            (QRegularExpression(r"\"[^\"]*\"|'[^']*'"), fmt("header-value")),
+        ]
+        self.comment = fmt("folded")
+        self.comment.setFontItalic(True)
+
+    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt API
+        for pattern, fmt in self.rules:
+            it = pattern.globalMatch(text)
+            while it.hasNext():
+                m = it.next()
+                self.setFormat(m.capturedStart(), m.capturedLength(), fmt)
+        start = 0 if self.previousBlockState() == 1 else text.find("<!--")
+        self.setCurrentBlockState(0)
+        while start >= 0:
+            end = text.find("-->", start)
+            if end < 0:
+                self.setFormat(start, len(text) - start, self.comment)
+                self.setCurrentBlockState(1)
+                break
+            self.setFormat(start, end + 3 - start, self.comment)
+            start = text.find("<!--", end + 3)
+
+
+def _text_view(name: str, *, mono: bool = False) -> QPlainTextEdit:
+    edit = QPlainTextEdit()
+    edit.setReadOnly(True)
+    edit.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                 | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+    if mono:
+        edit.setFont(mono_font())
+        edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    named(edit, name)
+    return edit
 
 
 class InboxView(QWidget):
@@ -33,10 +91,31 @@ class InboxView(QWidget):
         named(self.delete, "Delete selected message")
         self.clear = QPushButton("Delete all")
         named(self.clear, "Delete all messages")
+        self.limits = QToolButton()
+        self.limits.setText("Limits\u2026")
+        named(self.limits, "Inbox retention limits")
+        self.limits.setToolTip("How many messages (and how many bytes) the inbox keeps; the "
+                               "oldest go first")
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
+        top.addWidget(self.limits)
         top.addWidget(self.delete)
         top.addWidget(self.clear)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search subject, addresses and text")
+        self.search.setClearButtonEnabled(True)
+        named(self.search, "Search the inbox")
+        self.unread_only = QCheckBox("&Unread only")
+        named(self.unread_only, "Show only unread messages")
+        self.mark_unread = QPushButton("Mark unread")
+        named(self.mark_unread, "Mark the selected message unread")
+        self.found = QLabel()
+        named(self.found, "Search result count")
+        find_row = QHBoxLayout()
+        find_row.addWidget(self.search, 1)
+        find_row.addWidget(self.found)
+        find_row.addWidget(self.unread_only)
+        find_row.addWidget(self.mark_unread)
 
         self.list = QTreeWidget()
         named(self.list, "Received messages")
@@ -67,6 +146,15 @@ class InboxView(QWidget):
         self.headers.setHeaderLabels(["Header", "Value"])
         self.headers.setRootIsDecorated(False)
         self.headers.setColumnWidth(0, 150)
+        self.raw_headers = QCheckBox("Show &raw headers")
+        named(self.raw_headers, "Show the headers as received")
+        self.raw_headers.setToolTip("The headers exactly as received (encoded words and all), "
+                                    "instead of as a mail reader shows them")
+        headers_page = QWidget()
+        headers_box = QVBoxLayout(headers_page)
+        headers_box.setContentsMargins(0, 0, 0, 0)
+        headers_box.addWidget(self.headers, 1)
+        headers_box.addWidget(self.raw_headers)
         self.parts = QTreeWidget()
         named(self.parts, "Message parts")
         self.parts.setHeaderLabels(["Part", "File name", "Size", "Disposition"])
@@ -77,9 +165,29 @@ class InboxView(QWidget):
                                   "Double-clicking a part does the same.")
         self.save_part.setEnabled(False)
         parts_page = QWidget()
+        self.parts_page = parts_page
         parts_box = QVBoxLayout(parts_page)
         parts_box.setContentsMargins(0, 0, 0, 0)
-        parts_box.addWidget(self.parts, 1)
+        # what the selected part holds: its text, its picture, or a word on saving it
+        self.part_text = _text_view("Part text")
+        self.part_image = QLabel()
+        self.part_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        named(self.part_image, "Part image")
+        image_scroll = QScrollArea()
+        image_scroll.setWidget(self.part_image)
+        image_scroll.setWidgetResizable(True)
+        self.part_note = hint_label("Select a part to see it here.")
+        self.part_view = QStackedWidget()
+        for widget in (self.part_note, self.part_text, image_scroll):
+            self.part_view.addWidget(widget)
+        self.part_image_page = image_scroll
+        parts_split = QSplitter(Qt.Orientation.Vertical)
+        parts_split.addWidget(self.parts)
+        parts_split.addWidget(self.part_view)
+        parts_split.setChildrenCollapsible(False)
+        parts_split.setStretchFactor(0, 1)
+        parts_split.setStretchFactor(1, 2)
+        parts_box.addWidget(parts_split, 1)
         parts_row = QHBoxLayout()
         parts_row.addStretch(1)
         parts_row.addWidget(self.save_part)
@@ -90,6 +198,32 @@ class InboxView(QWidget):
         self.remote_bar, self.remote_label, self.load_remote = _notice_bar(
             "Load remote images", "warning")
         self.source = source_editor("Received message source")
+        self.text = _text_view("Message plain text")
+        self.html_source = _text_view("Message HTML source", mono=True)
+        self.html_source.highlighter = HtmlHighlighter(  # type: ignore[attr-defined]
+            self.html_source.document())
+        self.body = QTabWidget()
+        self.body.setDocumentMode(True)
+        named(self.body, "Message body views")
+        self.body.addTab(self.rendered, "&HTML")
+        self.body.addTab(self.text, "&Text")
+        self.body.addTab(self.html_source, "HTML so&urce")
+        # on the received message: save, copy, open as a draft, send on
+        self.save_eml = QPushButton("Save as .eml\u2026")
+        named(self.save_eml, "Save the message as an .eml file")
+        self.copy_source = QPushButton("Copy source")
+        named(self.copy_source, "Copy the message source")
+        self.open_draft = QPushButton("Open as new draft")
+        named(self.open_draft, "Open the message as a new draft")
+        self.send_on = QPushButton("Send on via profile\u2026")
+        named(self.send_on, "Send the received bytes on through a profile")
+        self.send_on.setToolTip("Send the message exactly as received (same bytes, same "
+                                "envelope) through one of your SMTP profiles")
+        actions = QHBoxLayout()
+        actions.setContentsMargins(0, 2, 0, 0)
+        for button in (self.save_eml, self.copy_source, self.open_draft, self.send_on):
+            actions.addWidget(button)
+        actions.addStretch(1)
         self.detail = QTabWidget()
         named(self.detail, "Message details")
         self.detail.tabBar().setAccessibleName("Message details: text, headers, parts, source")
@@ -107,15 +241,21 @@ class InboxView(QWidget):
         message_box.setSpacing(0)
         message_box.addWidget(self.summary)
         message_box.addWidget(self.remote_bar)
-        message_box.addWidget(self.rendered, 1)
+        message_box.addWidget(self.body, 1)
         self.detail.addTab(message_page, "Message")
-        self.detail.addTab(self.headers, "Headers")
+        self.detail.addTab(headers_page, "Headers")
         self.detail.addTab(parts_page, "Parts")
         self.detail.addTab(self.source, "Source")
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.stack)
-        split.addWidget(self.detail)
+        self.detail_box = QWidget()
+        detail_layout = QVBoxLayout(self.detail_box)
+        detail_layout.setContentsMargins(0, 0, 0, 0)
+        detail_layout.setSpacing(2)
+        detail_layout.addLayout(actions)
+        detail_layout.addWidget(self.detail, 1)
+        split.addWidget(self.detail_box)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
         split.setChildrenCollapsible(False)
@@ -123,6 +263,7 @@ class InboxView(QWidget):
         box = QVBoxLayout(self)
         box.setContentsMargins(6, 6, 6, 6)
         box.addLayout(top)
+        box.addLayout(find_row)
         box.addWidget(split, 1)
 
     def set_empty(self, empty: bool) -> None:
