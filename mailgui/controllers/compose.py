@@ -137,6 +137,7 @@ class ComposeController(QObject):
             v.subject.setText(draft.subject)
             v.body.setPlainText(draft.body)
             v.html.setPlainText(draft.html)
+            v.tabs.setCurrentWidget(v.text_page)  # a message opens on its text, never on HTML
             with BlockSignals(v.headers):
                 v.headers.setRowCount(0)
                 for name, value in draft.headers:
@@ -536,6 +537,17 @@ class ComposeController(QObject):
     def _save_failed(self, exc: BaseException) -> None:
         self._saved_fingerprint = ""
         self.status.emit(failure_sentence("save the draft", exc))
+
+    def discard_files(self, old: Draft) -> None:
+        """``old`` was replaced by the current draft and is gone (not kept in a file): the
+        copies of attachments made when it was opened from an .eml go with it, on the file
+        lane."""
+        folder = self.store.attachments_dir(old.id)
+        if old.id == self.draft.id or any(
+                Path(a.path).parent == folder for a in self.draft.attachments):
+            return
+        self.runner.write(self.store.remove_attachments, old.id,
+                          what="remove the attachment copies of the discarded draft")
 
     def attachment_dir_for_draft(self) -> Path:
         return self.store.attachments_dir(self.draft.id)

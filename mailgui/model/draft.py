@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -214,6 +215,14 @@ class DraftStore:
     def attachments_dir(self, draft_id: str) -> Path:
         """Where attachments of a draft opened from an .eml file are saved."""
         return self.paths.drafts_dir / "attachments" / safe_filename(draft_id)
+
+    def remove_attachments(self, draft_id: str) -> None:
+        """Remove the copies of attachments made for a draft opened from an .eml file (its
+        folder), when the draft goes; nothing else is ever removed (files the person
+        attached stay where they are)."""
+        folder = self.attachments_dir(draft_id)
+        if folder.is_dir() and folder.parent == self.paths.drafts_dir / "attachments":
+            shutil.rmtree(folder)
 
     def save(self, draft: Draft, generation: int | None = None) -> bool:
         """Write ``draft``; False if a newer generation was already written."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import os
 import re
 from email.header import decode_header, make_header
 from email.headerregistry import Address
@@ -183,11 +184,25 @@ def draft_from_eml(data: bytes, attachments_dir_for: Path | None = None,
                 if isinstance(inner, list) and inner:
                     payload = inner[0].as_bytes()
             name = part.get_filename() or _default_name(part, index)
-            attachments_dir_for.mkdir(parents=True, exist_ok=True)
-            target = _unique(attachments_dir_for, safe_filename(name))
-            target.write_bytes(payload)
+            target = _write_private(attachments_dir_for, safe_filename(name), payload)
             draft.attachments.append(AttachmentRef(str(target), part.get_content_type()))
     return draft
+
+
+def _write_private(folder: Path, name: str, payload: bytes) -> Path:
+    """Write ``payload`` to a new file in ``folder``, as private as the draft (0600, in a
+    folder only its owner can open, 0700): a copy of a mail's attachment is nobody else's."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)  # (mkdir's mode yields to the umask; an old folder is made so)
+    while True:
+        target = _unique(folder, name)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # made meanwhile: the next name
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        return target
 
 
 def _default_name(part: StdEmailMessage, index: int) -> str:

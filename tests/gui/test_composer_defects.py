@@ -1,0 +1,80 @@
+"""The composer's defects of issue 13, one test each (each failed before its fix): real
+windows, real files, real servers; only the question dialogs are answered through their
+seams."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from mailgui.model.source import human_size
+from tests.support.gui import fill
+
+
+def _eml_with_attachment(tmp_path: Path) -> Path:
+    path = tmp_path / "with-file.eml"
+    path.write_bytes(
+        b"From: a@example.com\r\nTo: b@example.com\r\nSubject: files\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+        b"--XX\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+        b"--XX\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Disposition: attachment; filename=secret.bin\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--XX--\r\n")
+    return path
+
+
+def test_sizes_are_1000_based_as_labelled() -> None:
+    assert human_size(999) == "999 bytes"
+    assert human_size(1000) == "1.0 KB"
+    assert human_size(1_500_000) == "1.5 MB"
+    assert human_size(1024 * 1024) == "1.0 MB"  # 1,048,576 bytes are 1.05 MB, not "1.0 MiB"
+    assert human_size(250 * 1000 ** 3) == "250.0 GB"
+
+
+def test_a_new_message_opens_on_the_text_tab(make_gui, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)
+    view = gui.window.compose
+    fill(gui, html="<p>Hi</p>")
+    view.tabs.setCurrentWidget(view.html_page)
+    monkeypatch.setattr(gui.controller, "confirm_discard", lambda: True)
+    gui.window.act_new.trigger()
+    assert view.tabs.currentWidget() is view.text_page
+    assert gui.controller.compose.draft.html == ""
+
+
+def test_eml_attachment_copies_are_private_and_go_with_the_draft(  # noqa: ANN001
+        make_gui, qtbot, tmp_path: Path, monkeypatch) -> None:
+    gui = make_gui(start_inbox=False)
+    c = gui.controller
+    c.open_eml(str(_eml_with_attachment(tmp_path)))
+    qtbot.waitUntil(lambda: len(c.compose.draft.attachments) == 1, timeout=10000)
+    copy = Path(c.compose.draft.attachments[0].path)
+    assert copy.read_bytes() == b"\x00\x01\x02\x03"
+    # as private as the draft itself (0600), in a folder only its owner can open
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert stat.S_IMODE(copy.parent.stat().st_mode) == 0o700
+    monkeypatch.setattr(c, "confirm_discard", lambda: True)
+    gui.window.act_new.trigger()  # the draft is discarded: its copies with it
+    qtbot.waitUntil(lambda: not copy.parent.exists(), timeout=10000)
+    assert not c.compose.draft.attachments
+
+
+def test_eml_copies_of_a_replaced_draft_are_removed_but_a_kept_ones_stay(  # noqa: ANN001
+        make_gui, qtbot, tmp_path: Path, monkeypatch) -> None:
+    gui = make_gui(start_inbox=False)
+    c = gui.controller
+    c.open_eml(str(_eml_with_attachment(tmp_path)))
+    qtbot.waitUntil(lambda: len(c.compose.draft.attachments) == 1, timeout=10000)
+    first = Path(c.compose.draft.attachments[0].path)
+    monkeypatch.setattr(c, "confirm_replace", lambda name: True)
+    c.open_eml(str(_eml_with_attachment(tmp_path)))  # replaces it (the person said yes)
+    qtbot.waitUntil(lambda: c.compose.draft.attachments
+                    and Path(c.compose.draft.attachments[0].path) != first, timeout=10000)
+    second = Path(c.compose.draft.attachments[0].path)
+    qtbot.waitUntil(lambda: not first.parent.exists(), timeout=10000)
+    # at start, the recovered draft is kept in a file: its copies stay for it
+    c.open_eml(str(_eml_with_attachment(tmp_path)), at_start=True)
+    qtbot.waitUntil(lambda: c.compose.draft.attachments
+                    and Path(c.compose.draft.attachments[0].path) != second, timeout=10000)
+    qtbot.waitUntil(lambda: c.runner.busy == 0, timeout=10000)
+    assert second.exists()
