@@ -19,10 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailgui.model.errors import ErrorInfo, refused_login
 from mailgui.model.profiles import Profile
 from mailgui.model.secrets import KeyringStatus, KeyringUnavailable, SecretStore
 
-__all__ = ["PasswordBroker", "PasswordPlan", "asked_again_sentence"]
+__all__ = ["ASKED_AGAIN_HINT", "PasswordBroker", "PasswordPlan", "asked_again",
+           "asked_again_sentence"]
+
+# The hint for a refused password that no keyring holds: the editor has no password field
+# then, so only the user name can be checked there.
+ASKED_AGAIN_HINT = ("Check the user name in the profile; the next test or send asks for the "
+                    "password again.")
 
 
 @dataclass(frozen=True)
@@ -33,14 +40,16 @@ class PasswordPlan:
     ask: str = ""  # not empty: ask the person first; this says why
 
 
+def asked_again(info: ErrorInfo) -> ErrorInfo:
+    """A refused login whose password no keyring holds: the same sentence, and the hint that
+    the password is asked for again (``describe_error``'s hint says to check both in the
+    profile, which fits a profile whose password the editor can replace)."""
+    return info.with_hint(ASKED_AGAIN_HINT)
+
+
 def asked_again_sentence(profile: Profile) -> str:
-    """The sentence for a refused password that no keyring holds: the editor has no password
-    field then, so only the user name can be checked there (``describe_error`` says to check
-    both in the profile, which fits a profile whose password the editor can replace)."""
-    user = f" for {profile.username}" if profile.username else ""
-    return (f"The server at {profile.host or 'localhost'}:{profile.port} refused the user name "
-            f"or password{user}. Check the user name in the profile; the next test or send "
-            "asks for the password again.")
+    """``asked_again`` of the refused login of ``profile``, on one line."""
+    return asked_again(refused_login(profile)).sentence
 
 
 class PasswordBroker:

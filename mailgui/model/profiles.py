@@ -23,7 +23,6 @@ __all__ = [
     "DEFAULT_FROM",
     "KINDS",
     "SECURITY",
-    "TLSFileError",
     "Profile",
     "ProfileStore",
     "builtin_profiles",
@@ -53,10 +52,6 @@ BACKENDS = {
 BUILTIN_IDS = (
     "builtin-inbox", "builtin-console", "builtin-file", "builtin-memory", "builtin-dummy",
 )
-
-
-class TLSFileError(ValueError):
-    """A TLS file named in a profile can't be used; the text names it and says why."""
 
 
 @dataclass
@@ -131,35 +126,13 @@ class Profile:
         return twin
 
     def check_tls_files(self) -> None:
-        """Raise TLSFileError if a CA file, client certificate or key set here can't be used:
-        before anything connects, with the file named (ssl would say only "PEM lib")."""
-        from mailcore.backends.smtp import TLSFileError as Unusable
-        from mailcore.backends.smtp import check_tls_files
+        """Raise ``mailcore.errors.TLSFileError`` if a CA file, client certificate or key set
+        here can't be used: before anything connects, with the file named (ssl would say only
+        "PEM lib"). ``model.errors`` words it."""
+        from mailcore.errors import check_tls_files
 
-        if not self.is_smtp:
-            return
-        try:
+        if self.is_smtp:
             check_tls_files(self.ca_file, self.client_cert, self.client_key)
-        except Unusable as exc:
-            what = {"ca": "CA file", "cert": "client certificate", "key": "client key"}[exc.role]
-            if exc.problem == "missing":
-                text = f"The {what} {exc.path} set in the profile does not exist."
-            elif exc.problem == "not a file":
-                text = f"The {what} {exc.path} set in the profile is not a file."
-            elif exc.problem == "unreadable":
-                text = f"The {what} {exc.path} set in the profile can't be read ({exc.reason})."
-            elif exc.problem == "key without cert":
-                text = "The profile has a client key but no client certificate."
-            elif exc.role == "ca":
-                text = (f"The CA file {exc.path} set in the profile holds no usable PEM "
-                        f"certificate ({exc.reason}).")
-            else:
-                hint = (" The key is not the one of this certificate."
-                        if "MISMATCH" in exc.reason else "")
-                text = (f"The client certificate {self.client_cert}"
-                        + (f" with the key {self.client_key}" if self.client_key else "")
-                        + f" can't be used ({exc.reason}).{hint}")
-            raise TLSFileError(text) from None
 
     def backend_kwargs(self, password: str | None = None) -> dict[str, Any]:
         """Keyword arguments for ``mailcore.get_connection(self.backend_name, **kwargs)``."""
