@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 from PySide6.QtCore import (
     QCoreApplication,
@@ -40,6 +41,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -56,6 +58,7 @@ from mailgui.views import style
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
 from mailgui.views.webpreview import WebPreview
 
+BREAK_EVERY = 24  # characters of a word in a problem sentence between two break chances
 ADDRESS_FIELDS = (("from_email", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
                   ("reply_to", "Reply-To"))
 # Alt+letter for each field's label (File, Message, View, Profiles and Help take F, M, V, P, H)
@@ -203,10 +206,24 @@ class OneLineDelegate(QStyledItemDelegate):
         return editor
 
 
+_LONG_WORD = re.compile(r"\S{%d,}" % BREAK_EVERY)
+
+
+def breakable(text: str) -> str:
+    """``text`` with a zero-width space every ``BREAK_EVERY`` characters of a long word (an
+    address, a path): a label wraps only between words, so one long word made it, and the
+    pane it is in, as wide as the word."""
+    return _LONG_WORD.sub(
+        lambda m: "\u200b".join(m.group()[i:i + BREAK_EVERY]
+                                for i in range(0, len(m.group()), BREAK_EVERY)), text)
+
+
 def show_problem(label: QLabel, text: str, fix: str = "") -> None:
     """Show ``text`` (plain text, never read as HTML) in a problem label, with a link that
     says ``fix`` after it when given (the label's ``linkActivated`` does it); hide the label
-    when ``text`` is empty."""
+    when ``text`` is empty. Long words are made breakable, so the sentence wraps in the
+    field's column."""
+    text = breakable(text)
     if fix:
         label.setTextFormat(Qt.TextFormat.RichText)
         label.setText(f'{html.escape(text, quote=False)} '
@@ -273,6 +290,9 @@ def _problem_label(name: str) -> QLabel:
     error.setStyleSheet(style.problem_label())
     error.setWordWrap(True)
     error.setTextFormat(Qt.TextFormat.PlainText)
+    # its width follows the field's column, never the other way round
+    error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    error.setMinimumWidth(1)
     named(error, name)
     error.hide()
     return error

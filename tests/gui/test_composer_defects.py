@@ -78,3 +78,23 @@ def test_eml_copies_of_a_replaced_draft_are_removed_but_a_kept_ones_stay(  # noq
                     and Path(c.compose.draft.attachments[0].path) != second, timeout=10000)
     qtbot.waitUntil(lambda: c.runner.busy == 0, timeout=10000)
     assert second.exists()
+
+
+def test_a_long_error_under_a_field_wraps_and_never_widens_the_pane(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui(start_inbox=False)
+    gui.window.resize(1280, 800)
+    view = gui.window.compose
+    qtbot.waitUntil(lambda: view.width() > 0)
+    qtbot.wait(50)
+    before = view.width()
+    long_word = "x" * 300 + "@" + "very-long-domain-" * 12 + "example"
+    view.address_edits["to"].setText(f"{long_word}, <{long_word}")
+    label = view.address_errors["to"]
+    qtbot.waitUntil(label.isVisible)
+    qtbot.wait(50)
+    assert view.width() == before  # the pane kept its width
+    # the sentence is all there, wrapped onto lines that fit the field's column
+    assert long_word in label.text().replace("\u200b", "")
+    assert label.minimumSizeHint().width() <= view.address_edits["to"].width()
+    assert label.height() > 2 * label.fontMetrics().height()
+    assert label.geometry().right() <= view.width()
