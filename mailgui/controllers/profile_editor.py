@@ -15,6 +15,7 @@ from mailgui.controllers.passwords import PasswordsController
 from mailgui.controllers.send_target import SendTargetController
 from mailgui.jobs import JobRunner, TestConnectionJob
 from mailgui.model.profiles import DEFAULT_PORTS, Profile, ProfileStore
+from mailgui.model.sending import ConnectionOutcome
 from mailgui.views.common import BlockSignals
 from mailgui.views.profiles import ProfileDialog
 
@@ -38,6 +39,7 @@ class ProfileEditorController(QObject):
         self.dialog: ProfileDialog | None = None
         self.tester: ConnectionTestController | None = None
         self._editing: Profile | None = None  # the profile the form shows, as saved
+        self._refused_password: str | None = None  # typed, tested, refused by the server
         passwords.keyring_checked.connect(self._keyring_checked)
         target.locked_changed.connect(self._target_locked)
 
@@ -128,8 +130,10 @@ class ProfileEditorController(QObject):
         return bool(d.password.text()) or (
             form is not None and form.to_dict() != self._editing.to_dict())
 
-    def ask_unsaved(self, name: str) -> str:
-        """"save", "discard" or "cancel" (a dialog; tests replace it)."""
+    def ask_unsaved(self, name: str, default: str = "save") -> str:
+        """"save", "discard" or "cancel" (a dialog; tests replace it). ``default`` is the
+        button Enter presses: "discard" right after the server refused the typed password
+        (saving it would keep a password known to be wrong)."""
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes",
                           f"The profile \u201c{name}\u201d has changes that are not saved.",
                           parent=self.dialog)
@@ -137,7 +141,8 @@ class ProfileEditorController(QObject):
         box.setStandardButtons(QMessageBox.StandardButton.Save
                                | QMessageBox.StandardButton.Discard
                                | QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setDefaultButton(QMessageBox.StandardButton.Discard if default == "discard"
+                             else QMessageBox.StandardButton.Save)
         answer = box.exec()
         return {QMessageBox.StandardButton.Save: "save",
                 QMessageBox.StandardButton.Discard: "discard"}.get(
@@ -149,7 +154,9 @@ class ProfileEditorController(QObject):
             return True
         editing, form = self._editing, self.form_profile()
         assert editing is not None and form is not None and self.dialog is not None
-        answer = self.ask_unsaved(form.name)
+        typed = self.dialog.password.text()
+        refused = bool(typed) and typed == self._refused_password
+        answer = self.ask_unsaved(form.name, "discard" if refused else "save")
         if answer == "cancel":
             return False
         if answer == "save":
@@ -162,6 +169,7 @@ class ProfileEditorController(QObject):
         d = self.dialog
         assert d is not None and self.tester is not None
         self._editing = profile
+        self._refused_password = None
         d.set_editing(profile is not None, can_use=not self.target.locked)
         self.tester.drop(profile)
         d.show_message("" if profile else "No profiles yet. Press New to add an SMTP server "
@@ -357,4 +365,17 @@ class ProfileEditorController(QObject):
         if self.dialog is None or self.tester is None or profile is None:
             return None
         typed = self.dialog.password.text()
-        return self.tester.start(profile, password if password is not None else typed or None)
+        tried = password if password is not None else typed or None
+        job = self.tester.start(profile, tried)
+        if job is not None and tried:
+            job.signals.finished.connect(
+                lambda outcome, pw=tried: self._password_tested(pw, outcome))
+        return job
+
+    def _password_tested(self, password: str, outcome: ConnectionOutcome) -> None:
+        """Remember a password the server refused in a test, so that leaving the form does
+        not offer to save it by default."""
+        if outcome.kind == "auth" and not outcome.ok:
+            self._refused_password = password
+        elif outcome.ok and self._refused_password == password:
+            self._refused_password = None

@@ -401,7 +401,7 @@ def test_unsaved_profile_edits_are_never_dropped_silently(make_gui, qtbot,  # no
     answers: list[str] = []
     asked: list[str] = []
 
-    def ask(name: str) -> str:
+    def ask(name: str, default: str) -> str:
         asked.append(name)
         return answers.pop(0)
 

@@ -172,3 +172,34 @@ def test_no_password_typed_before_the_keyring_is_known(  # noqa: ANN001
         gate.set()
         gui.shutdown()
         assert gui.finish(15)
+
+
+def test_the_unsaved_prompt_defaults_to_discard_after_the_server_refused_the_password(  # noqa: ANN001
+        make_gui, qtbot, paths: AppPaths, secrets: SecretStore, monkeypatch) -> None:
+    with SMTPServer("plain", auth={"alice": "pw"}) as server:
+        a = add_profile(paths, name="A", kind="smtp", host="127.0.0.1", port=server.port,
+                        security="none", username="alice")
+        add_profile(paths, name="B", kind="console")
+        gui = make_gui(secrets, start_inbox=False)
+        p = gui.controller.profiles
+        d = p.open_dialog()
+        p._fill_list(a.id)
+        defaults: list[str] = []
+
+        def ask(name: str, default: str) -> str:
+            defaults.append(default)
+            return "cancel"
+
+        monkeypatch.setattr(p, "ask_unsaved", ask)
+        d.password.setText("typo")
+        row = d.list.currentRow()
+        d.list.setCurrentRow(1 - row)  # typed, not tested: Save is the default
+        assert defaults == ["save"] and d.list.currentRow() == row
+        assert p.test_connection() is not None
+        qtbot.waitUntil(lambda: d.test.text() == "Test connection", timeout=10000)
+        assert d.test_result.text().startswith("\u2716")  # the server said no
+        d.list.setCurrentRow(1 - row)  # that password was refused: Discard is the default
+        assert defaults == ["save", "discard"]
+        d.password.setText("pw")  # another one: Save again
+        d.list.setCurrentRow(1 - row)
+        assert defaults == ["save", "discard", "save"]
