@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl+C and SIGTERM close the window cleanly (the draft is saved); a timer lets the
     # Python interpreter run its signal handlers while Qt's loop runs.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_a: gui.window.close())
+        signal.signal(sig, lambda *_a: gui.window.force_close())
     tick = QTimer()
     tick.start(250)
     tick.timeout.connect(lambda: None)

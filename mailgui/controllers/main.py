@@ -116,6 +116,8 @@ class MainController(QObject):
         w.act_about.triggered.connect(self.about)
         w.act_keys.triggered.connect(self.show_shortcuts)
         w.close_requested.connect(self.shutdown)
+        w.can_close = self._may_close
+        self._quit_after_send = False  # "Wait": the window closes when the send is over
         # files may have been moved or deleted meanwhile: the attachment list says so at once
         w.activated.connect(self.compose.refresh_attachment_info)
 
@@ -339,6 +341,44 @@ class MainController(QObject):
         )
 
     # -- quit -----------------------------------------------------------------------------
+    def confirm_quit_during_send(self) -> str:
+        """"wait" or "cancel": a message is going out while the person quits (a dialog;
+        tests replace it). Wait is the default: nothing is given up by pressing Enter."""
+        box = QMessageBox(QMessageBox.Icon.Question, "A message is being sent",
+                          "A message is being sent. Quit now and the send is cancelled.",
+                          parent=self.window)
+        box.setInformativeText("Wait for it to finish (mailgui then quits), or cancel the "
+                               "send and quit?")
+        wait = box.addButton("&Wait", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("&Cancel the send and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(wait)
+        box.setEscapeButton(wait)
+        box.exec()
+        return "wait" if box.clickedButton() is wait else "cancel"
+
+    def _may_close(self) -> bool:
+        """Before the window closes: during a send the person chooses to wait for it (the
+        window closes once it is over) or to cancel it and quit."""
+        if self._shut_down or not self.sending.sending:
+            return True
+        if self.confirm_quit_during_send() == "cancel":
+            return True
+        if not self._quit_after_send:
+            self._quit_after_send = True
+            self.sending.finished.connect(self._send_over_then_quit)
+        self.show_status("mailgui quits when the message has been sent.")
+        return False
+
+    def _send_over_then_quit(self, outcome: object) -> None:
+        if not self._quit_after_send or self.sending.sending:
+            return
+        self._quit_after_send = False
+        self.sending.finished.disconnect(self._send_over_then_quit)
+        if getattr(outcome, "ok", False):
+            QTimer.singleShot(0, self.window.close)
+        else:  # what went wrong is on screen: the person reads it, then quits
+            self.show_status("The message was not sent, so mailgui did not quit.")
+
     def shutdown(self) -> None:
         """Start quitting and return at once: the draft and the settings go to the file lane,
         a send is cancelled, the inbox process is told to stop. ``quit_ready`` is emitted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -35,6 +37,9 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("mailgui"))
         self.resize(1280, 800)
         self.allow_close = False
+        # asked before the window closes (the controller: a send is running); False keeps it
+        # open. ``force_close`` closes without asking (a signal: SIGTERM, Ctrl+C).
+        self.can_close: Callable[[], bool] | None = None
 
         self.compose = ComposeView()
         self.inbox = InboxView()
@@ -216,5 +221,13 @@ class MainWindow(QMainWindow):
         super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        if not self.allow_close and self.can_close is not None and not self.can_close():
+            event.ignore()
+            return
         self.close_requested.emit()
         event.accept()
+
+    def force_close(self) -> None:
+        """Close without asking (the process was told to end)."""
+        self.allow_close = True
+        self.close()

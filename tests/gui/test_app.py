@@ -182,15 +182,18 @@ def test_quitting_returns_at_once_while_the_inbox_and_a_stuck_send_end_behind(  
         ready: list[float] = []
         c.quit_ready.connect(lambda: ready.append(time.monotonic()))
         back: list[float] = []
+        asked: list[str] = []
+        c.confirm_quit_during_send = lambda: asked.append("quit") or "cancel"
         try:
             started = time.monotonic()
-            gui.window.close()
+            gui.window.close()  # asked first: "Cancel the send and quit"
             QTimer.singleShot(0, lambda: back.append(time.monotonic()))
             qtbot.waitUntil(lambda: bool(back), timeout=1500)
             assert back[0] - started < 1.5, f"the loop was back after {back[0] - started} s"
             qtbot.waitUntil(lambda: bool(ready), timeout=10000)  # the loop may end now
             print(f"\nquit: event loop back after {(back[0] - started) * 1000:.0f} ms, "
                   f"writes back after {(ready[0] - started) * 1000:.0f} ms")
+            assert asked == ["quit"]
             assert not gui.window.isVisible() and not c.inbox.running
             # nothing is lost: the draft and the settings are on disk
             draft = DraftStore(paths).load()
@@ -204,6 +207,42 @@ def test_quitting_returns_at_once_while_the_inbox_and_a_stuck_send_end_behind(  
         qtbot.waitUntil(lambda: bool(outcomes), timeout=10000)
         assert outcomes[0].cancelled and not outcomes[0].ok
         assert server.messages == []  # cancelled before it connected
+
+
+def test_quitting_during_a_send_asks_and_wait_lets_it_finish_first(  # noqa: ANN001
+        make_gui, qtbot, paths: AppPaths, secrets: SecretStore,
+        controlled_keyring: ControlledKeyring) -> None:
+    """Ctrl+Q during a send used to quit at once and record the send as cancelled: now it
+    asks; Wait keeps the window until the message is out, then quits by itself."""
+    with SMTPServer("plain", auth={"alice": "pw"}) as server:
+        profile = add_profile(paths, name="Slow keyring", kind="smtp", host="127.0.0.1",
+                              port=server.port, security="none", username="alice")
+        gui = make_gui(secrets, start_inbox=False)
+        c = gui.controller
+        secrets.set(profile.id, "pw")
+        gate = controlled_keyring.hold("get")
+        assert c.target.select(profile.id)
+        fill(gui, subject="Going out while I quit")
+        assert c.sending.send() is not None
+        qtbot.waitUntil(lambda: "get" in controlled_keyring.calls, timeout=10000)
+        asked: list[str] = []
+        c.confirm_quit_during_send = lambda: asked.append("quit") or "wait"
+        outcomes: list = []
+        c.sending.finished.connect(outcomes.append)
+        try:
+            gui.window.act_quit.trigger()  # Ctrl+Q
+            assert asked == ["quit"]
+            assert gui.window.isVisible() and c.sending.sending  # still sending
+            assert "quits when the message has been sent" in (
+                gui.window.statusBar().currentMessage())
+        finally:
+            gate.set()
+        with qtbot.waitSignal(c.quit_ready, timeout=15000):
+            qtbot.waitUntil(lambda: bool(outcomes), timeout=15000)
+        assert outcomes[0].ok and not outcomes[0].cancelled
+        assert len(server.messages) == 1
+        assert not gui.window.isVisible()
+        assert asked == ["quit"]  # asked once
 
 
 # -- one mailgui per data folder ---------------------------------------------------------------
