@@ -561,6 +561,9 @@ class ComposeController(QObject):
             self.changed.emit()
         return self.draft.copy()
 
+    def has_attachment(self, path: str) -> bool:
+        return any(a.path == path for a in self.draft.attachments)
+
     def renew(self) -> None:
         """The draft was sent: its next send is a new message (a new Message-ID)."""
         self.draft.renew()

@@ -89,6 +89,7 @@ class MainController(QObject):
                                       self.sent_log, lambda: self.inbox.running)
 
         self.compose.changed.connect(self.source.draft_changed)
+        self.compose.changed.connect(self.sending.draft_changed)
         self.compose.changed.connect(self._update_title)
         self.compose.status.connect(self.show_status)
         self.source.status.connect(self.show_status)

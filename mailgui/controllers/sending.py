@@ -46,6 +46,12 @@ class DraftSource(Protocol):
     def renew(self) -> None:
         """The draft was sent: its next send is a new message (a new Message-ID)."""
 
+    def has_attachment(self, path: str) -> bool:
+        """True if the draft still attaches the file at ``path``."""
+
+    def refresh_attachment_info(self) -> None:
+        """Look at the attached files again (on the worker): a send failed on one."""
+
 
 class SendController(QObject):
     finished = Signal(object)  # SendOutcome
@@ -79,6 +85,11 @@ class SendController(QObject):
         w.memory.list.currentItemChanged.connect(self._memory_selected)
         w.sent.list.currentItemChanged.connect(self._sent_selected)
         self._banner_action_fn: Callable[[], None] | None = None
+        # what the banner shown is about, so it goes when that does: ("target", profile id)
+        # for a failure of "Send via" or of a send through it, ("attachment", path) for a
+        # file the send could not read; None for the rest
+        self.banner_cause: tuple[str, str] | None = None
+        target.target_changed.connect(self._target_changed)
         self.sent_entries: list[SentEntry] = []  # the rows of the Sent pane, oldest first
         self.sent_hidden = 0  # entries of the log that are not listed
         self.runner.run(sent_log.tail, SENT_ROWS,
@@ -95,7 +106,23 @@ class SendController(QObject):
                action_fn: Callable[[], None] | None = None,
                detail_label: str = "Server reply") -> None:
         self._banner_action_fn = action_fn
+        self.banner_cause = None  # (the callers that know a cause set it after)
         self.window.banner.show_message(kind, text, detail, action, detail_label)
+
+    def _clear_banner_of(self, kind: str, gone: Callable[[str], bool]) -> None:
+        cause = self.banner_cause
+        if cause is not None and cause[0] == kind and gone(cause[1]):
+            self.banner_cause = None
+            self.window.banner.hide()
+
+    def _target_changed(self, profile: Profile | None) -> None:
+        """Another "Send via": a banner about the one before (its failure) goes."""
+        new = profile.id if profile is not None else ""
+        self._clear_banner_of("target", lambda old: old != new)
+
+    def draft_changed(self) -> None:
+        """The draft changed: a banner about an attachment that is no longer attached goes."""
+        self._clear_banner_of("attachment", lambda path: not self.drafts.has_attachment(path))
 
     def _banner_action(self) -> None:
         if self._banner_action_fn is not None:
@@ -125,6 +152,7 @@ class SendController(QObject):
         profile = self.target.current()
         if profile is None:
             self.banner("error", "Choose where to send the message in \u201cSend via\u201d.")
+            self.banner_cause = ("target", "")
             return None
         problems = draft_problems(self.drafts.snapshot(), profile)
         if problems:
@@ -136,6 +164,7 @@ class SendController(QObject):
         if profile.kind == "inbox" and not (self.inbox_running() and profile.port):
             self.banner("error", "The local test inbox is not running, so nothing can be "
                         "delivered to it. Restart mailgui or choose another target.")
+            self.banner_cause = ("target", profile.id)
             return None
         plan = self.passwords.broker.plan(profile, password)
         if not plan.ask:
@@ -277,6 +306,14 @@ class SendController(QObject):
             w.memory.add_message(time.time(), outcome.captured)
             w.show_pane(w.memory)
         self._show(present(outcome))
+        if not outcome.ok and not outcome.cancelled:
+            failure = outcome.error.failure if outcome.error is not None else None
+            path = failure.path if failure is not None else ""
+            if outcome.error is not None and outcome.error.kind == "file" and path:
+                self.banner_cause = ("attachment", str(path))
+                self.drafts.refresh_attachment_info()  # its row says what is wrong now
+            else:
+                self.banner_cause = ("target", profile.id)
         if outcome.ok:
             self.drafts.renew()  # the next send of this draft is a new message
         self.finished.emit(outcome)

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from mailgui.model.source import human_size
-from tests.support.gui import fill
+from tests.support.gui import fill, send
 
 
 def _eml_with_attachment(tmp_path: Path) -> Path:
@@ -98,3 +98,54 @@ def test_a_long_error_under_a_field_wraps_and_never_widens_the_pane(make_gui, qt
     assert label.minimumSizeHint().width() <= view.address_edits["to"].width()
     assert label.height() > 2 * label.fontMetrics().height()
     assert label.geometry().right() <= view.width()
+
+
+def _rows(gui) -> list[list[str]]:  # noqa: ANN001
+    tree = gui.window.compose.attachments
+    return [[tree.topLevelItem(i).text(c) for c in range(4)]
+            for i in range(tree.topLevelItemCount())]
+
+
+def test_a_send_that_fails_on_a_deleted_attachment_rechecks_it_and_its_banner_goes(  # noqa: ANN001
+        make_gui, qtbot, tmp_path: Path) -> None:
+    gui = make_gui(start_inbox=False)
+    c = gui.controller
+    assert c.target.select("builtin-console")
+    fill(gui)
+    report = tmp_path / "report.txt"
+    report.write_text("figures\n")
+    c.compose.add_attachments([str(report)])
+    qtbot.waitUntil(lambda: _rows(gui)[0][3] == "ok", timeout=10000)
+    report.unlink()  # deleted behind the window's back
+    outcome = send(gui, qtbot)
+    assert not outcome.ok and "report.txt" in outcome.sentence
+    banner = gui.window.banner
+    assert banner.isVisible()
+    # the list says so now, not "ok"
+    qtbot.waitUntil(lambda: _rows(gui)[0][3] not in ("ok", "checking\u2026"), timeout=10000)
+    # the file is removed from the message: the banner about it goes
+    gui.window.compose.attachments.setCurrentItem(
+        gui.window.compose.attachments.topLevelItem(0))
+    c.compose.remove_selected_attachments()
+    assert not banner.isVisible()
+
+
+def test_a_banner_about_a_send_via_goes_when_send_via_changes(  # noqa: ANN001
+        make_gui, qtbot, paths) -> None:
+    from tests.gui.conftest import add_profile
+    from tests.support.servers import free_port
+
+    profile = add_profile(paths, name="Nobody there", kind="smtp", host="127.0.0.1",
+                          port=free_port(), security="none", timeout=5)
+    gui = make_gui(start_inbox=False)
+    c = gui.controller
+    assert c.target.select(profile.id)
+    fill(gui)
+    outcome = send(gui, qtbot)
+    assert not outcome.ok
+    banner = gui.window.banner
+    assert banner.isVisible()
+    fill(gui, subject="Edited meanwhile")  # an edit is no reason for it to go
+    assert banner.isVisible()
+    assert c.target.select("builtin-console")
+    assert not banner.isVisible()
