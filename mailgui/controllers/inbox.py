@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,16 @@ class LimitsDialog(QDialog):
         return self.count.value(), self.megabytes.value() * 1_000_000
 
 
+def _ends_first(count: int) -> Iterator[int]:
+    """0, count-1, 1, count-2, ...: the indexes of a list from both ends."""
+    low, high = 0, count - 1
+    while low <= high:
+        yield low
+        if high != low:
+            yield high
+        low, high = low + 1, high - 1
+
+
 class InboxController(QObject):
     received = Signal(object)  # InboxMessage, emitted from the server's reader thread -> queued
     removed = Signal(object)  # ids the retention limits removed (from the reader thread)
@@ -228,6 +238,9 @@ class InboxController(QObject):
         view.copy_source.clicked.connect(self.copy_source)
         view.open_draft.clicked.connect(self.open_as_draft)
         view.send_on.clicked.connect(self.send_on_clicked)
+        for key, act in view.list_actions.items():
+            act.triggered.connect(getattr(view, key).click)
+        view.find.triggered.connect(lambda: (view.search.setFocus(), view.search.selectAll()))
         view.set_empty(True)
         view.detail_box.hide()
         self._update_buttons()
@@ -327,6 +340,8 @@ class InboxController(QObject):
             self.set_limits(*chosen)
 
     def _removed(self, ids: list[str]) -> None:
+        """The retention limits removed these: their rows go, one by one (the list is not
+        rebuilt: at the limit, every arrival removes one)."""
         gone = set(ids)
         self.index.forget(gone)
         self.messages = [m for m in self.messages if m.id not in gone]
@@ -334,7 +349,20 @@ class InboxController(QObject):
             self.read -= gone
         if self.matches is not None:
             self.matches -= gone
-        self._fill()
+        tree = self.view.list
+        selected = self.selected_id()
+        with BlockSignals(tree):
+            for msg_id in gone:
+                item = self._find_item(msg_id)
+                if item is not None:
+                    tree.takeTopLevelItem(tree.indexOfTopLevelItem(item))
+        if selected in gone:
+            tree.setCurrentItem(None)
+            self._selected(None)
+        self.view.set_empty(not self.messages)
+        self._update_found()
+        self._update_buttons()
+        self.count_changed.emit(self.unread)
 
     # -- the list ------------------------------------------------------------------------------
 
@@ -376,8 +404,12 @@ class InboxController(QObject):
         self.count_changed.emit(self.unread)
 
     def _find_item(self, msg_id: str | None) -> QTreeWidgetItem | None:
+        if msg_id is None:
+            return None
         tree = self.view.list
-        for index in range(tree.topLevelItemCount()):
+        # newest first; the ones looked for (arrivals, removals of the oldest) sit at the ends
+        count = tree.topLevelItemCount()
+        for index in _ends_first(count):
             item = tree.topLevelItem(index)
             if item.data(0, 256) == msg_id:
                 return item
@@ -395,7 +427,7 @@ class InboxController(QObject):
         item = QTreeWidgetItem([
             stamp, message.from_header or message.mail_from,
             message.to_header or ", ".join(message.rcpt_tos),
-            message.subject or "(no subject)", human_size(message.size),
+            message.subject.strip() or "(no subject)", human_size(message.size),
         ])
         item.setToolTip(1, f"Envelope from: {message.mail_from}")
         item.setToolTip(2, "Envelope recipients: " + ", ".join(message.rcpt_tos))
@@ -486,6 +518,8 @@ class InboxController(QObject):
         for button in (v.delete, v.mark_unread, v.save_eml, v.copy_source, v.open_draft,
                        v.send_on):
             button.setEnabled(selected)
+        for act in v.list_actions.values():
+            act.setEnabled(selected)
         v.clear.setEnabled(bool(self.messages))
 
     # -- the message shown ---------------------------------------------------------------------

@@ -192,6 +192,15 @@ class _Handler:
         # in order, and DATA leaves what follows the final dot in the reader
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
+    def _store(self, mail_from: str, rcpt_tos: list[str], data: bytes, peer: str
+               ) -> tuple[InboxMessage, list[str]]:
+        item = self.store.add(mail_from, rcpt_tos, data, peer)
+        try:
+            removed = self.store.enforce()
+        except OSError:  # a file that can't be removed now goes at a later arrival
+            removed = []
+        return item, removed
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         data = envelope.original_content or envelope.content or b""
         if isinstance(data, str):
@@ -199,16 +208,12 @@ class _Handler:
         peer = session.peer
         peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         loop = asyncio.get_running_loop()
-        try:
-            item = await loop.run_in_executor(
-                None, self.store.add, envelope.mail_from, list(envelope.rcpt_tos), data, peer_text
+        try:  # stored, then the retention limits applied (oldest first), in one hop
+            item, removed = await loop.run_in_executor(
+                None, self._store, envelope.mail_from, list(envelope.rcpt_tos), data, peer_text
             )
         except OSError as exc:
             return f"451 4.3.0 mailgui could not store the message: {exc.strerror}"
-        try:  # the retention limits, oldest first (a few unlinks when over)
-            removed = await loop.run_in_executor(None, self.store.enforce)
-        except OSError:
-            removed = []
         await self.protocol.announce(item)
         self.protocol.removed(removed)
         return f"250 2.0.0 Ok: stored as {item.id}"

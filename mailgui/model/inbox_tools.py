@@ -4,13 +4,14 @@ search, a part's preview, and "Send on": the received bytes sent unchanged throu
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mailcore.backends.smtp import EmailBackend as SMTPBackend
 from mailcore.wire import Serialized
 from mailgui.model.inbox import InboxMessage, InboxStore
-from mailgui.model.inbox_details import part_payload
+from mailgui.model.inbox_details import compute_details, part_payload
 from mailgui.model.profiles import Profile
 from mailgui.model.secrets import SecretStore
 from mailgui.model.sending import resolve_password
@@ -37,6 +38,11 @@ class SearchIndex:
         parts = [message.subject, message.from_header, message.to_header, message.mail_from,
                  *message.rcpt_tos]
         details = self.store.details(message.id)
+        if details is None:  # stored by an older mailgui: worked out (and kept) once
+            with contextlib.suppress(OSError, ValueError):
+                details = compute_details(self.store.read(message.id), message.id)
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    self.store.save_details(details)
         if details is not None:
             parts += [value for _name, value in details.headers]
             parts += [details.text, details.html]

@@ -4,7 +4,14 @@ rendered text and source of the selected one."""
 from __future__ import annotations
 
 from PySide6.QtCore import QRegularExpression, Qt
-from PySide6.QtGui import QColor, QSyntaxHighlighter, QTextCharFormat, QTextDocument
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QKeySequence,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -246,6 +253,23 @@ class InboxView(QWidget):
         self.detail.addTab(headers_page, "Headers")
         self.detail.addTab(parts_page, "Parts")
         self.detail.addTab(self.source, "Source")
+
+        # the same on the list's context menu (right click, or the Menu key)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.list_actions: dict[str, QAction] = {}
+        for key, button in (("mark_unread", self.mark_unread), ("save_eml", self.save_eml),
+                            ("copy_source", self.copy_source), ("open_draft", self.open_draft),
+                            ("send_on", self.send_on)):
+            act = QAction(button.text(), self.list)
+            self.list.addAction(act)
+            self.list_actions[key] = act
+        self.find = QAction("Find in the inbox", self)
+        self.find.setShortcut(QKeySequence(QKeySequence.StandardKey.Find))
+        self.find.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.addAction(self.find)
+        keys = self.find.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        self.search.setToolTip(f"Search ({keys}): every word must appear in the subject, an "
+                               "address or the text")
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.stack)

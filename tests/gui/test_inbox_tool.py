@@ -193,6 +193,9 @@ def test_retention_keeps_the_newest_500_of_600(make_gui, qtbot) -> None:  # noqa
     kept = inbox.store.list()
     assert [m.subject for m in kept] == [f"n{n:03d}" for n in range(100, 600)]
     assert [m.subject for m in inbox.messages] == [f"n{n:03d}" for n in range(100, 600)]
+    rows = gui.window.inbox.list
+    assert rows.topLevelItemCount() == 500
+    assert (rows.topLevelItem(0).text(3), rows.topLevelItem(499).text(3)) == ("n599", "n100")
     assert not list(inbox.store.folder.glob("*.eml"))[500:]
     # settable: a lower limit applies at once, and is kept in the settings
     inbox.choose_limits = lambda: (10, 0)
@@ -249,3 +252,49 @@ def test_send_on_via_a_profile_sends_the_bytes_unchanged(make_gui, qtbot, paths,
     assert got.data == data
     assert got.mail_from == "sender@example.test"
     assert got.rcpt_tos == ["bob@example.test", "bcc@example.test"]
+
+
+def test_an_existing_folder_is_kept_searched_and_trimmed(make_gui, qtbot, paths) -> None:  # noqa: ANN001
+    import json
+
+    from mailgui.model.inbox import InboxStore
+
+    old = InboxStore(paths.inbox_dir)
+    ids = [old.add("a@example.test", ["b@example.test"],
+                   raw_message(f"kept {n}", f"word{n} here"), "127.0.0.1:1").id
+           for n in range(5)]
+    for msg_id in ids:  # as an older mailgui left them: no details in today's format
+        old.details_path(msg_id).write_text('{"format": 1}')
+    paths.settings_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text(json.dumps({"inbox_max_messages": 4}))
+    gui = make_gui()
+    inbox, view = gui.controller.inbox, gui.window.inbox
+    qtbot.waitUntil(lambda: len(inbox.messages) == 5, timeout=10000)
+    assert inbox.limits == (4, 1_000_000_000)
+    with qtbot.waitSignal(inbox.searched, timeout=10000):
+        view.search.setText("word3")
+    assert [view.list.topLevelItem(i).text(3) for i in range(view.list.topLevelItemCount())] \
+        == ["kept 3"]
+    view.search.clear()
+    deliver(inbox.port, raw_message("new one", "fresh"))
+    # the first arrival applies the limit to what was there: the two oldest go
+    qtbot.waitUntil(lambda: len(inbox.messages) == 4, timeout=10000)
+    assert [m.subject for m in inbox.store.list()] == ["kept 2", "kept 3", "kept 4", "new one"]
+
+
+def test_the_keyboard_and_the_context_menu_reach_the_tools(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui()
+    inbox, view = gui.controller.inbox, gui.window.inbox
+    deliver(inbox.port, raw_message("one", "x"))
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=10000)
+    gui.window.show_pane(view)
+    view.list.setFocus()
+    qtbot.waitUntil(view.list.hasFocus)
+    qtbot.keyClick(view.list, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert view.search.hasFocus()
+    assert inbox.unread == 0  # shown as it came
+    actions = {a.text(): a for a in view.list.actions()}
+    assert {"Mark unread", "Save as .eml\u2026", "Copy source", "Open as new draft",
+            "Send on via profile\u2026", "Delete"} <= set(actions)
+    actions["Mark unread"].trigger()
+    assert inbox.unread == 1 and gui.window.side.tabText(0) == "Inbox (1)"
