@@ -105,7 +105,7 @@ class MainController(QObject):
         w.side.currentChanged.connect(self._pane_changed)
 
         w.act_source.triggered.connect(lambda: w.show_pane(w.source))
-        w.act_inbox.triggered.connect(lambda: w.show_pane(w.inbox))
+        w.act_inbox.triggered.connect(w.show_inbox)
         w.act_save.triggered.connect(self.save_draft)
         w.act_attach.triggered.connect(self.compose.choose_attachments)
         w.act_profiles.triggered.connect(self.profiles.open_dialog)

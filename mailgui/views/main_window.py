@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QLabel,
@@ -25,6 +25,39 @@ from mailgui.views.common import MessageBanner, icon, named
 from mailgui.views.compose import ComposeView
 from mailgui.views.inbox import InboxView
 from mailgui.views.panes import ConsoleView, MemoryView, SentLogView, SourceView, TranscriptView
+
+DETAIL_MAX_WIDTH = 300  # px the "Send via" detail may take in the toolbar; the rest is elided
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that asks for at most ``max_hint`` pixels and elides what does not
+    fit ("smtp.example.com:587, STARTTLS, as …"); the whole text is its tooltip. A long
+    text never pushes the toolbar's last buttons into its overflow menu."""
+
+    def __init__(self, max_hint: int = DETAIL_MAX_WIDTH) -> None:
+        super().__init__()
+        self.max_hint = max_hint
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        super().setText(text)
+        self.setToolTip(text)
+        self.updateGeometry()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        hint = super().sizeHint()
+        return QSize(min(hint.width(), self.max_hint), hint.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(min(super().minimumSizeHint().width(), 60), super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
+                                             rect.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), text)
 
 
 class MainWindow(QMainWindow):
@@ -88,8 +121,10 @@ class MainWindow(QMainWindow):
                                  "Show the MIME source that would be sent")
         self.act_attach = action("&Attach files\u2026", "attach", ["Ctrl+Shift+A"],
                                  "Attach files to the message")
-        self.act_inbox = action("Local test &inbox", "inbox", ["Ctrl+I"],
-                                "Show the local test inbox")
+        # it shows the inbox's messages; where messages go is "Send via" (this button is not
+        # a switch to deliver there)
+        self.act_inbox = action("Show &inbox", "inbox", ["Ctrl+I"],
+                                "Show the messages the local test inbox received")
         self.act_profiles = action("&Profiles\u2026", "profile", ["Ctrl+Shift+P"],
                                    "Create and edit SMTP and test profiles")
         self.act_new = action("&New draft", "new", [QKeySequence.StandardKey.New],
@@ -111,9 +146,13 @@ class MainWindow(QMainWindow):
 
         self.target = QComboBox()
         named(self.target, "Send via", "Where the next message goes")
+        # as wide as 22 characters whatever the profile names are (a long one is elided in
+        # the box and shown whole in its list): the toolbar keeps its width at 1280 px
         self.target.setMinimumContentsLength(22)
-        self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.target_detail = QLabel()
+        self.target.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.target.view().setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.target_detail = ElidedLabel()
         self.target_detail.setStyleSheet(style.muted_label("padding-left: 6px;"))
         named(self.target_detail, "Where the message goes")
 
@@ -208,6 +247,13 @@ class MainWindow(QMainWindow):
 
     def show_status(self, text: str, ms: int = 0) -> None:
         self.statusBar().showMessage(text, ms)
+
+    def show_inbox(self) -> None:
+        """The Inbox pane, with the keyboard in its list of messages (Ctrl+I); in its search
+        field while it has none (the list is not shown then)."""
+        self.show_pane(self.inbox)
+        target = self.inbox.list if self.inbox.list.isVisibleTo(self) else self.inbox.search
+        target.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def show_pane(self, index_or_widget: int | QWidget) -> None:
         if isinstance(index_or_widget, int):

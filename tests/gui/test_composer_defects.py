@@ -149,3 +149,48 @@ def test_a_banner_about_a_send_via_goes_when_send_via_changes(  # noqa: ANN001
     assert banner.isVisible()
     assert c.target.select("builtin-console")
     assert not banner.isVisible()
+
+
+def test_the_toolbar_fits_at_1280_px_whatever_send_via_shows(make_gui, qtbot, paths) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QToolButton
+
+    from tests.gui.conftest import add_profile
+
+    long = add_profile(paths, name="Company relay (production, EU) for notifications",
+                       kind="smtp", host="smtp-relay.eu-west.corp-mail.example.com", port=587,
+                       security="starttls", username="release-notifications@example.com")
+    gui = make_gui(start_inbox=False)
+    w = gui.window
+    w.resize(1280, 800)
+    extension = w.toolbar.findChild(QToolButton, "qt_toolbar_ext_button")
+    for target in ("builtin-console", "builtin-file", "builtin-memory", long.id):
+        assert gui.controller.target.select(target)
+        qtbot.waitUntil(lambda: w.toolbar.width() <= 1280)
+        qtbot.wait(20)
+        assert extension is None or not extension.isVisible(), target
+        for act in (w.act_send, w.act_profiles, w.act_source, w.act_inbox):
+            button = w.toolbar.widgetForAction(act)
+            assert button.isVisible(), (target, act.text())
+            assert button.geometry().right() <= w.toolbar.width(), (target, act.text())
+    # the whole detail is there for whoever hovers it
+    assert "release-notifications@example.com" in w.target_detail.toolTip()
+
+
+def test_the_inbox_button_shows_the_inbox_and_ctrl_i_puts_the_keyboard_in_its_list(  # noqa: ANN001
+        make_gui, qtbot) -> None:
+    from PySide6.QtCore import Qt
+
+    gui = make_gui()
+    w = gui.window
+    assert w.act_inbox.text().replace("&", "") == "Show inbox"
+    qtbot.keyClick(w, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(w.inbox.search.hasFocus)  # no message yet: the list is not shown
+    fill(gui)
+    assert send(gui, qtbot).ok
+    qtbot.waitUntil(lambda: w.inbox.list.topLevelItemCount() == 1, timeout=10000)
+    w.show_pane(w.source)
+    w.compose.subject.setFocus()
+    qtbot.waitUntil(w.compose.subject.hasFocus)
+    qtbot.keyClick(w, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier)
+    assert w.side.currentWidget() is w.inbox
+    qtbot.waitUntil(w.inbox.list.hasFocus)
