@@ -298,3 +298,60 @@ def test_the_keyboard_and_the_context_menu_reach_the_tools(make_gui, qtbot) -> N
             "Send on via profile\u2026", "Delete"} <= set(actions)
     actions["Mark unread"].trigger()
     assert inbox.unread == 1 and gui.window.side.tabText(0) == "Inbox (1)"
+
+
+def test_send_on_asks_for_a_password_the_keyring_lacks(make_gui, qtbot, paths, secrets,  # noqa: ANN001
+                                                        smtp_auth_server) -> None:  # noqa: ANN001
+    from tests.support.servers import TEST_PASSWORD, TEST_USER
+
+    profile = add_profile(paths, name="Auth relay", kind="smtp", host="127.0.0.1",
+                          port=smtp_auth_server.port, security="none", username=TEST_USER,
+                          timeout=10)
+    gui = make_gui(secrets)
+    inbox, view = gui.controller.inbox, gui.window.inbox
+    data = raw_message("Needs a login", "x")
+    deliver(inbox.port, data)
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=10000)
+    select(view, inbox.messages[0].id)
+    inbox.choose_profile = lambda profiles: profile
+    qtbot.mouseClick(view.send_on, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gui.controller.passwords.prompt is not None, timeout=10000)
+    prompt = gui.controller.passwords.prompt
+    assert "No password is saved in the keyring for Auth relay." in prompt.reason.text()
+    prompt.password.setText(TEST_PASSWORD)
+    with qtbot.waitSignal(inbox.sent_on, timeout=20000) as said:
+        prompt.accept()
+    assert said.args[0].startswith("Sent on via Auth relay: the server said 250"), said.args[0]
+    got = smtp_auth_server.wait_for(1)[0]
+    assert got.data == data and got.auth_login == TEST_USER
+
+
+def test_send_on_that_fails_says_why(make_gui, qtbot, paths, refused_port) -> None:  # noqa: ANN001
+    profile = add_profile(paths, name="Nowhere", kind="smtp", host="127.0.0.1",
+                          port=refused_port, security="none", timeout=5)
+    gui = make_gui()
+    inbox, view = gui.controller.inbox, gui.window.inbox
+    deliver(inbox.port, raw_message("Stays here", "x"))
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=10000)
+    select(view, inbox.messages[0].id)
+    inbox.choose_profile = lambda profiles: profile
+    with qtbot.waitSignal(inbox.sent_on, timeout=20000) as said:
+        qtbot.mouseClick(view.send_on, Qt.MouseButton.LeftButton)
+    assert said.args[0].startswith("Could not send the message on via Nowhere: "), said.args[0]
+    assert inbox.store.list()  # the message is still in the inbox
+
+
+def test_the_limits_dialog_reads_and_gives_the_limits(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QWidget
+
+    from mailgui.controllers.inbox import LimitsDialog, inbox_limits
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    dialog = LimitsDialog(parent, 500, 1_000_000_000)
+    assert (dialog.count.value(), dialog.megabytes.value()) == (500, 1000)
+    dialog.count.setValue(0)
+    dialog.megabytes.setValue(250)
+    assert dialog.limits() == (0, 250_000_000)
+    assert inbox_limits({}) == (500, 1_000_000_000)
+    assert inbox_limits({"inbox_max_messages": 0, "inbox_max_bytes": True}) == (0, 1_000_000_000)
