@@ -194,7 +194,13 @@ class SendController(QObject):
         self.job = job
         self._busy(True, f"Sending via {profile.name}\u2026")
         self.window.transcript.start(f"Sending via {profile.name}\u2026")
-        self.window.banner.hide()
+        banner = self.window.banner
+        if banner.isVisible():
+            # the banner of before says the message is going out, in its place and at its
+            # height until the outcome replaces it: hiding it made the form jump up, and
+            # the outcome made it jump back
+            banner.setMinimumHeight(banner.height())
+            self.banner("info", f"Sending via {profile.name}\u2026")
         self.started.emit()
         self.runner.start(job)
         return job
@@ -204,6 +210,8 @@ class SendController(QObject):
         # editor's Use button): what the window shows is where it is going.
         self.target.lock(busy)
         self.window.show_sending(busy, text)
+        if not busy:
+            self.window.banner.setMinimumHeight(0)  # (the outcome's banner follows)
 
     def _progress(self, job: SendJob, phase: str, done: int, total: int) -> None:
         if job is not self.job:

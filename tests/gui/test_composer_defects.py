@@ -194,3 +194,44 @@ def test_the_inbox_button_shows_the_inbox_and_ctrl_i_puts_the_keyboard_in_its_li
     qtbot.keyClick(w, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier)
     assert w.side.currentWidget() is w.inbox
     qtbot.waitUntil(w.inbox.list.hasFocus)
+
+
+def test_the_layout_does_not_jump_while_sending(  # noqa: ANN001
+        make_gui, qtbot, paths, secrets, controlled_keyring) -> None:
+    from tests.gui.conftest import add_profile
+    from tests.support.servers import SMTPServer
+
+    with SMTPServer("plain", auth={"alice": "pw"}) as server:
+        profile = add_profile(paths, name="Slow keyring", kind="smtp", host="127.0.0.1",
+                              port=server.port, security="none", username="alice")
+        gui = make_gui(secrets, start_inbox=False)
+        w, c = gui.window, gui.controller
+        w.resize(1280, 800)
+        secrets.set(profile.id, "pw")
+        assert c.target.select(profile.id)
+        fill(gui)
+        # the outcome of a send before, in the banner
+        w.banner.show_message("error", "Not sent: the server at smtp.example.com:587 closed "
+                              "the connection before it answered (an earlier try).")
+        qtbot.wait(50)
+        body = w.compose.body.mapTo(w, w.compose.body.rect().topLeft())
+        before = (w.split.geometry(), w.toolbar.geometry(), w.statusBar().geometry(), body)
+        gate = controlled_keyring.hold("get")
+        try:
+            assert c.sending.send() is not None
+            qtbot.waitUntil(lambda: "get" in controlled_keyring.calls, timeout=10000)
+            qtbot.waitUntil(w.cancel.isVisible)
+            qtbot.wait(50)
+            body = w.compose.body.mapTo(w, w.compose.body.rect().topLeft())
+            during = (w.split.geometry(), w.toolbar.geometry(), w.statusBar().geometry(), body)
+            # nothing moved: the banner keeps its place (it says the message is going out),
+            # the progress bar and Cancel fit the status bar
+            assert during == before
+            assert w.banner.isVisible() and "Sending via Slow keyring" in w.banner.text.text()
+        finally:
+            gate.set()
+        qtbot.waitUntil(lambda: not c.sending.sending, timeout=15000)
+        qtbot.waitUntil(lambda: not w.cancel.isVisible())
+        qtbot.wait(50)
+        assert w.banner.isVisible()  # the outcome, where the banner was
+        assert (w.split.geometry(), w.toolbar.geometry(), w.statusBar().geometry()) == before[:3]
