@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QTreeWidgetItem
 
+from mailcore.smtp import REDACTED
 from mailgui.controllers.passwords import PasswordsController
 from mailgui.controllers.send_target import SendTargetController
 from mailgui.jobs import JobRunner, SendJob
@@ -33,6 +34,29 @@ def memory_source(message: object) -> str:
     from mailcore.wire import serialize
 
     return fold_bytes(serialize(message, linesep="\r\n").chunks())[0]
+
+
+def unanswered_note(transcript: list[str], timed_out: bool) -> str:
+    """For a failed send whose conversation ends with a line of the client's: a note that
+    says what that line was and that it got no answer. A login's last line is its secret,
+    hidden ("C: ********"), which otherwise ends the transcript unexplained. "" when the
+    server had the last word."""
+    said = [line for line in transcript if line.startswith(("C: ", "S: "))]
+    if not said or not said[-1].startswith("C: "):
+        return ""
+    line = said[-1][3:]
+    verb = line.split()[0].upper() if line.split() else ""
+    if REDACTED in line:
+        what = ("the login (AUTH, its credentials hidden here as ********)" if verb == "AUTH"
+                else "a step of the login (the user name or password, hidden here as "
+                "********)")
+    elif verb:
+        what = f"the {verb} command"
+    else:
+        what = "an empty line"
+    why = ("the server stayed silent until the timeout" if timed_out
+           else "the connection ended first")
+    return f"* no answer to the last line sent, {what}: {why}"
 
 
 class DraftSource(Protocol):
@@ -304,6 +328,12 @@ class SendController(QObject):
         if (not outcome.ok and outcome.error is not None and outcome.error.kind == "auth"
                 and self.passwords.broker.refused(profile)):
             outcome.sentence = asked_again_sentence(profile)
+        if not outcome.ok and not outcome.cancelled:
+            timed_out = outcome.error is not None and outcome.error.kind == "timeout"
+            note = unanswered_note(outcome.transcript, timed_out)
+            if note:
+                outcome.transcript.append(note)  # (the Sent log keeps it too)
+                self.window.transcript.add_line(note)
         self._log_entry(outcome)
         w = self.window
         if outcome.console_text:

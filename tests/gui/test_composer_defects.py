@@ -235,3 +235,27 @@ def test_the_layout_does_not_jump_while_sending(  # noqa: ANN001
         qtbot.wait(50)
         assert w.banner.isVisible()  # the outcome, where the banner was
         assert (w.split.geometry(), w.toolbar.geometry(), w.statusBar().geometry()) == before[:3]
+
+
+def test_a_login_that_timed_out_says_what_its_last_line_was(  # noqa: ANN001
+        make_gui, qtbot, paths, secrets) -> None:
+    from tests.gui.conftest import add_profile
+    from tests.support.servers import HostileServer
+
+    with HostileServer("AUTH", "silent", auth=True) as server:
+        profile = add_profile(paths, name="Mute at login", kind="smtp", host="127.0.0.1",
+                              port=server.port, security="none", username="alice", timeout=1)
+        gui = make_gui(secrets, start_inbox=False)
+        c, w = gui.controller, gui.window
+        secrets.set(profile.id, "pw")
+        assert c.target.select(profile.id)
+        fill(gui)
+        outcome = send(gui, qtbot)
+        assert not outcome.ok and outcome.error.kind == "timeout"
+        shown = w.transcript.text.toPlainText().splitlines()
+        sent_line = next(i for i, line in enumerate(shown) if line.startswith("C: AUTH"))
+        assert "********" in shown[sent_line]
+        # after it, a line says what that was and that the server never answered it
+        after = "\n".join(shown[sent_line + 1:])
+        assert "login" in after and "hidden" in after and "no answer" in after
+        assert outcome.transcript[-1].startswith("* ") and "no answer" in outcome.transcript[-1]
