@@ -504,9 +504,17 @@ def test_comma_separated_recipients_and_a_misspelled_setting(smtp_server, monkey
 
 
 @pytest.mark.parametrize("argv", [
+    ["--subject", "Hello\x0bBcc :victim@evil.test"],  # a line break str.splitlines() knows
+    ["--subject", "x\x85y"],
+    ["--header", "X-A: a\x0cb"],
     ["--from", '"'],
+    ["--from", '"a@example.com> RET=HDRS'],  # would add an ESMTP parameter to MAIL FROM
+    ["--to", '"x@example.com> NOTIFY=NEVER ORCPT=rfc822;x'],  # ... to RCPT TO
+    ["--to", "a\x0b@example.com"],
     ["--to", "b@example.com <a@example.com"],  # an unclosed bracket is not dropped
-], ids=["lone quote sender", "unclosed bracket"])
+], ids=["VT in subject", "NEL in subject", "FF in header", "lone quote sender",
+        "ESMTP parameter in sender", "ESMTP parameter in recipient", "VT in address",
+        "unclosed bracket"])
 def test_an_invalid_message_is_3_whatever_raised_it(smtp_server, argv):
     base = {"--to": "a@example.com"}
     flags = [*argv] if "--to" in argv else ["--to", base["--to"], *argv]
