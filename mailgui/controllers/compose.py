@@ -37,7 +37,7 @@ from mailgui.model.draft import (
     unsendable_at,
     unsendable_problem,
 )
-from mailgui.model.message import ONE_SENDER, check_header, default_from
+from mailgui.model.message import ONE_SENDER, check_header, default_from, line_end_change
 from mailgui.model.profiles import Profile
 from mailgui.model.remote import remote_urls
 from mailgui.views import style
@@ -67,6 +67,26 @@ def fix_text(text: str) -> str:
     return "Remove them (line breaks become spaces)"
 
 
+def _line_end_changes(paths: list[str], given: dict[str, str]) -> dict[str, int]:
+    """Worker side: the bytes each text attachment gains on the wire (CRLF line ends); a
+    file that can't be read is left to ``attachment_info`` to say so."""
+    out = {}
+    for path in paths:
+        try:
+            out[path] = line_end_change(path, given.get(path, ""))
+        except OSError:
+            out[path] = 0
+    return out
+
+
+def line_end_sentence(gained: int) -> str:
+    """Why a text attachment arrives larger than the file."""
+    return (f"Mail carries text with CRLF line ends: {gained:,} line end"
+            f"{'s' if gained != 1 else ''} of this file (LF only) become CRLF, so it arrives "
+            f"{human_size(gained)} larger, with Windows line ends. To send its bytes unchanged, "
+            "attach it as application/octet-stream.")
+
+
 class ComposeController(QObject):
     changed = Signal()  # the draft's content changed
     status = Signal(str)  # a status-bar message
@@ -80,6 +100,7 @@ class ComposeController(QObject):
         self.profile = profile
         self.draft = Draft()
         self.info: dict[str, AttachmentInfo] = {}
+        self.line_ends: dict[str, int] = {}  # path -> bytes its line ends gain on the wire
         self._loading = False
         self._generation = 0
         self._saved_fingerprint = ""
@@ -150,6 +171,7 @@ class ComposeController(QObject):
         self._check_headers()
         self._render_html()
         self.info = {}
+        self.line_ends = {}
         self._refresh_attachments()
         self.refresh_attachment_info()
         self._saved_fingerprint = draft.fingerprint() if saved else ""
@@ -462,6 +484,13 @@ class ComposeController(QObject):
             given = {a.path: a.mimetype for a in self.draft.attachments if a.mimetype}
             self.runner.run(attachment_info, paths, given, on_done=self._info_loaded,
                             what="look at the attached files")
+            self.runner.run(_line_end_changes, paths, given, on_done=self._line_ends_loaded,
+                            what="look at the line ends of the attached text files")
+
+    def _line_ends_loaded(self, changes: dict[str, int]) -> None:
+        if changes != {p: n for p, n in self.line_ends.items() if p in changes}:
+            self.line_ends.update(changes)
+            self._refresh_attachments()
 
     def _info_loaded(self, infos: list[AttachmentInfo]) -> None:
         changed = False
@@ -485,6 +514,10 @@ class ComposeController(QObject):
                 (info.problem if info and info.problem else "ok") if info else "checking\u2026",
             ])
             item.setToolTip(0, ref.path)
+            gained = self.line_ends.get(ref.path, 0)
+            if info and not info.problem and gained:
+                item.setText(3, "ok, line ends become CRLF")
+                item.setToolTip(3, line_end_sentence(gained))
             if info and info.problem:
                 problems += 1
                 for col in range(4):
@@ -498,8 +531,11 @@ class ComposeController(QObject):
         if n:
             text = f"Attachments ({n}, {human_size(total)})"
         self.view.attachments_label.setText(text)
+        changing = sum(1 for ref in self.draft.attachments if self.line_ends.get(ref.path))
         self.view.attachments_hint.setText(
             f"{problems} file(s) can't be read" if problems
+            else (f"{changing} text file{'s' if changing != 1 else ''}: LF line ends become "
+                  "CRLF on the wire") if changing
             else "Drop files here, or use Attach\u2026"
         )
         self.view.attachments_hint.setStyleSheet(

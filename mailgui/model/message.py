@@ -4,6 +4,8 @@ preview and by sending, so the preview shows the bytes that go out."""
 from __future__ import annotations
 
 import hashlib
+import mimetypes
+import os
 from dataclasses import dataclass
 
 import mailcore
@@ -22,6 +24,7 @@ __all__ = [
     "default_from",
     "effective_from",
     "from_problem",
+    "line_end_change",
 ]
 
 
@@ -184,3 +187,25 @@ def build_message(draft: Draft, profile: Profile | None = None) -> mailcore.Emai
     for attachment in draft.attachments:
         message.attach_file(attachment.path, attachment.mimetype or None)
     return message
+
+
+LINE_END_READ_LIMIT = 64 * 1000 * 1000  # text files larger than this are not looked into
+
+
+def line_end_change(path: str, mimetype: str = "") -> int:
+    """How many bytes a text attachment gains on the wire because its line ends become CRLF
+    (0: none change). A text/* file (by ``mimetype``, else by its name, as ``attach_file``
+    decides) that is UTF-8 is sent as text, and mail writes text with CRLF line ends, so each
+    bare LF (or CR) arrives as CRLF; other files go as base64, byte for byte. Reads the file:
+    call it on a worker. Raises OSError."""
+    guessed = mimetype or mimetypes.guess_type(os.path.basename(path))[0] or ""
+    if not guessed.startswith("text/") or os.path.getsize(path) > LINE_END_READ_LIMIT:
+        return 0
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return 0  # sent as application/octet-stream, unchanged
+    crlf = data.count(b"\r\n")
+    return (data.count(b"\n") - crlf) + (data.count(b"\r") - crlf)

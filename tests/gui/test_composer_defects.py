@@ -115,14 +115,15 @@ def test_a_send_that_fails_on_a_deleted_attachment_rechecks_it_and_its_banner_go
     report = tmp_path / "report.txt"
     report.write_text("figures\n")
     c.compose.add_attachments([str(report)])
-    qtbot.waitUntil(lambda: _rows(gui)[0][3] == "ok", timeout=10000)
+    qtbot.waitUntil(lambda: _rows(gui)[0][3].startswith("ok"), timeout=10000)
     report.unlink()  # deleted behind the window's back
     outcome = send(gui, qtbot)
     assert not outcome.ok and "report.txt" in outcome.sentence
     banner = gui.window.banner
     assert banner.isVisible()
     # the list says so now, not "ok"
-    qtbot.waitUntil(lambda: _rows(gui)[0][3] not in ("ok", "checking\u2026"), timeout=10000)
+    qtbot.waitUntil(lambda: not _rows(gui)[0][3].startswith(("ok", "checking")),
+                    timeout=10000)
     # the file is removed from the message: the banner about it goes
     gui.window.compose.attachments.setCurrentItem(
         gui.window.compose.attachments.topLevelItem(0))
@@ -259,3 +260,33 @@ def test_a_login_that_timed_out_says_what_its_last_line_was(  # noqa: ANN001
         after = "\n".join(shown[sent_line + 1:])
         assert "login" in after and "hidden" in after and "no answer" in after
         assert outcome.transcript[-1].startswith("* ") and "no answer" in outcome.transcript[-1]
+
+
+def test_the_attachment_list_says_when_line_ends_change_on_the_wire(  # noqa: ANN001
+        make_gui, qtbot, tmp_path: Path) -> None:
+    import email
+    import email.policy
+
+    from mailcore.wire import serialize
+    from mailgui.model.message import build_message
+
+    gui = make_gui(start_inbox=False)
+    c = gui.controller
+    fill(gui)
+    unix = tmp_path / "notes.txt"
+    unix.write_bytes(b"line one\nline two\n")
+    windows = tmp_path / "dos.txt"
+    windows.write_bytes(b"line one\r\nline two\r\n")
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(b"a\nb\n")
+    c.compose.add_attachments([str(unix), str(windows), str(binary)])
+    qtbot.waitUntil(lambda: _rows(gui)[0][3] == "ok, line ends become CRLF", timeout=10000)
+    assert [r[3] for r in _rows(gui)] == ["ok, line ends become CRLF", "ok", "ok"]
+    tip = gui.window.compose.attachments.topLevelItem(0).toolTip(3)
+    assert "2 line ends" in tip and "2 bytes larger" in tip
+    assert "LF line ends become CRLF" in gui.window.compose.attachments_hint.text()
+    # and so it is: the file arrives 2 bytes larger, with CRLF
+    raw = serialize(build_message(c.compose.draft), linesep="\r\n").getvalue()
+    parts = list(email.message_from_bytes(raw, policy=email.policy.default).iter_attachments())
+    assert parts[0].get_payload(decode=True) == b"line one\r\nline two\r\n"
+    assert parts[2].get_payload(decode=True) == b"a\nb\n"
