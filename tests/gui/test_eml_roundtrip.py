@@ -116,3 +116,32 @@ def test_idn_addresses_open_in_unicode(tmp_path: Path) -> None:
     assert draft.to == "undisclosed-recipients:;"
 
 
+
+
+def test_the_window_saves_and_opens_back_the_same_draft(make_gui, qtbot, tmp_path: Path,  # noqa: ANN001
+                                                       monkeypatch) -> None:
+    from PySide6.QtCore import Qt
+
+    gui = make_gui(start_inbox=False)
+    c, view = gui.controller, gui.window.compose
+    subject = ("Quarterly figures for the Düsseldorf office, with the notes from Monday's "
+               "call and the revised forecast")
+    view.address_edits["to"].setText("Jürgen Weiß <juergen@bücher.de>")
+    view.address_edits["bcc"].setText("Auditor <audit@example.com>")
+    view.subject.setText(subject)
+    view.body.setPlainText("See the figures.\n")
+    typed = c.compose.draft.copy()
+    for trip in range(3):  # each trip used to add a space before the subject
+        target = tmp_path / f"trip{trip}.eml"
+        monkeypatch.setattr(c.source, "ask_save_path", lambda t=target: str(t))
+        qtbot.mouseClick(gui.window.source.save, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(target.exists, timeout=10000)
+        assert b"\r\nBcc: " in target.read_bytes()
+        monkeypatch.setattr(c, "confirm_replace", lambda name: True)
+        before = c.compose.draft.id
+        c.open_eml(str(target))
+        qtbot.waitUntil(lambda b=before: c.compose.draft.id != b, timeout=10000)
+        assert view.subject.text() == subject
+        assert view.address_edits["to"].text() == "Jürgen Weiß <juergen@bücher.de>"
+        assert view.address_edits["bcc"].text() == "Auditor <audit@example.com>"
+        assert view.body.toPlainText() == typed.body
