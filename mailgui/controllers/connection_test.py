@@ -12,6 +12,7 @@ from mailgui.model.errors import describe_error
 from mailgui.model.passwords import asked_again_sentence
 from mailgui.model.profiles import Profile
 from mailgui.model.sending import ConnectionOutcome, transcript_line
+from mailgui.model.transcripts import unanswered_note
 from mailgui.views.profiles import ProfileDialog
 
 
@@ -115,6 +116,10 @@ class ConnectionTestController(QObject):
                                lambda answer: self._retry(job.profile, answer),
                                parent=self.dialog)
             return
+        if not outcome.ok:  # a conversation cut after the client's line says what it was
+            note = unanswered_note(outcome.transcript, outcome.kind == "timeout")
+            if note:
+                self.dialog.add_test_line(note)
         sentence = outcome.sentence
         if outcome.kind == "auth" and self.passwords.broker.refused(job.profile):
             sentence = asked_again_sentence(job.profile)

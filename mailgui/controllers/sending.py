@@ -12,7 +12,6 @@ from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QTreeWidgetItem
 
-from mailcore.smtp import REDACTED
 from mailgui.controllers.passwords import PasswordsController
 from mailgui.controllers.send_target import SendTargetController
 from mailgui.jobs import JobRunner, SendJob
@@ -24,6 +23,7 @@ from mailgui.model.send_outcome import CANCELLED, NO_PASSWORD, BannerAction, Pre
 from mailgui.model.sending import SendOutcome, transcript_line
 from mailgui.model.sentlog import SentEntry, SentLog
 from mailgui.model.source import fold_bytes
+from mailgui.model.transcripts import unanswered_note
 from mailgui.views.main_window import MainWindow
 
 ABANDON_AFTER_MS = 1500
@@ -34,29 +34,6 @@ def memory_source(message: object) -> str:
     from mailcore.wire import serialize
 
     return fold_bytes(serialize(message, linesep="\r\n").chunks())[0]
-
-
-def unanswered_note(transcript: list[str], timed_out: bool) -> str:
-    """For a failed send whose conversation ends with a line of the client's: a note that
-    says what that line was and that it got no answer. A login's last line is its secret,
-    hidden ("C: ********"), which otherwise ends the transcript unexplained. "" when the
-    server had the last word."""
-    said = [line for line in transcript if line.startswith(("C: ", "S: "))]
-    if not said or not said[-1].startswith("C: "):
-        return ""
-    line = said[-1][3:]
-    verb = line.split()[0].upper() if line.split() else ""
-    if REDACTED in line:
-        what = ("the login (AUTH, its credentials hidden here as ********)" if verb == "AUTH"
-                else "a step of the login (the user name or password, hidden here as "
-                "********)")
-    elif verb:
-        what = f"the {verb} command"
-    else:
-        what = "an empty line"
-    why = ("the server stayed silent until the timeout" if timed_out
-           else "the connection ended first")
-    return f"* no answer to the last line sent, {what}: {why}"
 
 
 class DraftSource(Protocol):

@@ -203,3 +203,23 @@ def test_the_unsaved_prompt_defaults_to_discard_after_the_server_refused_the_pas
         d.password.setText("pw")  # another one: Save again
         d.list.setCurrentRow(1 - row)
         assert defaults == ["save", "discard", "save"]
+
+
+def test_a_connection_test_whose_login_timed_out_says_what_its_last_line_was(  # noqa: ANN001
+        make_gui, qtbot, paths: AppPaths, secrets: SecretStore) -> None:
+    from tests.support.servers import HostileServer
+
+    with HostileServer("AUTH", "silent", auth=True) as server:
+        a = add_profile(paths, name="Mute", kind="smtp", host="127.0.0.1", port=server.port,
+                        security="none", username="alice", timeout=1)
+        gui = make_gui(secrets, start_inbox=False)
+        p = gui.controller.profiles
+        d = p.open_dialog()
+        p._fill_list(a.id)
+        d.password.setText("pw")
+        assert p.test_connection() is not None
+        qtbot.waitUntil(lambda: d.test.text() == "Test connection", timeout=10000)
+        lines = d.test_transcript.toPlainText().splitlines()
+        assert lines[-2].startswith("C: AUTH") and "********" in lines[-2]
+        assert lines[-1].startswith("* no answer to the last line sent, the login")
+        assert "hidden" in lines[-1] and "timeout" in lines[-1]
