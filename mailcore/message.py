@@ -343,7 +343,10 @@ def sanitize_address(addr: str | tuple[str, str], encoding: str) -> str:
                 nm = token.display_name or ""
                 localpart = token.local_part
                 domain = token.domain or ""
-                decoded = "=?" in addr and _encoded_word_in_addr_spec(token)
+                # (the parser decodes it, sometimes into plain atoms: the text decides)
+                decoded = "=?" in addr and (
+                    _encoded_word_in_addr_spec(token) or has_encoded_word(_raw_addr_spec(addr))
+                )
         except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
             # (the parser's tokens raise IndexError for '"', for instance)
             raise InvalidAddressError('Invalid address "%s"' % addr) from None
@@ -404,6 +407,15 @@ def sanitize_address(addr: str | tuple[str, str], encoding: str) -> str:
     except (ValueError, TypeError, IndexError, HeaderParseError) as exc:
         raise InvalidAddressError(f'Invalid address "{addr}": {exc}') from None
     return formataddr((nm, parsed_address.addr_spec))
+
+
+def _raw_addr_spec(addr: str) -> str:
+    """The addr-spec part of an address as written: between the last "<" and ">", or all."""
+    found = _ANGLE_ADDR.search(addr)
+    return addr if found is None else found.group(1)
+
+
+_ANGLE_ADDR = re.compile(r"<([^<>]*)>[^<>]*\Z")
 
 
 # A plain addr-spec, or "Display Name <addr-spec>" with a display name of atoms: forms
@@ -513,12 +525,37 @@ def check_address_list(field: str, value: str) -> None:
             raise InvalidAddressError(f'{field}: Invalid address "{str(mailbox).strip()}": '
                                       f"{problem}")
         without_domain += mailbox.domain is None
+    if "=?" in value or not value.isascii():
+        _check_old_parser_agrees(field, value, token.all_mailboxes)
     # What is broken outside the mailboxes (an unclosed comment or group): the one defect
     # each "localpartonly" mailbox has is allowed, no other.
     broken = [d for d in token.all_defects
               if isinstance(d, InvalidHeaderDefect | NonPrintableDefect)]
     if len(broken) > without_domain:
         raise InvalidAddressError(f'{field}: invalid address list "{value}": {broken[-1]}')
+
+
+def _check_old_parser_agrees(field: str, value: str, mailboxes: list[Any]) -> None:
+    """A non-ASCII address list is written as Django writes it, from getaddresses() (the
+    old parser); readers use the modern one. Refuse a list that the two read as different
+    addresses (an encoded word in an addr-spec, whitespace inside one): what a reader
+    would see is not what was asked for."""
+    pairs = [pair for pair in getaddresses((value,)) if pair != ("", "")]
+    if len(pairs) == len(mailboxes) and all(
+        _same_addr_spec(spec, mailbox) for (_name, spec), mailbox in zip(pairs, mailboxes,
+                                                                          strict=True)
+    ):
+        return
+    raise InvalidAddressError(
+        f'{field}: invalid address list "{value}": its addresses can\'t be written as given'
+    )
+
+
+def _same_addr_spec(spec: str, mailbox: Any) -> bool:
+    local, _at, domain = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    if len(local) > 1 and local[0] == local[-1] == '"':
+        local = unquote(local)
+    return local == (mailbox.local_part or "") and domain == (mailbox.domain or "")
 
 
 # mailcore only: the SMTP envelope. What goes between "<" and ">" in MAIL FROM and RCPT TO:

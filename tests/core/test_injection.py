@@ -288,6 +288,25 @@ def test_one_item_is_one_mailbox():
             linesep="\r\n")) == []
 
 
+def test_what_the_long_run_found():
+    """Inputs scripts/fuzz_headers.py found, each now refused on every path."""
+    # an unclosed comment or group as an address header
+    for value in ["(  ", "x: a@example.com", "a@example.com (x"]:
+        every_path_raises(msg(headers={"Cc": value}), InvalidAddressError)
+    # a non-ASCII list that the old parser (Django writes with it) and readers read apart
+    every_path_raises(msg(to=["Zoë <z@example.com>", '"m" <OC9wJZ\t\xa0@example.org>']),
+                      InvalidAddressError)
+    # an encoded word that the parser decodes into plain atoms of the local part
+    for bad in ["Ann <=?UTF-8?Q?hello_world?=SnSC@[127.0.0.1]>",
+                " =?UTF-8?Q?hello_world?=---@example.org"]:
+        with ScriptedServer() as server:
+            with pytest.raises(InvalidAddressError, match="encoded word"):
+                scripted_backend(server).send_messages([msg(bcc=[bad])])
+            assert not any(c.upper().startswith((b"MAIL", b"RCPT")) for c in server.commands)
+    # a domain that IDNA 2003 maps to spaces
+    every_path_raises(msg(to=['"E" <tester@\xa0\xa0>']), InvalidAddressError)
+
+
 def oracle_spec(**kwargs) -> dict:
     spec = dict(oracle.BENIGN)
     spec.update(kwargs)
