@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
-import os
 import smtplib
 import socket
 import ssl
@@ -15,7 +14,7 @@ from typing import Any, NamedTuple
 
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
-from mailcore.errors import InsecureAuthError
+from mailcore.errors import InsecureAuthError, TLSFileError, check_tls_files
 from mailcore.message import check_envelope_address, sanitize_address
 from mailcore.smtp import (
     SMTP,
@@ -47,51 +46,6 @@ class _Unprepared(Exception):  # noqa: N818 - a carrier, never seen outside this
 def _ours(connection: Any) -> bool:
     """True for mailcore's own SMTP client (pipelining, streaming, transcript, abort)."""
     return isinstance(connection, SMTP | SMTP_SSL)
-
-
-class TLSFileError(ValueError):
-    """A CA file, client certificate or key that can't be used (see :func:`check_tls_files`).
-
-    ``role`` is "ca", "cert" or "key"; ``problem`` one of "missing", "not a file",
-    "unreadable", "not usable" (ssl refused it: ``reason`` says why) and "key without cert".
-    """
-
-    def __init__(self, role: str, path: str, problem: str, reason: str = "") -> None:
-        self.role, self.path, self.problem, self.reason = role, path, problem, reason
-        super().__init__(f"{role} file {path}: {problem}" + (f" ({reason})" if reason else ""))
-
-
-def _ssl_reason(exc: BaseException) -> str:
-    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
-
-
-def check_tls_files(cafile: str | None = None, certfile: str | None = None,
-                    keyfile: str | None = None) -> None:
-    """Raise :class:`TLSFileError` if a CA file, client certificate or key can't be used, so
-    that a caller can name the file before anything connects (ssl itself says only "PEM lib",
-    and only once the connection is made). Nothing is loaded when no file is given."""
-    if not (cafile or certfile or keyfile):
-        return
-    for role, path in (("ca", cafile), ("cert", certfile), ("key", keyfile)):
-        if not path:
-            continue
-        if not os.path.exists(path):
-            raise TLSFileError(role, path, "missing")
-        if not os.path.isfile(path):
-            raise TLSFileError(role, path, "not a file")
-        if not os.access(path, os.R_OK):
-            raise TLSFileError(role, path, "unreadable", "permission denied")
-    try:
-        context = ssl.create_default_context(cafile=cafile or None)
-    except (ssl.SSLError, ValueError, OSError) as exc:
-        raise TLSFileError("ca", str(cafile), "not usable", _ssl_reason(exc)) from None
-    if keyfile and not certfile:
-        raise TLSFileError("key", keyfile, "key without cert")
-    if certfile:
-        try:
-            context.load_cert_chain(certfile, keyfile or None)
-        except (ssl.SSLError, ValueError, OSError) as exc:
-            raise TLSFileError("cert", certfile, "not usable", _ssl_reason(exc)) from None
 
 
 class SendResult(NamedTuple):
