@@ -34,6 +34,7 @@ FIELD_PROBLEM = "#b71c1c"  # a problem under a field, in a table row, in a pane
 FIELD_UNDERLINE = "#c62828"  # the wavy line under a bad address
 DROP_TARGET = "#2f6fb5"  # the dashed frame while files are dragged over the attachments
 IMAGE_PLACEHOLDER = "#d9dde3"  # a blocked remote image in the HTML preview
+PREVIEW_FRAME = "#e6e8eb"  # around a phone- or tablet-wide browser-engine preview
 MUTED = "palette(placeholder-text)"  # hints and notes
 
 

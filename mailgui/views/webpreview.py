@@ -45,7 +45,6 @@ from PySide6.QtWidgets import (
 from mailgui.views import style
 from mailgui.views.common import named
 
-PREVIEW_FRAME = "#e6e8eb"  # around a phone- or tablet-wide preview
 PAGE_SCHEME = b"mailpreview"
 # The widths of the preview, in CSS pixels (None: as wide as the pane)
 WIDTHS: dict[str, int | None] = {"phone": 375, "tablet": 768, "desktop": None}
@@ -189,7 +188,7 @@ class WebPreview(QWidget):
         outer.addWidget(self.note)
         self.frame = QWidget()  # the device: the page centred in it at the chosen width
         self.frame.setObjectName("previewFrame")
-        self.frame.setStyleSheet(f"#previewFrame {{ background: {PREVIEW_FRAME}; }}")
+        self.frame.setStyleSheet(f"#previewFrame {{ background: {style.PREVIEW_FRAME}; }}")
         frame_layout = self.frame_layout = QHBoxLayout(self.frame)
         frame_layout.setContentsMargins(0, 0, 0, 0)
         frame_layout.addStretch(1)
@@ -197,7 +196,7 @@ class WebPreview(QWidget):
         self.stack = QStackedLayout(self.stack_host)
         self.waiting = QLabel("Starting the browser-engine preview\u2026",
                               alignment=Qt.AlignmentFlag.AlignCenter)
-        self.waiting.setStyleSheet("background: white; color: #666;")
+        self.waiting.setStyleSheet(f"background: white; {style.muted_label()}")
         self.stack.addWidget(self.waiting)
         self.stack_host.setSizePolicy(QSizePolicy.Policy.Expanding,
                                       QSizePolicy.Policy.Expanding)
