@@ -9,8 +9,8 @@ import smtplib
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
@@ -26,10 +26,10 @@ from mailcore.smtp import (
     is_simple_address,
 )
 from mailcore.utils import DNS_NAME
-from mailcore.wire import serialize
+from mailcore.wire import Serialized, serialize
 
-__all__ = ["EmailBackend", "InsecureAuthError", "SMTPAborted", "SendResult", "TLSFileError",
-           "check_tls_files"]
+__all__ = ["EmailBackend", "InsecureAuthError", "MailcoreTransport", "SMTPAborted", "SendResult",
+           "SmtplibTransport", "TLSFileError", "Transport", "check_tls_files"]
 
 
 # smtplib's classes as they were at import. A test that patches smtplib.SMTP (as Django's
@@ -37,15 +37,6 @@ __all__ = ["EmailBackend", "InsecureAuthError", "SMTPAborted", "SendResult", "TL
 _STDLIB_SMTP = smtplib.SMTP
 _STDLIB_SMTP_SSL = smtplib.SMTP_SSL
 _LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost")
-
-
-class _Unprepared(Exception):  # noqa: N818 - a carrier, never seen outside this module
-    """A message could not be prepared (its cause says why)."""
-
-
-def _ours(connection: Any) -> bool:
-    """True for mailcore's own SMTP client (pipelining, streaming, transcript, abort)."""
-    return isinstance(connection, SMTP | SMTP_SSL)
 
 
 class SendResult(NamedTuple):
@@ -86,6 +77,12 @@ def _envelope_address(addr: Any, encoding: str) -> str:
 
 class EmailBackend(BaseEmailBackend):
     """A wrapper that manages the SMTP network connection.
+
+    open() decides, once, which transport drives the connection: MailcoreTransport for
+    mailcore's own client, SmtplibTransport for an smtplib-compatible class put in place
+    (a ``connection_class`` of one's own, smtplib.SMTP patched). send_messages() has one
+    loop over the transport's outcomes; fail_silently is honoured in open(), close() and
+    that loop, as in Django.
 
     Beyond Django's backend (mailcore only):
 
@@ -144,6 +141,7 @@ class EmailBackend(BaseEmailBackend):
                 "one of those settings to True."
             )
         self.connection: Any = None
+        self._transport: Transport | None = None  # drives self.connection (see open())
         self._partial_connection: Any = None
         self._lock = threading.RLock()
         self._abort = AbortHandle()
@@ -180,8 +178,7 @@ class EmailBackend(BaseEmailBackend):
             params["timeout"] = self.timeout
         if self.use_ssl:
             params["context"] = self.ssl_context
-        cls = self.connection_class
-        if isinstance(cls, type) and issubclass(cls, SMTP | SMTP_SSL):
+        if self._own_client(self.connection_class):
             if self.transcript is not None:
                 params["transcript"] = self.transcript
             params["abort_handle"] = self._abort
@@ -204,7 +201,7 @@ class EmailBackend(BaseEmailBackend):
         self._abort.abort()
         # A connection class of someone else's registers nothing: its socket, if any.
         for connection in (self.connection, self._partial_connection):
-            if connection is not None and not _ours(connection):
+            if connection is not None and getattr(connection, "abort_handle", None) is None:
                 sock = getattr(connection, "sock", None)
                 if isinstance(sock, socket.socket):
                     try:
@@ -233,9 +230,10 @@ class EmailBackend(BaseEmailBackend):
                 if self._depth == 0 and self._abort.aborted:
                     for connection in (self._partial_connection, self.connection):
                         if connection is not None:
-                            self._discard(connection)
+                            _discard(connection)
                     self._partial_connection = None
                     self.connection = None
+                    self._transport = None
                     self._abort.reset()
 
     def _progress_hook(self) -> ProgressCallback | None:
@@ -290,12 +288,15 @@ class EmailBackend(BaseEmailBackend):
             return None
 
         if self.connection:
-            # Nothing to do if the connection is already open.
+            # Nothing to do if the connection is already open (a connection set from
+            # outside, as Django's tests do, gets its transport here).
+            if self._transport is None or self._transport.connection is not self.connection:
+                self._transport = self._transport_for(self.connection)
             return False
 
         # If a connection was partially opened before, close it.
         if self._partial_connection is not None:
-            self._discard(self._partial_connection)
+            _discard(self._partial_connection)
             self._partial_connection = None
 
         try:
@@ -314,6 +315,7 @@ class EmailBackend(BaseEmailBackend):
                 self._partial_connection.login(self.username, self.password)
             # Don't set connection until it's fully configured.
             self.connection = self._partial_connection
+            self._transport = self._transport_for(self.connection)
             self._partial_connection = None
             return True
         except OSError:
@@ -324,40 +326,31 @@ class EmailBackend(BaseEmailBackend):
                 raise
         return None
 
-    def _discard(self, connection: Any) -> None:
-        """Close a connection that is in an unknown state, quietly."""
-        try:
-            connection.close()
-        except OSError:
-            pass
+    @staticmethod
+    def _own_client(cls: Any) -> bool:
+        """The one question that picks the transport: is it mailcore's own SMTP client?"""
+        return isinstance(cls, type) and issubclass(cls, SMTP | SMTP_SSL)
 
-    def _close_connection(self, connection: Any) -> None:
-        try:
-            connection.quit()
-        except (ssl.SSLError, smtplib.SMTPServerDisconnected):
-            # This happens when calling quit() on a TLS connection
-            # sometimes, or when the connection was already disconnected
-            # by the server.
-            connection.close()
-        except smtplib.SMTPException:
-            if self.fail_silently:
-                return
-            raise
-        except OSError:
-            connection.close()
+    def _transport_for(self, connection: Any) -> Transport:
+        if self._own_client(type(connection)):
+            return MailcoreTransport(connection, self._drop)
+        return SmtplibTransport(connection, self._drop)
 
     def close(self) -> None:
         """Close the connection to the email server."""
-        if self._partial_connection is not None:
+        for name in ("_partial_connection", "connection"):
+            connection = getattr(self, name)
+            if connection is None:
+                continue
             try:
-                self._close_connection(self._partial_connection)
+                _quit(connection)
+            except smtplib.SMTPException:
+                if not self.fail_silently:
+                    raise
             finally:
-                self._partial_connection = None
-        if self.connection is not None:
-            try:
-                self._close_connection(self.connection)
-            finally:
-                self.connection = None
+                setattr(self, name, None)
+                if name == "connection":
+                    self._transport = None
 
     def send_messages(self, email_messages: Sequence[Any]) -> int:
         """Send one or more EmailMessage objects and return the number of email
@@ -368,183 +361,270 @@ class EmailBackend(BaseEmailBackend):
             self.last_results = []
             self._progress_error = None
             new_conn_created = self.open()
-            if not self.connection or new_conn_created is None:
+            if not self.connection or new_conn_created is None or self._transport is None:
                 # We failed silently on open().
                 # Trying to send would be pointless.
                 return 0
             num_sent = 0
+            transport = self._transport
             try:
-                if self._can_pipeline():
-                    num_sent = self._send_pipelined(email_messages)
-                else:
-                    for message in email_messages:
-                        sent = self._send(message)
-                        if sent:
+                with contextlib.closing(
+                    transport.send_many(email_messages, self._progress_hook())
+                ) as outcomes:
+                    for outcome in outcomes:
+                        if isinstance(outcome, SendResult):
+                            self.last_results.append(outcome)
                             num_sent += 1
+                        elif not self.fail_silently:
+                            raise outcome
             finally:
                 if new_conn_created:
                     self.close()
         return num_sent
 
-    def _can_pipeline(self) -> bool:
-        """Messages go one round trip each when the server offers PIPELINING
-        and _send() is this class's own (a subclass overriding it is honoured)."""
-        if type(self)._send is not EmailBackend._send:
-            return False
+    def _drop(self, connection: Any) -> None:
+        """The transport lost ``connection`` (or a send stopped inside it): it is closed and
+        never reused; the next send opens a fresh one."""
+        if connection is self.connection:
+            _discard(connection)
+            self.connection = None
+            self._transport = None
+
+
+# -- transports ------------------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    """One open connection, as EmailBackend drives it, whatever its class."""
+
+    connection: Any
+
+    def send_many(
+        self, messages: Iterable[Any], progress: ProgressCallback | None = None
+    ) -> Iterator[SendResult | smtplib.SMTPException | OSError]:
+        """One outcome per message that has recipients, in order: its SendResult, or the
+        error that ``fail_silently`` may pass over: the server refused that message (the
+        connection goes on), or the connection was lost (it is dropped and nothing more is
+        yielded). Raised, whatever ``fail_silently`` says: a message that can't be prepared
+        (an address, a missing file; once the messages before it are done) and an exception
+        of ``progress``."""
+        ...
+
+    def send(self, message: Any) -> SendResult:
+        """One message: its SendResult, or the error raised."""
+        ...
+
+    def close(self) -> None:
+        """QUIT, or close the socket if the server is already gone."""
+        ...
+
+
+def _envelope(email_message: Any) -> tuple[str, list[str]]:
+    encoding = email_message.encoding or settings.DEFAULT_CHARSET
+    from_email = _envelope_address(email_message.from_email, encoding)
+    recipients = [_envelope_address(addr, encoding) for addr in email_message.recipients()]
+    return from_email, recipients
+
+
+def _result(from_email: str, recipients: list[str], message_id: str | None, size: int,
+            refused: dict[str, tuple[int, bytes]], code: int, text: Any) -> SendResult:
+    return SendResult(
+        message_id=message_id,
+        envelope_from=from_email,
+        recipients=[r for r in recipients if r not in refused],
+        refused=dict(refused),
+        size=size,
+        code=code,
+        reply=text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
+    )
+
+
+def _discard(connection: Any) -> None:
+    """Close a connection that is in an unknown state, quietly."""
+    try:
+        connection.close()
+    except OSError:
+        pass
+
+
+def _quit(connection: Any) -> None:
+    """QUIT; an SMTPException other than a disconnect is raised (fail_silently is the
+    backend's)."""
+    try:
+        connection.quit()
+    except (ssl.SSLError, smtplib.SMTPServerDisconnected):
+        # This happens when calling quit() on a TLS connection
+        # sometimes, or when the connection was already disconnected
+        # by the server.
+        connection.close()
+    except smtplib.SMTPException:
+        raise
+    except OSError:
+        connection.close()
+
+
+class _BaseTransport:
+    def __init__(self, connection: Any, on_lost: Callable[[Any], None]) -> None:
+        self.connection = connection
+        self._on_lost = on_lost
+
+    def send_many(
+        self, messages: Iterable[Any], progress: ProgressCallback | None = None
+    ) -> Iterator[SendResult | smtplib.SMTPException | OSError]:
+        raise NotImplementedError
+
+    def send(self, message: Any) -> SendResult:
+        with contextlib.closing(self.send_many([message])) as outcomes:
+            for outcome in outcomes:
+                if isinstance(outcome, SendResult):
+                    return outcome
+                raise outcome
+        raise ValueError("the message has no recipients")
+
+    def close(self) -> None:
+        _quit(self.connection)
+
+    def _lose(self) -> None:
+        self._on_lost(self.connection)
+
+
+class MailcoreTransport(_BaseTransport):
+    """mailcore's own client (mailcore.smtp.SMTP): messages streamed from
+    mailcore.wire.serialize, one round trip each when the server offers PIPELINING,
+    progress, transcript and abort."""
+
+    def __init__(self, connection: Any, on_lost: Callable[[Any], None]) -> None:
+        super().__init__(connection, on_lost)
+        self.progress_error: BaseException | None = None
+
+    def _watch(self, progress: ProgressCallback | None) -> ProgressCallback | None:
+        if progress is None:
+            return None
+
+        def hook(done: int, total: int) -> None:
+            try:
+                progress(done, total)
+            except BaseException as exc:
+                self.progress_error = exc
+                raise
+
+        return hook
+
+    def send_many(
+        self, messages: Iterable[Any], progress: ProgressCallback | None = None
+    ) -> Iterator[SendResult | smtplib.SMTPException | OSError]:
         connection = self.connection
-        if not _ours(connection):
-            return False
         try:
-            return connection.pipelining() is True
-        except (smtplib.SMTPException, OSError):
+            pipelining = connection.pipelining() is True
+        except (smtplib.SMTPException, OSError) as exc:
             if getattr(connection, "sock", None) is not None:
-                return False  # _send() will meet the same error and report it
-            # The EHLO closed the connection (a 421, a timeout): that is this send's error,
-            # raised as _send() would raise it; the next send connects afresh.
-            self._drop(connection)
-            if self.fail_silently:
-                return False
+                pipelining = False  # the first send meets the same error and reports it
+            else:
+                # The EHLO closed the connection (a 421, a timeout): that is this send's
+                # error; the next send connects afresh.
+                self._lose()
+                yield exc
+                return
+        hook = self._watch(progress)
+        try:
+            if pipelining:
+                yield from self._pipelined(messages, hook)
+            else:
+                yield from self._one_by_one(messages, hook)
+        except BaseException as exc:
+            if exc is self.progress_error:
+                self._lose()  # the progress callback stopped the send: nothing half-sent
             raise
 
-    @staticmethod
-    def _envelope(email_message: Any) -> tuple[str, list[str]]:
-        encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = _envelope_address(email_message.from_email, encoding)
-        recipients = [_envelope_address(addr, encoding) for addr in email_message.recipients()]
-        return from_email, recipients
-
-    def _prepare(self, email_message: Any) -> tuple[str, list[str], Any]:
-        from_email, recipients = self._envelope(email_message)
-        return from_email, recipients, serialize(email_message, linesep="\r\n")
-
-    def _record(self, from_email: str, recipients: list[str], message_id: str | None,
-                size: int, reply: Any) -> None:
-        refused, code, text = reply
-        self.last_results.append(
-            SendResult(
-                message_id=message_id,
-                envelope_from=from_email,
-                recipients=[r for r in recipients if r not in refused],
-                refused=dict(refused),
-                size=size,
-                code=code,
-                reply=text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
-            )
-        )
-
-    def _send_pipelined(self, email_messages: Sequence[Any]) -> int:
-        """Send all messages with one round trip each (see SMTP.send_pipelined);
-        the same outcomes, errors and fail_silently rules as _send()."""
+    def _one_by_one(
+        self, messages: Iterable[Any], progress: ProgressCallback | None
+    ) -> Iterator[SendResult | smtplib.SMTPException | OSError]:
         connection = self.connection
+        for message in messages:
+            if not message.recipients():
+                continue
+            from_email, recipients = _envelope(message)
+            data = serialize(message, linesep="\r\n")
+            try:
+                reply = connection.send_serialized(from_email, recipients, data,
+                                                   progress=progress)
+            except (smtplib.SMTPException, OSError) as exc:
+                if exc is self.progress_error:
+                    raise
+                # A refusal leaves the connection in step. After a 421 or a disconnect
+                # smtplib has closed the socket; a socket error or timeout (or an attachment
+                # that vanished mid-DATA) leaves its state unknown: dropped, nothing more sent.
+                if isinstance(exc, smtplib.SMTPException) and connection.sock is not None:
+                    yield exc
+                    continue
+                self._lose()
+                yield exc
+                return
+            yield _result(from_email, recipients, data.message_id, data.size, *reply)
 
-        def jobs():
-            for message in email_messages:
+    def _pipelined(
+        self, messages: Iterable[Any], progress: ProgressCallback | None
+    ) -> Iterator[SendResult | smtplib.SMTPException | OSError]:
+        """One round trip each (see SMTP.send_pipelined), the same outcomes as one by one."""
+        connection = self.connection
+        unprepared: list[Exception] = []
+
+        def jobs() -> Iterator[tuple[Any, str, list[str], Serialized]]:
+            for message in messages:
                 if not message.recipients():
                     continue
                 try:
-                    from_email, recipients, data = self._prepare(message)
-                except Exception as exc:
-                    # the message itself is wrong (an address, a missing file): as in
-                    # _send(), that is raised whatever fail_silently says, once the
-                    # messages before it are done; it says nothing of the connection
-                    raise _Unprepared() from exc
+                    from_email, recipients = _envelope(message)
+                    data = serialize(message, linesep="\r\n")
+                except Exception as exc:  # noqa: BLE001 - raised after the messages before it
+                    # The message itself is wrong: raised once the messages before it are
+                    # done; it says nothing of the connection.
+                    unprepared.append(exc)
+                    return
                 yield (from_email, recipients, data), from_email, recipients, data
 
-        num_sent = 0
-        refusal: smtplib.SMTPException | None = None
-        results = connection.send_pipelined(jobs(), progress=self._progress_hook())
+        results = connection.send_pipelined(jobs(), progress=progress)
         try:
             for (from_email, recipients, data), outcome in results:
                 if isinstance(outcome, smtplib.SMTPException):
-                    if not self.fail_silently:
-                        refusal = outcome  # the server said no to this message
-                        break
-                    continue
-                self._record(from_email, recipients, data.message_id, data.size, outcome)
-                num_sent += 1
-        except _Unprepared as exc:
-            assert exc.__cause__ is not None
-            raise exc.__cause__ from None
+                    yield outcome  # the server said no to this message
+                else:
+                    yield _result(from_email, recipients, data.message_id, data.size, *outcome)
         except (smtplib.SMTPException, OSError) as exc:
-            # As in _send(): an error while talking to the server; the rest of
-            # the messages are not sent and the connection is not reused.
-            self._drop(connection)
-            if not self.fail_silently or exc is self._progress_error:
+            if exc is self.progress_error:
                 raise
-        except BaseException as exc:
-            if exc is self._progress_error:
-                self._drop(connection)
-            raise
+            self._lose()  # the rest are not sent and the connection is not reused
+            yield exc
+            return
         finally:
-            # Stopping while a later message's DATA was open closes the
-            # connection (see SMTP.send_pipelined).
+            # Stopping while a later message's DATA was open closes the connection
+            # (see SMTP.send_pipelined).
             results.close()
             if getattr(connection, "sock", None) is None:
-                self._drop(connection)
-        if refusal is not None:
-            raise refusal
-        return num_sent
+                self._lose()
+        if unprepared:
+            raise unprepared[0]
 
-    def _send(self, email_message: Any) -> bool:
-        """A helper method that does the actual sending."""
-        if not email_message.recipients():
-            return False
-        connection = self.connection
-        if connection is not None and not _ours(connection):
-            return self._send_django(email_message)
-        from_email, recipients, data = self._prepare(email_message)
-        if connection is None:
-            # An earlier message in this call lost the connection.
-            if not self.fail_silently:
-                raise smtplib.SMTPServerDisconnected("the connection to the server was lost")
-            return False
-        try:
-            reply = connection.send_serialized(
-                from_email, recipients, data, progress=self._progress_hook()
-            )
-            refused, code, text = reply.refused, reply.code, reply.text
-        except smtplib.SMTPException as exc:
-            # After a 421 or a disconnect smtplib has closed the socket.
-            if getattr(connection, "sock", None) is None or exc is self._progress_error:
-                self._drop(connection)
-            if not self.fail_silently or exc is self._progress_error:
-                raise
-            return False
-        except OSError as exc:
-            # A socket error or timeout mid-conversation (or an attachment that
-            # vanished mid-DATA): the connection's state is unknown, so it is
-            # dropped; the next send opens a fresh one.
-            self._drop(connection)
-            if not self.fail_silently or exc is self._progress_error:
-                raise
-            return False
-        except BaseException as exc:
-            # The progress callback stopped the send: the message was not delivered.
-            if exc is self._progress_error:
-                self._drop(connection)
-            raise
-        self._record(from_email, recipients, data.message_id, data.size, (refused, code, text))
-        return True
 
-    def _send_django(self, email_message: Any) -> bool:
-        """Django's own _send(), for a connection class that is not mailcore's (a custom
-        ``connection_class``, or smtplib.SMTP patched in a test): ``message()`` and
-        ``sendmail()``."""
-        from_email, recipients = self._envelope(email_message)
-        message = email_message.message()
-        try:
-            refused = self.connection.sendmail(
-                from_email, recipients, message.as_bytes(linesep="\r\n")
-            )
-        except smtplib.SMTPException:
-            if not self.fail_silently:
-                raise
-            return False
-        refused = refused if isinstance(refused, dict) else {}
-        self._record(from_email, recipients, message["Message-ID"], 0, (refused, 250, ""))
-        return True
+class SmtplibTransport(_BaseTransport):
+    """An smtplib-compatible connection put in place by a caller or a test (a custom
+    ``connection_class``, smtplib.SMTP patched): driven as Django drives it, with
+    ``message()`` and ``sendmail()``."""
 
-    def _drop(self, connection: Any) -> None:
-        if connection is self.connection:
-            self._discard(connection)
-            self.connection = None
+    def send_many(
+        self, messages: Iterable[Any], progress: ProgressCallback | None = None
+    ) -> Iterator[SendResult | smtplib.SMTPException | OSError]:
+        for message in messages:
+            if not message.recipients():
+                continue
+            from_email, recipients = _envelope(message)
+            email = message.message()
+            try:
+                refused = self.connection.sendmail(
+                    from_email, recipients, email.as_bytes(linesep="\r\n")
+                )
+            except smtplib.SMTPException as exc:
+                yield exc  # as Django: the next message is tried on the same connection
+                continue
+            refused = refused if isinstance(refused, dict) else {}
+            yield _result(from_email, recipients, email["Message-ID"], 0, refused, 250, "")
