@@ -365,22 +365,36 @@ class EmailBackend(BaseEmailBackend):
                 # We failed silently on open().
                 # Trying to send would be pointless.
                 return 0
-            num_sent = 0
-            transport = self._transport
             try:
-                with contextlib.closing(
-                    transport.send_many(email_messages, self._progress_hook())
-                ) as outcomes:
-                    for outcome in outcomes:
-                        if isinstance(outcome, SendResult):
-                            self.last_results.append(outcome)
-                            num_sent += 1
-                        elif not self.fail_silently:
-                            raise outcome
+                num_sent = self._deliver(self._transport, email_messages)
             finally:
                 if new_conn_created:
                     self.close()
         return num_sent
+
+    def _deliver(self, transport: Transport, email_messages: Sequence[Any]) -> int:
+        """The one send loop: each outcome recorded, or raised unless fail_silently."""
+        num_sent = 0
+        with contextlib.closing(
+            transport.send_many(email_messages, self._progress_hook())
+        ) as outcomes:
+            for outcome in outcomes:
+                if isinstance(outcome, SendResult):
+                    self.last_results.append(outcome)
+                    num_sent += 1
+                elif not self.fail_silently:
+                    raise outcome
+        return num_sent
+
+    def _send(self, email_message: Any) -> bool:
+        """Django's helper: send one message over the open connection; True if it was sent.
+        An invalid address raises ValueError before anything is written, as in Django."""
+        if not email_message.recipients():
+            return False
+        if self._transport is None:
+            _envelope(email_message)
+            raise smtplib.SMTPServerDisconnected("no connection is open: call open() first")
+        return self._deliver(self._transport, [email_message]) == 1
 
     def _drop(self, connection: Any) -> None:
         """The transport lost ``connection`` (or a send stopped inside it): it is closed and
