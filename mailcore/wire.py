@@ -15,12 +15,21 @@ Django's own (not overridden in a subclass) and whose charset is UTF-8; any
 other message, and any part it does not build itself (a ``MIMEBase`` passed to
 ``attach()``, a ``message/rfc822`` attachment), is written by the ``email``
 package exactly as ``message()`` would, so the output never differs.
+
+Each fallback says so, with its reason, on the ``mailcore.wire`` logger: at DEBUG when it
+is deliberate (a builder overridden or patched, a patched helper, another charset, a part
+the fast writer leaves to the email package), at WARNING when the fast writer raised on a
+message that ``message()`` builds, which is a bug in the fast writer. With the environment
+variable ``MAILCORE_STRICT_WIRE=1`` at import (the test suite sets it), or ``STRICT = True``,
+that bug raises :class:`WireFallbackError` instead.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import logging
+import os
 import random
 import re
 import sys
@@ -60,8 +69,18 @@ from mailcore.message import (
 )
 from mailcore.utils import DNS_NAME
 
-__all__ = ["Base64Piece", "FileChangedError", "Serialized", "serialize", "can_stream",
-           "BASE64_READ_SIZE"]
+__all__ = ["Base64Piece", "FileChangedError", "Serialized", "WireFallbackError", "serialize",
+           "can_stream", "stream_refusal", "BASE64_READ_SIZE", "STRICT"]
+
+logger = logging.getLogger("mailcore.wire")
+
+# Raise, rather than fall back, when the fast writer fails on a message message() builds.
+STRICT = os.environ.get("MAILCORE_STRICT_WIRE", "") not in ("", "0")
+
+
+class WireFallbackError(RuntimeError):
+    """The fast writer failed on a message that ``message()`` builds (raised in STRICT mode;
+    its ``__cause__`` is the fast writer's exception)."""
 
 # Bytes of a file read (and base64-encoded) at a time: a multiple of 57, the
 # input length of one 76-character base64 line, so chunks join seamlessly.
@@ -102,16 +121,12 @@ _ORIGINAL_BUILDERS = {
 _ORIGINAL_HELPERS = {"make_msgid": make_msgid, "formatdate": formatdate, "DNS_NAME": DNS_NAME}
 
 
-def _helpers_patched() -> bool:
-    return any(getattr(_message_module, name, None) is not original
-               for name, original in _ORIGINAL_HELPERS.items())
-
-
-def can_stream(email_message: Any) -> bool:
-    """True if the fast writer knows exactly what ``message()`` would build."""
+def stream_refusal(email_message: Any) -> str | None:
+    """Why the fast writer leaves ``email_message`` to ``message()``, or None if it knows
+    exactly what ``message()`` would build."""
     cls = type(email_message)
     if not isinstance(email_message, EmailMessage):
-        return False
+        return f"{cls.__qualname__} is not an EmailMessage"
     base = (
         EmailMultiAlternatives
         if isinstance(email_message, EmailMultiAlternatives)
@@ -121,13 +136,21 @@ def can_stream(email_message: Any) -> bool:
     originals = _ORIGINAL_BUILDERS[base]
     for name in _BUILDERS:
         if name in instance_dict:
-            return False
+            return f"{name}() is set on the message"
         if getattr(cls, name, None) is not originals[name]:
-            return False
-    if _helpers_patched():
-        return False
+            return f"{cls.__qualname__}.{name}() is not mailcore's"
+    for name, original in _ORIGINAL_HELPERS.items():
+        if getattr(_message_module, name, None) is not original:
+            return f"mailcore.message.{name} is patched"
     encoding = email_message.encoding or settings.DEFAULT_CHARSET
-    return encoding == "utf-8"
+    if encoding != "utf-8":
+        return f"charset {encoding!r}"
+    return None
+
+
+def can_stream(email_message: Any) -> bool:
+    """True if the fast writer knows exactly what ``message()`` would build."""
+    return stream_refusal(email_message) is None
 
 
 def fold_header(name: str, value: str, linesep: str) -> bytes:
@@ -446,7 +469,7 @@ class _Writer:
     def text_headers(self, subtype: str, content: str) -> tuple[list[tuple[str, str]], bytes]:
         """Headers and encoded body of a SafeMIMEText(content, subtype, "utf-8")."""
         if not _TOKEN.match(subtype):
-            raise _Fallback
+            raise _Fallback(f"text subtype {subtype!r} is not a token")
         has_long_lines = _has_long_lines(content)
         raw = content.encode("utf-8")
         if has_long_lines:
@@ -480,7 +503,7 @@ class _Writer:
             content, bytes | bytearray | FileContent
         ):
             if not _TOKEN.match(basetype) or not _TOKEN.match(subtype):
-                raise _Fallback
+                raise _Fallback(f"attachment type {mimetype!r} is not two tokens")
             headers = [
                 ("Content-Type", mimetype),
                 ("MIME-Version", "1.0"),
@@ -525,7 +548,7 @@ class _Writer:
         """A multipart: headers (content headers first, then ``extra_headers``)
         and the children's pieces between boundaries."""
         if not _TOKEN.match(subtype):
-            raise _Fallback
+            raise _Fallback(f"multipart subtype {subtype!r} is not a token")
         nl = self.nl
         while True:
             boundary = _new_boundary(self.rng)
@@ -581,7 +604,7 @@ class _Writer:
     def build(self) -> Serialized:
         m = self.m
         if not isinstance(m.body, str):
-            raise _Fallback
+            raise _Fallback(f"the body is a {type(m.body).__name__}, not a str")
         content_subtype = _mime_subtype("content_subtype", m.content_subtype)
         message_headers = self.message_headers()
         body_headers, body = self.text_headers(content_subtype, m.body)
@@ -629,20 +652,36 @@ class _Writer:
         return self.multipart(subtype, children, extra_headers)
 
 
-class _Fallback(Exception):
-    """The fast writer does not handle this message; use message()."""
+class _Fallback(Exception):  # noqa: N818 - a decision, not an error
+    """The fast writer does not handle this message; use message() (the argument says why)."""
 
 
 def serialize(email_message: Any, linesep: str = "\r\n") -> Serialized:
     """The bytes of ``email_message`` with ``linesep`` line endings, in chunks."""
     if linesep not in _POLICIES:
         raise ValueError("linesep must be '\\n' or '\\r\\n'")
-    if can_stream(email_message):
+    failure: Exception | None = None
+    refusal = stream_refusal(email_message)
+    if refusal is None:
         try:
             return _Writer(email_message, linesep).build()
-        except Exception:  # noqa: BLE001, S110 - message() below raises Django's own error
-            pass
+        except _Fallback as exc:
+            refusal = str(exc)
+        except Exception as exc:  # noqa: BLE001 - told apart just below
+            failure = exc
+    # Most often a failure means the message itself is wrong: message() raises its own
+    # error for it (raised here, outside the handler, as message() alone would raise it).
     msg = email_message.message()
+    if failure is not None:
+        # message() built it, so the fast writer has a bug.
+        if STRICT:
+            raise WireFallbackError(
+                f"the fast writer failed on a message that message() builds: {failure!r}"
+            ) from failure
+        logger.warning("serialising with the email package: the fast writer failed (%r)",
+                       failure, exc_info=failure)
+    else:
+        logger.debug("serialising with the email package: %s", refusal)
     rng = _boundary_random(email_message)
     if rng is random or getattr(type(msg), "as_bytes", None) is not MIMEMixin.as_bytes:
         data = msg.as_bytes(linesep=linesep)

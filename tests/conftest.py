@@ -1,6 +1,10 @@
 """Shared fixtures: real SMTP servers on 127.0.0.1 (see tests/support/servers.py).
 
-Nothing mailcore/mailgui specific lives here.
+One switch for the whole suite: ``MAILCORE_STRICT_WIRE=1``, so that mailcore.wire's fast
+writer raises where it would fall back to the email package after an exception of its own
+(a bug in it fails a test instead of showing as a slowdown). Deliberate fallbacks (a patched
+``message()``, patched helpers) still fall back. Set in the environment, so the processes the
+tests start (the CLI, Django's suite) run strict too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from pathlib import Path
 
 # The GUI tests need an offscreen Qt platform; set it before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Read by mailcore.wire at import: set before anything imports mailcore.
+os.environ["MAILCORE_STRICT_WIRE"] = "1"
 
 # Make ``import tests.support.servers`` work under a bare ``pytest`` too (``python -m pytest``
 # already has the repository root on sys.path).
@@ -21,6 +27,7 @@ if _ROOT not in sys.path:
 
 import pytest  # noqa: E402
 
+import mailcore.wire  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     TEST_PASSWORD,
     TEST_USER,
@@ -29,6 +36,8 @@ from tests.support.servers import (  # noqa: E402
     SMTPServer,
     held_refused_port,
 )
+
+assert mailcore.wire.STRICT, "mailcore.wire was imported before tests/conftest.py set the switch"
 
 AUTH = {TEST_USER: TEST_PASSWORD}
 
