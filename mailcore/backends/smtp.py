@@ -156,6 +156,11 @@ class EmailBackend(BaseEmailBackend):
         return f"<{type(self).__module__}.EmailBackend {self.host}:{self.port} {security}{user}>"
 
     @property
+    def transport(self) -> Transport | None:
+        """What drives the open connection (chosen by open()), or None when none is open."""
+        return self._transport
+
+    @property
     def connection_class(self) -> type[smtplib.SMTP]:
         if self.use_ssl:
             return SMTP_SSL if smtplib.SMTP_SSL is _STDLIB_SMTP_SSL else smtplib.SMTP_SSL
