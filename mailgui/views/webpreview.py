@@ -23,6 +23,7 @@ PySide6-Addons), the simpler QTextBrowser preview stands in, with a note that sa
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 from collections.abc import Callable
@@ -264,6 +265,10 @@ class WebPreview(QWidget):
         self.engine_failed.emit(reason)
         self._render()
 
+    def _engine_gone(self) -> None:
+        self._engine = None
+        self.engine_ready = False
+
     @property
     def fallback(self) -> QWidget | None:
         """The simple preview, when the engine could not start."""
@@ -432,6 +437,25 @@ class _Shared:
             QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
         self.handler = Handler(self.profile)
         self.profile.installUrlSchemeHandler(PAGE_SCHEME, self.handler)
+        # Qt WebEngine must see every page deleted before its profile, or it crashes on the
+        # way out: both are deleted when the application is about to quit, and at exit for a
+        # program that never ran its event loop to the end (a test session).
+        QApplication.instance().aboutToQuit.connect(self.shutdown)
+        atexit.register(self.shutdown)
+
+    def shutdown(self) -> None:
+        """Delete every preview's view (and page), then the profile."""
+        import shiboken6
+
+        for engine in list(self.engines.values()):
+            view = engine.view
+            if view is not None and shiboken6.isValid(view):
+                shiboken6.delete(view)
+        self.engines.clear()
+        if self.profile is not None and shiboken6.isValid(self.profile):
+            shiboken6.delete(self.profile)
+        self.profile = None  # type: ignore[assignment]
+        _Shared.instance = None
 
     @classmethod
     def get(cls) -> _Shared:
@@ -517,7 +541,10 @@ class _Engine:
         self.popup = Popup(shared.profile, self.page)
         self.popup.setUrlRequestInterceptor(self.interceptor)
         attr = QWebEngineSettings.WebAttribute
-        self.settings = self.page.settings()
+        # (no reference to the page's settings is kept: PySide can't tell when the page
+        # deletes them, and a stale wrapper would be handed out for whatever object Qt
+        # builds at that address next)
+        settings = self.page.settings()
         for name, on in (("JavascriptEnabled", False), ("PluginsEnabled", False),
                          ("AutoLoadIconsForPage", False), ("DnsPrefetchEnabled", False),
                          ("HyperlinkAuditingEnabled", False), ("ErrorPageEnabled", False),
@@ -525,23 +552,34 @@ class _Engine:
                          ("LocalContentCanAccessRemoteUrls", False), ("WebGLEnabled", False),
                          ("PdfViewerEnabled", False), ("ScreenCaptureEnabled", False),
                          ("NavigateOnDropEnabled", False), ("AutoLoadImages", True)):
-            self.settings.setAttribute(getattr(attr, name), on)
+            settings.setAttribute(getattr(attr, name), on)
         self.force_dark = attr.ForceDarkMode
         self.view.setPage(self.page)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
         self.view.setAcceptDrops(False)
         self.page.loadFinished.connect(self._finished)
         shared.engines[self.number] = self
-        self.view.destroyed.connect(lambda *_: shared.engines.pop(self.number, None))
+        self.view.destroyed.connect(self._gone)
+
+    def _gone(self, *_args: object) -> None:
+        """The view (and with it the page, its settings, the interceptor) was deleted by Qt:
+        drop every Python reference to them."""
+        _Shared.get().engines.pop(self.number, None)
+        self.page = self.popup = self.interceptor = self.view = None  # type: ignore[assignment]
+        self.owner._engine_gone()
 
     def _finished(self, ok: bool) -> None:
+        if self.page is None:
+            return
         if self.page.url().toString() == f"{self.base}{self.renders}":  # the newest render
             self.owner.pending = False
         self.owner.rendered.emit(ok)
 
     def load(self, shown: Shown, mode: str) -> None:
         self.shown = shown
-        self.settings.setAttribute(self.force_dark, mode == "inverted")
+        if self.page is None:
+            return
+        self.page.settings().setAttribute(self.force_dark, mode == "inverted")
         self.renders += 1  # a new URL for every render: nothing is reused
         key = str(self.renders)
         html = _serve_cids_from(for_colour_mode(shown.html, mode), self.base)
