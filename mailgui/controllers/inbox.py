@@ -46,7 +46,8 @@ from mailgui.model.inbox_tools import PartPreview, SearchIndex, part_preview, se
 from mailgui.model.profiles import Profile
 from mailgui.model.remote import remote_urls
 from mailgui.model.sending import PasswordNeeded
-from mailgui.views.common import BlockSignals, human_size
+from mailgui.views import style
+from mailgui.views.common import BlockSignals, Role, human_size
 from mailgui.views.inbox import InboxView
 
 __all__ = ["InboxController", "inbox_limits", "read_details", "summary_html"]
@@ -119,7 +120,7 @@ def summary_html(details: MessageDetails, blocked_images: int = 0,
             notes.setdefault(name.lower(), details.header_notes[i])
 
     def row(key: str, label: str) -> str:
-        mark = (f' <span style="color:#9b1c1c">⚠ {html.escape(notes[key])}</span>'
+        mark = (f' <span style="color:{style.ERROR}">⚠ {html.escape(notes[key])}</span>'
                 if key in notes else "")
         return f"<b>{label}:</b> {html.escape(headers[key])}{mark}"
 
@@ -411,7 +412,7 @@ class InboxController(QObject):
         count = tree.topLevelItemCount()
         for index in _ends_first(count):
             item = tree.topLevelItem(index)
-            if item.data(0, 256) == msg_id:
+            if item.data(0, Role.INBOX_ID) == msg_id:
                 return item
         return None
 
@@ -431,7 +432,7 @@ class InboxController(QObject):
         ])
         item.setToolTip(1, f"Envelope from: {message.mail_from}")
         item.setToolTip(2, "Envelope recipients: " + ", ".join(message.rcpt_tos))
-        item.setData(0, 256, message.id)
+        item.setData(0, Role.INBOX_ID, message.id)
         self._mark(item, message.id not in self.read)
         return item
 
@@ -441,7 +442,7 @@ class InboxController(QObject):
             font = item.font(column)
             font.setBold(unread)
             item.setFont(column, font)
-        item.setData(1, 256, unread)
+        item.setData(1, Role.UNREAD, unread)
         item.setStatusTip(0, "unread" if unread else "read")
 
     def _received(self, message: InboxMessage) -> None:
@@ -540,7 +541,7 @@ class InboxController(QObject):
             v.html_source.clear()
             v.rendered.clear()
             return
-        msg_id = item.data(0, 256)
+        msg_id = item.data(0, Role.INBOX_ID)
         self._keep_id = msg_id
         self._set_read(msg_id, True)
         self.runner.run(_details_for_view, self.store, msg_id, on_done=lambda r: self._show(*r),
@@ -550,7 +551,7 @@ class InboxController(QObject):
               parts: dict[str, tuple[str, bytes]] | None = None) -> None:
         v = self.view
         current = v.list.currentItem()
-        if current is None or current.data(0, 256) != details.id:
+        if current is None or current.data(0, Role.INBOX_ID) != details.id:
             return
         self._shown = details
         self._show_headers()
@@ -562,8 +563,8 @@ class InboxController(QObject):
                 part.content_type + (f"; {part.charset}" if part.charset else ""),
                 part.filename, human_size(part.size) if part.size else "", part.disposition,
             ])
-            item.setData(0, 256, index)
-            item.setData(1, 256, part.content_type.startswith("multipart/"))
+            item.setData(0, Role.PART_INDEX, index)
+            item.setData(1, Role.IS_MULTIPART, part.content_type.startswith("multipart/"))
             while len(stack) > part.depth:
                 stack.pop()
             if stack:
@@ -620,13 +621,13 @@ class InboxController(QObject):
     # -- parts ---------------------------------------------------------------------------------
 
     def _part_selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
-        container = item is not None and bool(item.data(1, 256))
+        container = item is not None and bool(item.data(1, Role.IS_MULTIPART))
         self.view.save_part.setEnabled(item is not None and not container)
         details, msg_id = self._shown, self.selected_id()
         if item is None or container or details is None or msg_id != details.id:
             self._show_part(None)
             return
-        index = int(item.data(0, 256))
+        index = int(item.data(0, Role.PART_INDEX))
         part = details.parts[index]
 
         def job() -> tuple[PartPreview, QImage | None]:
@@ -642,7 +643,7 @@ class InboxController(QObject):
     def _part_ready(self, msg_id: str, index: int, preview: PartPreview,
                     image: QImage | None) -> None:
         item = self.view.parts.currentItem()
-        if self.selected_id() != msg_id or item is None or item.data(0, 256) != index:
+        if self.selected_id() != msg_id or item is None or item.data(0, Role.PART_INDEX) != index:
             return
         self._show_part(preview, image=image)
 
@@ -676,9 +677,9 @@ class InboxController(QObject):
         worker pool."""
         msg_id = self.selected_id()
         item = self.view.parts.currentItem()
-        if msg_id is None or item is None or item.data(1, 256):
+        if msg_id is None or item is None or item.data(1, Role.IS_MULTIPART):
             return
-        index = int(item.data(0, 256))
+        index = int(item.data(0, Role.PART_INDEX))
         name = item.text(1) or f"part-{index}"
         path = self.choose_part_path(name)
         if not path:
@@ -698,7 +699,7 @@ class InboxController(QObject):
 
     def selected_id(self) -> str | None:
         item = self.view.list.currentItem()
-        return item.data(0, 256) if item is not None else None
+        return item.data(0, Role.INBOX_ID) if item is not None else None
 
     # -- the whole message: save, copy, open as a draft, send on --------------------------------
 

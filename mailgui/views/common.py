@@ -86,6 +86,7 @@ class Role:
     INBOX_ID = Qt.ItemDataRole.UserRole  # an inbox row: the stored message's id
     PART_INDEX = Qt.ItemDataRole.UserRole  # column 0 of a part row: the part's index
     IS_MULTIPART = Qt.ItemDataRole.UserRole  # column 1 of a part row: no bytes of its own
+    UNREAD = Qt.ItemDataRole.UserRole  # column 1 of an inbox row: not read yet
 
 
 class BlockSignals:

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from mailgui.model.inbox_details import reader_value
+from mailgui.views.common import Role
 from tests.gui.conftest import add_profile, tree_items
 from tests.support.gui import preview_text
 
@@ -51,7 +52,7 @@ def deliver(port: int, *messages: bytes, rcpt: list[str] | None = None) -> None:
 
 def select(view, msg_id: str) -> None:  # noqa: ANN001
     for i in range(view.list.topLevelItemCount()):
-        if view.list.topLevelItem(i).data(0, 256) == msg_id:
+        if view.list.topLevelItem(i).data(0, Role.INBOX_ID) == msg_id:
             view.list.setCurrentItem(view.list.topLevelItem(i))
             return
     raise AssertionError(f"{msg_id} is not listed")
@@ -140,7 +141,7 @@ def test_search_read_state_count_and_the_unread_filter(make_gui, qtbot) -> None:
     # search by body text, then by subject and by address
     with qtbot.waitSignal(inbox.searched, timeout=10000):
         view.search.setText("BANANA")
-    assert [view.list.topLevelItem(i).data(0, 256)
+    assert [view.list.topLevelItem(i).data(0, Role.INBOX_ID)
             for i in range(view.list.topLevelItemCount())] == [second]
     assert view.found.text() == "1 of 3"
     with qtbot.waitSignal(inbox.searched, timeout=10000):
@@ -155,7 +156,8 @@ def test_search_read_state_count_and_the_unread_filter(make_gui, qtbot) -> None:
     select(view, third)
     assert gui.window.side.tabText(0) == "Inbox (1)"
     view.unread_only.setChecked(True)
-    shown = {view.list.topLevelItem(i).data(0, 256) for i in range(view.list.topLevelItemCount())}
+    shown = {view.list.topLevelItem(i).data(0, Role.INBOX_ID)
+             for i in range(view.list.topLevelItemCount())}
     assert shown == {second, third}  # the one being read stays until another is chosen
     qtbot.mouseClick(view.mark_unread, Qt.MouseButton.LeftButton)
     assert gui.window.side.tabText(0) == "Inbox (2)"
