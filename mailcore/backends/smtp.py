@@ -287,24 +287,22 @@ class EmailBackend(BaseEmailBackend):
             return self._open()
 
     def _open(self) -> bool | None:
-        if self._abort.aborted:
-            if not self.fail_silently:
-                raise SMTPAborted()
-            return None
-
-        if self.connection:
-            # Nothing to do if the connection is already open (a connection set from
-            # outside, as Django's tests do, gets its transport here).
-            if self._transport is None or self._transport.connection is not self.connection:
-                self._transport = self._transport_for(self.connection)
-            return False
-
-        # If a connection was partially opened before, close it.
-        if self._partial_connection is not None:
-            _discard(self._partial_connection)
-            self._partial_connection = None
-
         try:
+            if self._abort.aborted:
+                raise SMTPAborted()  # abort() was called before: fail at once
+
+            if self.connection:
+                # Nothing to do if the connection is already open (a connection set from
+                # outside, as Django's tests do, gets its transport here).
+                if self._transport is None or self._transport.connection is not self.connection:
+                    self._transport = self._transport_for(self.connection)
+                return False
+
+            # If a connection was partially opened before, close it.
+            if self._partial_connection is not None:
+                _discard(self._partial_connection)
+                self._partial_connection = None
+
             self._partial_connection = self.connection_class(
                 self.host, self.port, **self._connection_params()
             )
@@ -476,7 +474,7 @@ def _quit(connection: Any) -> None:
         # sometimes, or when the connection was already disconnected
         # by the server.
         connection.close()
-    except smtplib.SMTPException:
+    except smtplib.SMTPException:  # an OSError too, but an answer: the caller decides
         raise
     except OSError:
         connection.close()
