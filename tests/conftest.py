@@ -42,6 +42,14 @@ assert mailcore.wire.STRICT, "mailcore.wire was imported before tests/conftest.p
 AUTH = {TEST_USER: TEST_PASSWORD}
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Keep the switch in the environment while each test runs, for the processes it starts
+    (tests/core's fixtures clear every MAILCORE_* variable before that)."""
+    os.environ["MAILCORE_STRICT_WIRE"] = "1"
+    return (yield)
+
+
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """trustme CA + server ("localhost", 127.0.0.1) + client certificates, and ``.untrusted``."""

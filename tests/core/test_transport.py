@@ -231,3 +231,11 @@ def test_the_strict_switch_is_read_from_the_environment(value: str, strict: bool
         env=env, capture_output=True, text=True, check=True, timeout=60,
     ).stdout.strip()
     assert out == str(strict)
+
+
+def test_processes_a_test_starts_run_the_wire_strict_too() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", "import mailcore.wire as w; print(w.STRICT)"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()
+    assert out == "True"
