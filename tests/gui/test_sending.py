@@ -19,24 +19,8 @@ from mailgui.model.secrets import SecretStore
 from mailgui.model.sentlog import SentLog
 from mailgui.views.profiles import PasswordDialog
 from tests.gui.conftest import add_profile
-from tests.support.gui import preview_text
+from tests.support.gui import fill, preview_text, send
 from tests.support.servers import TEST_PASSWORD, TEST_USER, SMTPServer
-
-
-def fill(gui, *, to: str = "Bob <bob@example.com>", subject: str = "Hello",  # noqa: ANN001
-         body: str = "Hi Bob", html: str = "") -> None:
-    view = gui.window.compose
-    view.address_edits["to"].setText(to)
-    view.subject.setText(subject)
-    view.body.setPlainText(body)
-    if html:
-        view.html.setPlainText(html)
-
-
-def send(gui, qtbot, timeout: int = 15000):  # noqa: ANN001, ANN201
-    with qtbot.waitSignal(gui.controller.sending.finished, timeout=timeout) as blocker:
-        gui.window.act_send.trigger()
-    return blocker.args[0]
 
 
 def _date_line(data: bytes) -> bytes:
