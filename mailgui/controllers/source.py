@@ -15,7 +15,7 @@ from mailgui.jobs import JobRunner, preview_job
 from mailgui.model.draft import Draft
 from mailgui.model.errors import describe_error
 from mailgui.model.profiles import Profile
-from mailgui.model.source import Preview, write_source
+from mailgui.model.source import Preview, serialized_draft, write_source
 from mailgui.views.common import BlockSignals, human_size
 from mailgui.views.panes import SourceView
 
@@ -26,10 +26,7 @@ SHOW_ALL_LIMIT = 8 * 1024 * 1024
 
 def full_source(draft: Draft, profile: Profile | None) -> bytes:
     """The whole message, for the clipboard (refuses very big messages)."""
-    from mailcore.wire import serialize
-    from mailgui.model.message import build_message
-
-    data = serialize(build_message(draft, profile), linesep="\r\n")
+    data = serialized_draft(draft, profile)
     if data.size > COPY_LIMIT:
         raise ValueError(f"The message is {human_size(data.size)}: too big for the clipboard. "
                          "Save it as an .eml file instead.")

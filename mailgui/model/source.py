@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the inbox server process folds sources without building messages
     from mailgui.model.draft import Draft
@@ -205,14 +205,26 @@ class Preview:
     error: str = ""
 
 
+def serialized_draft(draft: Draft, profile: Profile | None, *, with_bcc: bool = False) -> Any:
+    """The bytes ``draft`` becomes through ``profile`` (a ``mailcore.wire`` Serialized, CRLF
+    line ends): the one serialisation of a draft that the source pane shows, the clipboard
+    copies and Save as .eml writes, so each shows the very bytes that go out. ``with_bcc``:
+    a saved draft, which keeps its Bcc header as Thunderbird's drafts do (sent bytes never
+    do). Raises what ``build_message`` raises."""
+    from mailcore.wire import serialize
+    from mailgui.model.message import build_message
+
+    message = build_message(draft, profile)
+    if with_bcc and message.bcc:
+        message.extra_headers["Bcc"] = ", ".join(message.bcc)
+    return serialize(message, linesep="\r\n")
+
+
 def preview(draft: Draft, profile: Profile | None, *, fold: bool = True,
             max_lines: int = 20000) -> Preview:
     """The source text of the message ``draft`` would become (raises what build_message
     raises). With ``fold``, a long streamed attachment is read only where it is shown."""
-    from mailcore.wire import serialize
-    from mailgui.model.message import build_message
-
-    data = serialize(build_message(draft, profile), linesep="\r\n")
+    data = serialized_draft(draft, profile)
     folder = SourceFolder(fold=fold, max_lines=max_lines if fold else 0)
     keep = folder.head + folder.tail
     for piece in data.pieces:
@@ -237,14 +249,9 @@ def write_source(draft: Draft, profile: Profile | None, path: Path, *,
     ``with_bcc``: the file is a saved draft, so it carries the Bcc header, as Thunderbird's
     drafts do (opened again, the Bcc field is back); the bytes that are SENT never hold it
     (``build_message`` and sending leave Bcc to the envelope)."""
-    from mailcore.wire import serialize
-    from mailgui.model.message import build_message
     from mailgui.model.paths import atomic_write_bytes
 
-    message = build_message(draft, profile)
-    if with_bcc and message.bcc:
-        message.extra_headers["Bcc"] = ", ".join(message.bcc)
-    data = serialize(message, linesep="\r\n")
+    data = serialized_draft(draft, profile, with_bcc=with_bcc)
     if data.size < 32 * 1024 * 1024:
         atomic_write_bytes(path, data.getvalue())
     else:
