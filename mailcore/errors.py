@@ -225,20 +225,20 @@ class SMTPAuthNotSupportedError(smtplib.SMTPNotSupportedError):
         self.starttls_offered = starttls_offered
 
 
-class SMTPMessageTooLargeError(smtplib.SMTPDataError):
+class SMTPMessageTooLargeError(smtplib.SMTPDataError, smtplib.SMTPSenderRefused):
     """The server answered MAIL with 552 (RFC 1870: the message size exceeds its limit).
     ``size`` is the message's size in bytes, ``limit`` the server's announced maximum (its
     EHLO ``SIZE``; None if it announced none), ``sender`` the envelope sender.
 
-    smtplib (and Django) raise SMTPSenderRefused here; it is the message, not the sender,
-    that is refused, so this is an SMTPDataError, as a 552 after the content is."""
+    It is the message, not the sender, that is refused, so this is an SMTPDataError, as a
+    552 after the content is; it is also the SMTPSenderRefused that smtplib (and Django)
+    raise here, so code that catches that keeps catching it."""
 
     def __init__(
-        self, code: int = 552, msg: bytes | str = b"", *, sender: str = "",
+        self, code: int = 552, msg: bytes | str = b"", sender: str = "", *,
         size: int | None = None, limit: int | None = None,
     ) -> None:
-        super().__init__(code, msg)
-        self.sender = sender
+        smtplib.SMTPSenderRefused.__init__(self, code, msg, sender)
         self.size = size
         self.limit = limit
 

@@ -286,6 +286,8 @@ def test_552_at_mail_is_a_message_too_large_with_size_and_limit(pipelining):
             b.send_messages([big])
         error = caught.value
         assert isinstance(error, smtplib.SMTPDataError) and error.smtp_code == 552
+        # ... and what Django code catches there, as smtplib raises it
+        assert isinstance(error, smtplib.SMTPSenderRefused)
         assert error.limit == 2000 and error.size > 5000
         assert error.sender == "from@example.com"
         assert server.handler.messages == []
