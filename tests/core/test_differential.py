@@ -306,7 +306,9 @@ HAND_PICKED = {
 # The hand-picked inputs mailcore refuses on purpose, and why Django's answer is no reference.
 EXCLUDED = {
     "non-ascii header name": "Django raises UnicodeEncodeError",
-    "vertical tab in subject": "Django writes a broken message: parser defects",
+    # (Pythons with the CVE-2024-6923 fix, such as Debian 12's 3.11.2, refuse to write it)
+    "vertical tab in subject": ("Django writes a broken message: parser defects",
+                                "Django raises HeaderWriteError"),
     "form feed in a display name": "Django raises HeaderParseError",
     "line separator in a header value": "Django writes a broken message",
     "cr lf in an attachment mimetype": "Django raises HeaderParseError",
