@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from mailgui.model.draft import Draft
@@ -150,10 +151,18 @@ class JobRunner(QObject):
         task = Task(fn, *args, **kwargs)
         task.what = what
         if on_done is not None:
-            task.signals.finished.connect(on_done)
+            task.signals.finished.connect(self._while_alive(on_done))
         if on_error is not None:
-            task.signals.failed.connect(on_error)
+            task.signals.failed.connect(self._while_alive(on_error))
         return self.start(task, pool=pool)
+
+    def _while_alive(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """``callback``, dropped once this runner (and the window it works for) is gone: a
+        job may finish after the window closed, and its answer has nobody to go to."""
+        def deliver(value: Any) -> None:
+            if shiboken6.isValid(self):
+                callback(value)
+        return deliver
 
     def _default_error(self, what: str, exc: BaseException) -> None:
         self.error.emit(failure_sentence(what, exc))

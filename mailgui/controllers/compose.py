@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QImage
 from PySide6.QtWidgets import QFileDialog, QLabel, QTableWidgetItem, QTreeWidgetItem
@@ -300,6 +301,8 @@ class ComposeController(QObject):
         self._show_html(generation, html, [])
 
     def _show_html(self, generation: int, html: str, urls: list[str]) -> None:
+        if not shiboken6.isValid(self.html_timer):
+            return  # the scan finished after the window closed
         if generation != self.html_generation:
             return  # the HTML changed meanwhile: the newer scan's result renders
         self.shown_generation = generation

@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import shiboken6
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
@@ -287,6 +288,8 @@ class WebPreview(QWidget):
 
         ``same_message``: a new version of the message shown (the draft being typed), so the
         remote URLs already allowed for it stay allowed; any new one is blocked again."""
+        if not shiboken6.isValid(self):
+            return  # a worker's answer for a window that is gone
         allowed = self.shown.allowed if same_message else set()
         fresh = {u for u in urls if normalised(u) not in allowed}
         everything = same_message and self.shown.remote_allowed and not fresh

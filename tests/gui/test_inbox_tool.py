@@ -317,7 +317,8 @@ def test_send_on_asks_for_a_password_the_keyring_lacks(make_gui, qtbot, paths, s
     select(view, inbox.messages[0].id)
     inbox.choose_profile = lambda profiles: profile
     qtbot.mouseClick(view.send_on, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: gui.controller.passwords.prompt is not None, timeout=10000)
+    # (the keyring is asked on the worker first: on a busy machine that can take a while)
+    qtbot.waitUntil(lambda: gui.controller.passwords.prompt is not None, timeout=30000)
     prompt = gui.controller.passwords.prompt
     assert "No password is saved in the keyring for Auth relay." in prompt.reason.text()
     prompt.password.setText(TEST_PASSWORD)
