@@ -52,16 +52,7 @@ def _judge_django(mail: Any, spec: dict) -> str:
     from tests.core import injection_oracle as oracle
 
     try:
-        msg = mail.EmailMultiAlternatives(
-            spec["subject"], spec["body"], spec["from_email"], spec["to"], spec.get("bcc"),
-            headers=spec.get("headers"), cc=spec.get("cc"), reply_to=spec.get("reply_to"))
-        for content, mt in spec.get("alternatives", []):
-            msg.attach_alternative(content, mt)
-        for name, content, mt in spec.get("attachments", []):
-            msg.attach(name, content, mt)
-        for key in ("content_subtype", "mixed_subtype", "alternative_subtype"):
-            if key in spec:
-                setattr(msg, key, spec[key])
+        msg = oracle.build(spec, mail)
         raw = msg.message().as_bytes(linesep="\r\n")
     except Exception as exc:  # noqa: BLE001 - the exception is the outcome
         return oracle._caught("django", exc).kind

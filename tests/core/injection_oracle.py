@@ -352,8 +352,10 @@ def one_field(name: str) -> Any:
 # -- building ---------------------------------------------------------------------------------
 
 
-def build(spec: dict) -> mailcore.EmailMultiAlternatives:
-    msg = mailcore.EmailMultiAlternatives(
+def build(spec: dict, mail: Any = mailcore) -> mailcore.EmailMultiAlternatives:
+    """The message ``spec`` describes, built with ``mail`` (mailcore, or Django's
+    ``django.core.mail`` for the comparison)."""
+    msg = mail.EmailMultiAlternatives(
         spec["subject"], spec["body"], spec["from_email"], spec["to"], spec.get("bcc"),
         headers=spec.get("headers"), cc=spec.get("cc"), reply_to=spec.get("reply_to"),
     )
