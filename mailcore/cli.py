@@ -1,6 +1,6 @@
 """The ``mailcore`` command: compose and send one message from the shell.
 
-    mailcore --to someone@example.com --subject hi --body hello --backend console
+    mailcore [send] --to someone@example.com --subject hi --body hello --backend console
     mailcore --host smtp.example.com --starttls --user me --to you@example.com \\
              --attach report.pdf --transcript < body.txt
 
@@ -22,6 +22,8 @@ Exit codes a script can rely on:
 7     the server rejected the message otherwise (also too large for
       the server's SIZE)
 ====  ==============================================================
+
+``mailcore check message.eml`` checks a message instead (``mailcore.checks.cli``).
 
 Defaults come from ``MAILCORE_*`` environment variables and from a config
 file (``--config``, else ``$XDG_CONFIG_HOME/mailcore/config.toml``) whose keys
@@ -812,6 +814,13 @@ def run(
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["check"]:  # mailcore check message.eml: mailcore.checks.cli
+        from mailcore.checks.cli import run as run_check
+
+        return run_check(argv[1:], stdin=stdin, stdout=stdout, stderr=stderr)
+    if argv[:1] == ["send"]:  # "mailcore send ..." is "mailcore ..."
+        argv = argv[1:]
     parser = build_parser()
     parser.stderr = stderr
     try:

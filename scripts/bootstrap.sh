@@ -31,6 +31,8 @@ APT_PACKAGES=(
   # run.sh on a machine without a display starts the window on a virtual screen
   xvfb xauth
   ca-certificates
+  # the spam check: SpamAssassin's daemon, started by the app on loopback, and its client
+  spamassassin spamd spamc
 )
 # What the tests add
 TEST_PACKAGES=(
@@ -43,6 +45,9 @@ TEST_PACKAGES=(
   git binutils
   # desktop-file-validate and update-desktop-database (mailgui --install-desktop)
   desktop-file-utils
+  # the DKIM tests: a DNS server on loopback for the keys (dnsmasq-base: the program without
+  # the system service), and two other verifiers (OpenDKIM's and Perl's Mail::DKIM)
+  dnsmasq-base opendkim-tools libmail-dkim-perl
 )
 # (postfix, for the benchmarks' smtp-sink, is installed by bench/run.sh, which goes on
 # without it)
