@@ -1,0 +1,148 @@
+"""``mailcore check``: the checks from the shell, text or JSON, with exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mailcore
+from mailcore.checks import MessageView, check_message
+from mailcore.cli import run as mailcore_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def clean_message() -> bytes:
+    msg = mailcore.EmailMultiAlternatives(
+        "Your order has shipped",
+        "Hello Ada,\n\nyour order 1234 has shipped and should arrive on Friday.\n",
+        "Shop <orders@example.com>",
+        ["ada@example.org"],
+    )
+    msg.attach_alternative(
+        "<html><body><p>Hello Ada,</p><p>your order 1234 has shipped and should arrive "
+        "on Friday.</p></body></html>",
+        "text/html",
+    )
+    return MessageView.of(msg).raw
+
+
+def broken_message() -> bytes:
+    # HTML only, no Message-ID, no Date, an image without alt
+    return (
+        b"From: shop@example.com\r\nTo: ada@example.org\r\nSubject: hi\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b"<html><body><p>Hi</p><img src=\"https://example.com/x.png\"></body></html>\r\n"
+    )
+
+
+def run(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    stdin_stream = io.TextIOWrapper(io.BytesIO(stdin))
+    code = mailcore_run(["check", *argv], stdin=stdin_stream, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_clean_message_exits_0(tmp_path: Path) -> None:
+    path = tmp_path / "clean.eml"
+    path.write_bytes(clean_message())
+    report = check_message(path.read_bytes())
+    code, out, err = run(str(path))
+    worst = report.worst
+    assert code == (1 if worst is not None and worst >= mailcore.checks.Severity.WARNING else 0)
+    assert code == 0, out + err
+    assert out.startswith(f"{path}: ")
+
+
+def test_findings_exit_1_and_are_listed_with_fix_and_reference(tmp_path: Path) -> None:
+    path = tmp_path / "broken.eml"
+    path.write_bytes(broken_message())
+    report = check_message(path.read_bytes())
+    code, out, _ = run(str(path))
+    assert code == 1
+    for finding in report.findings:
+        assert finding.code in out
+        if finding.fix:
+            assert finding.fix in out
+    assert "lint.no-text-alternative" in out
+
+
+def test_json_is_the_report(tmp_path: Path) -> None:
+    path = tmp_path / "broken.eml"
+    path.write_bytes(broken_message())
+    code, out, _ = run("--json", str(path))
+    data = json.loads(out)
+    assert code == 1
+    assert data["file"] == str(path)
+    expected = check_message(path.read_bytes()).to_json()
+    assert data["counts"] == expected["counts"]
+    codes = [f["code"] for r in data["results"] for f in r["findings"]]
+    assert codes == [f["code"] for r in expected["results"] for f in r["findings"]]
+    assert {r["check"] for r in data["results"]} == {"clients", "lint", "dkim"}
+
+
+def test_fail_on_error_ignores_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "broken.eml"
+    path.write_bytes(broken_message())
+    report = check_message(path.read_bytes())
+    errors = [f for f in report.findings if f.severity == mailcore.checks.Severity.ERROR]
+    code, _, _ = run("--fail-on", "error", str(path))
+    assert code == (1 if errors else 0)
+
+
+def test_stdin_and_several_files(tmp_path: Path) -> None:
+    a = tmp_path / "a.eml"
+    a.write_bytes(clean_message())
+    code, out, _ = run("--json", str(a), "-", stdin=broken_message())
+    data = json.loads(out)
+    assert [d["file"] for d in data] == [str(a), "-"]
+    assert code == 1
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    code, _, err = run(str(tmp_path / "missing.eml"))
+    assert code == 2 and "no such file" in err
+    code, _, err = run(str(tmp_path))
+    assert code == 2 and "folder" in err
+    path = tmp_path / "m.eml"
+    path.write_bytes(clean_message())
+    code, _, err = run("--checks", "nonsense", str(path))
+    assert code == 2 and "unknown check" in err
+    code, _, err = run("--dkim-record", "not-a-record", str(path))
+    assert code == 2 and "NAME=RECORD" in err
+    code, _, err = run()
+    assert code == 2
+
+
+def test_a_spamd_that_is_not_there_is_said_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(clean_message())
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run("--checks", "lint", "--spam", f"127.0.0.1:{port}", str(path))
+    assert code == 2
+    assert "spam check could not run" in err
+
+
+def test_unreadable_file_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(clean_message())
+    code, _, err = run(str(path / "inside"))  # a file is not a folder: ENOTDIR, even as root
+    assert code == 2 and "cannot read" in err
+
+
+def test_the_installed_command(tmp_path: Path) -> None:
+    path = tmp_path / "broken.eml"
+    path.write_bytes(broken_message())
+    proc = subprocess.run(
+        [sys.executable, "-m", "mailcore", "check", "--checks", "lint", str(path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "lint.no-text-alternative" in proc.stdout
