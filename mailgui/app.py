@@ -33,6 +33,11 @@ class MailGui:
         self.window = MainWindow()
         self.controller = MainController(self.window, self.paths, secrets=secrets,
                                          start_inbox=start_inbox, inbox_port=inbox_port)
+        from mailgui.controllers.checks import ComposerChecks
+
+        # the composer's Check (Ctrl+K); one spamd for the app, the inbox's
+        self.checks = ComposerChecks(self.window, self.controller,
+                                     self.controller.inbox.checks.spam)
 
     def show(self) -> None:
         self.window.show()

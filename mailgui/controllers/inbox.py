@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.controllers import folders
+from mailgui.controllers.checks import InboxChecks
 from mailgui.jobs import JobRunner, failure_sentence
 from mailgui.model.inbox import (
     DEFAULT_INBOX_PORT,
@@ -190,6 +191,7 @@ class InboxController(QObject):
     open_draft = Signal(str)  # the .eml of a received message, to open as a new draft
     searched = Signal(int)  # a search is done: how many messages it found
     sent_on = Signal(str)  # Send on is done: the server's reply, or what went wrong
+    checked = Signal(str)  # the server stored a message's checks (from the reader thread)
 
     def __init__(self, view: InboxView, runner: JobRunner, store: InboxStore,
                  port: int = DEFAULT_INBOX_PORT) -> None:
@@ -198,7 +200,8 @@ class InboxController(QObject):
         self.runner = runner
         self.store = store
         self.server = InboxServer(store, on_message=self.received.emit, on_exit=self.ended.emit,
-                                  on_removed=self.removed.emit, port=port)
+                                  on_removed=self.removed.emit, port=port,
+                                  on_checked=self.checked.emit)
         self.messages: list[InboxMessage] = []
         self.read: set[str] = set()
         self.index = SearchIndex(store)
@@ -218,6 +221,8 @@ class InboxController(QObject):
         self.ask_password: Callable[[Profile, str, Callable[[str | None], None]], None] | None \
             = None
         self.session_password: Callable[[Profile], str | None] = lambda _profile: None
+        self.checks = InboxChecks(self)  # the badge column and the Checks tab
+        self.checked.connect(self.checks.checked)
         self.received.connect(self._received)
         self.removed.connect(self._removed)
         self.ended.connect(self._ended)
@@ -258,6 +263,7 @@ class InboxController(QObject):
         self.limits_changed.connect(lambda count, size: app.settings.update(
             inbox_max_messages=count, inbox_max_bytes=size))
         self.open_draft.connect(lambda path: app.open_eml(path))
+        self.checks.attach_app(app)
         self._update_limits_tip()
 
     @property
@@ -284,6 +290,7 @@ class InboxController(QObject):
         """Stop the server without waiting: its process ends behind (``finish``)."""
         self._port = 0
         self.server.stop(wait=False)
+        self.checks.stop()
 
     def finish(self, timeout: float | None = None) -> bool:
         """Wait for a stopped server's process to be gone; True if it is."""
@@ -345,6 +352,7 @@ class InboxController(QObject):
         rebuilt: at the limit, every arrival removes one)."""
         gone = set(ids)
         self.index.forget(gone)
+        self.checks.forget(gone)
         self.messages = [m for m in self.messages if m.id not in gone]
         if self.read & gone:
             self.read -= gone
@@ -376,6 +384,7 @@ class InboxController(QObject):
         if read is not None:
             self.read |= read & {m.id for m in self.messages}
         self._fill()
+        self.checks.load_badges([m.id for m in messages])
 
     def _visible(self, message: InboxMessage) -> bool:
         if self.view.unread_only.isChecked() and message.id in self.read:
@@ -433,6 +442,7 @@ class InboxController(QObject):
         item.setToolTip(1, f"Envelope from: {message.mail_from}")
         item.setToolTip(2, "Envelope recipients: " + ", ".join(message.rcpt_tos))
         item.setData(0, Role.INBOX_ID, message.id)
+        self.checks.decorate(item, message.id)
         self._mark(item, message.id not in self.read)
         return item
 
@@ -534,6 +544,7 @@ class InboxController(QObject):
         v.detail_box.setVisible(item is not None)
         if item is None:
             self._shown = None
+            self.checks.selected(None)
             v.headers.clear()
             v.parts.clear()
             v.source.clear()
@@ -544,6 +555,7 @@ class InboxController(QObject):
         msg_id = item.data(0, Role.INBOX_ID)
         self._keep_id = msg_id
         self._set_read(msg_id, True)
+        self.checks.selected(msg_id)
         self.runner.run(_details_for_view, self.store, msg_id, on_done=lambda r: self._show(*r),
                         on_error=lambda exc: v.rendered.show_text(f"Can't read it: {exc}"))
 
@@ -554,6 +566,7 @@ class InboxController(QObject):
         if current is None or current.data(0, Role.INBOX_ID) != details.id:
             return
         self._shown = details
+        self.checks.details_shown(details)
         self._show_headers()
         v.parts.clear()
         self._show_part(None)

@@ -166,7 +166,7 @@ class InboxStore:
             return removed
 
     def _unlink(self, msg_id: str) -> None:
-        for suffix in (".eml", ".json", ".details.json"):
+        for suffix in (".eml", ".json", ".details.json", ".checks.json"):
             with contextlib.suppress(FileNotFoundError):
                 (self.folder / f"{Path(msg_id).name}{suffix}").unlink()
 
@@ -225,7 +225,8 @@ class InboxStore:
         """Oldest first."""
         out = []
         for meta in sorted(self.folder.glob("*.json")):
-            if meta.name.endswith(".details.json") or meta.name == "read-state.json":
+            if meta.name.endswith((".details.json", ".checks.json")) or (
+                    meta.name == "read-state.json"):
                 continue
             data = read_json(meta)
             if isinstance(data, dict) and (self.folder / f"{meta.stem}.eml").exists():
@@ -331,8 +332,11 @@ class InboxServer:
     def __init__(self, store: InboxStore, on_message: Callable[[InboxMessage], None] | None = None,
                  host: str = "127.0.0.1", port: int = 0,
                  on_exit: Callable[[str], None] | None = None,
-                 on_removed: Callable[[list[str]], None] | None = None) -> None:
+                 on_removed: Callable[[list[str]], None] | None = None,
+                 on_checked: Callable[[str], None] | None = None) -> None:
         self.store = store
+        self.on_checked = on_checked  # a message's checks are stored (reader thread)
+        self._check_settings = ""  # the last "checks <json>" line, sent again at each start
         self.host = host
         self.on_message = on_message
         self.on_removed = on_removed  # ids the retention limits removed (reader thread)
@@ -451,7 +455,13 @@ class InboxServer:
         if line.startswith("READY "):
             with contextlib.suppress(ValueError, IndexError):
                 self.port = int(line.split()[1])
+            if self._check_settings:
+                self._write(proc, self._check_settings.encode())
             self._ready.set()
+        elif line.startswith("CHECKED "):
+            if self.on_checked is not None:
+                with contextlib.suppress(Exception):
+                    self.on_checked(line.split()[1])
         elif line.startswith("REMOVED "):
             if self.on_removed is not None:
                 with contextlib.suppress(Exception):
@@ -483,6 +493,15 @@ class InboxServer:
         reports what it removed). Never blocks for long: one short write to a pipe."""
         self.store.set_limits(max_messages, max_bytes)
         self._command(f"limits {self.store.max_messages} {self.store.max_bytes}\n")
+
+    def check(self, msg_id: str) -> None:
+        """Ask the process to check this message next (it is being shown, unchecked)."""
+        self._command(f"check {msg_id}\n")
+
+    def set_check_settings(self, settings: dict[str, Any]) -> None:
+        """The checks' settings (``CheckSettings.to_json()``), for this run and the next."""
+        self._check_settings = f"checks {json.dumps(settings, ensure_ascii=True)}\n"
+        self._command(self._check_settings)
 
     def rescan(self) -> None:
         """Tell the process that messages were deleted behind its back (its index is read

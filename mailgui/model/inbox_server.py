@@ -9,9 +9,16 @@ its .json and the viewer's precomputed details), and speaks a line protocol on s
     READY <port>            once, when it listens
     {"id": ..., ...}        one JSON object (an InboxMessage) per stored message
     REMOVED <id> ...        messages the retention limits removed (oldest first)
+    CHECKED <id>            the local checks of a message are in ``<id>.checks.json``
 
-and reads ``ack <id>``, ``limits <max messages> <max bytes>`` (applied at once) and
-``rescan`` (the app deleted messages: read the folder again before the next limit check).
+and reads ``ack <id>``, ``limits <max messages> <max bytes>`` (applied at once),
+``rescan`` (the app deleted messages: read the folder again before the next limit check),
+``check <id>`` (check this one next: it is being shown) and ``checks <json>`` (the checks'
+settings: pasted DKIM keys, DNS or not; see ``mailgui.model.checks.CheckSettings``).
+
+The local checks (client support, lint, DKIM) run on a thread of their own (``_Checker``),
+one message at a time and only while no DATA is being received: they never stand between a
+client and its "250", and a burst of mail is checked once it is over.
 
 With ``--ack``, the reply to the client waits (up to ACK_TIMEOUT) until ``ack <id>`` comes back
 on stdin, so that when the client sees "250 ... stored as <id>" the app already knows the
@@ -34,6 +41,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,6 +54,7 @@ __all__ = ["ACK_TIMEOUT", "InboxSMTP", "main"]
 
 ACK_TIMEOUT = 5.0
 DATA_BUFFER = 4 << 20  # bytes of DATA the reader may buffer (the transport pauses at twice that)
+CHECK_IDLE = 0.3  # seconds without DATA before the checker takes the next message
 
 
 class InboxSMTP(SMTP):
@@ -56,6 +66,16 @@ class InboxSMTP(SMTP):
     """
 
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd's naming
+        checker = getattr(self.event_handler, "checker", None)
+        if checker is not None:
+            checker.receiving(True)  # the checks wait while mail comes in
+        try:
+            await self._data(arg)
+        finally:
+            if checker is not None:
+                checker.receiving(False)
+
+    async def _data(self, arg: str) -> None:
         reader = getattr(self, "_reader", None)
         if not isinstance(reader, asyncio.StreamReader) or not hasattr(reader, "_limit"):
             await super().smtp_DATA(arg)  # an aiosmtpd/asyncio we don't know: the slow way
@@ -126,6 +146,7 @@ class _Protocol:
         self.lock = threading.Lock()
         self.waiting: dict[str, asyncio.Future[None]] = {}
         self.closed = asyncio.Event()
+        self.checker: _Checker | None = None
 
     def say(self, line: str) -> None:
         with self.lock:
@@ -166,7 +187,11 @@ class _Protocol:
                 *lines, pending = (pending + chunk).split(b"\n")
                 for raw in lines:
                     words = raw.decode("utf-8", "replace").split()
-                    if len(words) == 2 and words[0] == "ack":
+                    if self.checker is not None and len(words) == 2 and words[0] == "check":
+                        self.checker.add(words[1], first=True)
+                    elif self.checker is not None and words[:1] == ["checks"]:
+                        self.checker.set_settings(raw.decode("utf-8", "replace")[6:])
+                    elif len(words) == 2 and words[0] == "ack":
                         self.loop.call_soon_threadsafe(self._acked, words[1])
                     elif self.store is not None and words[:1] == ["rescan"]:
                         self.store.rescan()
@@ -180,10 +205,100 @@ class _Protocol:
             self.loop.call_soon_threadsafe(self.closed.set)
 
 
-class _Handler:
+class _Checker:
+    """The local checks of received mail, off the ingest path: a daemon thread that takes one
+    message at a time (those being shown first: ``check <id>``), waits while DATA is being
+    received and for CHECK_IDLE after it, also between two checks of one message, writes
+    ``<id>.checks.json`` and says ``CHECKED <id>``. Messages stored without checks (by an
+    older mailgui, or before a restart) are checked too, newest first, after the new ones."""
+
     def __init__(self, store: InboxStore, protocol: _Protocol) -> None:
         self.store = store
         self.protocol = protocol
+        self.cond = threading.Condition()
+        self.queue: deque[str] = deque()
+        self.busy = 0  # DATA phases under way
+        self.last = time.monotonic()  # when the last DATA ended (the start counts as one)
+        self.settings_json = ""
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="inbox-checks", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+    def receiving(self, started: bool) -> None:
+        with self.cond:
+            self.busy += 1 if started else -1
+            if not started:
+                self.last = time.monotonic()
+                self.cond.notify_all()
+
+    def add(self, msg_id: str, *, first: bool = False) -> None:
+        with self.cond:
+            if msg_id in self.queue:
+                self.queue.remove(msg_id)
+            (self.queue.appendleft if first else self.queue.append)(msg_id)
+            self.cond.notify_all()
+
+    def set_settings(self, text: str) -> None:
+        with self.cond:
+            self.settings_json = text.strip()
+
+    def wait_idle(self) -> None:
+        """Return once no mail is coming in (or the server stops)."""
+        with self.cond:
+            while not self.stopped:
+                quiet = time.monotonic() - self.last
+                if not self.busy and quiet >= CHECK_IDLE:
+                    return
+                self.cond.wait(CHECK_IDLE if self.busy else CHECK_IDLE - quiet)
+
+    def _next(self) -> str | None:
+        with self.cond:
+            while not self.queue and not self.stopped:
+                self.cond.wait()
+            return None if self.stopped else self.queue.popleft()
+
+    def _run(self) -> None:
+        # imported here, not at start: the server listens at once, lxml loads behind
+        from mailgui.model.checks import CheckSettings, check_stored, checks_path
+
+        with contextlib.suppress(OSError):
+            backlog = [m.id for m in reversed(self.store.list())
+                       if not checks_path(self.store.folder, m.id).exists()]
+            with self.cond:
+                self.queue.extend(i for i in backlog if i not in self.queue)
+        while (msg_id := self._next()) is not None:
+            self.wait_idle()
+            with self.cond:
+                text = self.settings_json
+            try:
+                settings = CheckSettings.from_json(json.loads(text)) if text else CheckSettings()
+            except ValueError:
+                settings = CheckSettings()
+            try:
+                report = check_stored(self.store.folder, msg_id, settings,
+                                      between=self.wait_idle)
+            except Exception as exc:  # noqa: BLE001 - one message must not stop the checks
+                print(f"mailgui local inbox: could not check {msg_id}: {exc!r}",
+                      file=sys.stderr, flush=True)
+                continue
+            if report is not None and not self.stopped:
+                with contextlib.suppress(OSError, ValueError):
+                    self.protocol.say(f"CHECKED {msg_id}")
+
+
+class _Handler:
+    def __init__(self, store: InboxStore, protocol: _Protocol,
+                 checker: _Checker | None = None) -> None:
+        self.store = store
+        self.protocol = protocol
+        self.checker = checker
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,  # noqa: N802
                           responses: list[str]) -> list[str]:
@@ -216,16 +331,20 @@ class _Handler:
             return f"451 4.3.0 mailgui could not store the message: {exc.strerror}"
         await self.protocol.announce(item)
         self.protocol.removed(removed)
+        if self.checker is not None:
+            self.checker.add(item.id)
         return f"250 2.0.0 Ok: stored as {item.id}"
 
 
 async def serve(folder: Path, host: str, port: int, *, ack: bool, out: BinaryIO,
                 stdin_fd: int | None, max_messages: int = DEFAULT_MAX_MESSAGES,
-                max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+                max_bytes: int = DEFAULT_MAX_BYTES, checks: bool = True) -> int:
     loop = asyncio.get_running_loop()
     store = InboxStore(folder, max_messages, max_bytes)
     protocol = _Protocol(out, loop, ack=ack, store=store)
-    handler = _Handler(store, protocol)
+    checker = _Checker(store, protocol) if checks else None
+    protocol.checker = checker
+    handler = _Handler(store, protocol, checker)
     connections: set[SMTP] = set()
 
     def factory() -> SMTP:
@@ -247,9 +366,13 @@ async def serve(folder: Path, host: str, port: int, *, ack: bool, out: BinaryIO,
         threading.Thread(target=protocol.watch_stdin, args=(stdin_fd,), name="inbox-stdin",
                          daemon=True).start()
     protocol.say(f"READY {server.sockets[0].getsockname()[1]}")
+    if checker is not None:
+        checker.start()
     try:
         await protocol.closed.wait()
     finally:
+        if checker is not None:
+            checker.stop()
         server.close()
         for smtp in list(connections):
             transport = getattr(smtp, "transport", None)
@@ -272,6 +395,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep at most this many messages, the oldest go first (0: all)")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
                         help="keep at most this many bytes of messages (0: no limit)")
+    parser.add_argument("--no-checks", action="store_true",
+                        help="do not run the local checks on received messages")
     return parser.parse_args(argv)
 
 
@@ -289,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(serve(args.dir, args.host, args.port, ack=args.ack, out=out,
                                  stdin_fd=stdin_fd, max_messages=args.max_messages,
-                                 max_bytes=args.max_bytes))
+                                 max_bytes=args.max_bytes, checks=not args.no_checks))
     except KeyboardInterrupt:
         return 0
 

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.views import style
+from mailgui.views.checks import ChecksPanel
 from mailgui.views.common import delete_key, hint_label, mono_font, named, source_editor
 from mailgui.views.compose import HtmlPreview, _notice_bar
 from mailgui.views.webpreview import WebPreview
@@ -127,7 +128,7 @@ class InboxView(QWidget):
         self.list = QTreeWidget()
         named(self.list, "Received messages")
         self.list_delete = delete_key(self.list)
-        self.list.setHeaderLabels(["Received", "From", "To", "Subject", "Size"])
+        self.list.setHeaderLabels(["Received", "From", "To", "Subject", "Size", "Checks"])
         self.list.setRootIsDecorated(False)
         self.list.setAlternatingRowColors(True)
         self.list.setUniformRowHeights(True)
@@ -139,6 +140,7 @@ class InboxView(QWidget):
         self.list.setColumnWidth(1, 130)
         self.list.setColumnWidth(2, 130)
         self.list.setColumnWidth(4, 70)
+        self.list.setColumnWidth(5, 60)  # the checks' badge: "⚠ 3", its tooltip says more
         self.hint = hint_label(
             "No messages yet.\n\nWith \u201cLocal test inbox\u201d chosen in \u201cSend via\u201d, "
             "write a message and press Ctrl+Enter: it arrives here. Other programs can send to "
@@ -253,6 +255,9 @@ class InboxView(QWidget):
         self.detail.addTab(headers_page, "Headers")
         self.detail.addTab(parts_page, "Parts")
         self.detail.addTab(self.source, "Source")
+        # what is wrong with it: client support, lint, DKIM; links and spam score on request
+        self.checks = ChecksPanel(name="Message checks")
+        self.detail.addTab(self.checks, "Checks")
 
         # the same on the list's context menu (right click, or the Menu key)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)

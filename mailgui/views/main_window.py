@@ -139,6 +139,9 @@ class MainWindow(QMainWindow):
         self.act_about = action("&About mailgui", None, [], "About mailgui")
         self.act_keys = action("&Keyboard shortcuts", None, [QKeySequence.StandardKey.HelpContents],
                                "List the keyboard shortcuts")
+        self.act_check = action("C&heck message", None, ["Ctrl+K"],
+                                "Run every local check (client support, deliverability, "
+                                "DKIM) on the exact bytes the source shows")
         self.act_cancel = action("&Cancel sending", "cancel", [], "Stop the send in progress")
         self.act_cancel.setShortcut(QKeySequence("Escape"))
         self.act_cancel.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -186,7 +189,7 @@ class MainWindow(QMainWindow):
                     self.act_open_folder, None, self.act_quit):
             file_menu.addSeparator() if act is None else file_menu.addAction(act)
         msg_menu = menu.addMenu("&Message")
-        for act in (self.act_send, self.act_cancel, self.act_attach):
+        for act in (self.act_send, self.act_cancel, self.act_attach, self.act_check):
             msg_menu.addAction(act)
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.act_source)
