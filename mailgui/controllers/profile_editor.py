@@ -1,19 +1,25 @@
 """The Profiles dialog: the list of the user's profiles and the form that edits one (new,
 duplicate, delete, save, revert, "Use for this message"), where a typed password goes, and
 edits that are never dropped silently. Profile saves run on the worker pool; a failed save is
-shown and keeps the edits. The "Test connection" row is ``ConnectionTestController``'s."""
+shown and keeps the edits. The "Test connection" row is ``ConnectionTestController``'s; the
+DKIM section (key generated or imported into the keyring, the TXT record to publish) is
+``DKIMSectionController``'s."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox, QWidget
 
 from mailgui.controllers.connection_test import ConnectionTestController
 from mailgui.controllers.passwords import PasswordsController
 from mailgui.controllers.send_target import SendTargetController
 from mailgui.jobs import JobRunner, TestConnectionJob
+from mailgui.model import dkim
+from mailgui.model.passwords import PasswordBroker
 from mailgui.model.profiles import DEFAULT_PORTS, Profile, ProfileStore
 from mailgui.model.sending import ConnectionOutcome
 from mailgui.views.common import BlockSignals
@@ -21,6 +27,195 @@ from mailgui.views.profiles import ProfileDialog
 
 KEYRING_HOLDS_ONE = "A password is saved in the system keyring. Type a new one to replace it."
 KEPT_IN_MEMORY = "Kept in memory until mailgui quits (no secure keyring)."
+NO_DKIM_KEY = "No key yet: generate one, or import a PEM private key."
+DKIM_NO_KEYRING = ("No secure keyring: a DKIM key can't be kept, so this profile can't sign.")
+
+
+def key_stored(key: dkim.KeyInfo) -> str:
+    return f"Key stored in the keyring ({key.description})."
+
+
+class DKIMSectionController(QObject):
+    """The DKIM section of the profile editor: the defaults of domain and selector, the TXT
+    record to publish (updated as they are typed), and the key, which is generated, imported
+    and read back from the keyring on the worker pool, never in the form or the profile file.
+    A key made or imported is stored at once (it may be published before the profile is
+    saved); the profile's id names it."""
+
+    status = Signal(str)
+
+    def __init__(self, dialog: ProfileDialog, runner: JobRunner, broker: PasswordBroker,
+                 form: Callable[[], Profile | None]) -> None:
+        super().__init__(dialog)
+        self.dialog = dialog
+        self.runner = runner
+        self.broker = broker
+        self.form = form  # the profile as the form shows it
+        self.keys: dict[str, dkim.KeyInfo | None] = {}  # profile id -> its key, once known
+        self.working: set[str] = set()  # profiles whose key is being read, made or imported
+        d = dialog
+        d.dkim_enabled.toggled.connect(self._enabled_toggled)
+        for edit in (d.dkim_domain, d.dkim_selector, d.from_email, d.username):
+            edit.textChanged.connect(self.refresh)
+        d.dkim_generate.clicked.connect(self.generate)
+        d.dkim_import.clicked.connect(self._import_clicked)
+        d.dkim_copy_name.clicked.connect(lambda: self._copy(d.dkim_record_name.text(), "name"))
+        d.dkim_copy_value.clicked.connect(
+            lambda: self._copy(d.dkim_record_value.text(), "value"))
+
+    def _current(self) -> Profile | None:
+        profile = self.form()
+        return profile if profile is not None and profile.kind == "smtp" else None
+
+    def _shows(self, profile_id: str) -> bool:
+        profile = self.form()
+        return profile is not None and profile.id == profile_id
+
+    def load(self, profile: Profile | None) -> None:
+        """The form shows ``profile`` now: ask the keyring (on the worker) for its key."""
+        self.refresh()
+        if profile is None:
+            return
+        usable = self.broker.keyring_usable
+        if usable is None:
+            self.dialog.show_dkim_state("Checking the system keyring\u2026", can_change=False)
+        elif not usable:
+            self.dialog.show_dkim_state(DKIM_NO_KEYRING, ok=False, can_change=False)
+        elif profile.id not in self.working:
+            self._ask_keyring(profile.id)
+        else:
+            self.dialog.show_dkim_state("Working on the key\u2026", can_change=False)
+
+    def _ask_keyring(self, profile_id: str) -> None:
+        self.working.add(profile_id)
+        self.dialog.show_dkim_state("Asking the keyring for a DKIM key\u2026", can_change=False)
+        self.runner.run(dkim.stored_key, self.broker.secrets, profile_id,
+                        on_done=lambda key, pid=profile_id: self._key_known(pid, key),
+                        on_error=lambda exc, pid=profile_id: self._key_failed(pid, exc))
+
+    def _key_known(self, profile_id: str, key: dkim.KeyInfo | None) -> None:
+        self.working.discard(profile_id)
+        self.keys[profile_id] = key
+        if self._shows(profile_id):
+            self.dialog.show_dkim_state(key_stored(key) if key else NO_DKIM_KEY,
+                                        ok=True if key else None)
+            self.refresh()
+
+    def _key_failed(self, profile_id: str, exc: BaseException) -> None:
+        self.working.discard(profile_id)
+        if self._shows(profile_id):
+            self.dialog.show_dkim_state(str(exc) or type(exc).__name__, ok=False)
+            self.refresh()
+
+    def refresh(self, *_args: object) -> None:
+        """The placeholders and the TXT record as the form shows domain and selector now."""
+        d = self.dialog
+        profile = self._current()
+        if profile is None:
+            d.show_dkim_defaults("", dkim.default_selector())
+            d.show_dkim_record("", "")
+            return
+        d.show_dkim_defaults(dkim.default_domain(profile), dkim.default_selector())
+        key = self.keys.get(profile.id)
+        d.show_dkim_record(dkim.record_name(dkim.selector_of(profile), dkim.domain_of(profile)),
+                           key.record if key else "")
+
+    def _enabled_toggled(self, on: bool) -> None:
+        """Ticking "Sign with DKIM" writes the defaults into empty fields, so the record
+        published stays right when the From address changes later."""
+        profile = self._current()
+        if not on or profile is None:
+            return
+        d = self.dialog
+        if not d.dkim_domain.text().strip():
+            d.dkim_domain.setText(dkim.default_domain(profile))
+        if not d.dkim_selector.text().strip():
+            d.dkim_selector.setText(dkim.default_selector())
+
+    # -- the key ---------------------------------------------------------------------------
+    def confirm_replace(self, name: str) -> bool:
+        """A key is stored: replace it? (a dialog; tests replace it)"""
+        answer = QMessageBox.question(
+            self.dialog, "Replace the DKIM key",
+            f"The profile \u201c{name}\u201d already has a DKIM key. Replace it? Mail signed "
+            "with the new key only verifies once its TXT record is published.")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def choose_key_file(self) -> str:
+        """The PEM file to import, or "" (a dialog; tests replace it)."""
+        path, _f = QFileDialog.getOpenFileName(self.dialog, "Import a DKIM private key", "",
+                                               "PEM private keys (*.pem *.key);;All files (*)")
+        return path
+
+    def _ready(self) -> Profile | None:
+        """The profile whose key may change now, if any (asked to replace a stored key)."""
+        profile = self._current()
+        if profile is None or not self.broker.keyring_usable or profile.id in self.working:
+            return None
+        if self.keys.get(profile.id) is not None and not self.confirm_replace(profile.name):
+            return None
+        return profile
+
+    def generate(self) -> None:
+        profile = self._ready()
+        if profile is None:
+            return
+        self._change(profile, f"Generating a {dkim.KEY_BITS}-bit RSA key\u2026",
+                     dkim.new_key, self.broker.secrets, profile.id)
+
+    def _import_clicked(self) -> None:
+        profile = self._current()
+        if profile is None:
+            return
+        path = self.choose_key_file()
+        if path:
+            self.import_file(path)
+
+    def import_file(self, path: str) -> None:
+        profile = self._ready()
+        if profile is None:
+            return
+        self._change(profile, "Reading the key\u2026", dkim.import_key,
+                     self.broker.secrets, profile.id, path)
+
+    def _change(self, profile: Profile, doing: str, fn: Callable[..., dkim.KeyInfo],
+                *args: object) -> None:
+        pid, name = profile.id, profile.name
+        self.working.add(pid)
+        self.dialog.show_dkim_state(doing, can_change=False)
+
+        def done(key: dkim.KeyInfo) -> None:
+            self._key_known(pid, key)
+            self.status.emit(f"The DKIM key of \u201c{name}\u201d is in the system keyring. "
+                             "Publish its TXT record before sending signed mail.")
+
+        def failed(exc: BaseException) -> None:
+            self.working.discard(pid)
+            text = str(exc) if isinstance(exc, dkim.DKIMKeyError) else (
+                f"The DKIM key could not be stored in the keyring: {exc}")
+            if self._shows(pid):
+                key = self.keys.get(pid)
+                self.dialog.show_dkim_state(text, ok=False)
+                self.refresh()
+                if key is not None:  # the key stored before is still the one in use
+                    self.dialog.dkim_state.setText(f"{text} {key_stored(key)}")
+            self.status.emit(text)
+
+        self.runner.run(fn, *args, on_done=done, on_error=failed,
+                        what="keep the DKIM key in the keyring")
+
+    def forget(self, profile_id: str) -> None:
+        """The profile was deleted: its key goes from the keyring too (on the worker)."""
+        self.keys.pop(profile_id, None)
+        if self.broker.keyring_usable:
+            self.runner.run(dkim.remove_key, self.broker.secrets, profile_id,
+                            on_error=lambda exc: self.status.emit(
+                                f"The DKIM key could not be removed from the keyring: {exc}"))
+
+    def _copy(self, text: str, what: str) -> None:
+        if text:
+            QGuiApplication.clipboard().setText(text)
+            self.status.emit(f"Copied the TXT record {what}.")
 
 
 class ProfileEditorController(QObject):
@@ -38,6 +233,7 @@ class ProfileEditorController(QObject):
         self.parent_widget = parent_widget
         self.dialog: ProfileDialog | None = None
         self.tester: ConnectionTestController | None = None
+        self.dkim: DKIMSectionController | None = None
         self._editing: Profile | None = None  # the profile the form shows, as saved
         self._refused_password: str | None = None  # typed, tested, refused by the server
         passwords.keyring_checked.connect(self._keyring_checked)
@@ -48,6 +244,9 @@ class ProfileEditorController(QObject):
         if self.dialog is None:
             self.dialog = dialog = ProfileDialog(self.parent_widget)
             self.tester = ConnectionTestController(dialog, self.runner, self.passwords)
+            self.dkim = DKIMSectionController(dialog, self.runner, self.broker,
+                                              self.form_profile)
+            self.dkim.status.connect(self.status)
             dialog.list.currentRowChanged.connect(self._row_changed)
             dialog.new.clicked.connect(self.new_profile)
             dialog.duplicate.clicked.connect(self.duplicate_profile)
@@ -87,6 +286,8 @@ class ProfileEditorController(QObject):
         for profile, password in self.broker.take_pending():
             self._store_password(profile, password)
         self._show_keyring_status()
+        if self.dkim is not None and self._editing is not None:
+            self.dkim.load(self._editing)
 
     def _show_keyring_status(self) -> None:
         if self.dialog is not None:
@@ -177,10 +378,13 @@ class ProfileEditorController(QObject):
         d.test_transcript.hide()
         d.show_fields(profile or Profile("", "smtp", port=DEFAULT_PORTS["starttls"],
                                          security="starttls", timeout=30))  # greyed out
+        assert self.dkim is not None
         if profile is None:
+            self.dkim.load(None)
             return
         self._kind_changed()
         self._password_note(profile)
+        self.dkim.load(profile)
 
     def _password_note(self, profile: Profile) -> None:
         d = self.dialog
@@ -207,6 +411,8 @@ class ProfileEditorController(QObject):
     def _kind_changed(self, *_args: object) -> None:
         if self.dialog is not None:
             self.dialog.show_kind(self.dialog.kind.currentData(), self._editing is not None)
+        if self.dkim is not None:
+            self.dkim.refresh()
 
     def _security_changed(self, *_args: object) -> None:
         d = self.dialog
@@ -260,6 +466,8 @@ class ProfileEditorController(QObject):
         self.store.delete(profile.id, write=False)
         self._write()
         self.broker.forget(profile.id)
+        if self.dkim is not None:
+            self.dkim.forget(profile.id)
         if self.broker.keyring_usable:
             self.runner.run(self.broker.remove_stored, profile.id,
                             on_error=lambda exc: self.status.emit(
@@ -280,6 +488,12 @@ class ProfileEditorController(QObject):
             return None
         if profile.kind == "file" and not profile.file_path:
             d.show_message("Choose a folder for the message files.")
+            return None
+        problem = profile.signs and dkim.name_problem(dkim.selector_of(profile),
+                                                      dkim.domain_of(profile))
+        if problem:
+            d.show_message(problem)
+            (d.dkim_selector if "selector" in problem else d.dkim_domain).setFocus()
             return None
         self.store.upsert(profile, write=False)
         self._editing = profile  # what the form shows is saved now

@@ -1,7 +1,8 @@
 """Profiles: where a message goes (an SMTP server or one of mailcore's test backends).
 
 A profile file never holds a secret: the SMTP password lives in the OS keyring (see
-``secrets.py``), under the profile's ``id``.
+``secrets.py``), under the profile's ``id``, and its DKIM private key under ``<id>:dkim``
+(``dkim.py``); the profile keeps only whether it signs, the domain and the selector.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Profile:
     client_key: str = ""
     ca_file: str = ""
     file_path: str = ""
+    dkim_enabled: bool = False  # sign what goes out with DKIM (the key is in the keyring)
+    dkim_domain: str = ""  # d=; empty: the From (else user name) domain
+    dkim_selector: str = ""  # s=; empty: ``dkim.DEFAULT_SELECTOR``
     builtin: bool = False
 
     def __post_init__(self) -> None:
@@ -86,6 +90,11 @@ class Profile:
     @property
     def needs_password(self) -> bool:
         return self.kind == "smtp" and bool(self.username)
+
+    @property
+    def signs(self) -> bool:
+        """True if what this profile sends is DKIM-signed (SMTP profiles only)."""
+        return self.kind == "smtp" and self.dkim_enabled
 
     @property
     def kind_label(self) -> str:
@@ -110,8 +119,11 @@ class Profile:
     def from_dict(cls, data: dict[str, Any]) -> Profile:
         known = {f.name for f in fields(cls)} - {"builtin"}
         kwargs = {k: v for k, v in data.items() if k in known}
-        # Anything that looks like a secret is dropped, even if someone put it in by hand.
+        # Anything that looks like a secret is dropped, even if someone put it in by hand
+        # (unknown keys such as "dkim_private_key" are not read at all).
         kwargs.pop("password", None)
+        if "dkim_enabled" in kwargs:
+            kwargs["dkim_enabled"] = bool(kwargs["dkim_enabled"])
         if "port" in kwargs:
             kwargs["port"] = int(kwargs["port"])
         if "timeout" in kwargs:

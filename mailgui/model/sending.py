@@ -1,7 +1,9 @@
 """Send a draft through a profile, test a profile's connection: plain Python, run by a worker.
 
-``send_draft`` is a few steps (password, build, deliver, measure, sentence); what differs from
-one mailcore backend to another is one row of ``DELIVERIES``.
+``send_draft`` is a few steps (DKIM key, password, build, deliver, measure, sentence); what
+differs from one mailcore backend to another is one row of ``DELIVERIES``. A profile that signs
+has its DKIM key read from the keyring here, on the worker, and its backend signs the bytes it
+writes (``dkim=``); without its key nothing is sent.
 
 Cancelling is real: ``Canceller.cancel()`` (called from the GUI thread) calls mailcore's
 ``EmailBackend.abort()``, which shuts down the connection's socket (also while it is still
@@ -24,6 +26,7 @@ import mailcore
 from mailcore.backends.smtp import EmailBackend as SMTPBackend
 from mailcore.wire import serialize
 from mailgui.model.addresses import split_addresses
+from mailgui.model.dkim import DKIMUnavailable, signer_for
 from mailgui.model.draft import Draft
 from mailgui.model.errors import Cancelled, ErrorInfo, describe_error, reply_text
 from mailgui.model.message import build_message
@@ -226,6 +229,7 @@ class _Send:
     tell: Progress
     console: Callable[[str], None] | None
     backend: Any = None  # once made: closed by send_draft whatever happens
+    dkim: Any = None  # the DKIMSigner of a profile that signs (read from the keyring)
     written: int = 0  # bytes the backend reported writing (file backend)
     _last_report: float = 0.0
 
@@ -241,7 +245,8 @@ class _Send:
 
 
 def _smtp_backend(send: _Send, password: str) -> Any:
-    return SMTPBackend(transcript=send.note, progress=send.on_progress,
+    signing = {"dkim": send.dkim} if send.dkim is not None else {}
+    return SMTPBackend(transcript=send.note, progress=send.on_progress, **signing,
                        **send.profile.backend_kwargs(password))
 
 
@@ -332,7 +337,10 @@ def _sent_sentence(outcome: SendOutcome, profile: Profile, delivery: Delivery) -
 def _failed(send: _Send, exc: BaseException) -> None:
     if send.canceller.cancelled:
         exc = Cancelled("cancelled")
-    info = describe_error(exc, send.profile)
+    if isinstance(exc, DKIMUnavailable):
+        info = ErrorInfo("dkim", str(exc))
+    else:
+        info = describe_error(exc, send.profile)
     outcome = send.outcome
     outcome.error = info
     outcome.sentence = info.sentence
@@ -342,10 +350,12 @@ def _failed(send: _Send, exc: BaseException) -> None:
 
 
 def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> None:
-    """Resolve the password, build the message, send it. Raises what the send raised; a
-    password to ask for is not an error (``outcome.password_needed``)."""
+    """Read the DKIM key, resolve the password, build the message, send it. Raises what the
+    send raised (DKIMUnavailable first: no password is asked for a send that can't be signed);
+    a password to ask for is not an error (``outcome.password_needed``)."""
     profile, outcome, canceller = send.profile, send.outcome, send.canceller
     canceller.check()
+    send.dkim = signer_for(profile, secrets)
     try:
         password_value = resolve_password(profile, password, secrets)
     except PasswordNeeded as need:
@@ -363,6 +373,8 @@ def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> 
     delivery = DELIVERIES[profile.backend_name]
     if delivery.conversation:
         _introduce(send, message)
+    if send.dkim is not None:
+        send.note("info", f"DKIM: signing as d={send.dkim.domain}, s={send.dkim.selector}")
     send.tell("connecting")
     send.backend = backend = delivery.make(send, password_value)
     canceller.attach(backend)

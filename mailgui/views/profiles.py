@@ -1,5 +1,6 @@
 """The profile editor dialog and the password prompt: layout, and the small methods that show a
-state (a profile's fields, the keyring, a connection test). Controllers hold the logic."""
+state (a profile's fields, the keyring, a connection test, a DKIM key). Controllers hold the
+logic."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -52,7 +54,7 @@ class ProfileDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Profiles \u2014 mailgui")
-        self.resize(860, 600)
+        self.resize(900, 760)
         self.keyring_status = QLabel("Checking the system keyring\u2026")
         self.keyring_status.setWordWrap(True)
         named(self.keyring_status, "Keyring status")
@@ -135,6 +137,7 @@ class ProfileDialog(QDialog):
         smtp_form.addRow("CA file (private server):", self.ca_file)
         self.smtp_group = QGroupBox("SMTP server")
         self.smtp_group.setLayout(smtp_form)
+        self.dkim_group = self._dkim_section()
 
         self.file_path = PathEdit("Folder for message files")
         file_form = QFormLayout()
@@ -179,20 +182,86 @@ class ProfileDialog(QDialog):
         right.setContentsMargins(0, 0, 0, 0)
         right.addLayout(general)
         right.addWidget(self.smtp_group)
+        right.addWidget(self.dkim_group)
         right.addWidget(self.file_group)
         right.addLayout(test_row)
         right.addWidget(self.test_transcript)
         right.addStretch(1)
 
+        # the form scrolls when the screen is too low for all of it (SMTP and DKIM)
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QHBoxLayout()
         body.addLayout(left)
-        body.addWidget(self.form, 1)
+        body.addWidget(scroll, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.keyring_status)
         layout.addLayout(body, 1)
         layout.addLayout(bottom)
         # Asked before the dialog closes (Close, Esc, the window's X); False keeps it open.
         self.can_close: Callable[[], bool] | None = None
+
+    def _dkim_section(self) -> QGroupBox:
+        """Sign with DKIM: domain, selector, the key (generated or imported, kept in the
+        keyring) and the TXT record to publish, read-only with Copy buttons."""
+        self.dkim_enabled = QCheckBox("Sign with &DKIM")
+        named(self.dkim_enabled, "Sign with DKIM",
+              "Sign every message this profile sends; the private key is kept in the keyring")
+        self.dkim_domain = QLineEdit()
+        named(self.dkim_domain, "DKIM domain", "The d= of the signature")
+        self.dkim_selector = QLineEdit()
+        named(self.dkim_selector, "DKIM selector", "The s= of the signature")
+        self.dkim_selector.setMaximumWidth(160)
+        names = QHBoxLayout()
+        names.setContentsMargins(0, 0, 0, 0)
+        names.addWidget(self.dkim_domain, 1)
+        selector_label = QLabel("Se&lector:")
+        selector_label.setBuddy(self.dkim_selector)
+        names.addWidget(selector_label)
+        names.addWidget(self.dkim_selector)
+        self.dkim_state = QLabel("No key yet.")
+        self.dkim_state.setWordWrap(True)
+        named(self.dkim_state, "DKIM key state")
+        self.dkim_generate = QPushButton("&Generate key")
+        named(self.dkim_generate, "Generate DKIM key",
+              "Make a new 2048-bit RSA key and keep it in the system keyring")
+        self.dkim_import = QPushButton("&Import key\u2026")
+        named(self.dkim_import, "Import DKIM key", "Read a PEM private key from a file")
+        key_row = QHBoxLayout()
+        key_row.setContentsMargins(0, 0, 0, 0)
+        key_row.addWidget(self.dkim_state, 1)
+        key_row.addWidget(self.dkim_generate)
+        key_row.addWidget(self.dkim_import)
+        self.dkim_record_name = QLineEdit()
+        self.dkim_record_name.setReadOnly(True)
+        named(self.dkim_record_name, "DKIM DNS record name")
+        self.dkim_record_value = QLineEdit()
+        self.dkim_record_value.setReadOnly(True)
+        self.dkim_record_value.setFont(mono_font())
+        named(self.dkim_record_value, "DKIM DNS record value")
+        self.dkim_copy_name = QPushButton("Copy")
+        named(self.dkim_copy_name, "Copy the DKIM record name")
+        self.dkim_copy_value = QPushButton("Copy")
+        named(self.dkim_copy_value, "Copy the DKIM record value")
+        form = QFormLayout()
+        form.addRow(self.dkim_enabled)
+        form.addRow("D&omain:", names)
+        form.addRow("Key:", key_row)
+        for label, edit, copy in (("TXT record name:", self.dkim_record_name,
+                                   self.dkim_copy_name),
+                                  ("TXT record value:", self.dkim_record_value,
+                                   self.dkim_copy_value)):
+            row = QHBoxLayout()
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addWidget(edit, 1)
+            row.addWidget(copy)
+            form.addRow(label, row)
+        group = QGroupBox("DKIM signing")
+        group.setLayout(form)
+        return group
 
     def done(self, result: int) -> None:
         if self.can_close is not None and not self.can_close():
@@ -253,6 +322,9 @@ class ProfileDialog(QDialog):
         self.client_key.edit.setText(profile.client_key)
         self.ca_file.edit.setText(profile.ca_file)
         self.file_path.edit.setText(profile.file_path)
+        self.dkim_enabled.setChecked(profile.dkim_enabled)
+        self.dkim_domain.setText(profile.dkim_domain)
+        self.dkim_selector.setText(profile.dkim_selector)
 
     def read_fields(self, profile: Profile) -> None:
         """Put what the fields hold into ``profile`` (not the password)."""
@@ -268,10 +340,14 @@ class ProfileDialog(QDialog):
         profile.client_key = self.client_key.edit.text().strip()
         profile.ca_file = self.ca_file.edit.text().strip()
         profile.file_path = self.file_path.edit.text().strip()
+        profile.dkim_enabled = self.dkim_enabled.isChecked()
+        profile.dkim_domain = self.dkim_domain.text().strip().lower()
+        profile.dkim_selector = self.dkim_selector.text().strip()
 
     def show_kind(self, kind: str, editing: bool) -> None:
         """The groups and the test row that a profile of ``kind`` has."""
         self.smtp_group.setVisible(kind == "smtp")
+        self.dkim_group.setVisible(kind == "smtp")
         self.file_group.setVisible(kind == "file")
         self.test.setVisible(kind == "smtp")
         self.test_result.setVisible(kind == "smtp" or not editing)
@@ -293,6 +369,32 @@ class ProfileDialog(QDialog):
         self.keyring_status.setStyleSheet(style.warning_label(not usable))
         self.password.setEnabled(usable)
         self.password.setPlaceholderText("" if usable else "asked when sending (no secure keyring)")
+
+    # -- DKIM --------------------------------------------------------------------------------
+    def show_dkim_defaults(self, domain: str, selector: str) -> None:
+        """What an empty domain or selector stands for (the From domain, a dated selector)."""
+        self.dkim_domain.setPlaceholderText(domain or "example.com")
+        self.dkim_selector.setPlaceholderText(selector)
+
+    def show_dkim_record(self, name: str, value: str) -> None:
+        """The TXT record to publish; empty parts say what is missing."""
+        self.dkim_record_name.setText(name)
+        self.dkim_record_name.setPlaceholderText("" if name else "enter a domain and selector")
+        self.dkim_record_value.setText(value)
+        self.dkim_record_value.setToolTip(value)
+        self.dkim_record_value.setPlaceholderText("" if value else "generate or import a key")
+        self.dkim_copy_name.setEnabled(bool(name))
+        self.dkim_copy_value.setEnabled(bool(value))
+
+    def show_dkim_state(self, text: str, ok: bool | None = None,
+                        can_change: bool = True) -> None:
+        """The key line ("Key stored in the keyring", "No key yet", a refused PEM) and
+        whether the key buttons work now (not while the keyring is asked or a key is made)."""
+        self.dkim_state.setText(text)
+        self.dkim_state.setStyleSheet(style.result_label(False) if ok is False else
+                                      "" if ok else style.muted_label())
+        self.dkim_generate.setEnabled(can_change)
+        self.dkim_import.setEnabled(can_change)
 
     # -- the connection test ---------------------------------------------------------------
     def show_test_running(self, text: str) -> None:
