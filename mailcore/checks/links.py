@@ -944,9 +944,16 @@ def _content_ids(view: MessageView) -> set[str]:
     return ids
 
 
+def _short(url: str, limit: int = 200) -> str:
+    """A data: URL (an inline image can be 100 KB) cut for display; other URLs as they are."""
+    if url[:5].lower() == "data:" and len(url) > limit:
+        return url[: limit - 1] + "…"
+    return url
+
+
 def _link_json(link: Link, result: LinkResult | None) -> dict[str, Any]:
     return {
-        "url": link.url,
+        "url": _short(link.url),
         "kind": link.kind,
         "status": result.status if result else None,
         "method": result.method if result else "",
@@ -1088,7 +1095,6 @@ def run(
     deadline: float | None = None,
     slow: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
-    **_options: Any,
 ) -> CheckResult:
     """Extract every link and visit the http(s) ones (single-use ones only if asked).
 

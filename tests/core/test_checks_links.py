@@ -94,6 +94,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._answer(500)
         if route == "/nohead":
             return self._answer(405 if self.command == "HEAD" else 200)
+        if route == "/big":  # HEAD refused; GET would send 64 MB if the client read it all
+            if self.command == "HEAD":
+                return self._answer(405)
+            size = 64 * 1024 * 1024
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                for _ in range(size // len(chunk)):
+                    self.wfile.write(chunk)
+                srv.big_completed = True
+            except OSError:
+                srv.big_completed = False
+            finally:
+                srv.big_done.set()
+            self.close_connection = True
+            return None
         if route == "/reset-head":
             if self.command == "HEAD":
                 self.close_connection = True
@@ -136,6 +154,8 @@ class _Server(http.server.ThreadingHTTPServer):
         self.release = threading.Event()
         self.fifo_url = "file:///nonexistent"
         self.downgrade_to = "http://127.0.0.1:1/ok"
+        self.big_done = threading.Event()
+        self.big_completed: bool | None = None
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that went away (the timeout and cancel tests) is expected
@@ -277,6 +297,13 @@ def test_head_refused_falls_back_to_get(server):
     result = _check(server.url("/nohead"))
     assert (result.status, result.method) == (200, "GET")
     assert server.methods("/nohead") == ["HEAD", "GET"]
+
+
+def test_get_reads_a_few_kb_then_closes(server):
+    result = _check(server.url("/big"))
+    assert (result.status, result.method, result.error) == (200, "GET", "")
+    assert server.big_done.wait(30)
+    assert server.big_completed is False  # the client hung up long before 64 MB
 
 
 def test_head_dropped_falls_back_to_get(server):
@@ -542,6 +569,15 @@ def test_extract_links_kinds_lines_and_dedup():
     assert by_url["https://example.com/page?a=1&b=2"].location.element.startswith("<a href=")
 
 
+def test_data_urls_are_listed_but_cut_for_display():
+    data = "data:image/png;base64," + "A" * 5000
+    result = L.run(_view(f'<img alt="" src="{data}">'))
+    (row,) = result.summary["links"]
+    assert row["visited"] is False and row["url"].startswith("data:image/png")
+    assert len(row["url"]) < len(data)
+    assert not [f for f in result.findings if f.severity >= Severity.WARNING]
+
+
 def test_missing_cid_is_an_error_and_a_present_one_is_not():
     html = '<img alt="a" src="cid:present@example.com"><img alt="b" src="cid:absent@example.com">'
     msg = _message("plain\n", html)
@@ -627,3 +663,16 @@ def test_check_message_runs_links_only_when_asked(server):
     assert report.result("links") is None and server.hits == []
     report = check_message(msg, checks=[], links=True, options={"links": {"timeout": 5}})
     assert report.result("links").summary["ok"] == 1 and server.paths() == ["/ok"]
+
+
+def test_run_refused_redirect_and_credentials_findings(server):
+    with_login = server.url("/ok").replace("127.0.0.1", "user:secret@127.0.0.1")
+    html = f'<a href="{server.url("/to-file")}">f</a>\n<a href="{with_login}">login</a>'
+    result = L.run(_view(html))
+    codes = {f.code: f for f in result.findings}
+    refused = codes["links.redirect-refused"]
+    assert refused.severity is Severity.ERROR and "file:///etc/passwd" in refused.message
+    assert codes["links.credentials-in-url"].severity is Severity.WARNING
+    assert codes["links.credentials-in-url"].location.line == 2
+    lowered = [{k.lower() for k in h} for _, p, h in server.hits if p == "/ok"]
+    assert lowered and all("authorization" not in h for h in lowered)
