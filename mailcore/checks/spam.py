@@ -27,6 +27,7 @@ end and the verdict says so (``truncated``), as does the check's summary and a f
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import re
 import shutil
@@ -36,7 +37,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,10 +125,13 @@ class Rule:
 
     @property
     def reference(self) -> str:
-        """The rule's page on SpamAssassin's wiki; empty for test rules (``T_``) and rules
-        whose name is not a SpamAssassin rule name."""
+        """The rule's page on SpamAssassin's wiki, for a rule of SpamAssassin's own rule set
+        (as installed here); empty for local rules and test rules (``T_``)."""
         if self.name.startswith(("T_", "__")) or not re.fullmatch(r"[A-Z0-9_]+", self.name):
             return ""
+        shipped = shipped_rules()
+        if shipped and self.name not in shipped:
+            return ""  # a site's or user's own rule: the wiki has no page for it
         return WIKI + self.name
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +154,25 @@ class SpamVerdict:
     @property
     def truncated(self) -> bool:
         return self.sent < self.size
+
+
+# the rule sets spamd reads: sa-update's (if it was ever run) and the package's
+RULE_DIRS = ("/var/lib/spamassassin", "/usr/share/spamassassin")
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_rules() -> frozenset[str]:
+    """Names of the rules SpamAssassin's own rule set defines on this machine (empty when no
+    rule directory is found): only those have a page on the wiki."""
+    names: set[str] = set()
+    pattern = re.compile(r"^\s*(?:describe|score)\s+([A-Z0-9_]+)\b", re.M)
+    for folder in RULE_DIRS:
+        for cf in Path(folder).rglob("*.cf") if os.path.isdir(folder) else ():
+            try:
+                names.update(pattern.findall(cf.read_text(errors="replace")))
+            except OSError:
+                continue
+    return frozenset(names)
 
 
 # -- the report table ------------------------------------------------------------------------
@@ -406,7 +428,9 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-_RUNNING: weakref.WeakSet[Spamd] = weakref.WeakSet()
+# every Spamd not yet stopped (strong references: one dropped without stop() is still stopped
+# when the interpreter exits)
+_RUNNING: set[Spamd] = set()
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -715,7 +739,11 @@ def _result(verdict: SpamVerdict, version: str, address: str) -> CheckResult:
                 f"SpamAssassin rule {rule.name} fired ({rule.score:+.1f} points): "
                 f"{rule.description}"
             ),
-            fix=(f"Change what {rule.name} matches." if positive else ""),
+            fix=(
+                f"Change the part of the message that {rule.name} matches (its description "
+                "says what it looks for), or leave it if the rest scores low enough."
+                if positive else ""
+            ),
             location=location,
             reference=rule.reference,
             data=rule.to_json(),

@@ -43,10 +43,16 @@ LONG_TEXT = (
     "A deliberately long description that SpamAssassin has to wrap onto continuation lines "
     "of its report table, and then once more"
 )
+# and one that takes points off
+NEGATIVE_RULE = "MAILCORE_NEGATIVE"
+NEGATIVE_PROBE = "mailcore-negative-probe"
 CONFIG = f"""
 body {LONG_RULE} /{LONG_PROBE}/
 describe {LONG_RULE} {LONG_TEXT}
 score {LONG_RULE} 0.5
+body {NEGATIVE_RULE} /{NEGATIVE_PROBE}/
+describe {NEGATIVE_RULE} A test rule that takes points off
+score {NEGATIVE_RULE} -1.5
 """
 
 
@@ -197,6 +203,17 @@ def test_check_message_with_a_client_scores_gtube_as_spam(spamd: Spamd, client) 
     for finding in result.findings:
         if finding.code == "spam.rule" and finding.data["score"] < 0:
             assert finding.severity is Severity.INFO
+
+
+def test_a_negative_rule_is_informational_even_in_spam(client: SpamdClient) -> None:
+    message = gtube_message()
+    message.body += f"\n{NEGATIVE_PROBE}\n"
+    result = run(MessageView(raw(message)), client=client)
+    assert result.summary["is_spam"] is True
+    negative = next(f for f in result.findings if f.data.get("name") == NEGATIVE_RULE)
+    assert negative.severity is Severity.INFO and negative.data["score"] == -1.5
+    assert negative.reference == ""  # our own rule has no page on SpamAssassin's wiki
+    assert "A test rule that takes points off" in negative.message
 
 
 def test_a_clean_message_has_no_error_and_only_informational_rules(client) -> None:
