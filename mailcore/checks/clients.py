@@ -6,7 +6,10 @@ caniemail data (``mailcore/checks/data/caniemail.json``, the MIT-licensed npm pa
 ``caniemail``; ``scripts/refresh_caniemail.sh`` refreshes it). One finding per feature used:
 
 - WARNING when some current client does not support it (``"n"``);
-- INFO when every client supports it but some only partly (``"a"``, with the data's notes).
+- INFO when every client supports it but some only partly (``"a"``).
+
+Each finding's ``data`` has the clients by name, the shares, the uses (count and lines) and the
+data's notes for each client that lacks the feature or has it only in part.
 
 A *client* is a family and platform (``Outlook (Windows)``, ``Gmail (Android)``); its *current*
 support is the newest version the data lists for it (the data lists versions oldest first, and
@@ -21,7 +24,8 @@ The summary, as Mailpit's HTML Check reports it:
 - ``clients``: how many clients the data set has (after ``families``);
 - ``families``: per client family, the same three percentages over its platforms and the
   features used, with the features some platform of the family does not (or only partly)
-  support; worst first.
+  support, and ``coverage`` (the share of the features used the data has tested there); worst
+  first, except that families with a coverage under 50 % come after the others.
 
     from mailcore.checks import check_message
     report = check_message(msg, ["clients"])
@@ -618,9 +622,10 @@ def _scan_declarations(decls: Sequence[html.Declaration], uses: _Uses) -> None:
             uses.hit(slug, d.line, element)
         if d.important:
             uses.hit("css-important", d.line, element)
-        for url in urls:
-            for slug in _image_slugs(url):
-                uses.hit(slug, d.line, element)
+        if d.selector != "@font-face":  # its src: url() is a font, not an image
+            for url in urls:
+                for slug in _image_slugs(url):
+                    uses.hit(slug, d.line, element)
         if d.selector and d.selector != previous and not d.selector.startswith("@"):
             # once per rule: a rule's declarations come together and share its selector
             for slug in _selector_features(d.selector):
@@ -928,12 +933,11 @@ def run(view: MessageView, *, families: Sequence[str] | None = None) -> CheckRes
     chosen = [c for k, c in clients.items() if picked is None or c.family in picked]
     result = CheckResult(NAME)
     used: dict[str, int] = {}  # slug -> uses over all parts
-    try:
-        parts = list(view.iter_html())
-    except html.MissingParser as exc:
-        return CheckResult(NAME, error=str(exc))
-    for part, tree in parts:
+    for part in view.html_parts:
         try:
+            tree = view.html_tree(part)
+            if tree is None:  # an empty part
+                continue
             uses = _scan_part(view, part, tree)
         except html.MissingParser as exc:
             return CheckResult(NAME, error=str(exc))
@@ -971,7 +975,7 @@ def _finding(feature: Feature, chosen: Sequence[Client], part: Part, use: _Use) 
     known = len(lists["y"]) + len(partial) + len(unsupported)
     pct_n, pct_a = _pct(len(unsupported), known), _pct(len(partial), known)
     notes: dict[str, list[str]] = {}
-    for c in partial:
+    for c in unsupported + partial:
         _, nums = feature.support[(c.family, c.platform)]
         texts = [feature.notes[n] for n in nums if n in feature.notes]
         if texts:
@@ -1028,6 +1032,7 @@ def _summary(feats: dict[str, Feature], chosen: Sequence[Client],
             "y": 0, "a": 0, "n": 0, "unsupported_features": [], "partial_features": [],
         })
         fam["platforms"].append(c.platform)
+    covered: dict[str, set[str]] = {}  # family -> used features it has data for
     for slug in used:
         feature = feats[slug]
         for c in chosen:
@@ -1035,6 +1040,7 @@ def _summary(feats: dict[str, Feature], chosen: Sequence[Client],
             if status == "u":
                 continue
             counts[status] += 1
+            covered.setdefault(c.family, set()).add(slug)
             fam = per_family[c.family]
             fam[status] += 1
             key = {"n": "unsupported_features", "a": "partial_features"}.get(status)
@@ -1051,10 +1057,14 @@ def _summary(feats: dict[str, Feature], chosen: Sequence[Client],
             "partial": _pct(a, total),
             "unsupported": _pct(n, total),
             "tests": total,
+            "coverage": _pct(len(covered.get(fam["family"], ())), len(used)) if used else 100.0,
         })
         families.append(fam)
-    families.sort(key=lambda f: (f["supported"] is None, f["supported"] or 0.0,
-                                 -f["unsupported"], f["name"].lower()))
+    # worst first; a family the data has tested on less than half of the features used (a
+    # handful of webmails with a few entries) comes after the others, so it cannot top the
+    # list with a score computed from one or two features
+    families.sort(key=lambda f: (f["supported"] is None, f["coverage"] < 50.0,
+                                 f["supported"] or 0.0, -f["unsupported"], f["name"].lower()))
     total = sum(counts.values())
     return {
         "supported": _pct(counts["y"], total) if total else 100.0,
@@ -1068,5 +1078,6 @@ def _summary(feats: dict[str, Feature], chosen: Sequence[Client],
         "data_updated": data().get("last_update_date", ""),
         "reference": REFERENCE,
         "definition": "percentages of (feature used, client) pairs with known support; a "
-                      "client's support is the newest version the data lists for it",
+                      "client's support is the newest version the data lists for it; families "
+                      "worst first, those with data for under half the features used last",
     }

@@ -206,7 +206,7 @@ def test_partial_support_is_info_with_the_datas_notes():
     assert sorted(finding.data["partial"]) == expected(slug)["partial"]
     notes = BY_SLUG[slug]["notes_by_num"] or {}
     for client, texts in finding.data["notes"].items():
-        assert client in finding.data["partial"]
+        assert client in finding.data["partial"] + finding.data["unsupported"]
         assert all(t in notes.values() for t in texts)
     # every partial client whose newest entry carries a note number gets that note
     for key, letter in current(slug).items():
@@ -400,13 +400,14 @@ def test_css_in_comments_and_strings_is_not_a_use():
     html = """<html><head><style>
 /* .row { display: flex; position: absolute; } */
 p { font-family: "display: grid; position: fixed"; color: red; }
+@font-face { font-family: Brand; src: url(https://example.com/brand.svg); }
 </style></head><body>
 <!-- <svg><circle r="1"/></svg> <video src="a.mp4"></video> -->
 <p style="font-family: 'display: flex'">x</p>
 </body></html>"""
     used = check(html).summary["features"]
     for slug in ("css-display-flex", "css-display-grid", "css-position", "html-svg",
-                 "html-video", "css-display"):
+                 "html-video", "css-display", "image-svg"):
         assert slug not in used, slug
     assert "css-comments" in used and "html-comments" in used
     # and the same text outside the comment is found
@@ -507,14 +508,19 @@ def test_summary_scores_are_the_datas():
 
     families = summary["families"]
     assert {f["family"] for f in families} == {k[0] for k in all_clients}
-    scores = [f["supported"] for f in families if f["supported"] is not None]
+    well_tested = [f for f in families if f["supported"] is not None and f["coverage"] >= 50]
+    scores = [f["supported"] for f in well_tested]
     assert scores == sorted(scores)  # worst first
+    assert families[: len(well_tested)] == well_tested  # the barely tested ones after
     for fam in families:
         assert fam["name"] == FAMILY.get(fam["family"], fam["family"])
         letters = [current(s)[(fam["family"], p)] for s in used for p in fam["platforms"]
                    if current(s).get((fam["family"], p), "u") != "u"]
         if letters:
             assert fam["supported"] == round(100 * letters.count("y") / len(letters), 1)
+        tested = [s for s in used if any(current(s).get((fam["family"], p), "u") != "u"
+                                         for p in fam["platforms"])]
+        assert fam["coverage"] == round(100 * len(tested) / len(used), 1)
         missing = sorted(BY_SLUG[s]["title"] for s in used
                          if any(current(s).get((fam["family"], p)) == "n"
                                 for p in fam["platforms"]))
