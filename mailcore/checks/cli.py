@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dkim-record", action="append", type=_dkim_record, default=[],
                    metavar="NAME=RECORD", help="a DKIM public key not published yet "
                    "(repeatable)")
+    bulk = p.add_mutually_exclusive_group()
+    bulk.add_argument("--bulk", dest="bulk", action="store_const", const=True, default=None,
+                      help="lint the message as bulk mail (List-Unsubscribe expected)")
+    bulk.add_argument("--not-bulk", dest="bulk", action="store_const", const=False,
+                      help="lint it as a personal message (default: guessed)")
     p.add_argument("--fail-on", choices=[s.label for s in Severity], default="warning",
                    help="the lowest severity that makes the exit code 1 (default warning)")
     return p
@@ -115,6 +120,8 @@ def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, A
 
             host, port = _host_port(args.spam, 783)
             options["spam"]["client"] = SpamdClient(host, port)
+    if args.bulk is not None:
+        options["lint"]["bulk"] = args.bulk
     dkim = options["dkim"]
     if args.dkim_record:
         dkim["keys"] = dict(args.dkim_record)
@@ -177,12 +184,11 @@ def _dkim_line(summary: dict[str, Any]) -> str:
 
 
 def _links_line(summary: dict[str, Any]) -> str:
-    links = summary.get("links")
-    if not isinstance(links, list):
+    if "visited" not in summary:
         return ""
-    broken = sum(1 for link in links if isinstance(link, dict) and link.get("error"))
+    text = f"{summary['visited']} of {summary.get('total', '?')} visited, " \
+           f"{summary.get('failed', 0)} failed"
     skipped = len(summary.get("skipped_single_use") or [])
-    text = f"{len(links)} visited, {broken} failed"
     return text + (f", {skipped} single-use skipped" if skipped else "")
 
 
