@@ -5,12 +5,13 @@
     mailcore check --spam message.eml          also SpamAssassin (spamd on loopback)
     mailcore check --links message.eml         also visit every link and image (the network)
     mailcore check --dns message.eml           look DKIM keys up in DNS
+    mailcore check --dkim-record 's1._domainkey.example.com=v=DKIM1; p=...' message.eml
     mailcore check - < message.eml             read standard input
 
 Exit codes: 0 no finding at or above ``--fail-on`` (default: warning); 1 findings; 2 usage
 error, an unreadable file, or a check you asked for that cannot run here (spamd not installed).
-Nothing leaves the computer unless ``--links`` or ``--dns`` is given (``--spam`` talks to a
-spamd on this machine, started for the run when none is listening).
+Nothing leaves the computer unless ``--links``, ``--dns`` or ``--nameserver`` is given
+(``--spam`` talks to a spamd on this machine, started for the run when none is listening).
 """
 
 from __future__ import annotations
@@ -81,14 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "confirm, tokens)")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                    help="per-link timeout for --links (default 10)")
-    p.add_argument("--spam", nargs="?", const="", metavar="HOST:PORT",
-                   help="score with SpamAssassin's spamd (default: the one on 127.0.0.1:783, "
-                   "or one started for this run)")
-    p.add_argument("--dns", nargs="?", const="", metavar="NAMESERVER[:PORT]",
-                   help="look DKIM keys up in DNS (the system's resolver, or this one)")
+    p.add_argument("--spam", action="store_true",
+                   help="score with SpamAssassin (the spamd on 127.0.0.1:783, or one started "
+                   "for this run)")
+    p.add_argument("--spamd", metavar="HOST:PORT", type=lambda t: _host_port(t, 783),
+                   help="the spamd to ask (implies --spam)")
+    p.add_argument("--dns", action="store_true",
+                   help="look DKIM keys up in DNS (the system's resolver)")
+    p.add_argument("--nameserver", metavar="HOST[:PORT]", type=lambda t: _host_port(t, 53),
+                   help="look DKIM keys up with this DNS server (implies --dns)")
     p.add_argument("--dkim-record", action="append", type=_dkim_record, default=[],
                    metavar="NAME=RECORD", help="a DKIM public key not published yet "
                    "(repeatable)")
+    p.add_argument("--families", metavar="NAMES",
+                   help="client families to score, comma-separated (gmail,outlook,apple-mail; "
+                   "default all)")
     bulk = p.add_mutually_exclusive_group()
     bulk.add_argument("--bulk", dest="bulk", action="store_const", const=True, default=None,
                       help="lint the message as bulk mail (List-Unsubscribe expected)")
@@ -112,23 +120,25 @@ def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, A
         names.append("links")
     if "links" in names:
         options["links"].update(timeout=args.timeout, include_single_use=args.single_use)
-    if args.spam is not None:
+    if args.spam or args.spamd:
         if "spam" not in names:
             names.append("spam")
-        if args.spam:
+        if args.spamd:
             from mailcore.checks.spam import SpamdClient
 
-            host, port = _host_port(args.spam, 783)
-            options["spam"]["client"] = SpamdClient(host, port)
+            options["spam"]["client"] = SpamdClient(*args.spamd)
+    if args.families:
+        options["clients"]["families"] = [f.strip() for f in args.families.split(",")
+                                          if f.strip()]
     if args.bulk is not None:
         options["lint"]["bulk"] = args.bulk
     dkim = options["dkim"]
     if args.dkim_record:
         dkim["keys"] = dict(args.dkim_record)
-    if args.dns is not None:
+    if args.dns or args.nameserver:
         dkim["dns"] = True
-        if args.dns:
-            dkim["nameserver"] = _host_port(args.dns, 53)
+        if args.nameserver:
+            dkim["nameserver"] = args.nameserver
     return names, options
 
 
@@ -268,13 +278,20 @@ def run(
                 stderr.write(f"mailcore check: {name}: the {r.check} check could not run: "
                              f"{r.error}\n")
             code = EXIT_USAGE
-    if args.json:
-        data: Any = [{"file": name, **report.to_json()} for name, report in reports]
-        json.dump(data[0] if len(data) == 1 else data, stdout, indent=2, ensure_ascii=False)
-        stdout.write("\n")
-    else:
-        for name, report in reports:
-            format_report(name, report, stdout)
+    try:
+        if args.json:
+            data: Any = [{"file": name, **report.to_json()} for name, report in reports]
+            json.dump(data[0] if len(data) == 1 else data, stdout, indent=2,
+                      ensure_ascii=False)
+            stdout.write("\n")
+        else:
+            for name, report in reports:
+                format_report(name, report, stdout)
+        stdout.flush()
+    except BrokenPipeError:  # "| head": the reader had what it wanted
+        from mailcore.cli import _silence
+
+        _silence(stdout)
     return code
 
 

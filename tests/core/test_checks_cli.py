@@ -141,7 +141,7 @@ def test_a_spamd_that_is_not_there_is_said_and_exits_2(tmp_path: Path) -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code, _, err = run("--checks", "lint", "--spam", f"127.0.0.1:{port}", str(path))
+    code, _, err = run("--checks", "lint", "--spamd", f"127.0.0.1:{port}", str(path))
     assert code == 2
     assert "spam check could not run" in err
 
@@ -162,3 +162,25 @@ def test_the_installed_command(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert "lint.no-text-alternative" in proc.stdout
+
+
+def test_families_and_a_closed_pipe(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    msg = mailcore.EmailMultiAlternatives("x", "flex", "a@example.com", ["b@example.com"])
+    msg.attach_alternative('<div style="display: flex">flex</div>', "text/html")
+    path.write_bytes(MessageView.of(msg).raw)
+    code, out, _ = run("--json", "--checks", "clients", "--families", "gmail", str(path))
+    summary = json.loads(out)["results"][0]["summary"]
+    assert [f["name"] for f in summary["families"]] == ["Gmail"]
+    code, _, err = run("--families", "no-such-client", str(path))
+    assert code == 2 and "clients check could not run" in err
+    # more output than a pipe holds, and a reader that stops after 10 bytes (as "| head")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailcore", "check", *[str(path)] * 400],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+    )
+    assert len(proc.stdout.read(10)) == 10
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err
