@@ -221,6 +221,35 @@ def main(argv: list[str] | None = None) -> int:
     save(dialog, out / "profiles.png")
     dialog.close()
 
+    # 8. the Checks tab of a received message with findings (the inbox process checked it)
+    checks_html = ('<html><head><style>.card { display: flex; position: fixed; }</style></head>\n'
+                   '<body>\n<div class="card" style="background-image: url(bg.png)">\n'
+                   '<img src="https://cdn.example.com/sale.png" width="320">\n'
+                   '<p>Spring sale: 40 % off everything.</p>\n'
+                   '<a href="https://shop.example.com/unsubscribe?u=8f14e45fceea167a">'
+                   'Unsubscribe</a>\n</div>\n</body></html>')
+    c.compose.draft.attachments.clear()
+    c.compose.load(c.compose.draft)
+    c.target.select("builtin-inbox")
+    w.compose.subject.setText("Spring sale")
+    w.compose.body.setPlainText("Spring sale: 40 % off everything.\n")
+    w.compose.html.setPlainText(checks_html)
+    count = len(c.inbox.messages)
+    c.sending.send()
+    wait(lambda: len(c.inbox.messages) == count + 1, 20000)
+    w.compose.banner.hide()
+    w.show_pane(w.inbox)
+    newest = c.inbox.messages[-1].id
+    w.inbox.list.setCurrentItem(c.inbox._find_item(newest))  # noqa: SLF001
+    checks = c.inbox.checks.checks
+    wait(lambda: checks.key == newest and checks.report is not None, 30000)
+    w.inbox.detail.setCurrentWidget(w.inbox.checks)
+    items = w.inbox.checks.finding_items()
+    flex = [i for i in items if "flex" in (w.inbox.checks.finding_of(i).location.element or "")]
+    if flex or items:
+        w.inbox.checks.tree.setCurrentItem((flex or items)[0])
+    save(w, out / "checks.png")
+
     gui.shutdown()
     w.close()
     QTimer.singleShot(0, app.quit)

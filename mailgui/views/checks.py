@@ -79,10 +79,15 @@ def group_text(check: str, summary: dict[str, Any], report: Report) -> str:
             limit = f" / {threshold:g}" if threshold is not None else ""
             extra = f"score {score:g}{limit}: {'spam' if is_spam else 'not spam'}"
     elif check == "links" and isinstance(summary.get("links"), list):
-        links = summary["links"]
-        failed = sum(1 for link in links if isinstance(link, dict) and link.get("error"))
+        links = [link for link in summary["links"] if isinstance(link, dict)]
+        visited = summary.get("visited")
+        if not isinstance(visited, int):
+            visited = sum(1 for link in links if link.get("status") or link.get("error"))
+        failed = summary.get("failed")
+        if not isinstance(failed, int):
+            failed = sum(1 for link in links if link.get("error"))
         skipped = len(summary.get("skipped_single_use") or [])
-        extra = f"{len(links)} visited, {failed} failed" + (
+        extra = f"{visited} visited, {failed} failed" + (
             f", {skipped} single-use skipped" if skipped else "")
     return f"{title}: {extra}" if extra else title
 
@@ -163,6 +168,8 @@ class ChecksPanel(QWidget):
         self.detail.setStyleSheet("QLabel { background: palette(alternate-base); padding: 6px; "
                                   "border: 1px solid palette(mid); }")
         named(self.detail, "Finding detail")
+        # the sentence, the fix, the place and the reference fit without scrolling
+        self.detail.setMinimumHeight(self.detail.fontMetrics().lineSpacing() * 8 + 14)
         findings_page = QSplitter(Qt.Orientation.Vertical)
         findings_page.addWidget(self.tree)
         findings_page.addWidget(self.detail)

@@ -1,0 +1,216 @@
+"""mailgui.model.checks without a QApplication: settings, the local checks on real bytes, the
+badge, the stored ``<id>.checks.json``, and the inbox server process checking what it
+receives (a real process on loopback, real SMTP)."""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import threading
+from pathlib import Path
+
+import dkim
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mailcore import EmailMultiAlternatives
+from mailcore.checks import MessageView, Severity
+from mailcore.wire import serialize
+from mailgui.model.checks import (
+    CheckSettings,
+    badge,
+    check_stored,
+    checks_path,
+    dkim_verdict,
+    load_checks,
+    parse_key_lines,
+    report_from_json,
+    run_local,
+    section_numbers,
+    summary_line,
+)
+from mailgui.model.inbox import InboxServer, InboxStore
+from mailgui.model.inbox_details import message_parts
+
+HTML = """<html><head><style>.box { display: flex; position: fixed; }</style></head>
+<body>
+<div class="box">
+<img src="https://cdn.example.com/logo.png">
+<p>Spring sale: everything must go.</p>
+</div>
+</body></html>"""
+
+
+def html_message(**extra: object) -> bytes:
+    msg = EmailMultiAlternatives("Spring sale", "Spring sale: everything must go.",
+                                 "Shop <shop@example.com>", ["qa@example.com"], **extra)
+    msg.attach_alternative(HTML, "text/html")
+    msg.attach("notes.txt", "some notes\n", "text/plain")
+    return serialize(msg, linesep="\r\n").getvalue()
+
+
+def rsa_key() -> tuple[bytes, str]:
+    """A private key (PEM) and its DKIM TXT record."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+
+def signed(raw: bytes, pem: bytes, selector: str = "s1", domain: str = "example.com") -> bytes:
+    signature = dkim.sign(raw, selector.encode(), domain.encode(), pem,
+                          include_headers=[b"from", b"to", b"subject", b"date"])
+    return signature + raw
+
+
+# -- settings --------------------------------------------------------------------------------
+
+def test_settings_from_the_settings_file_and_back() -> None:
+    settings = CheckSettings.from_settings({
+        "checks_dkim_keys": {" S1._domainkey.Example.com. ": " v=DKIM1; p=AB ", "x": ""},
+        "checks_dkim_dns": True,
+    })
+    assert settings.dkim_keys == {"s1._domainkey.example.com": "v=DKIM1; p=AB"}
+    assert settings.dkim_dns is True
+    assert CheckSettings.from_settings(settings.to_settings()) == settings
+    assert CheckSettings.from_json(settings.to_json()) == settings
+    # DNS is off unless the setting says True; wrong shapes are ignored
+    off = CheckSettings.from_settings({"checks_dkim_keys": ["no"], "checks_dkim_dns": "yes"})
+    assert off == CheckSettings() and off.dkim_dns is False
+    assert settings.fingerprint() != off.fingerprint()
+    assert settings.options()["dkim"] == {"keys": settings.dkim_keys, "dns": True}
+
+
+def test_pasted_key_lines_as_dns_panels_and_zone_files_show_them() -> None:
+    text = ('# a comment\n'
+            's1._domainkey.example.com. IN TXT "v=DKIM1; k=rsa; " "p=MIIBIjAN"\n'
+            'mail._domainkey.example.org = v=DKIM1; p=QUJD\n'
+            '\n')
+    assert parse_key_lines(text) == {
+        "s1._domainkey.example.com": "v=DKIM1; k=rsa; p=MIIBIjAN",
+        "mail._domainkey.example.org": "v=DKIM1; p=QUJD",
+    }
+
+
+# -- the local checks ------------------------------------------------------------------------
+
+def test_section_numbers_of_the_inbox_parts_list_match_the_checks_sections() -> None:
+    raw = html_message()
+    parts = message_parts(raw)
+    sections = section_numbers([p.depth for p in parts])
+    leaves = {s: p.content_type for s, p in zip(sections, parts, strict=True)
+              if not p.content_type.startswith("multipart/")}
+    view = MessageView(raw)
+    assert leaves == {p.section: p.content_type for p in view.parts}
+    single = b"From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n"
+    assert section_numbers([p.depth for p in message_parts(single)]) == ["1"]
+
+
+def test_local_checks_badge_and_summary_come_from_the_findings() -> None:
+    raw = html_message()
+    report = run_local(raw)
+    assert [r.check for r in report.results] == ["clients", "lint", "dkim"]
+    assert not any(r.error for r in report.results), [r.error for r in report.results]
+    html_part = MessageView(raw).html_parts[0].section
+    clients = report.result("clients")
+    assert clients is not None and clients.findings
+    # display:flex is on line 1 of the HTML part, as the source says
+    flex = [f for f in clients.findings if "flex" in (f.location.element or "")]
+    assert flex and flex[0].location.part == html_part
+    assert flex[0].location.line == next(i for i, line in enumerate(HTML.splitlines(), 1)
+                                         if "flex" in line)
+    counts = report.counts()
+    shown = badge(report)
+    assert shown.count == counts["error"] + counts["warning"]
+    assert shown.worst == report.worst.label
+    assert shown.text.endswith(str(shown.count))
+    assert summary_line(report) in shown.tooltip
+    verdict, reason = dkim_verdict(report)
+    assert verdict == "none" and reason  # not signed: said why
+
+
+def test_pasted_key_verifies_and_an_altered_message_fails() -> None:
+    pem, record = rsa_key()
+    raw = signed(html_message(), pem)
+    settings = CheckSettings({"s1._domainkey.example.com": record})
+    assert dkim_verdict(run_local(raw, settings))[0] == "pass"
+    altered = raw.replace(b"everything must go", b"everything must GO", 1)
+    verdict, reason = dkim_verdict(run_local(altered, settings))
+    assert verdict == "fail" and reason
+    # without the key and without DNS nothing is looked up: the signature can't pass
+    assert dkim_verdict(run_local(raw, CheckSettings()))[0] != "pass"
+
+
+def test_stored_checks_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "m1.eml").write_bytes(html_message())
+    settings = CheckSettings({"s1._domainkey.example.com": "v=DKIM1; p="})
+    report = check_stored(tmp_path, "m1", settings)
+    assert report is not None
+    stored = load_checks(tmp_path, "m1")
+    assert stored is not None
+    assert stored.report.to_json() == report.to_json()
+    assert stored.badge == badge(report)
+    assert stored.settings == settings.fingerprint()
+    assert stored.part_lines == {p.section: p.start_line for p in MessageView(
+        (tmp_path / "m1.eml").read_bytes()).parts}
+    assert report_from_json(report.to_json()).counts() == report.counts()
+    # a message deleted before it is checked leaves nothing behind
+    assert check_stored(tmp_path, "gone", settings) is None
+    assert not checks_path(tmp_path, "gone").exists()
+
+
+def test_a_broken_message_is_checked_without_raising() -> None:
+    raw = (b"Content-Type: multipart/mixed; boundary=\"zz\"\r\nFrom: <>\r\n\r\n--zz\r\n"
+           b"Content-Type: text/html; charset=nonsense\r\n\r\n<p><img src=x\r\n")
+    report = run_local(raw)
+    assert len(report.results) == 3
+    assert badge(report).text
+
+
+# -- the inbox server process ----------------------------------------------------------------
+
+def test_inbox_process_checks_what_it_receives_and_what_it_had(tmp_path: Path) -> None:
+    pem, record = rsa_key()
+    folder = tmp_path / "inbox"
+    store = InboxStore(folder)
+    old = store.add("shop@example.com", ["qa@example.com"], html_message())  # no checks yet
+    checked: list[str] = []
+    arrived = threading.Event()
+
+    def on_checked(msg_id: str) -> None:
+        checked.append(msg_id)
+        arrived.set()
+
+    server = InboxServer(store, on_checked=on_checked)
+    server.set_check_settings(CheckSettings({"s1._domainkey.example.com": record}).to_json())
+    port = server.start()
+    try:
+        raw = signed(html_message(), pem)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.sendmail("shop@example.com", ["qa@example.com"], raw)
+        new = [m.id for m in store.list() if m.id != old.id]
+        assert len(new) == 1
+        for _ in range(60):
+            if {old.id, new[0]} <= set(checked):
+                break
+            arrived.wait(1)
+            arrived.clear()
+        assert {old.id, new[0]} <= set(checked)
+    finally:
+        server.stop()
+    stored = load_checks(folder, new[0])
+    assert stored is not None
+    # what the process wrote is what the checks say of the stored bytes, with the pasted key
+    again = run_local(store.read(new[0]), CheckSettings({"s1._domainkey.example.com": record}))
+    assert stored.badge == badge(again)
+    assert dkim_verdict(stored.report)[0] == "pass"
+    backlog = load_checks(folder, old.id)
+    assert backlog is not None and dkim_verdict(backlog.report)[0] == "none"
+    assert backlog.badge.worst in {s.label for s in Severity}
+    # a deleted message takes its checks with it
+    store.delete(new[0])
+    assert not checks_path(folder, new[0]).exists()
+    assert [m.id for m in store.list()] == [old.id]
+

@@ -1,0 +1,305 @@
+"""The checks in the window: the inbox's badge column and Checks tab on what the real inbox
+process received, going from a finding to its line, the composer's Check (Ctrl+K) on the
+bytes the source shows, the link check against a loopback HTTP server (asked first, single-use
+links skipped), the spam score from a real spamd, pasted DKIM keys."""
+
+from __future__ import annotations
+
+import http.server
+import smtplib
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from mailcore.checks import MessageView, Severity
+from mailgui.model.checks import (
+    PENDING,
+    CheckSettings,
+    badge,
+    dkim_verdict,
+    run_local,
+    summary_line,
+)
+from mailgui.model.source import serialized_draft
+from tests.gui.test_checks_model import HTML, html_message, rsa_key, signed
+from tests.support.gui import fill
+
+
+def deliver(gui, raw: bytes) -> None:  # noqa: ANN001
+    with smtplib.SMTP("127.0.0.1", gui.controller.inbox.port, timeout=10) as smtp:
+        smtp.sendmail("shop@example.com", ["qa@example.com"], raw)
+
+
+def shown_report(qtbot, gui, msg_id: str):  # noqa: ANN001, ANN201
+    """Select the message and wait for its checks in the Checks tab."""
+    inbox = gui.controller.inbox
+    qtbot.waitUntil(lambda: inbox._find_item(msg_id) is not None, timeout=10000)  # noqa: SLF001
+    gui.window.inbox.list.setCurrentItem(inbox._find_item(msg_id))  # noqa: SLF001
+    checks = inbox.checks.checks
+    qtbot.waitUntil(lambda: checks.key == msg_id and checks.report is not None, timeout=60000)
+    return checks.report
+
+
+def test_inbox_badge_and_checks_tab_and_a_finding_goes_to_its_line(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    deliver(gui, html_message())
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=15000)
+    msg_id = inbox.messages[0].id
+    item = inbox._find_item(msg_id)  # noqa: SLF001
+    column = inbox.checks.BADGE_COLUMN
+    # the badge comes once the inbox process has checked the message
+    qtbot.waitUntil(lambda: inbox._find_item(msg_id).text(column) != PENDING.text,  # noqa: SLF001
+                    timeout=60000)
+    expected = run_local(inbox.store.read(msg_id))
+    item = inbox._find_item(msg_id)  # noqa: SLF001
+    assert item.text(column) == badge(expected).text
+    assert summary_line(expected) in item.toolTip(column)
+    assert "DKIM none" in item.toolTip(column)
+
+    report = shown_report(qtbot, gui, msg_id)
+    v = gui.window.inbox
+    assert v.checks.summary.text() == summary_line(report)
+    serious = sum(1 for f in report.findings if f.severity >= Severity.WARNING)
+    assert v.detail.tabText(v.detail.indexOf(v.checks)) == f"Checks ({serious})"
+    assert len(v.checks.finding_items()) == len(report.findings)
+    assert v.checks.clients.topLevelItemCount() == len(
+        report.result("clients").summary["families"])
+
+    # an HTML finding with a line: the HTML source tab, that line
+    qtbot.waitUntil(lambda: inbox._shown is not None, timeout=10000)  # noqa: SLF001
+    html_part = MessageView(inbox.store.read(msg_id)).html_parts[0].section
+    target = next(i for i in v.checks.finding_items()
+                  if (f := v.checks.finding_of(i)).location.part == html_part
+                  and f.location.line and f.location.line > 1)
+    finding = v.checks.finding_of(target)
+    v.detail.setCurrentWidget(v.checks)
+    v.checks.tree.setCurrentItem(target)
+    assert finding.message in v.checks.detail.text() or finding.fix
+    v.checks.go.click()
+    assert v.detail.currentIndex() == 0 and v.body.currentWidget() is v.html_source
+    cursor = v.html_source.textCursor()
+    assert cursor.blockNumber() + 1 == finding.location.line
+    assert cursor.selectedText() == HTML.splitlines()[finding.location.line - 1]
+
+    # a finding on a header the message has: the Headers tab, that header selected
+    names = {name.lower() for name, _value in inbox._shown.headers}  # noqa: SLF001
+    header = next(i for i in v.checks.finding_items()
+                  if v.checks.finding_of(i).location.part == "0"
+                  and (v.checks.finding_of(i).location.element or "").lower() in names)
+    v.detail.setCurrentWidget(v.checks)
+    v.checks.tree.itemActivated.emit(header, 0)
+    assert v.detail.currentIndex() == 1
+    name = v.checks.finding_of(header).location.element.lower()
+    assert v.headers.currentItem().text(0).lower().endswith(name)
+
+def test_composer_check_runs_on_the_bytes_the_source_shows(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui(inbox_port=0)
+    w = gui.window
+    assert w.act_check.shortcut().toString() == "Ctrl+K"
+    fill(gui, to="qa@example.com", subject="Spring sale", body="Spring sale", html=HTML)
+    w.act_check.trigger()
+    composer = gui.checks
+    qtbot.waitUntil(lambda: composer.checks is not None and composer.checks.report is not None,
+                    timeout=60000)
+    report = composer.checks.report
+    assert composer.dialog.isVisible()
+    # the checks of these very bytes: the source pane's serialisation
+    raw = composer._raw  # noqa: SLF001
+    draft = gui.controller.compose.draft
+    again = run_local(serialized_draft(draft, gui.controller.target.current()).getvalue())
+    assert sorted(f.code for f in report.findings) == sorted(f.code for f in again.findings)
+    assert MessageView(raw).html_parts[0].text.replace("\r\n", "\n").strip() == HTML.strip()
+    panel = composer.dialog.panel
+    assert panel.summary.text() == summary_line(report)
+
+    html_part = MessageView(raw).html_parts[0].section
+    target = next(i for i in panel.finding_items()
+                  if panel.finding_of(i).location.part == html_part
+                  and panel.finding_of(i).location.line)
+    line = panel.finding_of(target).location.line
+    panel.tree.itemActivated.emit(target, 0)
+    assert w.compose.tabs.currentWidget() is w.compose.html_page
+    assert w.compose.html.textCursor().blockNumber() + 1 == line
+
+    # Check again after a change: the new bytes are checked
+    w.compose.html.setPlainText("<p>plain</p>")
+    before = composer._generation  # noqa: SLF001
+    composer.dialog.recheck.click()
+    qtbot.waitUntil(lambda: composer._generation > before  # noqa: SLF001
+                    and composer.checks.report is not None
+                    and b"<p>plain</p>" in composer._raw, timeout=60000)  # noqa: SLF001
+
+
+class _Pages(http.server.BaseHTTPRequestHandler):
+    release = threading.Event()  # a /slow page answers once this is set
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if self.path.startswith("/slow"):
+            _Pages.release.wait(20)
+        self.send_response(404 if self.path.startswith("/missing") else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.do_HEAD()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web() -> Iterator[str]:
+    _Pages.release.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        _Pages.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_link_check_asks_first_and_skips_single_use_links(make_gui, qtbot, web) -> None:  # noqa: ANN001
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    page = (f'<p><a href="{web}/ok">ok</a> <a href="{web}/missing">gone</a> '
+            f'<a href="{web}/unsubscribe?token=8f14e45fceea167a5a36dedd4bea2543">stop</a></p>')
+    from mailcore import EmailMultiAlternatives
+    from mailcore.wire import serialize
+
+    msg = EmailMultiAlternatives("Links", "see the links", "shop@example.com",
+                                 ["qa@example.com"])
+    msg.attach_alternative(page, "text/html")
+    deliver(gui, serialize(msg, linesep="\r\n").getvalue())
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=15000)
+    msg_id = inbox.messages[0].id
+    shown_report(qtbot, gui, msg_id)
+    asked: list[list] = []
+
+    def confirm(links: list) -> tuple[bool, bool]:
+        asked.append(links)
+        return True, False  # visit, but not the single-use ones
+
+    checks = inbox.checks.checks
+    checks.confirm_links = confirm
+    panel = gui.window.inbox.checks
+    panel.links.click()
+    qtbot.waitUntil(lambda: checks.report is not None and checks.report.result("links")
+                    is not None, timeout=60000)
+    assert not checks.running and panel.links.isEnabled()
+    links = asked[0]
+    single = [link.url for link in links if link.single_use]
+    assert single == [f"{web}/unsubscribe?token=8f14e45fceea167a5a36dedd4bea2543"]
+    result = checks.report.result("links")
+    assert not result.error, result.error
+    entries = {entry["url"]: entry for entry in result.summary["links"]}
+    visited = {url: e for url, e in entries.items() if e["status"] is not None}
+    assert set(visited) == {link.url for link in links if not link.single_use}
+    assert result.summary["visited"] == len(visited)
+    assert visited[f"{web}/ok"]["status"] == 200
+    assert visited[f"{web}/missing"]["status"] == 404
+    assert result.summary["skipped_single_use"]
+    group = next(panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())
+                 if panel.tree.topLevelItem(i).text(0).startswith("Links"))
+    assert f"{len(visited)} visited" in group.text(0)
+    # the local results stay beside it
+    assert checks.report.result("clients") is not None
+
+
+def test_pasted_dkim_key_makes_a_received_signature_pass(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    pem, record = rsa_key()
+    deliver(gui, signed(html_message(), pem))
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=15000)
+    msg_id = inbox.messages[0].id
+    report = shown_report(qtbot, gui, msg_id)
+    assert dkim_verdict(report)[0] != "pass"  # no key, and DNS is off
+    assert gui.controller.settings.get("checks_dkim_dns") in (None, False)
+
+    inbox.checks.choose_keys = lambda text, dns: (f"s1._domainkey.example.com {record}", False)
+    gui.window.inbox.checks.keys.click()
+    assert gui.controller.settings["checks_dkim_keys"] == {"s1._domainkey.example.com": record}
+    checks = inbox.checks.checks
+    qtbot.waitUntil(lambda: checks.report is not None and dkim_verdict(checks.report)[0]
+                    == "pass", timeout=60000)
+    assert "DKIM: pass" in gui.window.inbox.checks.summary.text()
+    # the composer's check uses the same keys
+    assert CheckSettings.from_settings(gui.controller.settings).dkim_keys == {
+        "s1._domainkey.example.com": record}
+
+
+def test_spam_score_from_a_real_spamd(make_gui, qtbot) -> None:  # noqa: ANN001
+    from mailcore.checks import spam
+
+    if spam.find_spamd() is None:
+        pytest.fail("spamd is not installed (scripts/bootstrap.sh installs it)", pytrace=False)
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    deliver(gui, html_message())
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=15000)
+    shown_report(qtbot, gui, inbox.messages[0].id)
+    checks = inbox.checks.checks
+    panel = gui.window.inbox.checks
+    gui.window.inbox.detail.setCurrentWidget(panel)
+    panel.spam.click()
+    assert panel.progress.isVisible() and panel.cancel.isVisible()
+    qtbot.waitUntil(lambda: checks.report.result("spam") is not None, timeout=180000)
+    result = checks.report.result("spam")
+    assert not result.error, result.error
+    score = result.summary["score"]
+    assert f"Spam: {score:g}" in panel.summary.text()
+    fired = {rule.get("name") for rule in result.summary["rules"]}
+    assert {f.data.get("name") for f in result.findings} <= fired
+    assert not panel.progress.isVisible()
+
+
+def test_link_check_can_be_cancelled(make_gui, qtbot, web) -> None:  # noqa: ANN001
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    from mailcore import EmailMultiAlternatives
+    from mailcore.wire import serialize
+
+    page = "".join(f'<a href="{web}/slow/{i}">page {i}</a> ' for i in range(8))
+    msg = EmailMultiAlternatives("Slow", "slow links", "shop@example.com", ["qa@example.com"])
+    msg.attach_alternative(f"<p>{page}</p>", "text/html")
+    deliver(gui, serialize(msg, linesep="\r\n").getvalue())
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=15000)
+    shown_report(qtbot, gui, inbox.messages[0].id)
+    checks = inbox.checks.checks
+    checks.confirm_links = lambda links: (True, False)
+    panel = gui.window.inbox.checks
+    gui.window.inbox.detail.setCurrentWidget(panel)
+    panel.links.click()
+    qtbot.waitUntil(lambda: checks._cancel is not None, timeout=20000)  # noqa: SLF001 - visiting
+    assert panel.cancel.isVisible() and panel.progress.isVisible()
+    panel.cancel.click()
+    _Pages.release.set()  # the requests under way answer; no new one starts
+    qtbot.waitUntil(lambda: not checks.running, timeout=60000)
+    result = checks.report.result("links")
+    assert result is not None and result.summary["cancelled"] is True
+    assert result.summary["visited"] < result.summary["total"]
+    assert not panel.cancel.isVisible() and panel.links.isEnabled()
+
+
+def test_a_check_that_cannot_run_is_a_line_not_a_crash(qtbot) -> None:  # noqa: ANN001
+    from mailcore.checks import CheckResult, Report
+    from mailgui.views.checks import ChecksPanel
+
+    panel = ChecksPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    local = run_local(html_message())
+    sentence = "SpamAssassin is not installed \u2014 apt install spamassassin spamc"
+    panel.show_report(Report([*local.results, CheckResult("spam", error=sentence)]))
+    assert panel.errors.isVisible() and sentence in panel.errors.text()
+    group = next(panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())
+                 if panel.tree.topLevelItem(i).text(0).startswith("Spam score"))
+    assert group.text(1) == "could not run" and group.toolTip(0) == sentence
+    assert len(panel.finding_items()) == len(local.findings)
