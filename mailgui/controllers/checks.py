@@ -257,7 +257,7 @@ class ChecksController(QObject):
         self.status.emit(failure_sentence(f"run the {check} check", exc))
 
 
-def _signer(profile: Any) -> Any:
+def _signer(profile: Any, secrets: Any = None) -> Any:
     """The profile's DKIM signer, when the DKIM-signing profiles are there (worker side: it
     reads the keyring)."""
     if profile is None:
@@ -267,20 +267,20 @@ def _signer(profile: Any) -> Any:
     except ImportError:
         return None
     try:
-        return signer_for(profile)
+        return signer_for(profile, secrets)
     except Exception:  # noqa: BLE001 - no key: the message is checked unsigned
         return None
 
 
-def check_draft(draft: Any, profile: Any, settings: CheckSettings) -> tuple[bytes, Report,
-                                                                             dict[str, int]]:
+def check_draft(draft: Any, profile: Any, settings: CheckSettings, secrets: Any = None
+                ) -> tuple[bytes, Report, dict[str, int]]:
     """Worker side: the draft's bytes exactly as the source pane shows them, and their local
     checks."""
     from mailgui.model.source import serialized_draft
 
     raw = serialized_draft(draft, profile).getvalue()
     view = MessageView(raw)
-    return raw, run_local(view, settings, signer=_signer(profile)), part_lines(view)
+    return raw, run_local(view, settings, signer=_signer(profile, secrets)), part_lines(view)
 
 
 class ComposerChecks(QObject):
@@ -340,7 +340,8 @@ class ComposerChecks(QObject):
             self.checks.panel.clear(f"Can't check the draft yet: "
                                     f"{describe_error(exc, profile).sentence}")
 
-        self.controller.runner.run(check_draft, draft, profile, self.settings(),
+        secrets = self.controller.passwords.broker.worker_secrets  # the keyring, worker side
+        self.controller.runner.run(check_draft, draft, profile, self.settings(), secrets,
                                    on_done=done, on_error=failed)
 
     def go_to(self, finding: Finding) -> None:
