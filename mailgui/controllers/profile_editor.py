@@ -27,7 +27,7 @@ from mailgui.views.profiles import ProfileDialog
 
 KEYRING_HOLDS_ONE = "A password is saved in the system keyring. Type a new one to replace it."
 KEPT_IN_MEMORY = "Kept in memory until mailgui quits (no secure keyring)."
-NO_DKIM_KEY = "No key yet: generate one, or import a PEM private key."
+NO_DKIM_KEY = "No key yet. Generate one, or import a PEM private key."
 DKIM_NO_KEYRING = ("No secure keyring: a DKIM key can't be kept, so this profile can't sign.")
 
 
@@ -198,7 +198,8 @@ class DKIMSectionController(QObject):
                 self.dialog.show_dkim_state(text, ok=False)
                 self.refresh()
                 if key is not None:  # the key stored before is still the one in use
-                    self.dialog.dkim_state.setText(f"{text} {key_stored(key)}")
+                    self.dialog.dkim_state.setText(
+                        f"{text} The key stored before stays ({key.description}).")
             self.status.emit(text)
 
         self.runner.run(fn, *args, on_done=done, on_error=failed,

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -224,6 +225,13 @@ class ProfileDialog(QDialog):
         names.addWidget(self.dkim_selector)
         self.dkim_state = QLabel("No key yet.")
         self.dkim_state.setWordWrap(True)
+        self.dkim_state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # wrapped, it asks for the height its text needs at the width it gets (a label's own
+        # guess is for a narrower one: a sentence got twice its height, centred in blank)
+        self.dkim_state.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                      QSizePolicy.Policy.Minimum)
+        self.dkim_state.setMinimumWidth(420)
+        self.dkim_state.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         named(self.dkim_state, "DKIM key state")
         self.dkim_generate = QPushButton("&Generate key")
         named(self.dkim_generate, "Generate DKIM key",
@@ -232,9 +240,9 @@ class ProfileDialog(QDialog):
         named(self.dkim_import, "Import DKIM key", "Read a PEM private key from a file")
         key_row = QHBoxLayout()
         key_row.setContentsMargins(0, 0, 0, 0)
-        key_row.addWidget(self.dkim_state, 1)
         key_row.addWidget(self.dkim_generate)
         key_row.addWidget(self.dkim_import)
+        key_row.addStretch(1)
         self.dkim_record_name = QLineEdit()
         self.dkim_record_name.setReadOnly(True)
         named(self.dkim_record_name, "DKIM DNS record name")
@@ -248,8 +256,11 @@ class ProfileDialog(QDialog):
         named(self.dkim_copy_value, "Copy the DKIM record value")
         form = QFormLayout()
         form.addRow(self.dkim_enabled)
-        form.addRow("D&omain:", names)
+        domain_label = QLabel("D&omain:")  # (a row of several widgets gets no buddy itself)
+        domain_label.setBuddy(self.dkim_domain)
+        form.addRow(domain_label, names)
         form.addRow("Key:", key_row)
+        form.addRow("", self.dkim_state)  # its own row: a refusal is a sentence or two
         for label, edit, copy in (("TXT record name:", self.dkim_record_name,
                                    self.dkim_copy_name),
                                   ("TXT record value:", self.dkim_record_value,
@@ -381,6 +392,7 @@ class ProfileDialog(QDialog):
         self.dkim_record_name.setText(name)
         self.dkim_record_name.setPlaceholderText("" if name else "enter a domain and selector")
         self.dkim_record_value.setText(value)
+        self.dkim_record_value.setCursorPosition(0)  # "v=DKIM1; k=rsa; p=..." shows first
         self.dkim_record_value.setToolTip(value)
         self.dkim_record_value.setPlaceholderText("" if value else "generate or import a key")
         self.dkim_copy_name.setEnabled(bool(name))
