@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--key", metavar="PEM", help="client certificate key")
     where.add_argument("--file-path", metavar="DIR", help="folder for --backend file")
 
+    sign = parser.add_argument_group("DKIM signing (the three together)")
+    sign.add_argument("--dkim-key", metavar="PEM", help="sign with this RSA private key")
+    sign.add_argument("--dkim-selector", metavar="NAME",
+                      help="the selector its public key is published under")
+    sign.add_argument("--dkim-domain", metavar="DOMAIN", help="the signing domain (d=)")
+
     out = parser.add_argument_group("output")
     out.add_argument("--dump", action="store_true", help="print the MIME source, send nothing")
     out.add_argument(
@@ -405,6 +411,38 @@ def validate_addresses(msg: Any) -> None:
                 why = exc if isinstance(exc, ValueError) else "Invalid address"
                 raise CLIError(EXIT_MESSAGE, f"{flag} {address!r}: {_one_line(str(why))}"
                                ) from None
+
+
+def dkim_signer(args: argparse.Namespace) -> Any:
+    """``--dkim-key/--dkim-selector/--dkim-domain`` as a DKIMSigner, or None without them."""
+    given = {"--dkim-key": args.dkim_key, "--dkim-selector": args.dkim_selector,
+             "--dkim-domain": args.dkim_domain}
+    if not any(given.values()):
+        return None
+    missing = [flag for flag, value in given.items() if not value]
+    if missing:
+        raise CLIError(EXIT_USAGE, "--dkim-key, --dkim-selector and --dkim-domain go together: "
+                       f"missing {' and '.join(missing)}")
+    try:
+        from mailcore.checks.dkim import DKIMSigner, dns_name
+    except ImportError as exc:
+        raise CLIError(EXIT_USAGE, f"DKIM signing needs {exc.name or exc}: "
+                       "pip install 'mailcore[checks]'") from None
+    try:
+        dns_name(args.dkim_selector, args.dkim_domain)
+    except ValueError as exc:
+        raise CLIError(EXIT_USAGE, _one_line(str(exc))) from None
+    path = args.dkim_key
+    try:
+        key = Path(path).read_bytes()
+    except OSError as exc:
+        raise CLIError(EXIT_MESSAGE, f"cannot read the DKIM key {path}: {_reason(exc)}"
+                       ) from None
+    try:
+        return DKIMSigner(args.dkim_domain, args.dkim_selector, key)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(EXIT_MESSAGE, f"cannot sign with {path}: {_one_line(str(exc))}"
+                       ) from None
 
 
 # -- delivering ----------------------------------------------------------------
@@ -834,10 +872,13 @@ def run(
         load_config(args.config)
         profile = load_profile(args.profile) if args.profile else {}
         msg = compose(args, profile, stdin)
+        signer = dkim_signer(args)
         if args.dump:
             from mailcore.wire import serialize
 
             data = serialize(msg, linesep="\n")
+            if signer is not None:
+                data = signer.sign_serialized(data)
             writing = True
             out = getattr(stdout, "buffer", None)
             for chunk in data.chunks():
@@ -851,6 +892,8 @@ def run(
             raise CLIError(EXIT_USAGE, "nothing to send to: give --to, --cc or --bcc")
         kwargs = connection_kwargs(args, profile, stdin)
         backend_name = kwargs.pop("backend")
+        if signer is not None:
+            kwargs["dkim"] = signer
         if backend_name == "smtp":
             host = kwargs.get("host") or settings.EMAIL_HOST
             where = f"{host}:{kwargs.get('port') or settings.EMAIL_PORT}"

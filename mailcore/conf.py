@@ -64,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     # Allow sending a password over an unencrypted connection to a host that
     # is not on the loopback interface. Off: mailcore refuses, and says why.
     "EMAIL_ALLOW_INSECURE_AUTH": False,
+    "EMAIL_DKIM": None,  # DKIM signing: a DKIMSigner, or {domain, selector, key_file} (or JSON)
 }
 
 # How to read each setting from a MAILCORE_* environment variable.

@@ -19,7 +19,7 @@ class EmailBackend(BaseEmailBackend):
         super().__init__(*args, **kwargs)
 
     def write_message(self, message: Any) -> None:
-        data = serialize(message, linesep="\n")
+        data = self.dkim_sign(serialize(message, linesep="\n"))
         decoder = codecs.getincrementaldecoder(data.charset)()
         for chunk in data.chunks():
             self.stream.write(decoder.decode(chunk))

@@ -75,7 +75,7 @@ class EmailBackend(ConsoleEmailBackend):
 
     def write_message(self, message: Any) -> None:
         write = self.stream.write
-        data = serialize(message, linesep="\n")
+        data = self.dkim_sign(serialize(message, linesep="\n"))
         progress = self.progress
         if progress is None:
             for chunk in data.chunks():
