@@ -633,10 +633,10 @@ def _verify_one(message: dkim.DKIM, index: int, keys: _Keys) -> Verdict:
         return Verdict("permerror", domain, selector, f"the signature can't be checked: {exc}",
                        **details)
     if not ok:
+        signed = ", ".join(dict.fromkeys(details["headers"]))
         return Verdict("fail", domain, selector, "the signature does not match the signed "
-                       "header fields: one of them (" + ", ".join(details["headers"]) +
-                       f") was changed after signing, or the key at {name} is not the one "
-                       "that signed", **details)
+                       f"header fields: one of them ({signed}) was changed after signing, or "
+                       f"the key at {name} is not the one that signed", **details)
     if bits is not None and bits < 1024 and ktag == b"rsa":
         return Verdict("fail", domain, selector, f"the signature is right but its key has only "
                        f"{bits} bits: receivers treat RSA keys under 1024 bits as no signature "
