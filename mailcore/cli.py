@@ -873,6 +873,10 @@ def run(
         profile = load_profile(args.profile) if args.profile else {}
         msg = compose(args, profile, stdin)
         signer = dkim_signer(args)
+        if signer is None and profile.get("dkim_problem"):  # a signing profile without its key
+            raise CLIError(EXIT_USAGE, _one_line(str(profile["dkim_problem"])))
+        if signer is None:
+            signer = profile.get("dkim")  # the profile's signer (mailgui's key in the keyring)
         if args.dump:
             from mailcore.wire import serialize
 

@@ -50,6 +50,17 @@ def load_profile(
         if not password:
             kwargs.pop("password", None)
         result.update(kwargs)
+        if profile.signs:  # the profile signs with DKIM: its key is in the keyring too
+            from mailgui.model.dkim import DKIMUnavailable, signer_for
+
+            try:
+                store = secrets or SecretStore()
+            except KeyringUnavailable:
+                store = None
+            try:
+                result["dkim"] = signer_for(profile, store)
+            except DKIMUnavailable as exc:
+                result["dkim_problem"] = str(exc)
     else:
         result.update(profile.backend_kwargs())
     return result

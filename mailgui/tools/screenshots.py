@@ -211,12 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     # 7. the profile editor
     secure = Profile("Example Mail (STARTTLS)", "smtp", host="smtp.example.com", port=587,
                      security="starttls", username="alice@example.com",
-                     from_email="Alice Martin <alice@example.com>", timeout=30)
+                     from_email="Alice Martin <alice@example.com>", timeout=30,
+                     dkim_enabled=True, dkim_domain="example.com", dkim_selector="s202612")
     c.profile_store.upsert(secure)
     c.target.fill_combo()
     c.target.select(secure.id)
     dialog = c.profiles.open_dialog()
-    dialog.resize(900, 620)
+    dialog.resize(900, 760)  # the DKIM section fits without scrolling
     settle(500)
     save(dialog, out / "profiles.png")
     dialog.close()

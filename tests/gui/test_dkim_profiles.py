@@ -302,3 +302,37 @@ def test_a_signing_profile_without_its_key_sends_nothing_and_keeps_the_draft(  #
         draft = gui.controller.compose.draft
         assert (draft.subject, draft.body) == ("Unsigned", "keep me")
         assert gui.window.compose.subject.text() == "Unsigned"
+
+
+def test_the_mailcore_command_signs_with_a_signing_profile(
+        secrets: SecretStore, paths: AppPaths, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """``mailcore --profile NAME`` takes the profile's DKIM key from the keyring, as the window
+    does; a signing profile without its key is a usage error, not an unsigned send."""
+    import io
+
+    from mailcore import cli
+    from mailgui.model.cli_profiles import load_profile
+
+    profile = signing_profile(paths, 2525)
+    without = load_profile("Signed", paths, secrets)
+    assert "dkim" not in without and "no DKIM key is stored" in without["dkim_problem"]
+    key = dkim.import_key(secrets, profile.id, rsa_pem(tmp_path))
+    loaded = load_profile("Signed", paths, secrets)
+    signer = loaded["dkim"]
+    assert (signer.domain, signer.selector) == ("example.org", "s2026")
+    # the command with that profile: --dump prints the signed bytes
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    args = ["--to", "bob@example.net", "--subject", "Signed", "--body", "hello", "--dump"]
+    # the entry point reads the user's own profiles; here, this test's folder and keyring
+    monkeypatch.setattr(cli, "load_profile", lambda name: load_profile(name, paths, secrets))
+    err = io.StringIO()
+    assert cli.run(["--profile", "Signed", *args], stdout=out, stderr=err) == 0, err.getvalue()
+    out.flush()
+    raw = out.buffer.getvalue()
+    assert raw.startswith(b"DKIM-Signature:")
+    crlf = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert dkimpy.verify(crlf, dnsfunc=lookup("s2026._domainkey.example.org", key.record))
+    dkim.remove_key(secrets, profile.id)
+    err = io.StringIO()
+    assert cli.run(["--profile", "Signed", *args], stdout=io.StringIO(), stderr=err) == 2
+    assert "no DKIM key is stored" in err.getvalue()
