@@ -83,7 +83,7 @@ _TYPES: dict[str, str] = {
     "MANAGERS": "people",
 }
 
-_SECRET_NAMES = frozenset({"EMAIL_HOST_PASSWORD"})
+_SECRET_NAMES = frozenset({"EMAIL_HOST_PASSWORD", "EMAIL_DKIM"})  # EMAIL_DKIM may hold a key
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -175,3 +175,10 @@ def test_password_never_in_repr(monkeypatch):
     assert "hunter2-secret" not in str(settings.as_dict())
     backend = SMTPBackend(username="ann", password="p4ss-w0rd")
     assert "p4ss-w0rd" not in repr(backend)
+
+
+def test_a_dkim_key_in_the_settings_is_never_in_repr():
+    settings.EMAIL_DKIM = {"domain": "example.com", "selector": "s1",
+                           "private_key": "-----BEGIN PRIVATE KEY-----sekrit"}
+    assert "sekrit" not in repr(settings)
+    assert "sekrit" not in str(settings.as_dict())
