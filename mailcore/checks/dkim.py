@@ -557,6 +557,9 @@ def _text(value: bytes | None) -> str:
     return value.decode("ascii", "replace") if value else ""
 
 
+MAX_SIGNATURES = 10  # signatures verified per message; real mail carries one to three
+
+
 def verify(
     raw: bytes,
     *,
@@ -579,7 +582,12 @@ def verify(
     if not count:
         return [Verdict("none", "", "", "the message is not signed")]
     lookup = _Keys(keys, dns, nameserver, timeout)
-    return [_verify_one(message, index, lookup) for index in range(count)]
+    verdicts = [_verify_one(message, index, lookup) for index in range(min(count, MAX_SIGNATURES))]
+    if count > MAX_SIGNATURES:  # a hostile message must not hold the checker for minutes
+        verdicts.append(Verdict("permerror", "", "", f"{count - MAX_SIGNATURES} more "
+                                f"DKIM-Signature headers were not verified (at most "
+                                f"{MAX_SIGNATURES} are)"))
+    return verdicts
 
 
 def _verify_one(message: dkim.DKIM, index: int, keys: _Keys) -> Verdict:
@@ -697,6 +705,7 @@ def _run(view: MessageView, keys: Mapping[str, str] | None, dns: Any, nameserver
     raw = view.raw
     findings: list[Finding] = []
     keys = dict(keys or {})
+    own_key = False  # verified with the signer's own key: says nothing of what is published
     if signer is not None:
         signer = DKIMSigner.from_settings(signer)
         assert signer is not None
@@ -707,11 +716,17 @@ def _run(view: MessageView, keys: Mapping[str, str] | None, dns: Any, nameserver
                                      f"signed: {exc}.", "Give the message a From header.",
                                      element=None))
             return CheckResult(NAME, findings, {"verdicts": [], "signed_here": True})
-        keys[signer.dns_name] = signer.public_record
+        # A pasted record, or DNS when lookups are on, says whether receivers will verify it;
+        # otherwise the signer's own key shows the signature itself is sound.
+        if signer.dns_name not in keys and not (dns or nameserver is not None):
+            keys[signer.dns_name] = signer.public_record
+            own_key = True
     verdicts = verify(raw, keys=keys, dns=dns, nameserver=nameserver, timeout=timeout)
     from_domain = _from_domain(view)
     for v in verdicts:
-        findings.extend(_verdict_findings(v, from_domain))
+        findings.extend(_verdict_findings(v, from_domain, own_key=own_key))
+    if signer is not None:
+        findings.extend(_publication_findings(signer, verdicts, own_key))
     summary = {"verdicts": [v.to_json() for v in verdicts], "from_domain": from_domain,
                "signed_here": signer is not None}
     if signer is not None:
@@ -720,7 +735,28 @@ def _run(view: MessageView, keys: Mapping[str, str] | None, dns: Any, nameserver
     return CheckResult(NAME, findings, summary)
 
 
-def _verdict_findings(v: Verdict, from_domain: str) -> list[Finding]:
+def _publication_findings(signer: DKIMSigner, verdicts: list[Verdict],
+                          own_key: bool) -> list[Finding]:
+    """What the composer's check says of the record receivers will look up."""
+    name, record = signer.dns_name, signer.public_record
+    publish = f"Publish a TXT record at {name} with the value {record}"
+    if own_key:
+        return [_finding(
+            "record-not-checked", Severity.INFO, f"Signed with the profile's key; whether "
+            f"{name} is published with that key was not checked (DNS lookups are off).",
+            f"{publish}, then check again with DNS lookups on.",
+            data={"dns_name": name, "public_record": record})]
+    mine = next((v for v in verdicts if v.dns_name == name), None)
+    if mine is None or mine.result == "pass":
+        return []
+    return [_finding(
+        "record-not-published", Severity.ERROR, f"Receivers can't verify this signature: the "
+        f"record at {name} is missing or is not the profile's key ({mine.reason}).",
+        f"{publish} (or sign with the key whose record is published).",
+        data={"dns_name": name, "public_record": record})]
+
+
+def _verdict_findings(v: Verdict, from_domain: str, *, own_key: bool = False) -> list[Finding]:
     data = v.to_json()
     out: list[Finding] = []
     weak = v.key_bits is not None and v.key_bits < 1024 and v.algorithm.startswith("rsa")
@@ -739,7 +775,8 @@ def _verdict_findings(v: Verdict, from_domain: str) -> list[Finding]:
             "it.", reference=RFC8301, data=data))
     elif v.result == "pass":
         out.append(_finding(
-            "pass", Severity.INFO, f"The DKIM signature of {v.domain} verifies ({v.reason}).",
+            "pass", Severity.INFO, f"The DKIM signature of {v.domain} verifies "
+            f"{'with the profile’s own key' if own_key else f'({v.reason})'}.",
             data=data))
     elif v.result == "fail":
         out.append(_finding(

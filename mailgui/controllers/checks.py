@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QTextCursor
 from PySide6.QtWidgets import QDialog, QPlainTextEdit, QTreeWidgetItem
 
-from mailcore.checks import CheckResult, Finding, MessageView, Report, Severity
+from mailcore.checks import CheckResult, Finding, Location, MessageView, Report, Severity
 from mailgui.jobs import JobRunner, failure_sentence
 from mailgui.model.checks import (
     PENDING,
@@ -257,30 +257,40 @@ class ChecksController(QObject):
         self.status.emit(failure_sentence(f"run the {check} check", exc))
 
 
-def _signer(profile: Any, secrets: Any = None) -> Any:
-    """The profile's DKIM signer, when the DKIM-signing profiles are there (worker side: it
-    reads the keyring)."""
+def _signer(profile: Any, secrets: Any = None) -> tuple[Any, str]:
+    """The profile's DKIM signer (worker side: it reads the keyring), and the sentence saying
+    why a profile that signs can't (no key stored, no keyring): what a send would refuse."""
     if profile is None:
-        return None
+        return None, ""
+    from mailgui.model.dkim import DKIMUnavailable, signer_for
+
     try:
-        from mailgui.model.dkim import signer_for  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        return signer_for(profile, secrets)
-    except Exception:  # noqa: BLE001 - no key: the message is checked unsigned
-        return None
+        return signer_for(profile, secrets), ""
+    except DKIMUnavailable as exc:
+        return None, str(exc)
 
 
 def check_draft(draft: Any, profile: Any, settings: CheckSettings, secrets: Any = None
                 ) -> tuple[bytes, Report, dict[str, int]]:
     """Worker side: the draft's bytes exactly as the source pane shows them, and their local
-    checks."""
+    checks (signed as the profile will sign them; a profile that can't sign is an error
+    finding, as the send would refuse)."""
     from mailgui.model.source import serialized_draft
 
     raw = serialized_draft(draft, profile).getvalue()
     view = MessageView(raw)
-    return raw, run_local(view, settings, signer=_signer(profile, secrets)), part_lines(view)
+    signer, problem = _signer(profile, secrets)
+    report = run_local(view, settings, signer=signer)
+    if problem:
+        dkim = report.result("dkim")
+        if dkim is not None:
+            dkim.findings.insert(0, Finding(
+                "dkim", "dkim.profile-cannot-sign", Severity.ERROR,
+                f"{problem} A send through this profile would send nothing.",
+                "Open Profiles and generate or import the key, or untick “Sign with DKIM”.",
+                Location(part="0", element="DKIM-Signature"),
+                "https://www.rfc-editor.org/rfc/rfc6376"))
+    return raw, report, part_lines(view)
 
 
 class ComposerChecks(QObject):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,7 +68,7 @@ class DKIMUnavailable(RuntimeError):
 class KeyInfo:
     """A private key that can sign: its PEM, its type and size, and its DNS record value."""
 
-    pem: bytes
+    pem: bytes = field(repr=False)  # the private key: never in a repr, log or traceback
     kind: str  # "rsa" (what mailcore signs with)
     bits: int
     record: str  # the TXT record's value: "v=DKIM1; k=rsa; p=MIIB..."

@@ -406,9 +406,24 @@ def test_check_unsigned_signed_and_signed_in_the_composer(keys, dns_server):
     # the composer's draft is not signed yet: signed with the profile's signer and checked
     # with its own key, no DNS
     draft = run(MessageView(raw), signer=signer(keys))
-    assert codes(draft) == ["dkim.pass"]
+    assert codes(draft) == ["dkim.pass", "dkim.record-not-checked"]
+    assert "profile’s own key" in draft.findings[0].message
+    assert "was not checked (DNS lookups are off)" in draft.findings[1].message
+    assert public_record(keys["s1"]) in draft.findings[1].fix
     assert draft.summary["public_record"] == public_record(keys["s1"])
     assert draft.summary["dns_name"] == "s1._domainkey.example.com"
+    # with DNS on, what is published decides: s1 is, so it simply passes ...
+    published = run(MessageView(raw), signer=signer(keys), nameserver=dns_server.address)
+    assert codes(published) == ["dkim.pass"]
+    # ... a selector nobody published fails as receivers would see it, and says what to publish
+    unpublished = DKIMSigner(DOMAIN, "s9", keys["s1"])
+    missing = run(MessageView(raw), signer=unpublished, nameserver=dns_server.address)
+    assert codes(missing, Severity.ERROR) == ["dkim.permerror", "dkim.record-not-published"]
+    assert unpublished.public_record in missing.findings[-1].fix
+    # a record pasted for the selector is used instead of the signer's own key: a wrong one fails
+    wrong = {unpublished.dns_name: public_record(keys["s2"])}
+    pasted = run(MessageView(raw), signer=unpublished, keys=wrong)
+    assert "dkim.record-not-published" in codes(pasted, Severity.ERROR)
 
     no_key = run(MessageView(signer(keys).sign(raw)))
     assert codes(no_key, Severity.WARNING) == ["dkim.no-key"]
@@ -531,3 +546,14 @@ def test_received_message_parses_and_keeps_its_headers(keys, smtp_server):
     assert parsed["Subject"] == msg.subject
     assert len(parsed.get_all("DKIM-Signature")) == 1
     assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == msg.body
+
+
+def test_at_most_ten_signatures_are_verified(keys, dns_server):
+    raw = serialize(make_message()).getvalue()
+    many = raw
+    for _ in range(12):
+        many = signer(keys).sign(many)
+    verdicts = verify(many, nameserver=dns_server.address)
+    assert [v.result for v in verdicts[:10]] == ["pass"] * 10
+    assert len(verdicts) == 11 and verdicts[10].result == "permerror"
+    assert "2 more DKIM-Signature headers were not verified" in verdicts[10].reason

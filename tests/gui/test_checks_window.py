@@ -303,3 +303,35 @@ def test_a_check_that_cannot_run_is_a_line_not_a_crash(qtbot) -> None:  # noqa: 
                  if panel.tree.topLevelItem(i).text(0).startswith("Spam score"))
     assert group.text(1) == "could not run" and group.toolTip(0) == sentence
     assert len(panel.finding_items()) == len(local.findings)
+
+
+def test_composer_check_signs_as_the_profile_will_and_says_when_it_cannot(  # noqa: ANN001
+        make_gui, qtbot, paths, secrets, tmp_path) -> None:
+    """Ctrl+K with a signing profile: without its key, an error (a send would refuse); with it,
+    the signature verifies with the profile's key and the check says the record was not looked
+    up."""
+    from mailgui.model import dkim
+    from tests.gui.test_dkim_profiles import rsa_pem, signing_profile
+
+    profile = signing_profile(paths, 2525)
+    gui = make_gui(secrets, start_inbox=False)
+    gui.controller.target.fill_combo()
+    gui.controller.target.select(profile.id)
+    fill(gui, to="qa@example.com", subject="Signed", body="Spring sale", html=HTML)
+
+    def check() -> list:
+        composer = gui.checks
+        before = composer._generation  # noqa: SLF001
+        gui.window.act_check.trigger()
+        qtbot.waitUntil(lambda: composer._generation > before  # noqa: SLF001
+                        and composer.checks.report is not None, timeout=60000)
+        return composer.checks.report.result("dkim").findings
+
+    findings = check()
+    assert findings[0].code == "dkim.profile-cannot-sign"
+    assert findings[0].severity is Severity.ERROR
+    assert "no DKIM key is stored" in findings[0].message
+    key = dkim.import_key(secrets, profile.id, rsa_pem(tmp_path))
+    findings = check()
+    assert [f.code for f in findings][:2] == ["dkim.pass", "dkim.record-not-checked"]
+    assert key.record in findings[1].fix
