@@ -557,6 +557,38 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class _PrivateAddress(Exception):  # noqa: N818 - a decision, not an error
+    """The host resolves to an address on a private network (not visited unless allowed)."""
+
+
+def is_private_address(address: str) -> bool:
+    """An address on a private or special network: RFC 1918, link-local (169.254/16: cloud
+    metadata), carrier-grade NAT, unique-local and link-local IPv6, multicast, unspecified.
+    Loopback is not: links to this machine's own servers are what a developer tests."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return False
+    return (not ip.is_global or ip.is_multicast or ip.is_unspecified or ip.is_reserved
+            or ip.is_link_local or ip.is_private)
+
+
+def _resolve(host: str, port: int, allow_private: bool) -> tuple[Any, ...]:
+    """The address to connect to (the first of getaddrinfo's); _PrivateAddress if the host
+    resolves to an address on a private network and those are not allowed. The connection is
+    made to this very address, so a second lookup can't send it elsewhere (DNS rebinding)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not allow_private:
+        for info in infos:
+            if is_private_address(str(info[4][0])):
+                raise _PrivateAddress(str(info[4][0]))
+    return infos[0]
+
+
 def _proxy_for(scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None:
     """The proxy the environment names for this scheme and host (never for loopback)."""
     if is_loopback(host):
@@ -628,7 +660,8 @@ class _Checker:
 
     def __init__(self, *, timeout: float, max_redirects: int, deadline_at: float,
                  ssl_context: ssl.SSLContext, watchdog: _Watchdog,
-                 cancel: threading.Event | None) -> None:
+                 cancel: threading.Event | None, allow_private: bool = False) -> None:
+        self.allow_private = allow_private
         self.timeout = timeout
         self.max_redirects = max_redirects
         self.deadline_at = deadline_at
@@ -677,7 +710,21 @@ class _Checker:
             try:
                 if req.killed:
                     raise _Killed(req.killed)
-                conn.connect()
+                if proxy:  # the user's own proxy resolves and connects
+                    conn.connect()
+                else:
+                    family, kind, proto, _, address = _resolve(host, port, self.allow_private)
+                    sock = socket.socket(family, kind, proto)
+                    req.attach(sock)
+                    sock.settimeout(max(limit, 0.001))
+                    try:
+                        sock.connect(address)
+                        if target.scheme == "https":
+                            sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
+                    except BaseException:
+                        sock.close()
+                        raise
+                    conn.sock = sock
                 req.attach(conn.sock)
                 conn.putrequest(method, path, skip_host=bool(proxy and target.scheme == "http"),
                                 skip_accept_encoding=True)
@@ -772,6 +819,15 @@ class _Checker:
                 status, location = self.request(method, target)
             except _Killed as killed:
                 _killed_error(result, str(killed), target.url, self.timeout)
+                return None, None
+            except _PrivateAddress as private:
+                hop = " (reached by a redirect)" if result.redirects else ""
+                result.error = (
+                    f"{target.host} is on a private network ({private}){hop}: not visited, as a "
+                    "message could use links to reach devices and services inside your network."
+                )
+                result.error_code = "private-address"
+                result.visited = bool(result.redirects)
                 return None, None
             except (ConnectionResetError, http.client.RemoteDisconnected,
                     http.client.BadStatusLine) as exc:
@@ -874,6 +930,7 @@ def check_links(
     cancel: threading.Event | None = None,
     deadline: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    allow_private: bool = False,
 ) -> list[LinkResult]:
     """Visit the http(s) links (the network); one result per link, in the order given.
 
@@ -881,7 +938,9 @@ def check_links(
     the whole run (default :data:`DEFAULT_DEADLINE` seconds); links not started by then are
     reported, not visited. ``progress(done, total)`` is called (from a worker thread) after
     each link, the last call being ``(total, total)``. ``cancel`` set: no new request starts
-    and the in-flight ones are closed. ``ssl_context`` replaces the default verifying one."""
+    and the in-flight ones are closed. ``ssl_context`` replaces the default verifying one.
+    Hosts on private networks (see :func:`is_private_address`; loopback is allowed) are not
+    visited, nor followed to, unless ``allow_private``."""
     total = len(links)
     results: list[LinkResult | None] = [None] * total
     start = time.monotonic()
@@ -905,6 +964,7 @@ def check_links(
         checker = _Checker(
             timeout=max(timeout, 0.001), max_redirects=max(max_redirects, 0),
             deadline_at=deadline_at, ssl_context=context, watchdog=watchdog, cancel=cancel,
+            allow_private=allow_private,
         )
 
         def task(index: int) -> None:
@@ -985,6 +1045,8 @@ _ERROR_FIX = {
     "redirect-refused": "Make the server redirect to an https:// page.",
     "redirect-loop": "Fix the server's redirects.",
     "too-many-redirects": "Link to the final address directly.",
+    "private-address": "A link in mail sent to others should be public; to check it from a "
+                       "machine on that network, allow private addresses (--private).",
 }
 _ERROR_REFERENCE = {
     "tls": RFC9110 + "#section-4.3.4",
@@ -1005,7 +1067,8 @@ def _findings_for(result: LinkResult, slow: float) -> list[Finding]:
         return out  # said once for the whole run
     if result.error:
         out.append(_finding(
-            code or "unreachable", Severity.ERROR, result.error,
+            code or "unreachable",
+            Severity.WARNING if code == "private-address" else Severity.ERROR, result.error,
             link, fix=_ERROR_FIX.get(code, ""),
             reference=_ERROR_REFERENCE.get(code, status_reference(result.status)
                                            if result.status else ""),
@@ -1095,6 +1158,7 @@ def run(
     deadline: float | None = None,
     slow: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    allow_private: bool = False,
 ) -> CheckResult:
     """Extract every link and visit the http(s) ones (single-use ones only if asked).
 
@@ -1142,6 +1206,7 @@ def run(
     results = check_links(
         to_visit, timeout=timeout, concurrency=concurrency, max_redirects=max_redirects,
         progress=progress, cancel=cancel, deadline=deadline, ssl_context=ssl_context,
+        allow_private=allow_private,
     )
     by_url = {r.link.url: r for r in results}
     for result in results:

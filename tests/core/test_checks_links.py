@@ -119,6 +119,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._answer(200)
         if route == "/to-file":
             return self._answer(302, "file:///etc/passwd")
+        if route == "/to-metadata":  # a cloud's metadata service, on a link-local address
+            return self._answer(302, "http://169.254.169.254/latest/meta-data/")
         if route == "/to-fifo":
             return self._answer(302, srv.fifo_url)
         if route == "/dir/relative":
@@ -324,6 +326,25 @@ def test_redirect_to_file_is_refused(server):
     assert "refused" in result.error and "file:///etc/passwd" in result.error
     assert result.status == 302 and result.final_url == server.url("/to-file")
     assert result.redirects == [(302, "file:///etc/passwd")]
+
+
+def test_private_networks_are_not_visited_nor_followed_to(server):
+    followed = _check(server.url("/to-metadata"))
+    assert followed.error_code == "private-address"
+    assert "169.254.169.254 is on a private network" in followed.error
+    assert followed.redirects == [(302, "http://169.254.169.254/latest/meta-data/")]
+    for url in ("http://10.1.2.3/reboot?now=1", "http://192.168.1.1/", "http://[fd00::1]/",
+                "http://[::ffff:172.16.0.9]/", "http://0.0.0.0/"):
+        direct = _check(url)
+        assert (direct.error_code, direct.visited) == ("private-address", False), url
+    # allowed, the request is made (whatever answers there, or fails to connect)
+    allowed = _check("http://10.1.2.3/", timeout=1, allow_private=True)
+    assert allowed.error_code != "private-address" and allowed.visited
+    # loopback is this machine's own servers: visited
+    assert _check(server.url("/ok")).status == 200
+    assert not L.is_private_address("127.0.0.1") and not L.is_private_address("::1")
+    assert not L.is_private_address("93.184.215.14")
+    assert L.is_private_address("100.64.0.1") and L.is_private_address("fe80::1")
 
 
 def test_redirect_to_file_never_opens_it(server, tmp_path):
