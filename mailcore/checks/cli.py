@@ -17,6 +17,7 @@ Nothing leaves the computer unless ``--links``, ``--dns`` or ``--nameserver`` is
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -53,11 +54,20 @@ def _host_port(text: str, default_port: int) -> tuple[str, int]:
 
 
 def _dkim_record(text: str) -> tuple[str, str]:
+    example = "e.g. 's1._domainkey.example.com=v=DKIM1; k=rsa; p=MIIB...'"
     name, sep, record = text.partition("=")
     if not sep or "._domainkey." not in name or "p=" not in record:
+        raise argparse.ArgumentTypeError(f"give NAME=RECORD, {example}")
+    tags = dict(t.strip().partition("=")[::2] for t in record.split(";") if "=" in t)
+    key = "".join(tags.get("p", "").split())
+    try:
+        if not key or len(base64.b64decode(key, validate=True)) < 64:
+            raise ValueError
+    except ValueError:
         raise argparse.ArgumentTypeError(
-            "give NAME=RECORD, e.g. 's1._domainkey.example.com=v=DKIM1; k=rsa; p=MIIB...'"
-        )
+            f"the p= of the record for {name.strip()} is not a base64 public key; paste the "
+            f"whole TXT record, {example}"
+        ) from None
     return name.strip().lower().rstrip("."), record.strip()
 
 
@@ -80,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single-use", action="store_true",
                    help="with --links, also visit links that look single-use (unsubscribe, "
                    "confirm, tokens)")
+    p.add_argument("--private", action="store_true",
+                   help="with --links, also visit hosts on private networks (10/8, 192.168/16, "
+                   "169.254/16 ...)")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                    help="per-link timeout for --links (default 10)")
     p.add_argument("--spam", action="store_true",
@@ -110,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, Any]]]:
     if args.checks:
         names = [n.strip() for n in args.checks.split(",") if n.strip()]
+        if not names:
+            raise _Usage(f"--checks names no check; the checks are {', '.join(CHECKS)}")
         unknown = [n for n in names if n not in CHECKS]
         if unknown:
             raise _Usage(f"unknown check {unknown[0]!r}; the checks are {', '.join(CHECKS)}")
@@ -119,7 +134,8 @@ def _options(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, A
     if args.links and "links" not in names:
         names.append("links")
     if "links" in names:
-        options["links"].update(timeout=args.timeout, include_single_use=args.single_use)
+        options["links"].update(timeout=args.timeout, include_single_use=args.single_use,
+                                allow_private=args.private)
     if args.spam or args.spamd:
         if "spam" not in names:
             names.append("spam")
@@ -159,6 +175,34 @@ def _read(name: str, stdin: TextIO) -> bytes:
         raise _Usage(f"{name}: no such file") from None
     except OSError as exc:
         raise _Usage(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+_LOG_SEPARATOR = b"-" * 79  # what the file backend writes after each message, as Django's
+
+
+def _split_log(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    """A file backend's ``.log`` holds messages each followed by a line of 79 dashes: checked
+    one by one (``name#2`` for the second), without the separator that is no part of them."""
+    lines = data.split(b"\n")
+    if not any(line.rstrip(b"\r") == _LOG_SEPARATOR for line in lines):
+        return [(name, data)]
+    out: list[bytes] = []
+    current: list[bytes] = []
+    for line in lines:
+        if line.rstrip(b"\r") == _LOG_SEPARATOR:
+            # the backend writes "\n" + dashes after the message's own last line end
+            if current and current[-1] == b"":
+                current.pop()
+            out.append(b"\n".join(current) + b"\n")
+            current = []
+        else:
+            current.append(line)
+    rest = b"\n".join(current).strip()
+    if rest:
+        out.append(rest + b"\n")
+    if len(out) == 1:
+        return [(name, out[0])]
+    return [(f"{name}#{i}", message) for i, message in enumerate(out, 1)]
 
 
 # -- text output ------------------------------------------------------------------------------
@@ -213,7 +257,9 @@ SUMMARY_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
 def format_report(name: str, report: Report, out: TextIO) -> None:
     counts = report.counts()
     total = sum(counts.values())
-    head = ", ".join(f"{n} {label}" for label, n in reversed(counts.items()) if n) or "no findings"
+    unable = [r.check for r in report.results if r.error]
+    head = ", ".join(f"{n} {label}" for label, n in reversed(counts.items()) if n) or (
+        "no findings" if not unable else "no findings from the checks that ran")
     out.write(f"{name}: {head}\n")
     for result in report.results:
         if result.error:
@@ -266,7 +312,8 @@ def run(
         return EXIT_USAGE
     code = EXIT_CLEAN
     reports = []
-    for name, raw in messages:
+    each = [piece for file, data in messages for piece in _split_log(file, data)]
+    for name, raw in each:
         view = MessageView(raw)
         report = Report([run_check(n, view, **options.get(n, {})) for n in names])
         reports.append((name, report))

@@ -184,3 +184,33 @@ def test_families_and_a_closed_pipe(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_a_file_backend_log_is_checked_message_by_message(tmp_path: Path) -> None:
+    """The file backend appends each message and a line of 79 dashes to one .log: each message
+    is checked on its own, and the dashes are no part of what was signed."""
+    signer = dkim.DKIMSigner("example.com", "s1", KEY)
+    out = tmp_path / "out"
+    connection = mailcore.get_connection("file", file_path=str(out), dkim=signer)
+    messages = [
+        mailcore.EmailMessage(f"Note {i}", f"Body {i}\n", "a@example.com", ["b@example.org"],
+                              headers={"Message-ID": mailcore.make_msgid(domain="example.com")})
+        for i in (1, 2)
+    ]
+    assert connection.send_messages(messages) == 2
+    (log,) = out.iterdir()
+    code, text, err = run("--json", "--checks", "dkim", "--dkim-record", RECORD, str(log))
+    data = json.loads(text)
+    assert [d["file"] for d in data] == [f"{log}#1", f"{log}#2"]
+    for report in data:
+        (result,) = report["results"]
+        assert [v["result"] for v in result["summary"]["verdicts"]] == ["pass"], err
+
+
+def test_a_pasted_record_that_is_not_a_key_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(clean_message())
+    code, _, err = run("--dkim-record", "s1._domainkey.example.com=v=DKIM1; p=abc", str(path))
+    assert code == 2 and "is not a base64 public key" in err
+    code, _, err = run("--checks", ",", str(path))
+    assert code == 2 and "names no check" in err
