@@ -65,6 +65,10 @@ DEFAULTS: dict[str, Any] = {
     # is not on the loopback interface. Off: mailcore refuses, and says why.
     "EMAIL_ALLOW_INSECURE_AUTH": False,
     "EMAIL_DKIM": None,  # DKIM signing: a DKIMSigner, or {domain, selector, key_file} (or JSON)
+    # An OAuth 2.0 access token for SMTP AUTH (XOAUTH2 / OAUTHBEARER) with EMAIL_HOST_USER,
+    # instead of EMAIL_HOST_PASSWORD. A static token: it expires (pass oauth_token= a callable
+    # to the backend to refresh it).
+    "EMAIL_OAUTH_TOKEN": "",
 }
 
 # How to read each setting from a MAILCORE_* environment variable.
@@ -83,7 +87,8 @@ _TYPES: dict[str, str] = {
     "MANAGERS": "people",
 }
 
-_SECRET_NAMES = frozenset({"EMAIL_HOST_PASSWORD", "EMAIL_DKIM"})  # EMAIL_DKIM may hold a key
+# EMAIL_DKIM may hold a key
+_SECRET_NAMES = frozenset({"EMAIL_HOST_PASSWORD", "EMAIL_DKIM", "EMAIL_OAUTH_TOKEN"})
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -23,6 +23,10 @@ smtplib.SMTPServerDisconnected`` (every error after which the connection is clos
 ``SMTPStartTLSNotSupportedError``  the server does not offer STARTTLS
 ``SMTPStartTLSRefusedError``       the server answered STARTTLS with an error (454, 501...)
 ``SMTPAuthNotSupportedError``      no AUTH, or no mechanism mailcore knows, on this connection
+``SMTPOAuthTokenError``            the server refused the OAuth 2.0 access token (``status``,
+                                   ``expired``: refresh it and try once more)
+``SMTPUTF8RequiredError``          an address needs SMTPUTF8 and the server does not offer it
+                                   (nothing was sent)
 ``SMTPMessageTooLargeError``       552 to MAIL: the message is too big (``size``, ``limit``)
 ``SMTPMessageRefusedError``        DATA, or the end of the content, refused (``command`` says which)
 ``CertificateHostnameError``       the certificate is trusted but for other names (``names``)
@@ -72,6 +76,7 @@ __all__ = [
     "SMTPConnectionLostError",
     "SMTPMessageRefusedError",
     "SMTPMessageTooLargeError",
+    "SMTPOAuthTokenError",
     "SMTPReplyLineTooLongError",
     "SMTPReplyTimeoutError",
     "SMTPReplyTooLargeError",
@@ -81,6 +86,7 @@ __all__ = [
     "SMTPStartTLSNotSupportedError",
     "SMTPStartTLSRefusedError",
     "SMTPTimeoutError",
+    "SMTPUTF8RequiredError",
     "SMTPWriteTimeoutError",
     "Stage",
     "TLSFileError",
@@ -223,6 +229,58 @@ class SMTPAuthNotSupportedError(smtplib.SMTPNotSupportedError):
         super().__init__(message)
         self.mechanisms = tuple(mechanisms)
         self.starttls_offered = starttls_offered
+
+
+class SMTPOAuthTokenError(smtplib.SMTPAuthenticationError):
+    """The server refused the OAuth 2.0 access token sent with XOAUTH2 or OAUTHBEARER (RFC
+    7628). ``smtp_code``/``smtp_error`` are the server's final reply; ``mechanism`` is the
+    mechanism used; ``status``, ``scope`` and ``schemes`` come from the server's JSON error
+    challenge ("" when it sent none): ``status`` is "invalid_token", "insufficient_scope"
+    (RFC 6750) or an HTTP status such as "401" (Google, Microsoft). ``expired`` is True when
+    the token itself was refused (invalid_token / 401): a caller that can get a fresh token
+    should do so and try once more. The token is never part of the exception."""
+
+    def __init__(
+        self, code: int = 535, msg: bytes | str = b"", *, mechanism: str = "",
+        status: str = "", scope: str = "", schemes: str = "", sentence: str = "",
+    ) -> None:
+        super().__init__(code, msg)
+        self.mechanism = mechanism
+        self.status = status
+        self.scope = scope
+        self.schemes = schemes
+        self.sentence = sentence
+
+    @property
+    def expired(self) -> bool:
+        return self.status.strip().lower() in _OAUTH_TOKEN_REFUSED or (
+            not self.status and self.smtp_code == 535)
+
+    def __str__(self) -> str:
+        text = self.smtp_error.decode("utf-8", "replace") if isinstance(
+            self.smtp_error, bytes) else str(self.smtp_error)
+        reply = " ".join(f"{self.smtp_code} {text}".split())
+        return f"{self.sentence} ({reply})" if self.sentence else reply
+
+
+# The JSON error statuses (RFC 7628 section 3.2.2) that say the token itself was refused.
+_OAUTH_TOKEN_REFUSED = frozenset({"invalid_token", "401"})
+
+
+class SMTPUTF8RequiredError(smtplib.SMTPNotSupportedError):
+    """An envelope address has a non-ASCII local part, which only SMTPUTF8 (RFC 6531) can
+    carry, and the server (``server``, "host:port") does not offer it. Raised before MAIL
+    is sent: nothing of the message went out. ``address`` is the address, ``role`` "sender"
+    or "recipient". An :class:`smtplib.SMTPNotSupportedError`, which is what smtplib raises
+    when SMTPUTF8 is asked of a server without it, so ``except smtplib.SMTPException``
+    catches it."""
+
+    def __init__(self, message: str = "SMTPUTF8 not supported by server", *,
+                 address: str = "", server: str = "", role: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+        self.server = server
+        self.role = role
 
 
 class SMTPMessageTooLargeError(smtplib.SMTPDataError, smtplib.SMTPSenderRefused):
@@ -436,12 +494,17 @@ class Failure:
     * ``reason``: one short word of what exactly: ssl's reason (TLS kinds), the errno's name
       (network kinds, "ECONNRESET"), "connect" / "reply" / "write" (TIMEOUT), "line" /
       "lines" / "bytes" (REPLY_TOO_LONG), the TLSFileError's problem (TLS_FILE), the codec
-      (ENCODING);
+      (ENCODING), "token_expired" / "token_refused" (AUTH with an OAuth 2.0 token,
+      :class:`SMTPOAuthTokenError`: refresh the token and retry once on "token_expired"),
+      "smtputf8" (NOT_SUPPORTED: :class:`SMTPUTF8RequiredError`);
+    * ``address``: the address that needs SMTPUTF8 (NOT_SUPPORTED, "smtputf8"; ``hostname``
+      is then the server, "host:port");
     * ``size``, ``limit``: the message's size and the server's SIZE (MESSAGE_TOO_LARGE);
       ``limit`` is also the client's limit that a reply went over (REPLY_TOO_LONG);
     * ``timeout``, ``received``: the timeout in seconds and the bytes of the unfinished
       reply that had come (TIMEOUT);
-    * ``mechanisms``, ``starttls_offered``: what the server offers (AUTH_UNAVAILABLE);
+    * ``mechanisms``, ``starttls_offered``: what the server offers (AUTH_UNAVAILABLE); the
+      OAuth mechanism used (AUTH, "token_*");
     * ``path``: the file (LOCAL_FILE, FILE_CHANGED, TLS_FILE);
     * ``exception``: the exception that decided the kind (the one given, or the one it was
       raised from), for its own words (``str()``) in a detail line.
@@ -465,6 +528,7 @@ class Failure:
     mechanisms: tuple[str, ...] = ()
     starttls_offered: bool = False
     path: str = ""
+    address: str = ""
     exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -571,6 +635,10 @@ def _classify_smtp(exc: smtplib.SMTPException) -> Failure:
                        starttls_offered=exc.starttls_offered, exception=exc)
     if isinstance(exc, InsecureAuthError):
         return Failure(Kind.INSECURE_AUTH, Stage.AUTH, exception=exc)
+    if isinstance(exc, SMTPOAuthTokenError):
+        return _reply(Kind.AUTH, exc, Stage.AUTH,
+                      reason="token_expired" if exc.expired else "token_refused",
+                      mechanisms=(exc.mechanism,) if exc.mechanism else ())
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return _reply(Kind.AUTH, exc, Stage.AUTH)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -594,6 +662,9 @@ def _classify_smtp(exc: smtplib.SMTPException) -> Failure:
         return _reply(kind, exc, Stage.GREETING)
     if isinstance(exc, smtplib.SMTPHeloError):
         return _reply(Kind.SERVER_ERROR, exc, Stage.EHLO)
+    if isinstance(exc, SMTPUTF8RequiredError):
+        return Failure(Kind.NOT_SUPPORTED, Stage.MAIL, reason="smtputf8", address=exc.address,
+                       hostname=exc.server, exception=exc)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return Failure(Kind.NOT_SUPPORTED, stage, exception=exc)
     if isinstance(exc, smtplib.SMTPResponseException):

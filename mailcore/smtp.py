@@ -35,6 +35,7 @@ import contextlib
 import hmac
 import io
 import ipaddress
+import json
 import logging
 import re
 import smtplib
@@ -54,6 +55,7 @@ from mailcore.errors import (
     SMTPConnectTimeoutError,
     SMTPMessageRefusedError,
     SMTPMessageTooLargeError,
+    SMTPOAuthTokenError,
     SMTPReplyLineTooLongError,
     SMTPReplyTimeoutError,
     SMTPReplyTooLargeError,
@@ -62,11 +64,13 @@ from mailcore.errors import (
     SMTPStartTLSNotSupportedError,
     SMTPStartTLSRefusedError,
     SMTPTimeoutError,
+    SMTPUTF8RequiredError,
     SMTPWriteTimeoutError,
 )
 from mailcore.wire import Serialized
 
 __all__ = [
+    "LMTP",
     "SMTP",
     "SMTP_SSL",
     "AbortHandle",
@@ -236,6 +240,13 @@ def is_simple_address(addr: str) -> bool:
     return len(addr) <= 254 and _SIMPLE_ADDRESS.match(addr) is not None
 
 
+def is_8bit(data: Serialized) -> bool:
+    """True if the message has a byte outside ASCII (an 8bit part, or UTF-8 headers): then
+    MAIL says ``BODY=8BITMIME`` to a server that offers it. Base64 bodies are ASCII and are
+    not read."""
+    return any(isinstance(piece, bytes) and not piece.isascii() for piece in data.pieces)
+
+
 def quoteaddr(addr: str) -> str:
     """``smtplib.quoteaddr``, without the parser for the common case."""
     if is_simple_address(addr):
@@ -369,6 +380,83 @@ def certificate_names(der: bytes) -> list[str]:
         return names
     except (ValueError, IndexError, StopIteration):  # UnicodeDecodeError is a ValueError
         return []
+
+
+PASSWORD_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
+OAUTH_MECHANISMS = ("OAUTHBEARER", "XOAUTH2")  # in order of preference
+AUTH_MECHANISMS = PASSWORD_MECHANISMS + OAUTH_MECHANISMS
+
+
+def _saslname(user: str) -> str:
+    """RFC 5801's saslname for the GS2 header's authzid: "," and "=" escaped."""
+    return user.replace("=", "=3D").replace(",", "=2C")
+
+
+class _OAuthExchange:
+    """The client's side of one XOAUTH2 or OAUTHBEARER exchange (an smtplib authobject):
+    the initial response, then, to a JSON error challenge, the response that ends it."""
+
+    def __init__(self, mechanism: str, user: str, secret: str) -> None:
+        self.mechanism = mechanism
+        self.user = user
+        self.secret = secret
+        self.sent = False
+        self.challenge: dict[str, Any] | None = None  # the server's JSON error, decoded
+
+    def __repr__(self) -> str:
+        return f"<OAuth {self.mechanism} exchange for {self.user!r}>"
+
+    def __call__(self, challenge: bytes | None = None) -> str:
+        if not self.sent:  # the initial response (sent with AUTH, or after an empty 334)
+            self.sent = True
+            if self.mechanism == "OAUTHBEARER":  # RFC 7628 section 3.1
+                return f"n,a={_saslname(self.user)},\x01auth=Bearer {self.secret}\x01\x01"
+            return f"user={self.user}\x01auth=Bearer {self.secret}\x01\x01"
+        self.challenge = _decode_oauth_error(challenge or b"")
+        # RFC 7628 section 3.2.3: a dummy %x01 ends the exchange; XOAUTH2 takes an empty line.
+        return "\x01" if self.mechanism == "OAUTHBEARER" else ""
+
+    def error(self, code: int, resp: bytes) -> SMTPOAuthTokenError:
+        """The exception for the server's final refusal (the token scrubbed from its reply)."""
+        if self.secret and isinstance(resp, bytes):
+            resp = resp.replace(self.secret.encode("utf-8"), REDACTED.encode("ascii"))
+        info = self.challenge or {}
+        status = str(info.get("status", "") or "")
+        scope = str(info.get("scope", "") or "")
+        schemes = str(info.get("schemes", "") or "")
+        return SMTPOAuthTokenError(
+            code, resp, mechanism=self.mechanism, status=status, scope=scope, schemes=schemes,
+            sentence=_oauth_sentence(self.mechanism, status, scope, schemes, code))
+
+
+def _decode_oauth_error(challenge: bytes) -> dict[str, Any]:
+    """The JSON object of an RFC 7628 error challenge ({} if it is not one). ``challenge`` is
+    already base64-decoded (by ``auth()``)."""
+    try:
+        value = json.loads(challenge.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _oauth_sentence(mechanism: str, status: str, scope: str, schemes: str, code: int) -> str:
+    word = status.strip().lower()
+    if word in ("invalid_token", "401"):
+        sentence = "the server refused the access token: it has expired or was revoked"
+    elif word in ("insufficient_scope", "403"):
+        sentence = "the access token does not allow sending mail"
+    elif word in ("invalid_request", "400"):
+        sentence = "the server refused the OAuth 2.0 login as malformed"
+    elif status:
+        sentence = "the server refused the access token"
+    else:
+        sentence = f"the server refused the access token ({mechanism}, no reason given)"
+    details = [f"status {status}"] if status else []
+    if scope:
+        details.append(f"scope {scope}")
+    if schemes:
+        details.append(f"schemes {schemes}")
+    return sentence + (f" ({', '.join(details)})" if details else "")
 
 
 class _Transcribing:
@@ -505,7 +593,7 @@ class _Transcribing:
         if self.sock is None:  # type: ignore[attr-defined]
             raise self._not_connected()
         if self._observed():
-            text = s.decode("ascii", "replace") if isinstance(s, bytes) else str(s)
+            text = s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s)
             for line in text.rstrip("\r\n").split("\r\n"):
                 upper = line.upper()
                 if upper.startswith("AUTH "):
@@ -719,10 +807,9 @@ class _Transcribing:
         password = self.password.encode("utf-8")  # type: ignore[attr-defined]
         return self.user + " " + hmac.HMAC(password, challenge, "md5").hexdigest()  # type: ignore[attr-defined]
 
-    def login(self, user: str, password: str, *, initial_response_ok: bool = True) -> Any:
-        """``smtplib.SMTP.login``, then an ``"auth"`` transcript event naming the user and
-        the mechanism that succeeded (never the password)."""
-        self._auth_mechanism = None
+    def _offered_mechanisms(self) -> tuple[list[str], bool]:
+        """The AUTH mechanisms the server offers (upper case) and whether STARTTLS would
+        help; :class:`SMTPAuthNotSupportedError` if it offers no AUTH at all."""
         self.ehlo_or_helo_if_needed()  # type: ignore[attr-defined]
         # smtplib's own checks, with errors that say what is missing (and whether STARTTLS
         # would help: many servers offer AUTH only after it).
@@ -733,25 +820,117 @@ class _Transcribing:
                 "SMTP AUTH extension not supported by server."
                 + (" It offers STARTTLS: AUTH may come after it." if starttls_offered else ""),
                 starttls_offered=starttls_offered)
-        offered = self.esmtp_features["auth"].split()  # type: ignore[attr-defined]
-        if not any(mechanism in offered for mechanism in ("CRAM-MD5", "PLAIN", "LOGIN")):
+        offered = self.esmtp_features["auth"].upper().split()  # type: ignore[attr-defined]
+        return offered, starttls_offered
+
+    def _forced(self, mechanism: str, offered: list[str], starttls_offered: bool,
+                known: Sequence[str]) -> str:
+        mechanism = mechanism.upper()
+        if mechanism not in known:
+            raise ValueError(f"unknown AUTH mechanism {mechanism!r} (mailcore knows "
+                             f"{', '.join(known)})")
+        if mechanism not in offered:
+            raise SMTPAuthNotSupportedError(
+                f"The server does not offer AUTH {mechanism}: it offers "
+                f"{' '.join(offered) or 'no mechanism'}."
+                + (" It offers STARTTLS: more may come after it." if starttls_offered else ""),
+                mechanisms=offered, starttls_offered=starttls_offered)
+        return mechanism
+
+    def login(self, user: str, password: str, *, initial_response_ok: bool = True,
+              mechanism: str | None = None) -> Any:
+        """``smtplib.SMTP.login``, then an ``"auth"`` transcript event naming the user and
+        the mechanism that succeeded (never the password).
+
+        ``mechanism`` ("PLAIN", "LOGIN" or "CRAM-MD5") forces that one mechanism instead of
+        trying each the server offers; :class:`SMTPAuthNotSupportedError` (naming what the
+        server offers) if it is not offered."""
+        self._auth_mechanism = None
+        offered, starttls_offered = self._offered_mechanisms()
+        if mechanism is not None:
+            mechanism = self._forced(mechanism, offered, starttls_offered, PASSWORD_MECHANISMS)
+        elif not any(name in offered for name in PASSWORD_MECHANISMS):
+            oauth = [name for name in OAUTH_MECHANISMS if name in offered]
+            hint = (f" It offers {' and '.join(oauth)}: log in with an OAuth 2.0 access token."
+                    if oauth else "")
             raise SMTPAuthNotSupportedError(
                 "No suitable authentication method found (the server offers "
-                f"{' '.join(offered) or 'none'}; mailcore knows CRAM-MD5, PLAIN and LOGIN).",
+                f"{' '.join(offered) or 'none'}; mailcore knows CRAM-MD5, PLAIN and LOGIN "
+                f"for a password).{hint}",
                 mechanisms=offered, starttls_offered=starttls_offered)
         self._credentials_refused: smtplib.SMTPAuthenticationError | None = None
         try:
-            result = super().login(  # type: ignore[misc]
-                user, password, initial_response_ok=initial_response_ok
-            )
+            if mechanism is None:
+                result = super().login(  # type: ignore[misc]
+                    user, password, initial_response_ok=initial_response_ok
+                )
+            else:
+                self.user, self.password = user, password
+                method = getattr(self, "auth_" + mechanism.lower().replace("-", "_"))
+                result = self.auth(mechanism, method, initial_response_ok=initial_response_ok)
         finally:
             self._credentials_refused = None
+        self._note_login(user, result)
+        return result
+
+    def _note_login(self, user: str, result: Any) -> None:
         code = result[0] if isinstance(result, tuple) and result else None
         if self._observed():
             # 503 ("already authenticated") names no mechanism of this login.
             mechanism = self._auth_mechanism if code == 235 else None
             how = f" ({mechanism})" if mechanism else ""
             self._note("auth", f"authenticated as {user}{how}")
+
+    def login_oauth(
+        self,
+        user: str,
+        token: str | Callable[[], str],
+        *,
+        mechanism: str | None = None,
+        initial_response_ok: bool = True,
+    ) -> tuple[int, bytes]:
+        """Log in with an OAuth 2.0 access token: SASL OAUTHBEARER (RFC 7628) if the server
+        offers it, else XOAUTH2 (Google's and Microsoft's), or ``mechanism`` if given.
+
+        ``user`` is the mailbox the token is for; ``token`` the access token, or a callable
+        returning one, called here, just before AUTH (so it can refresh). The token is never
+        kept on the connection, shown in the transcript or put in an exception.
+
+        Raises :class:`SMTPAuthNotSupportedError` if the server offers neither mechanism (or
+        not ``mechanism``), and :class:`SMTPOAuthTokenError` (an SMTPAuthenticationError) if it
+        refuses the token: its JSON error challenge (RFC 7628 section 3.2.2) is decoded into
+        ``status``, ``scope``, ``schemes`` and the sentence, and the exchange is finished as
+        the RFC asks (an empty response for XOAUTH2, ``%x01`` for OAUTHBEARER). ``expired`` on
+        it says to refresh the token and try once more."""
+        self._auth_mechanism = None
+        offered, starttls_offered = self._offered_mechanisms()
+        if mechanism is not None:
+            mechanism = self._forced(mechanism, offered, starttls_offered, OAUTH_MECHANISMS)
+        else:
+            mechanism = next((name for name in OAUTH_MECHANISMS if name in offered), None)
+            if mechanism is None:
+                raise SMTPAuthNotSupportedError(
+                    "The server offers no OAuth 2.0 login (XOAUTH2 or OAUTHBEARER): it offers "
+                    f"{' '.join(offered) or 'no mechanism'}."
+                    + (" It offers STARTTLS: more may come after it." if starttls_offered
+                       else ""),
+                    mechanisms=offered, starttls_offered=starttls_offered)
+        secret = token() if callable(token) else token
+        if not isinstance(secret, str) or not secret:
+            raise ValueError("the OAuth 2.0 access token must be a non-empty str")
+        if any(c in secret for c in "\x01\r\n"):
+            raise ValueError("the OAuth 2.0 access token holds a control character")
+        exchange = _OAuthExchange(mechanism, user, secret)
+        try:
+            result = self.auth(mechanism, exchange, initial_response_ok=initial_response_ok)
+        except smtplib.SMTPAuthenticationError as exc:
+            error = exchange.error(exc.smtp_code, exc.smtp_error)
+            if self._observed():
+                self._note("info", error.sentence)
+            raise error from None
+        finally:
+            secret = exchange.secret = ""
+        self._note_login(user, result)
         return result
 
     def ehlo(self, name: str = "") -> tuple[int, bytes]:
@@ -843,21 +1022,51 @@ class _Transcribing:
         self.ehlo_or_helo_if_needed()
         mail_options = list(mail_options)
         rcpt_options = list(rcpt_options)
+        to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        esmtp = bool(self.does_esmtp)
+        ascii_only = from_addr.isascii() and all(a.isascii() for a in to_addrs)
+        asked = any(x.lower() == "smtputf8" for x in mail_options)
+        if asked or not ascii_only:  # RFC 6531: the addresses (and headers) are UTF-8
+            if not (esmtp and self.has_extn("smtputf8")):
+                for role, addr in (("sender", from_addr), *(("recipient", a) for a in to_addrs)):
+                    if not addr.isascii():
+                        raise self._utf8_required(addr, role)
+                raise SMTPUTF8RequiredError(
+                    f"SMTPUTF8 was asked for, and the server {self._server_name()} does not "
+                    "offer it: nothing was sent", server=self._server_name())
+            if not asked:
+                mail_options.append("SMTPUTF8")
+            self.command_encoding = "utf-8"
+        if (esmtp and self.has_extn("8bitmime") and is_8bit(data)
+                and not any(x.upper().startswith("BODY=") for x in mail_options)):
+            mail_options.append("BODY=8BITMIME")  # RFC 6152
         esmtp_opts = []
-        if self.does_esmtp and self.has_extn("size"):
+        if esmtp and self.has_extn("size"):
             esmtp_opts.append("size=%d" % data.size)
-        if self.does_esmtp:  # as smtplib: a HELO-only server gets no ESMTP options
+        if esmtp:  # as smtplib: a HELO-only server gets no ESMTP options
             esmtp_opts.extend(mail_options)
         else:
             rcpt_options = []
-        if any(x.lower() == "smtputf8" for x in mail_options):
-            if not self.has_extn("smtputf8"):
-                raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
-            self.command_encoding = "utf-8"
-        to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
         commands = ["mail FROM:%s%s" % (quoteaddr(from_addr), _options(esmtp_opts))]
         commands += ["rcpt TO:%s%s" % (quoteaddr(a), _options(rcpt_options)) for a in to_addrs]
         return commands, to_addrs
+
+    def _server_name(self) -> str:
+        if self._address is not None:
+            return f"{self._address[0]}:{self._address[1]}"
+        return str(getattr(self, "_host", "") or "the server")
+
+    def offers_smtputf8(self) -> bool:
+        """True if the server offers SMTPUTF8 (RFC 6531) on this connection."""
+        self.ehlo_or_helo_if_needed()  # type: ignore[attr-defined]
+        return bool(self.does_esmtp and self.has_extn("smtputf8"))  # type: ignore[attr-defined]
+
+    def _utf8_required(self, addr: str, role: str) -> SMTPUTF8RequiredError:
+        server = self._server_name()
+        return SMTPUTF8RequiredError(
+            f"the {role} address {addr} has a non-ASCII local part, which needs SMTPUTF8 "
+            f"(RFC 6531), and the server {server} does not offer it: nothing was sent",
+            address=addr, server=server, role=role)
 
     def _encode_commands(self, commands: list[str]) -> bytes:
         return "".join(c + "\r\n" for c in commands).encode(self.command_encoding)
@@ -980,31 +1189,74 @@ class _Transcribing:
         tail = self._write_content(data, progress)
         with self._committed():
             self._send_tail(tail)
-            reply = self.getreply()
+            reply = self._read_final(senderrs, to_addrs)
+        if reply[0] != 421 and set(senderrs) >= set(to_addrs):  # LMTP: all refused after DATA
+            raise smtplib.SMTPRecipientsRefused(dict(senderrs))
         self._check_final(reply)
         return SendReply(senderrs, *reply)
 
+    def _read_final(
+        self, senderrs: dict[str, tuple[int, bytes]], to_addrs: Sequence[str]
+    ) -> tuple[int, bytes]:
+        """The server's answer to the final dot (LMTP: one per recipient, see there)."""
+        return self.getreply()
+
+    def send_envelope(
+        self,
+        from_addr: str,
+        to_addrs: Sequence[str],
+        data: Serialized,
+        *,
+        stop_after: str = "rcpt",
+        mail_options: Iterable[str] = (),
+        rcpt_options: Iterable[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        """MAIL (and, with ``stop_after="rcpt"``, every RCPT) of a message, one command at a
+        time, and no DATA: for stopping a conversation there (swaks's ``--quit-after``). The
+        caller ends it (QUIT). Raises as :meth:`send_serialized` does for a refused sender
+        or all recipients refused; returns the refused recipients."""
+        if stop_after not in ("mail", "rcpt"):
+            raise ValueError(f"stop_after must be 'mail' or 'rcpt', not {stop_after!r}")
+        commands, to_addrs = self._envelope(from_addr, to_addrs, data, mail_options, rcpt_options)
+        code, resp = self.docmd(commands[0])
+        if code != 250:
+            self._check_envelope(from_addr, to_addrs, (code, resp), {}, None, data)
+        senderrs: dict[str, tuple[int, bytes]] = {}
+        if stop_after == "mail":
+            return senderrs
+        for addr, cmd in zip(to_addrs, commands[1:]):
+            code, resp = self.docmd(cmd)
+            if code not in (250, 251):
+                if code == 421:
+                    raise SMTPServiceUnavailableError(code, resp, command="RCPT", recipient=addr)
+                senderrs[addr] = (code, resp)
+        if to_addrs and len(senderrs) == len(to_addrs):
+            raise smtplib.SMTPRecipientsRefused(senderrs)
+        return senderrs
+
     def send_pipelined(
         self,
-        jobs: Iterator[tuple[Any, str, Sequence[str], Serialized]],
+        jobs: Iterator[tuple[Any, ...]],
         progress: ProgressCallback | None = None,
     ) -> Iterator[tuple[Any, SendReply | smtplib.SMTPException]]:
         """Send many messages with one round trip each: the end of one
         message's content goes in the same write as the next message's MAIL,
         RCPT and DATA (RFC 2920 allows the content to open a group).
 
-        ``jobs`` yields ``(token, from_addr, to_addrs, data)``; this yields
+        ``jobs`` yields ``(token, from_addr, to_addrs, data)`` or ``(token, from_addr,
+        to_addrs, data, mail_options)``; this yields
         ``(token, SendReply or the SMTPException for that message)`` in order.
         If the caller stops early (raises on a failure) while a later message's
         DATA is already open, the connection is closed: nothing half-sent is
         ever delivered. Needs a server that offers PIPELINING. ``progress`` is
         called for each message's content as in :meth:`send_serialized`.
         """
-        pending: tuple[Any, dict, bytes] | None = None  # content written, final dot not sent
+        # content written, final dot not sent: (token, refused, recipients, the tail)
+        pending: tuple[Any, dict, list[str], bytes] | None = None
         data_open = False
         deferred: Exception | None = None  # preparing a later message failed
 
-        def take() -> tuple[Any, str, Sequence[str], Serialized] | None:
+        def take() -> tuple[Any, ...] | None:
             nonlocal deferred
             try:
                 return next(jobs, None)
@@ -1015,19 +1267,35 @@ class _Transcribing:
         try:
             job = next(jobs, None)
             while job is not None:
-                token, from_addr, to_addrs, data = job
-                commands, to_addrs = self._envelope(from_addr, to_addrs, data)
+                token, from_addr, to_addrs, data, *more = job
+                try:
+                    commands, to_addrs = self._envelope(
+                        from_addr, to_addrs, data, more[0] if more else ())
+                except smtplib.SMTPNotSupportedError as exc:  # SMTPUTF8 needed, not offered
+                    # Nothing of this message is sent; the one before still is.
+                    if pending is not None:
+                        finishing, pending = pending, None
+                        with self._committed():
+                            self._send_tail(finishing[3])
+                            data_open = False
+                            final = self._final_result(finishing[1], finishing[2])
+                        yield finishing[0], final
+                        if self.sock is None:
+                            break
+                    yield token, exc
+                    job = take()
+                    continue
                 head = self._encode_commands([*commands, "data"])
                 finishing = pending
                 pending = None
                 previous = None
                 if finishing is not None:
                     with self._committed():
-                        self._send_tail(finishing[2], head)
+                        self._send_tail(finishing[3], head)
                         data_open = False
                         # While the server reads and answers, prepare the next message.
                         upcoming = take()
-                        previous = (finishing[0], self._final_result(finishing[1]))
+                        previous = (finishing[0], self._final_result(finishing[1], finishing[2]))
                     if self.sock is None:  # 421 after the previous message: server gone
                         yield previous
                         break
@@ -1047,15 +1315,15 @@ class _Transcribing:
                     continue
                 if previous is not None:
                     yield previous
-                pending = (token, senderrs, self._write_content(data, progress))
+                pending = (token, senderrs, to_addrs, self._write_content(data, progress))
                 job = upcoming
             if pending is not None:
-                token, senderrs, tail = pending
+                token, senderrs, to_addrs, tail = pending
                 pending = None
                 with self._committed():
                     self._send_tail(tail)
                     data_open = False
-                    final = self._final_result(senderrs)
+                    final = self._final_result(senderrs, to_addrs)
                 yield token, final
             if deferred is not None:
                 raise deferred
@@ -1066,9 +1334,11 @@ class _Transcribing:
                 self.close()
 
     def _final_result(
-        self, senderrs: dict[str, tuple[int, bytes]]
+        self, senderrs: dict[str, tuple[int, bytes]], to_addrs: Sequence[str] = ()
     ) -> SendReply | smtplib.SMTPException:
-        code, resp = self.getreply()
+        code, resp = self._read_final(senderrs, to_addrs)
+        if code != 421 and to_addrs and set(senderrs) >= set(to_addrs):
+            return smtplib.SMTPRecipientsRefused(dict(senderrs))  # LMTP, after DATA
         if code == 250:
             return SendReply(senderrs, code, resp)
         # The final dot ends the transaction whatever the answer, so no RSET:
@@ -1226,6 +1496,31 @@ def _options(options: Sequence[str]) -> str:
 
 class SMTP(_Transcribing, smtplib.SMTP):
     """``smtplib.SMTP`` with pipelined, streamed sending, a transcript and abort."""
+
+
+class LMTP(SMTP, smtplib.LMTP):
+    """LMTP (RFC 2033) with the same additions: LHLO instead of EHLO, and after the final
+    dot one reply per accepted recipient, in the order of the RCPTs. A recipient refused
+    there is in ``SendReply.refused`` like one refused at RCPT; all of them refused is
+    ``SMTPRecipientsRefused``. A host starting with "/" is a Unix socket (as smtplib's)."""
+
+    def _read_final(
+        self, senderrs: dict[str, tuple[int, bytes]], to_addrs: Sequence[str]
+    ) -> tuple[int, bytes]:
+        accepted = [addr for addr in to_addrs if addr not in senderrs]
+        first: tuple[int, bytes] | None = None
+        for addr in accepted:
+            self._awaiting = "end of data"
+            code, resp = self.getreply()
+            if code == 421:  # the server has gone: no more replies come
+                return code, resp
+            if 200 <= code < 300:
+                first = first or (code, resp)
+            else:
+                senderrs[addr] = (code, resp)
+        if first is None:
+            return next(iter(senderrs.values()), (554, b"no reply"))
+        return first
 
 
 class SMTP_SSL(_Transcribing, smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name

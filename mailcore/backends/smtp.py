@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import ipaddress
+import re
 import smtplib
 import socket
 import ssl
@@ -15,8 +17,11 @@ from typing import Any, NamedTuple, Protocol
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
 from mailcore.errors import InsecureAuthError, TLSFileError, check_tls_files
-from mailcore.message import check_envelope_address, sanitize_address
+from mailcore.message import InvalidAddressError, check_envelope_address, sanitize_address
 from mailcore.smtp import (
+    AUTH_MECHANISMS,
+    LMTP,
+    OAUTH_MECHANISMS,
     SMTP,
     SMTP_SSL,
     AbortHandle,
@@ -67,12 +72,58 @@ def _envelope_address(addr: Any, encoding: str) -> str:
     """An address for MAIL FROM or RCPT TO: sanitize_address(), as Django, then mailcore's
     check that the SMTP command gets one plain addr-spec and nothing else (no space, so no
     ESMTP parameter; no control character; no "<" or ">"). Raises InvalidAddressError, a
-    ValueError, before any command is written."""
+    ValueError, before any command is written.
+
+    A non-ASCII local part stays as it is (UTF-8, for SMTPUTF8: RFC 6531), never an encoded
+    word (which is another mailbox); the domain is IDNA (punycode) as always."""
     if type(addr) is str and is_simple_address(addr) and "=?" not in addr:
         return addr
     sanitized = _sanitize_address(addr, encoding)
-    check_envelope_address(sanitized, given=addr)
-    return sanitized
+    local = _utf8_local_part(addr)
+    if local is None:
+        check_envelope_address(sanitized, given=addr)
+        return sanitized
+    # sanitize_address() checked the rest and made the domain IDNA; its local part is an
+    # encoded word, replaced by the local part as given.
+    spec = smtplib.quoteaddr(sanitized)[1:-1]
+    domain = spec.rsplit("@", 1)[1] if "@" in spec else ""
+    if not domain or not domain.isascii() or _UTF8_DOT_ATOM.fullmatch(local) is None or any(
+            not (ch.isprintable() and not ch.isspace()) for ch in local):
+        raise InvalidAddressError(
+            f"Invalid address {addr!r} for the SMTP envelope: a non-ASCII local part must be "
+            "a dot-atom of printable characters (no spaces, quotes or control characters)")
+    return f"{local}@{domain}"
+
+
+# RFC 6531's dot-atom: atext with every non-ASCII character (whitespace and control characters
+# are refused separately).
+_UTF8_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+_UTF8_DOT_ATOM = re.compile(rf"{_UTF8_ATEXT}(?:\.{_UTF8_ATEXT})*")
+
+
+def _utf8_local_part(addr: Any) -> str | None:
+    """The local part of ``addr`` as given if it is not ASCII, else None."""
+    if isinstance(addr, tuple) and len(addr) == 2 and isinstance(addr[1], str):
+        text = addr[1]
+        if text.isascii() or "@" not in text:
+            return None
+        local = text.rsplit("@", 1)[0]
+    else:
+        text = str(addr)
+        if text.isascii():
+            return None
+        from mailcore.message import _get_mailbox
+
+        try:
+            token, rest = _get_mailbox(text)
+            local = token.local_part or ""
+        except Exception:  # noqa: BLE001 - sanitize_address() has already said what is wrong
+            return None
+    return None if local.isascii() else local
+
+
+def _needs_smtputf8(addr: str) -> bool:
+    return not addr.isascii()
 
 
 class EmailBackend(BaseEmailBackend):
@@ -97,7 +148,34 @@ class EmailBackend(BaseEmailBackend):
     * :meth:`abort`, to stop a send from another thread;
     * ``dkim=``: DKIM-sign each message (see BaseEmailBackend): the signature is computed on
       the very bytes that go out (mailcore's serialisation, before dot-stuffing), reading the
-      message once more, a chunk at a time, for the body hash; nothing is held twice.
+      message once more, a chunk at a time, for the body hash; nothing is held twice;
+    * ``oauth_token=``: log in with an OAuth 2.0 access token instead of a password: a str,
+      or a callable returning a fresh one, called on the sending thread just before AUTH
+      (once per connection). ``username`` is the mailbox it is for. OAUTHBEARER (RFC 7628)
+      if the server offers it, else XOAUTH2. The same rules as a password: never sent over an
+      unencrypted connection to a host that is not this machine (unless
+      ``allow_insecure_auth``), never in a repr, log, transcript or exception. A refused
+      token is :class:`mailcore.errors.SMTPOAuthTokenError` (``.expired``: refresh, retry
+      once). Setting: ``EMAIL_OAUTH_TOKEN`` (a static token). With a token, the password is
+      not used;
+    * ``auth_mechanism=``: force one of "PLAIN", "LOGIN", "CRAM-MD5" (with a password) or
+      "XOAUTH2", "OAUTHBEARER" (with a token); one the server does not offer is
+      :class:`mailcore.errors.SMTPAuthNotSupportedError` naming what it offers;
+    * ``local_hostname=`` (the EHLO/HELO name; default: this machine's FQDN), ``helo=True``
+      (HELO instead of EHLO: no ESMTP extension is used), ``protocol="lmtp"`` (LMTP, RFC
+      2033: LHLO, and one reply per recipient after the content, refusals there in
+      ``last_results``);
+    * ``quit_after=``: stop the conversation after "connect" (= "banner", the greeting),
+      "ehlo" (= "helo", the first EHLO/HELO), "tls" (STARTTLS and the EHLO after it; without
+      STARTTLS, as "ehlo"), "auth" (the login, if any), "mail" or "rcpt" (of the first
+      message), as swaks's ``--quit-after``: QUIT is sent there, nothing is delivered and
+      send_messages() returns 0;
+    * SMTPUTF8 (RFC 6531): an address with a non-ASCII local part goes into the envelope as
+      UTF-8 with ``MAIL FROM:<...> SMTPUTF8`` (and the message's headers as UTF-8) when the
+      server offers SMTPUTF8; otherwise that message raises
+      :class:`mailcore.errors.SMTPUTF8RequiredError` (an ``smtplib.SMTPNotSupportedError``)
+      naming the address and the server, before its MAIL is sent. ``BODY=8BITMIME`` is
+      announced for 8bit content when the server offers 8BITMIME.
     """
 
     def __init__(
@@ -118,6 +196,13 @@ class EmailBackend(BaseEmailBackend):
         transcript_data: bool = False,
         progress: ProgressCallback | None = None,
         dkim: Any = None,
+        *,
+        oauth_token: str | Callable[[], str] | None = None,
+        auth_mechanism: str | None = None,
+        local_hostname: str | None = None,
+        helo: bool = False,
+        protocol: str = "smtp",
+        quit_after: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, dkim=dkim)
@@ -139,6 +224,32 @@ class EmailBackend(BaseEmailBackend):
         self.transcript = transcript
         self.transcript_data = transcript_data
         self.progress = progress
+        self.oauth_token = settings.EMAIL_OAUTH_TOKEN if oauth_token is None else oauth_token
+        self.auth_mechanism = auth_mechanism.upper() if auth_mechanism else None
+        if self.auth_mechanism is not None:
+            if self.auth_mechanism not in AUTH_MECHANISMS:
+                raise ValueError(f"auth_mechanism must be one of {', '.join(AUTH_MECHANISMS)}, "
+                                 f"not {auth_mechanism!r}")
+            if (self.auth_mechanism in OAUTH_MECHANISMS) != bool(self.oauth_token):
+                raise ValueError(
+                    f"auth_mechanism {self.auth_mechanism} needs "
+                    + ("an OAuth 2.0 access token (oauth_token=)"
+                       if self.auth_mechanism in OAUTH_MECHANISMS
+                       else "a password (oauth_token= is set)"))
+        self.local_hostname = local_hostname
+        self.helo = helo
+        protocol = (protocol or "smtp").lower()
+        if protocol not in ("smtp", "lmtp"):
+            raise ValueError(f"protocol must be 'smtp' or 'lmtp', not {protocol!r}")
+        self.protocol = protocol
+        if quit_after is not None:
+            quit_after = _QUIT_ALIASES.get(quit_after.lower(), quit_after.lower())
+            if quit_after not in QUIT_AFTER:
+                raise ValueError(f"quit_after must be one of {', '.join(QUIT_AFTER)} (or "
+                                 f"banner, helo), not {quit_after!r}")
+        self.quit_after = quit_after
+        if self.protocol == "lmtp" and self.use_ssl:
+            raise ValueError("protocol='lmtp' over implicit TLS is not supported: use STARTTLS")
         if self.use_ssl and self.use_tls:
             raise ValueError(
                 "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set "
@@ -157,7 +268,10 @@ class EmailBackend(BaseEmailBackend):
     def __repr__(self) -> str:
         security = "SSL" if self.use_ssl else "STARTTLS" if self.use_tls else "plain"
         user = f" user={self.username!r}" if self.username else ""
-        return f"<{type(self).__module__}.EmailBackend {self.host}:{self.port} {security}{user}>"
+        login = " oauth2" if self.username and self.oauth_token else ""
+        lmtp = " LMTP" if self.protocol == "lmtp" else ""
+        return (f"<{type(self).__module__}.EmailBackend {self.host}:{self.port} "
+                f"{security}{lmtp}{user}{login}>")
 
     @property
     def transport(self) -> Transport | None:
@@ -166,6 +280,8 @@ class EmailBackend(BaseEmailBackend):
 
     @property
     def connection_class(self) -> type[smtplib.SMTP]:
+        if self.protocol == "lmtp":
+            return LMTP
         if self.use_ssl:
             return SMTP_SSL if smtplib.SMTP_SSL is _STDLIB_SMTP_SSL else smtplib.SMTP_SSL
         return SMTP if smtplib.SMTP is _STDLIB_SMTP else smtplib.SMTP
@@ -182,7 +298,7 @@ class EmailBackend(BaseEmailBackend):
     def _connection_params(self) -> dict[str, Any]:
         # If local_hostname is not specified, socket.getfqdn() gets used.
         # For performance, we use the cached FQDN for local_hostname.
-        params: dict[str, Any] = {"local_hostname": DNS_NAME.get_fqdn()}
+        params: dict[str, Any] = {"local_hostname": self.local_hostname or DNS_NAME.get_fqdn()}
         if self.timeout is not None:
             params["timeout"] = self.timeout
         if self.use_ssl:
@@ -260,7 +376,8 @@ class EmailBackend(BaseEmailBackend):
         return hook
 
     def _check_password_is_safe(self, connection: Any) -> None:
-        """Refuse to send a password in the clear, except to this machine."""
+        """Refuse to send a password (or an access token) in the clear, except to this
+        machine."""
         if self.use_ssl or self.use_tls or self.allow_insecure_auth:
             return
         sock = getattr(connection, "sock", None)
@@ -276,8 +393,9 @@ class EmailBackend(BaseEmailBackend):
                 return
         except (OSError, ValueError):
             pass
+        secret = "access token" if self.oauth_token else "password"
         raise InsecureAuthError(
-            f"Refusing to send the password to {self.host}:{self.port} over an unencrypted "
+            f"Refusing to send the {secret} to {self.host}:{self.port} over an unencrypted "
             "connection. Use STARTTLS (EMAIL_USE_TLS) or implicit TLS (EMAIL_USE_SSL), or set "
             "EMAIL_ALLOW_INSECURE_AUTH (allow_insecure_auth=True) if you accept that risk."
         )
@@ -307,19 +425,41 @@ class EmailBackend(BaseEmailBackend):
                 _discard(self._partial_connection)
                 self._partial_connection = None
 
-            self._partial_connection = self.connection_class(
+            connection = self._partial_connection = self.connection_class(
                 self.host, self.port, **self._connection_params()
             )
             if self.transcript_data:
-                self._partial_connection.transcript_data = True
+                connection.transcript_data = True
+            if self._stop_at("connect"):
+                return None
+            if self.helo:
+                connection.helo(connection.local_hostname)
+            elif self.quit_after is not None or self.use_tls:
+                connection.ehlo_or_helo_if_needed()
+            if self._stop_at("ehlo"):
+                return None
             # TLS/SSL are mutually exclusive, so only attempt TLS over
             # non-secure connections. A failed STARTTLS raises: nothing is
             # ever sent in the clear instead.
             if not self.use_ssl and self.use_tls:
-                self._partial_connection.starttls(context=self.ssl_context)
-            if self.username and self.password:
-                self._check_password_is_safe(self._partial_connection)
-                self._partial_connection.login(self.username, self.password)
+                connection.starttls(context=self.ssl_context)
+                if self.quit_after == "tls":
+                    connection.ehlo_or_helo_if_needed()
+            if self._stop_at("tls"):
+                return None
+            if self.username and self.oauth_token:
+                self._check_password_is_safe(connection)
+                connection.login_oauth(self.username, self.oauth_token,
+                                       mechanism=self.auth_mechanism)
+            elif self.username and self.password:
+                self._check_password_is_safe(connection)
+                if self.auth_mechanism is None:
+                    connection.login(self.username, self.password)
+                else:
+                    connection.login(self.username, self.password,
+                                     mechanism=self.auth_mechanism)
+            if self._stop_at("auth"):
+                return None
             # Don't set connection until it's fully configured.
             self.connection = self._partial_connection
             self._transport = self._transport_for(self.connection)
@@ -332,6 +472,17 @@ class EmailBackend(BaseEmailBackend):
             if not self.fail_silently:
                 raise
         return None
+
+    def _stop_at(self, stage: str) -> bool:
+        """quit_after: at ``stage``, end the conversation being opened (QUIT) and say so."""
+        if self.quit_after != stage:
+            return False
+        connection, self._partial_connection = self._partial_connection, None
+        try:
+            _quit(connection)
+        finally:
+            _discard(connection)
+        return True
 
     @staticmethod
     def _own_client(cls: Any) -> bool:
@@ -369,15 +520,35 @@ class EmailBackend(BaseEmailBackend):
             self._progress_error = None
             new_conn_created = self.open()
             if not self.connection or new_conn_created is None or self._transport is None:
-                # We failed silently on open().
+                # We failed silently on open() (or quit_after stopped before MAIL).
                 # Trying to send would be pointless.
                 return 0
             try:
+                if self.quit_after in ("mail", "rcpt"):
+                    self._envelope_only(email_messages)
+                    return 0
                 num_sent = self._deliver(self._transport, email_messages)
             finally:
                 if new_conn_created:
                     self.close()
         return num_sent
+
+    def _envelope_only(self, email_messages: Sequence[Any]) -> None:
+        """quit_after "mail" / "rcpt": the first message's MAIL (and RCPTs), then QUIT."""
+        connection = self.connection
+        for message in email_messages:
+            if not message.recipients():
+                continue
+            try:
+                from_email, recipients, data, options = _prepare(message, connection, self.dkim)
+                connection.send_envelope(from_email, recipients, data,
+                                         stop_after=self.quit_after, mail_options=options)
+            except smtplib.SMTPException:
+                if not self.fail_silently:
+                    raise
+            finally:
+                self.close()
+            return
 
     def _deliver(self, transport: Transport, email_messages: Sequence[Any]) -> int:
         """The one send loop: each outcome recorded, or raised unless fail_silently."""
@@ -440,11 +611,51 @@ class Transport(Protocol):
         ...
 
 
+QUIT_AFTER = ("connect", "ehlo", "tls", "auth", "mail", "rcpt")
+_QUIT_ALIASES = {"banner": "connect", "helo": "ehlo", "lhlo": "ehlo", "from": "mail",
+                 "to": "rcpt"}
+
+
 def _envelope(email_message: Any) -> tuple[str, list[str]]:
     encoding = email_message.encoding or settings.DEFAULT_CHARSET
     from_email = _envelope_address(email_message.from_email, encoding)
     recipients = [_envelope_address(addr, encoding) for addr in email_message.recipients()]
     return from_email, recipients
+
+
+# wire.serialize(..., utf8=True) writes the headers as UTF-8 (RFC 6532); a wire without it
+# (before that change landed) is called without.
+_SERIALIZE_TAKES_UTF8 = "utf8" in inspect.signature(serialize).parameters
+
+
+def _serialize(message: Any, *, utf8: bool = False) -> Serialized:
+    if utf8 and _SERIALIZE_TAKES_UTF8:
+        return serialize(message, linesep="\r\n", utf8=True)  # type: ignore[call-arg]
+    return serialize(message, linesep="\r\n")
+
+
+def _prepare(message: Any, connection: Any, dkim: Any = None
+             ) -> tuple[str, list[str], Serialized, list[str]]:
+    """The envelope, the bytes and the MAIL options of one message for ``connection``. With
+    an address that needs SMTPUTF8 and a server that offers it, the headers are written as
+    UTF-8 and MAIL gets SMTPUTF8; without SMTPUTF8 on the server the send of this message
+    raises SMTPUTF8RequiredError (mailcore.smtp) before its MAIL."""
+    from_email, recipients = _envelope(message)
+    utf8 = not (from_email.isascii() and all(r.isascii() for r in recipients))
+    options: list[str] = []
+    if utf8 and connection.offers_smtputf8():
+        options.append("SMTPUTF8")
+        data = _serialize(message, utf8=True)
+    elif utf8:
+        # Refused by the client at MAIL, before anything of it is written: the message is not
+        # serialised (its non-ASCII header addresses could not be written without UTF-8).
+        data = Serialized([b""], [], "\r\n")
+        return from_email, recipients, data, options
+    else:
+        data = _serialize(message)
+    if dkim is not None:
+        data = dkim.sign_serialized(data)
+    return from_email, recipients, data, options
 
 
 def _result(from_email: str, recipients: list[str], message_id: str | None, size: int,
@@ -572,11 +783,10 @@ class MailcoreTransport(_BaseTransport):
         for message in messages:
             if not message.recipients():
                 continue
-            from_email, recipients = _envelope(message)
-            data = self._serialize(message)
+            from_email, recipients, data, options = _prepare(message, connection, self.dkim)
             try:
                 reply = connection.send_serialized(from_email, recipients, data,
-                                                   progress=progress)
+                                                   mail_options=options, progress=progress)
             except (smtplib.SMTPException, OSError) as exc:
                 if exc is self.progress_error:
                     raise
@@ -598,19 +808,19 @@ class MailcoreTransport(_BaseTransport):
         connection = self.connection
         unprepared: list[Exception] = []
 
-        def jobs() -> Iterator[tuple[Any, str, list[str], Serialized]]:
+        def jobs() -> Iterator[tuple[Any, str, list[str], Serialized, list[str]]]:
             for message in messages:
                 if not message.recipients():
                     continue
                 try:
-                    from_email, recipients = _envelope(message)
-                    data = self._serialize(message)
+                    from_email, recipients, data, options = _prepare(
+                        message, connection, self.dkim)
                 except Exception as exc:  # noqa: BLE001 - raised after the messages before it
                     # The message itself is wrong: raised once the messages before it are
                     # done; it says nothing of the connection.
                     unprepared.append(exc)
                     return
-                yield (from_email, recipients, data), from_email, recipients, data
+                yield (from_email, recipients, data), from_email, recipients, data, options
 
         results = connection.send_pipelined(jobs(), progress=progress)
         try:

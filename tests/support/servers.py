@@ -664,7 +664,8 @@ class SMTPServer:
             "auth_require_tls": auth_require_tls,
             "authenticator": handler.authenticate,
             "auth_exclude_mechanism": [
-                m for m in ("LOGIN", "PLAIN") if m not in {x.upper() for x in auth_mechanisms}
+                m for m in ("LOGIN", "PLAIN", "XOAUTH2", "OAUTHBEARER")
+                if m not in {x.upper() for x in auth_mechanisms}
             ],
         }
         if mode == "starttls":
