@@ -1,7 +1,10 @@
 """mailgui's profiles for the ``mailcore`` command (``mailcore --profile NAME``).
 
 Registered under the ``mailcore.profiles`` entry point group, so mailcore finds
-it without knowing mailgui. The password comes from the keyring, as in the app.
+it without knowing mailgui. The password comes from the keyring, as in the app. An OAuth2
+profile brings ``oauth_token``: a ``mailgui.model.oauth.TokenSource`` that turns the refresh
+token in the keyring into an access token just before AUTH (``oauth_problem`` says why there
+is none to use: not signed in, no keyring).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailgui.model.paths import AppPaths
-from mailgui.model.profiles import ProfileStore
+from mailgui.model.profiles import Profile, ProfileStore
 from mailgui.model.secrets import KeyringUnavailable, SecretStore
 
 __all__ = ["load_profile"]
@@ -36,7 +39,12 @@ def load_profile(
     result: dict[str, Any] = {"backend": profile.backend_name, "profile_name": profile.name}
     if profile.from_email:
         result["from_email"] = profile.from_email
-    if profile.kind == "smtp":
+    if profile.kind != "smtp":
+        result.update(profile.backend_kwargs())
+        return result
+    if profile.uses_oauth:
+        result.update(_oauth(profile, secrets))
+    else:
         password = None
         if profile.needs_password:
             try:
@@ -50,17 +58,37 @@ def load_profile(
         if not password:
             kwargs.pop("password", None)
         result.update(kwargs)
-        if profile.signs:  # the profile signs with DKIM: its key is in the keyring too
-            from mailgui.model.dkim import DKIMUnavailable, signer_for
+    if profile.signs:  # the profile signs with DKIM: its key is in the keyring too
+        from mailgui.model.dkim import DKIMUnavailable, signer_for
 
-            try:
-                store = secrets or SecretStore()
-            except KeyringUnavailable:
-                store = None
-            try:
-                result["dkim"] = signer_for(profile, store)
-            except DKIMUnavailable as exc:
-                result["dkim_problem"] = str(exc)
-    else:
-        result.update(profile.backend_kwargs())
+        try:
+            store = secrets or SecretStore()
+        except KeyringUnavailable:
+            store = None
+        try:
+            result["dkim"] = signer_for(profile, store)
+        except DKIMUnavailable as exc:
+            result["dkim_problem"] = str(exc)
+    return result
+
+
+def _oauth(profile: Profile, secrets: SecretStore | None) -> dict[str, Any]:
+    """The backend arguments of an OAuth2 profile: its token source (the refresh token stays
+    in the keyring; the access token is fetched just before AUTH), and ``oauth_problem`` if
+    it has no saved sign-in to use."""
+    from mailgui.model.oauth import OAuthError, TokenSource, saved_sign_in
+
+    store: SecretStore | None = secrets or SecretStore()
+    result: dict[str, Any] = {}
+    try:
+        if saved_sign_in(store, profile.id) is None:
+            result["oauth_problem"] = (
+                f"profile {profile.name!r} is not signed in: sign in once in mailgui "
+                "(Profiles, OAuth2, \u201cSign in\u2026\u201d)")
+    except OAuthError as exc:
+        result["oauth_problem"] = str(exc)
+        store = None
+    kwargs = profile.backend_kwargs(oauth_token=TokenSource(profile, store))
+    kwargs.pop("password", None)
+    result.update(kwargs)
     return result

@@ -3,8 +3,9 @@ optional hint saying what to do, and the server's reply.
 
 ``mailcore.errors.classify`` says what happened, where, and what the server answered (by the
 exception's type and attributes, never its text); this module only words it, kind by kind
-(``_SENTENCES``). Two failures are mailgui's own and worded before classify: the person
-cancelled (``Cancelled``), and the keyring failed (``KeyringFailed``).
+(``_SENTENCES``). Three failures are mailgui's own and worded before classify: the person
+cancelled (``Cancelled``), the keyring failed (``KeyringFailed``), and an OAuth2 sign-in or
+token refresh failed (``oauth.OAuthError``, whose text is already the sentence).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from mailcore import BadHeaderError
 from mailcore.errors import Failure, Kind, Stage, TLSFileError, classify
+from mailgui.model.oauth import OAuthError
 from mailgui.model.profiles import Profile
 from mailgui.model.secrets import KeyringFailed
 
@@ -100,7 +102,22 @@ def refused_login(profile: Profile | None, reply: str = "",
                      f"password{user}.", reply, "Check them in the profile.", failure)
 
 
+SIGN_IN_AGAIN = "Open Profiles and press \u201cSign in\u2026\u201d for this profile."
+
+
 def _auth(f: Failure, profile: Profile | None, where: str) -> ErrorInfo:
+    if f.reason in ("token_expired", "token_refused"):
+        user = f" for {profile.username}" if profile and profile.username else ""
+        said = getattr(f.exception, "sentence", "") or ""
+        what = f"The server at {where} refused the OAuth2 access token{user}."
+        if f.reason == "token_expired":
+            what = (f"The server at {where} refused the OAuth2 access token{user}, also a "
+                    "freshly refreshed one.")
+        if said:
+            what += f" {said.rstrip('.')}."
+        return ErrorInfo("oauth-token", what, _reply(f),
+                         "Check the user name (the mailbox the sign-in is for) and the scopes "
+                         "in the profile, then sign in again.", f)
     return refused_login(profile, _reply(f), f)
 
 
@@ -439,11 +456,29 @@ def describe_failure(failure: Failure, profile: Profile | None = None) -> ErrorI
     return _SENTENCES[failure.kind](failure, profile, _where(profile))
 
 
+def _oauth_error(exc: BaseException) -> OAuthError | None:
+    """The OAuthError that ``exc`` is or was raised from (a token source raises it inside
+    mailcore's login), if any."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, OAuthError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def describe_error(exc: BaseException, profile: Profile | None = None) -> ErrorInfo:
     """What went wrong, in a sentence and a hint, for every error mailcore, the network and
     the keyring can raise."""
     if isinstance(exc, Cancelled):
         return _CANCELLED
+    oauth = _oauth_error(exc)
+    if oauth is not None:
+        if oauth.kind == "signin":
+            return ErrorInfo("oauth-signin", oauth.sentence, oauth.error, SIGN_IN_AGAIN)
+        return ErrorInfo(f"oauth-{oauth.kind}", oauth.sentence, oauth.error)
     failure = classify(exc)
     if isinstance(exc, KeyringFailed) and failure.kind is not Kind.ENCODING:
         return ErrorInfo("keyring", str(exc), str(exc.__cause__ or ""))

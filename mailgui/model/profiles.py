@@ -2,7 +2,9 @@
 
 A profile file never holds a secret: the SMTP password lives in the OS keyring (see
 ``secrets.py``), under the profile's ``id``, and its DKIM private key under ``<id>:dkim``
-(``dkim.py``); the profile keeps only whether it signs, the domain and the selector.
+(``dkim.py``); the profile keeps only whether it signs, the domain and the selector. An OAuth2
+login keeps its provider, issuer, client ID and scopes here; its refresh token lives only in the
+keyring under ``<id>:oauth`` (``oauth.py``), its access token only in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from mailgui.model.paths import AppPaths, atomic_write_bytes, atomic_write_json
 
 __all__ = [
+    "AUTH",
     "BACKENDS",
     "BUILTIN_IDS",
     "DEFAULT_FROM",
@@ -37,6 +40,8 @@ KINDS = {
     "memory": "Memory",
     "dummy": "Dummy (discard)",
 }
+AUTH = {"password": "Password", "oauth2": "OAuth2 (sign in with the provider)"}
+OAUTH_PROVIDERS = ("google", "microsoft", "custom")
 SECURITY = {"none": "None (no encryption)", "starttls": "STARTTLS", "tls": "Implicit TLS (SMTPS)"}
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 DEFAULT_FROM = "Mail Tester <tester@example.com>"
@@ -75,6 +80,13 @@ class Profile:
     dkim_enabled: bool = False  # sign what goes out with DKIM (the key is in the keyring)
     dkim_domain: str = ""  # d=; empty: the From (else user name) domain
     dkim_selector: str = ""  # s=; empty: ``dkim.DEFAULT_SELECTOR``
+    auth: str = "password"  # a key of AUTH: how an SMTP profile logs in
+    oauth_provider: str = "custom"  # google, microsoft, custom (``oauth.PROVIDERS``)
+    oauth_issuer: str = ""
+    oauth_client_id: str = ""  # the user's own app registration (not a secret)
+    oauth_scopes: str = ""  # space-separated
+    oauth_auth_url: str = ""  # custom provider: empty means discovered from the issuer
+    oauth_token_url: str = ""
     builtin: bool = False
 
     def __post_init__(self) -> None:
@@ -82,14 +94,23 @@ class Profile:
             raise ValueError(f"unknown profile kind {self.kind!r}")
         if self.security not in SECURITY:
             raise ValueError(f"unknown security {self.security!r}")
+        if self.auth not in AUTH:
+            raise ValueError(f"unknown login {self.auth!r}")
+        if self.oauth_provider not in OAUTH_PROVIDERS:
+            raise ValueError(f"unknown OAuth2 provider {self.oauth_provider!r}")
 
     @property
     def is_smtp(self) -> bool:
         return self.backend_name == "smtp"
 
     @property
+    def uses_oauth(self) -> bool:
+        """True if this SMTP profile logs in with an OAuth2 access token, not a password."""
+        return self.kind == "smtp" and self.auth == "oauth2"
+
+    @property
     def needs_password(self) -> bool:
-        return self.kind == "smtp" and bool(self.username)
+        return self.kind == "smtp" and bool(self.username) and not self.uses_oauth
 
     @property
     def signs(self) -> bool:
@@ -104,6 +125,8 @@ class Profile:
         """A short line saying where this profile sends: "smtp.example.com:587, STARTTLS"."""
         if self.kind == "smtp":
             user = f", as {self.username}" if self.username else ""
+            if self.uses_oauth:
+                user = f", as {self.username or '?'} (OAuth2)"
             security = "no encryption" if self.security == "none" else SECURITY[self.security]
             return f"{self.host or '?'}:{self.port}, {security}{user}"
         if self.kind == "file":
@@ -121,7 +144,9 @@ class Profile:
         kwargs = {k: v for k, v in data.items() if k in known}
         # Anything that looks like a secret is dropped, even if someone put it in by hand
         # (unknown keys such as "dkim_private_key" are not read at all).
-        kwargs.pop("password", None)
+        for name in ("password", "access_token", "refresh_token", "oauth_token",
+                     "client_secret", "oauth_client_secret"):
+            kwargs.pop(name, None)
         if "dkim_enabled" in kwargs:
             kwargs["dkim_enabled"] = bool(kwargs["dkim_enabled"])
         if "port" in kwargs:
@@ -146,10 +171,16 @@ class Profile:
         if self.is_smtp:
             check_tls_files(self.ca_file, self.client_cert, self.client_key)
 
-    def backend_kwargs(self, password: str | None = None) -> dict[str, Any]:
-        """Keyword arguments for ``mailcore.get_connection(self.backend_name, **kwargs)``."""
+    def backend_kwargs(self, password: str | None = None,
+                       oauth_token: Any = None) -> dict[str, Any]:
+        """Keyword arguments for ``mailcore.get_connection(self.backend_name, **kwargs)``.
+        An OAuth2 profile logs in with ``oauth_token`` (a string, or a callable returning a
+        fresh access token: ``oauth.TokenSource``), never a password."""
         if self.kind == "smtp":
-            return {
+            login = {"oauth_token": oauth_token} if self.uses_oauth and oauth_token else {}
+            if self.uses_oauth:
+                password = None
+            return {**login,
                 "host": self.host,
                 "port": int(self.port),
                 "username": self.username,

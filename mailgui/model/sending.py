@@ -3,7 +3,11 @@
 ``send_draft`` is a few steps (DKIM key, password, build, deliver, measure, sentence); what
 differs from one mailcore backend to another is one row of ``DELIVERIES``. A profile that signs
 has its DKIM key read from the keyring here, on the worker, and its backend signs the bytes it
-writes (``dkim=``); without its key nothing is sent.
+writes (``dkim=``); without its key nothing is sent. An OAuth2 profile gives its backend an
+``oauth.TokenSource`` (a fresh access token just before AUTH, refreshed on the worker); when
+the server says the token expired, the token is refreshed and the send tried once more (AUTH
+comes before MAIL: nothing was sent). A refused refresh says "sign in again" and the draft
+stays.
 
 Cancelling is real: ``Canceller.cancel()`` (called from the GUI thread) calls mailcore's
 ``EmailBackend.abort()``, which shuts down the connection's socket (also while it is still
@@ -30,6 +34,7 @@ from mailgui.model.dkim import DKIMUnavailable, signer_for
 from mailgui.model.draft import Draft
 from mailgui.model.errors import Cancelled, ErrorInfo, describe_error, reply_text
 from mailgui.model.message import build_message
+from mailgui.model.oauth import TokenSource
 from mailgui.model.profiles import Profile
 from mailgui.model.secrets import KeyringFailed, KeyringUnavailable, SecretStore
 from mailgui.model.sentlog import SentEntry, SentLog
@@ -42,6 +47,8 @@ __all__ = [
     "PasswordNeeded",
     "SendOutcome",
     "TeeStream",
+    "noting_token",
+    "token_expired",
     "transcript_line",
     "resolve_password",
     "send_draft",
@@ -230,6 +237,7 @@ class _Send:
     console: Callable[[str], None] | None
     backend: Any = None  # once made: closed by send_draft whatever happens
     dkim: Any = None  # the DKIMSigner of a profile that signs (read from the keyring)
+    token: TokenSource | None = None  # an OAuth2 profile's access tokens
     written: int = 0  # bytes the backend reported writing (file backend)
     _last_report: float = 0.0
 
@@ -244,10 +252,40 @@ class _Send:
             self.tell("sending", done, total)
 
 
+def noting_token(source: TokenSource, note: Transcript) -> Callable[[], str]:
+    """``source`` as mailcore calls it, with a transcript line when it had to refresh (the
+    token itself is never written anywhere)."""
+    def token() -> str:
+        before = source.refreshed
+        value = source()
+        if source.refreshed != before:
+            note("info", "OAuth2: got a fresh access token from the provider")
+        return value
+
+    return token
+
+
 def _smtp_backend(send: _Send, password: str) -> Any:
     signing = {"dkim": send.dkim} if send.dkim is not None else {}
+    token = noting_token(send.token, send.note) if send.token is not None else None
     return SMTPBackend(transcript=send.note, progress=send.on_progress, **signing,
-                       **send.profile.backend_kwargs(password))
+                       **send.profile.backend_kwargs(password, oauth_token=token))
+
+
+def token_expired(exc: BaseException) -> bool:
+    """True if the server refused an OAuth2 access token as expired or invalid (mailcore's
+    ``SMTPOAuthTokenError.expired``, also as the cause of what was raised)."""
+    from mailcore import errors
+
+    kind = getattr(errors, "SMTPOAuthTokenError", None)
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if kind is not None and isinstance(seen, kind):
+            return bool(seen.expired)
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _console_backend(send: _Send, password: str) -> Any:
@@ -341,6 +379,8 @@ def _failed(send: _Send, exc: BaseException) -> None:
         info = ErrorInfo("dkim", str(exc))
     else:
         info = describe_error(exc, send.profile)
+    if info.kind.startswith("oauth"):  # nothing went out: say the draft is still there
+        info = info.with_hint(f"{info.hint} Your draft is unchanged.".strip())
     outcome = send.outcome
     outcome.error = info
     outcome.sentence = info.sentence
@@ -356,6 +396,8 @@ def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> 
     profile, outcome, canceller = send.profile, send.outcome, send.canceller
     canceller.check()
     send.dkim = signer_for(profile, secrets)
+    if profile.uses_oauth:
+        send.token = TokenSource(profile, secrets)
     try:
         password_value = resolve_password(profile, password, secrets)
     except PasswordNeeded as need:
@@ -378,7 +420,19 @@ def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> 
     send.tell("connecting")
     send.backend = backend = delivery.make(send, password_value)
     canceller.attach(backend)
-    sent = backend.send_messages([message])
+    try:
+        sent = backend.send_messages([message])
+    except Exception as exc:
+        if send.token is None or not token_expired(exc) or canceller.cancelled:
+            raise
+        # refused at AUTH, before MAIL: nothing went out. Once more with a fresh token.
+        send.note("info", "OAuth2: the server refused the access token as expired; getting "
+                          "a fresh one and trying once more")
+        send.token.invalidate()
+        _close_quietly(backend, failed=True)
+        send.backend = backend = delivery.make(send, password_value)
+        canceller.attach(backend)
+        sent = backend.send_messages([message])
     _measure(send, backend, message, delivery)
     outcome.ok = bool(sent)
     outcome.sentence = _sent_sentence(outcome, profile, delivery)
@@ -487,10 +541,29 @@ def check_connection(
                 canceller.check()  # cancelled meanwhile: ask for nothing
             return ConnectionOutcome(False, need.reason, password_needed=need.reason)
         profile.check_tls_files()
-        backend = SMTPBackend(transcript=watch, **profile.backend_kwargs(password_value))
-        if canceller is not None:
-            canceller.attach(backend)
-        backend.open()
+        source = TokenSource(profile, secrets) if profile.uses_oauth else None
+
+        def connect() -> Any:
+            token = noting_token(source, note) if source is not None else None
+            made = SMTPBackend(transcript=watch,
+                               **profile.backend_kwargs(password_value, oauth_token=token))
+            if canceller is not None:
+                canceller.attach(made)
+            return made
+
+        backend = connect()
+        try:
+            backend.open()
+        except Exception as exc:
+            if source is None or not token_expired(exc) or (
+                    canceller is not None and canceller.cancelled):
+                raise
+            note("info", "OAuth2: the server refused the access token as expired; getting a "
+                         "fresh one and trying once more")
+            source.invalidate()
+            _close_quietly(backend, failed=True)
+            backend = connect()
+            backend.open()
         conn = backend.connection
         sock = getattr(conn, "sock", None)
         tls = sock.version() if hasattr(sock, "version") and sock.version() else None
