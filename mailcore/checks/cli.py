@@ -212,6 +212,8 @@ def _pct(value: Any) -> str:
 
 
 def _clients_line(summary: dict[str, Any]) -> str:
+    if summary.get("html_parts") == 0:
+        return "no HTML part"
     families = summary.get("families") or summary.get("clients_by_family") or []
     worst = ", ".join(
         f"{f.get('name') or f.get('family')} {_pct(f.get('supported'))}"

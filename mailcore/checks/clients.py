@@ -956,6 +956,7 @@ def run(view: MessageView, *, families: Sequence[str] | None = None) -> CheckRes
             if finding is not None:
                 result.findings.append(finding)
     result.summary = _summary(feats, chosen, used)
+    result.summary["html_parts"] = len(view.html_parts)  # 0: the scores say nothing
     return result
 
 
@@ -965,6 +966,9 @@ def _support_lists(feature: Feature, chosen: Sequence[Client]) -> dict[str, list
         status, _ = feature.support.get((c.family, c.platform), ("u", ()))
         out[status].append(c)
     return out
+
+
+MINOR_SHARE = 5.0  # % of clients: a feature fewer lack is an INFO finding, not a WARNING
 
 
 def _finding(feature: Feature, chosen: Sequence[Client], part: Part, use: _Use) -> Finding | None:
@@ -982,14 +986,15 @@ def _finding(feature: Feature, chosen: Sequence[Client], part: Part, use: _Use) 
             notes[c.name] = texts
     if unsupported:
         names = _name_list([c.name for c in unsupported])
-        message = f"{feature.title} is not supported by {names} — {_fmt(pct_n)} % of clients"
+        message = f"{feature.title}: not supported by {names} — {_fmt(pct_n)} % of clients"
         if partial:
             message += f", and only partly by {len(partial)} more ({_fmt(pct_a)} %)"
-        severity = Severity.WARNING
-        fix = (f"Give {feature.title} a fallback those clients render (or avoid it); "
-               f"the caniemail page lists the workarounds.")
+        # a feature only a few clients lack (one webmail) is worth knowing, not a warning
+        severity = Severity.WARNING if pct_n >= MINOR_SHARE else Severity.INFO
+        fix = (f"Provide a fallback for {feature.title} that those clients render (or avoid "
+               f"it); the caniemail page lists the workarounds.")
     else:
-        message = (f"{feature.title} is only partly supported by "
+        message = (f"{feature.title}: only partly supported by "
                    f"{_name_list([c.name for c in partial])} — {_fmt(pct_a)} % of clients")
         severity = Severity.INFO
         fix = "Read the notes for those clients on the caniemail page and test there."

@@ -762,8 +762,11 @@ def _verdict_findings(v: Verdict, from_domain: str, *, own_key: bool = False) ->
     weak = v.key_bits is not None and v.key_bits < 1024 and v.algorithm.startswith("rsa")
     if v.result == "none":
         out.append(_finding(
-            "not-signed", Severity.WARNING, "The message is not signed with DKIM: receivers "
-            "can't tell it is from your domain.", "Sign it: give the SMTP profile a DKIM domain, "
+            # informational: most mail a test inbox catches is unsigned, and SPF (which no
+            # local check can see) may vouch for it; a signature that fails is the error
+            "not-signed", Severity.INFO, "The message is not signed with DKIM: receivers "
+            "can't tell it is from your domain (Gmail and Yahoo require DKIM or SPF, and both "
+            "for bulk senders).", "Sign it: give the SMTP profile a DKIM domain, "
             "selector and key (get_connection(dkim=...), --dkim-key) and publish the key's "
             "TXT record.", element=None, data=data))
         return out

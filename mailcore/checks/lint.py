@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import bisect
+import codecs
 import email.utils
 import re
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ REF = {
     "cte": RFC + "rfc2045#section-6",
     "qp": RFC + "rfc2045#section-6.7",
     "mime-version": RFC + "rfc2045#section-4",
+    "mime-structure": RFC + "rfc2046#section-5.1.1",
     "charset": RFC + "rfc2046#section-4.1.2",
     "gmail-clipping": "https://www.spamresource.com/2022/01/what-is-gmail-clipping-and-what-to-do.html",
     "size": "https://support.google.com/mail/answer/6584",
@@ -223,6 +225,8 @@ def _encodings(lint: _Lint) -> None:
         longest = _longest_line(content)
         header = f"Content-Transfer-Encoding: {enc}"
         seven_bit_would_do = not eight_bit and longest <= MAX_LINE_OCTETS and b"\0" not in content
+        if _broken_encoding(part):
+            continue  # said by lint.mime-defect; what it decodes to is not the text
         if enc in ("base64", "quoted-printable") and seven_bit_would_do:
             lint.add(
                 "needless-encoding",
@@ -253,9 +257,70 @@ def _encodings(lint: _Lint) -> None:
         _charset(lint, part, content, eight_bit)
 
 
+_DEFECT_WORDS = {
+    "InvalidBase64CharactersDefect": "its base64 has characters that are not base64",
+    "InvalidBase64PaddingDefect": "its base64 is cut short (bad padding)",
+    "InvalidBase64LengthDefect": "its base64 has a length no base64 can have",
+    "CloseBoundaryNotFoundDefect": "its closing boundary is missing (the message was cut off?)",
+    "StartBoundaryNotFoundDefect": "its boundary never appears, so it has no parts",
+    "NoBoundaryInMultipartDefect": "it is multipart but names no boundary",
+    "MultipartConversionError": "it is multipart but can't be split into parts",
+    "MissingHeaderBodySeparatorDefect": "a header line is not a header (no blank line before "
+                                        "the body?)",
+    "FirstHeaderLineIsContinuationDefect": "its first header line is a continuation line",
+    "MisplacedEnvelopeHeaderDefect": "it has a 'From ' mbox line among its headers",
+    "InvalidMultipartContentTransferEncodingDefect": "it is multipart with a transfer encoding "
+                                                     "other than 7bit, 8bit or binary",
+}
+_ENCODING_DEFECTS = {"InvalidBase64CharactersDefect", "InvalidBase64PaddingDefect",
+                     "InvalidBase64LengthDefect"}
+
+
+def _broken_encoding(part: Part) -> bool:
+    _ = part.content  # decoding is what records base64 defects on the part
+    return any(type(d).__name__ in _ENCODING_DEFECTS for d in part.message.defects)
+
+
+def _defects(lint: _Lint) -> None:
+    """What the email parser found broken in the structure: clients show such parts wrongly
+    or not at all, and filters score them."""
+    view = lint.view
+    nodes = [("1" if not view.message.is_multipart() else None, view.message)]
+    nodes += [(p.section, p.message) for p in view.parts if p.message is not view.message]
+    for part in view.parts:
+        _ = part.content  # decode, so base64 defects are recorded
+    for section, node in nodes:
+        for defect in node.defects:
+            name = type(defect).__name__
+            words = _DEFECT_WORDS.get(name)
+            if words is None:
+                continue
+            where = "the message" if section is None or node is view.message else (
+                f"part {section}")
+            lint.add(
+                "mime-defect", Severity.ERROR,
+                f"The MIME structure is broken: in {where}, {words}.",
+                "Build the message with a MIME library (mailcore does) instead of by hand, "
+                "and send it whole.",
+                Location(section or None, element=name), REF["mime-structure"], defect=name,
+            )
+
+
 def _charset(lint: _Lint, part: Part, content: bytes, eight_bit: bool) -> None:
     charset = part.message.get_param("charset")
     if not eight_bit:
+        if isinstance(charset, str) and charset.strip():
+            try:
+                codecs.lookup(charset.strip())
+            except LookupError:
+                lint.add(
+                    "charset", Severity.WARNING,
+                    f"The {part.content_type} part declares charset {charset!r}, which is not "
+                    "a known character set; some clients refuse to show it.",
+                    "Declare charset=\"utf-8\" (or us-ascii) in its Content-Type.",
+                    Location(part.section, element=f"charset={charset}"), REF["charset"],
+                    charset=charset,
+                )
         return
     if not isinstance(charset, str) or not charset.strip():
         lint.add(
@@ -420,7 +485,12 @@ def _active_content(lint: _Lint) -> None:
             )
             if tag not in _ACTIVE_TAGS and js_attr is None:
                 continue
-            what = f"<{tag}>" if tag in _ACTIVE_TAGS else f"the {js_attr} attribute"
+            if tag in _ACTIVE_TAGS:
+                what = f"<{tag}>"
+            elif js_attr.lower().startswith("on"):
+                what = f"a script in the {js_attr} attribute"
+            else:
+                what = f"a javascript: URL in the {js_attr} attribute"
             lint.add(
                 "active-content", Severity.WARNING,
                 f"The HTML uses {what}; email clients remove scripts, forms and embedded "
@@ -513,8 +583,8 @@ def _list_unsubscribe(lint: _Lint) -> None:
 def _message_id(lint: _Lint) -> None:
     values = lint.headers("Message-ID")
     where = Location("0", element="Message-ID")
-    fix_make = ("Give it one: headers={'Message-ID': make_msgid(domain='your-domain.example')} "
-                "with your sending domain.")
+    fix_make = ("Make the Message-ID with your sending domain: <unique@your-domain.example> "
+                "(in code, make_msgid(domain=...)).")
     if not values:
         lint.add(
             "message-id", Severity.ERROR,
@@ -546,7 +616,7 @@ def _message_id(lint: _Lint) -> None:
             "message-id", Severity.WARNING,
             f"The Message-ID's domain is {domain!r}, not a public domain; spam filters score "
             "IDs made on a machine without a real host name.",
-            fix_make + " (or set the host's name).", where, REF["message-id"],
+            fix_make, where, REF["message-id"],
             value=value, domain=domain,
         )
 
@@ -589,8 +659,10 @@ def _date(lint: _Lint) -> None:
         hours = abs(delta.total_seconds()) / 3600
         span = f"{hours:.0f} hours" if hours < 72 else f"{hours / 24:.0f} days"
         direction = "after" if delta > DATE_FUTURE else "before"
+        # an old Date checked against the clock is most often a saved message, not a fault
+        old_file = against == "now" and delta < timedelta(0)
         lint.add(
-            "date", Severity.WARNING,
+            "date", Severity.INFO if old_file else Severity.WARNING,
             f"The Date is {span} {direction} {against}; filters score mail dated in the future "
             "or the past.",
             "Set the Date when the message is sent (leave it to mailcore) and check the "
@@ -690,7 +762,7 @@ def _headers_misc(lint: _Lint) -> None:
 
 
 RULES: tuple[Callable[[_Lint], None], ...] = (
-    _alternatives, _similarity, _encodings, _qp_urls, _sizes, _images, _active_content,
+    _defects, _alternatives, _similarity, _encodings, _qp_urls, _sizes, _images, _active_content,
     _list_unsubscribe, _message_id, _date, _from, _dkim_alignment, _headers_misc,
 )
 

@@ -320,9 +320,9 @@ class SpamdClient:
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise SpamdError(
-                f"cannot connect to spamd at {self.address}: {reason.lower()}; start spamd "
-                f"there (mailcore.checks.spam.Spamd.start() runs one on loopback) or point "
-                f"the check at the one you run"
+                f"cannot connect to spamd at {self.address}: {reason.lower()}; is spamd "
+                f"running there? (without an address, the check starts one of its own on "
+                f"loopback)"
             ) from exc
         try:
             with sock:

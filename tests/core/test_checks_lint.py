@@ -669,3 +669,49 @@ def test_findings_serialise_to_json():
     data = json.loads(json.dumps(result.to_json()))
     assert {f["code"] for f in data["findings"]} == {"lint.date", "lint.message-id"}
     assert all(f["fix"] for f in data["findings"])
+
+
+# -- what the parser found broken ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("extra", "body", "defect"), [
+    (["MIME-Version: 1.0", "Content-Type: text/plain", "Content-Transfer-Encoding: base64"],
+     "!!!notbase64<<<\n", ("InvalidBase64", )),
+    (["MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=zz"],
+     "--zz\nContent-Type: text/plain\n\nHello Ann, your order has shipped.\n",
+     ("CloseBoundaryNotFoundDefect",)),
+    (["MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=zz"],
+     "no parts at all here\n", ("StartBoundaryNotFoundDefect",)),
+])
+def test_a_broken_mime_structure_is_an_error(extra, body, defect) -> None:
+    result = lint(raw_message(*extra, body=body))
+    found = [f for f in result.findings if f.code == "lint.mime-defect"]
+    assert found and all(f.severity is Severity.ERROR for f in found)
+    assert any(f.data["defect"].startswith(defect) for f in found), [f.data for f in found]
+    assert "The MIME structure is broken" in found[0].message
+    # base64 that does not decode is not "plain ASCII that needed no encoding"
+    assert "lint.needless-encoding" not in codes(result)
+
+
+def test_an_unknown_charset_is_said_even_for_ascii_text() -> None:
+    raw = raw_message("MIME-Version: 1.0", "Content-Type: text/plain; charset=nonsense-cs")
+    finding = only(lint(raw), "lint.charset")
+    assert "'nonsense-cs', which is not a known character set" in finding.message
+    assert finding.location.element == "charset=nonsense-cs"
+
+
+def test_an_old_date_against_the_clock_is_informational() -> None:
+    """A saved message checked years later is not wrongly dated; one dated in the future is."""
+    old = email.utils.format_datetime(datetime.now(UTC) - timedelta(days=900))
+    past = only(lint(build(headers={"Date": old})), "lint.date")
+    assert past.severity is Severity.INFO and "days before now" in past.message
+    ahead = email.utils.format_datetime(datetime.now(UTC) + timedelta(days=3))
+    future = only(lint(build(headers={"Date": ahead})), "lint.date")
+    assert future.severity is Severity.WARNING
+
+
+def test_a_javascript_url_is_named_as_such() -> None:
+    html = '<p>Hello Ann, your order has shipped.</p><a href="javascript:go()">Track</a>'
+    finding = only(lint(build(html=html, text="Hello Ann, your order has shipped. Track")),
+                   "lint.active-content")
+    assert "a javascript: URL in the href attribute" in finding.message

@@ -395,7 +395,7 @@ def test_check_unsigned_signed_and_signed_in_the_composer(keys, dns_server):
     raw = serialize(make_message()).getvalue()
     unsigned = run(MessageView(raw))
     assert codes(unsigned) == ["dkim.not-signed"]
-    assert unsigned.findings[0].severity is Severity.WARNING
+    assert unsigned.findings[0].severity is Severity.INFO
     assert "can't tell it is from your domain" in unsigned.findings[0].message
 
     signed = run(MessageView(signer(keys).sign(raw)), nameserver=dns_server.address)
