@@ -430,10 +430,13 @@ def _images(lint: _Lint) -> None:
         images = [el for el in elements(tree) if el.tag == "img"]
         missing = [el for el in images if "alt" not in el.attrib]
         for el in missing:
+            number = images.index(el) + 1
+            src = _short((el.get("src") or "").strip() or "no src", 50).strip("'\"")
             lint.add(
                 "img-no-alt", Severity.WARNING,
-                f"An image has no alt text ({len(missing)} of {_n(len(images), 'image')} in "
-                "this part); when images are blocked, readers and screen readers get nothing.",
+                f"Image {number} of {len(images)} ({src}) has no alt text"
+                + (f" ({len(missing)} in this part have none)" if len(missing) > 1 else "")
+                + "; when images are blocked, readers and screen readers get nothing.",
                 "Add an alt attribute saying what the image shows (alt=\"\" for decorative "
                 "images and spacers).",
                 Location(part.section, el.sourceline, describe(el, "src")), REF["alt"],
