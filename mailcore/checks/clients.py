@@ -508,32 +508,7 @@ def _srcset_urls(srcset: str) -> list[str]:
     return out
 
 
-class _Source:
-    """The part's HTML source by line, to find where a start tag begins: lxml gives the line
-    where a start tag *ends*, which differs when its attributes span lines."""
-
-    LOOK_BACK = 40
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.split("\n")
-
-    def start(self, el: Any) -> int | None:
-        end = el.sourceline
-        if not end or end > len(self.lines):
-            return end
-        needle = "<" + el.tag.lower()
-        for n in range(end, max(0, end - self.LOOK_BACK), -1):
-            line = self.lines[n - 1]
-            at = line.lower().find(needle) if "<" in line else -1
-            while at >= 0:
-                after = line[at + len(needle): at + len(needle) + 1]
-                if after in ("", ">", "/") or after.isspace():
-                    return n
-                at = line.lower().find(needle, at + 1)
-        return end
-
-
-def _scan_elements(tree: Any, uses: _Uses, source: _Source) -> None:
+def _scan_elements(tree: Any, uses: _Uses, source: html.SourceLines) -> None:
     from lxml import etree
 
     rules = _rules()
@@ -865,7 +840,7 @@ def _css(tree: Any) -> _Css:
 
 def _scan_part(view: MessageView, part: Part, tree: Any) -> _Uses:
     uses = _Uses()
-    _scan_elements(tree, uses, _Source(part.text))
+    _scan_elements(tree, uses, html.source_lines(view, part))
     css = view.cached(f"clients.css:{part.section}", lambda: _css(tree))
     _scan_declarations(css.declarations, uses)
     for rule in css.at_rules:

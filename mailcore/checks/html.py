@@ -72,6 +72,37 @@ def describe(el: Any, attribute: str | None = None, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 2] + "…>"
 
 
+class SourceLines:
+    """The part's HTML source by line, to find where a start tag begins: lxml gives an element
+    the line where its start tag *ends*, which differs when its attributes span lines."""
+
+    LOOK_BACK = 40
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.split("\n")
+
+    def start(self, el: Any) -> int | None:
+        """The 1-based line where ``el``'s start tag begins (its ``sourceline`` if not found)."""
+        end = el.sourceline
+        if not end or end > len(self.lines):
+            return end
+        needle = "<" + el.tag.lower()
+        for n in range(end, max(0, end - self.LOOK_BACK), -1):
+            line = self.lines[n - 1]
+            at = line.lower().find(needle) if "<" in line else -1
+            while at >= 0:
+                after = line[at + len(needle): at + len(needle) + 1]
+                if after in ("", ">", "/") or after.isspace():
+                    return n
+                at = line.lower().find(needle, at + 1)
+        return end
+
+
+def source_lines(view: Any, part: Any) -> SourceLines:
+    """The part's SourceLines, made once per view and part."""
+    return view.cached(f"lines:{part.section}", lambda: SourceLines(part.text))
+
+
 @dataclass(frozen=True)
 class Declaration:
     """One CSS declaration, where it was found."""

@@ -424,9 +424,10 @@ def _sizes(lint: _Lint) -> None:
 
 
 def _images(lint: _Lint) -> None:
-    from mailcore.checks.html import describe, elements
+    from mailcore.checks.html import describe, elements, source_lines
 
     for part, tree in lint.view.iter_html():
+        lines = source_lines(lint.view, part)
         images = [el for el in elements(tree) if el.tag == "img"]
         missing = [el for el in images if "alt" not in el.attrib]
         for el in missing:
@@ -439,7 +440,7 @@ def _images(lint: _Lint) -> None:
                 + "; when images are blocked, readers and screen readers get nothing.",
                 "Add an alt attribute saying what the image shows (alt=\"\" for decorative "
                 "images and spacers).",
-                Location(part.section, el.sourceline, describe(el, "src")), REF["alt"],
+                Location(part.section, lines.start(el), describe(el, "src")), REF["alt"],
                 without_alt=len(missing), images=len(images),
             )
         content = [el for el in images if not _is_pixel(el)]
@@ -450,7 +451,7 @@ def _images(lint: _Lint) -> None:
                   if (el.get("src") or "").strip().lower().startswith(("http:", "https:", "//"))]
         all_remote = len(remote) == len(content)
         first = content[0]
-        where = Location(part.section, first.sourceline, describe(first, "src"))
+        where = Location(part.section, lines.start(first), describe(first, "src"))
         if n_words < IMAGE_ONLY_WORDS:
             lint.add(
                 "image-only", Severity.WARNING,
@@ -474,7 +475,7 @@ def _images(lint: _Lint) -> None:
 
 
 def _active_content(lint: _Lint) -> None:
-    from mailcore.checks.html import describe, elements
+    from mailcore.checks.html import describe, elements, source_lines
 
     for part, tree in lint.view.iter_html():
         for el in elements(tree):
@@ -499,7 +500,8 @@ def _active_content(lint: _Lint) -> None:
                 f"The HTML uses {what}; email clients remove scripts, forms and embedded "
                 "content, and spam filters score them.",
                 "Remove it: link to a web page for anything interactive.",
-                Location(part.section, el.sourceline, describe(el, js_attr)),
+                Location(part.section, source_lines(lint.view, part).start(el),
+                         describe(el, js_attr)),
                 REF["form"] if tag == "form" else REF["gmail-html"],
             )
 

@@ -132,3 +132,17 @@ def test_report_counts_and_json() -> None:
 def test_unknown_check_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown check 'nope'"):
         run_check("nope", MessageView(b"Subject: x\r\n\r\n"))
+
+
+def test_a_start_tag_over_several_lines_is_found_where_it_begins() -> None:
+    """lxml gives an element the line where its start tag ends; findings point at its start."""
+    msg = mailcore.EmailMultiAlternatives("x", "hello there", "a@example.com", ["b@example.com"])
+    msg.attach_alternative('<p>hello there</p>\n<img\n  src="https://x.example/a.png">\n',
+                           "text/html")
+    view = MessageView.of(msg)
+    part = view.html_parts[0]
+    img = next(e for e in chtml.elements(view.html_tree(part)) if e.tag == "img")
+    assert img.sourceline == 3
+    assert chtml.source_lines(view, part).start(img) == 2
+    lint = check_message(view, ["lint"]).result("lint")
+    assert [f.location.line for f in lint.findings if f.code == "lint.img-no-alt"] == [2]
