@@ -12,23 +12,28 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QTextCursor
 from PySide6.QtWidgets import QDialog, QPlainTextEdit, QTreeWidgetItem
 
 from mailcore.checks import CheckResult, Finding, Location, MessageView, Report, Severity
 from mailgui.jobs import JobRunner, failure_sentence
 from mailgui.model.checks import (
+    NET_CHECKS,
     PENDING,
     Badge,
     CheckSettings,
     SpamService,
     StoredChecks,
+    badge,
     key_lines,
     load_checks,
+    load_net_checks,
+    net_checks_path,
     parse_key_lines,
     part_lines,
     run_local,
+    save_net_checks,
     section_numbers,
     spam_result,
 )
@@ -36,7 +41,8 @@ from mailgui.views import style
 from mailgui.views.checks import ChecksDialog, ChecksPanel, LinksDialog
 from mailgui.views.common import Role
 
-__all__ = ["ChecksController", "ComposerChecks", "InboxChecks", "go_to_line", "read_badges"]
+__all__ = ["ChecksController", "ComposerChecks", "InboxChecks", "encoded_source_line",
+           "go_to_line", "read_badges"]
 
 Loader = Callable[[], bytes]  # gives the message's bytes; called on the worker
 
@@ -54,10 +60,28 @@ def go_to_line(edit: QPlainTextEdit, line: int) -> None:
     edit.setFocus(Qt.FocusReason.OtherFocusReason)
 
 
+def encoded_source_line(source: str, start: int, encoded_line: int) -> int:
+    """The line of the raw source (1-based) that is ``encoded_line`` of the body of the part
+    whose headers begin at line ``start``: past the part's headers and the blank line."""
+    lines = source.splitlines()
+    index = max(0, start - 1)
+    while index < len(lines) and lines[index].strip():
+        index += 1  # the part's header lines
+    return index + 1 + max(1, encoded_line)
+
+
+def encoded_line_of(finding: Finding) -> int | None:
+    """A finding whose line counts lines of the part's *encoded* body (quoted-printable, as
+    ``lint.qp-breaks-url`` says it): that line, else None."""
+    value = finding.data.get("encoded_line") if isinstance(finding.data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class _Progress(QObject):
     """Made on the GUI thread; emitted from the worker (queued to the GUI thread)."""
 
     moved = Signal(object, object, object)  # key, done, total
+    stage = Signal(object, str)  # key, what the long check waits for now
 
 
 def _links_module() -> Any:
@@ -73,6 +97,7 @@ class ChecksController(QObject):
     activated = Signal(object)  # the Finding to go to (double-click, Enter, the button)
     status = Signal(str)
     updated = Signal(object)  # the Report shown, after every change
+    network_done = Signal(object, object)  # key, the links or spam CheckResult it got
 
     def __init__(self, panel: ChecksPanel, runner: JobRunner, spam: SpamService,
                  parent: QObject | None = None) -> None:
@@ -89,6 +114,10 @@ class ChecksController(QObject):
         self._generation = 0
         self._progress = _Progress(self)
         self._progress.moved.connect(self._moved)
+        self._progress.stage.connect(self._stage)
+        # the links and spam results of each message this session (they cost a visit or a
+        # SpamAssassin run: switching messages and back must not lose them)
+        self.network: dict[Any, dict[str, CheckResult]] = {}
         panel.links.clicked.connect(self.check_links)
         panel.spam.clicked.connect(self.check_spam)
         panel.cancel.clicked.connect(self.cancel)
@@ -111,9 +140,11 @@ class ChecksController(QObject):
         if key != self.key:
             return
         # the network checks asked for earlier stay with the new local results
-        kept = [r for r in (self.report.results if self.report else [])
-                if r.check in ("links", "spam") and report.result(r.check) is None]
-        self.report = Report([*report.results, *kept])
+        kept = {r.check: r for r in (self.report.results if self.report else [])
+                if r.check in NET_CHECKS}
+        kept.update(self.network.get(key, {}))
+        self.report = Report([*report.results,
+                              *(r for c, r in kept.items() if report.result(c) is None)])
         self.lines = dict(lines or {})
         self.panel.show_report(self.report)
         self.updated.emit(self.report)
@@ -124,8 +155,17 @@ class ChecksController(QObject):
         results = [r for r in (self.report.results if self.report else [])
                    if r.check != result.check]
         self.report = Report([*results, result])
+        if result.check in NET_CHECKS:
+            self.network.setdefault(key, {})[result.check] = result
         self.panel.show_report(self.report)
         self.updated.emit(self.report)
+        if result.check in NET_CHECKS:
+            self.network_done.emit(key, result)
+
+    def forget(self, keys: set[Any]) -> None:
+        """Messages gone: their network results go too."""
+        for key in keys:
+            self.network.pop(key, None)
 
     def _activate(self, item: QTreeWidgetItem | None) -> None:
         finding = self.panel.finding_of(item)
@@ -199,12 +239,15 @@ class ChecksController(QObject):
         loader, key = self.loader, self.key
         if loader is None or self._running:
             return
-        self._start("spam", "Asking SpamAssassin\u2026")
+        self._start("spam", "Asking SpamAssassin\u2026" if self.spam_service.running
+                    else "Starting SpamAssassin\u2026")
         generation = self._generation
         service = self.spam_service
+        progress = self._progress
 
         def job() -> CheckResult:
-            return spam_result(MessageView(loader()), service)
+            return spam_result(MessageView(loader()), service,
+                               stage=lambda text: progress.stage.emit(key, text))
 
         def done(result: CheckResult) -> None:
             if generation != self._generation:
@@ -247,6 +290,10 @@ class ChecksController(QObject):
         if key == self.key and self._running == "links" and not (
                 self._cancel is not None and self._cancel.is_set()):
             self.panel.set_busy("Links:", int(done), int(total or 0) or None)
+
+    def _stage(self, key: Any, text: str) -> None:
+        if key == self.key and self._running == "spam":
+            self.panel.set_busy(text)
 
     def _failed(self, key: Any, check: str, exc: BaseException) -> None:
         self._finish()
@@ -307,6 +354,23 @@ class ComposerChecks(QObject):
         self._generation = 0
         self._raw = b""
         window.act_check.triggered.connect(self.check)
+        # the draft's Message-ID takes the profile's domain while From is empty (the domain
+        # of a typed From is the draft's own doing); connected after the source pane's
+        # reaction, whose preview is debounced: the preview and the send see the new ID
+        controller.compose.changed.connect(self.pin_message_id_domain)
+        controller.target.target_changed.connect(lambda _p: self.pin_message_id_domain())
+        self.pin_message_id_domain()
+
+    def pin_message_id_domain(self) -> None:
+        """Tell the draft the profile's domain for its Message-ID (its default From, else its
+        DKIM domain). Should move into ``ComposeController.profile_changed``/``load``."""
+        profile = self.controller.target.current()
+        if profile is None:
+            return
+        from mailgui.model.message import default_from
+
+        domain = default_from(profile) or getattr(profile, "dkim_domain", "") or ""
+        self.controller.compose.draft.use_profile_domain(domain)  # a no-op when it has it
 
     def settings(self) -> CheckSettings:
         return CheckSettings.from_settings(self.controller.settings)
@@ -355,26 +419,40 @@ class ComposerChecks(QObject):
                                    on_done=done, on_error=failed)
 
     def go_to(self, finding: Finding) -> None:
-        """An HTML finding with a line: the HTML editor at that line; anything else: the
-        source pane at the part's first line."""
+        """An HTML finding with a line: the HTML editor at that line; a line of the encoded
+        part (quoted-printable): the source there; anything else: the source pane at the
+        part's first line. Then the dialog steps aside from the place shown."""
         w = self.window
         loc = finding.location
         view = MessageView(self._raw) if self._raw else None
         part = view.part(loc.part) if view is not None and loc.part else None
-        if part is not None and part.content_type == "text/html" and loc.line:
+        encoded = encoded_line_of(finding)
+        if encoded is None and part is not None and part.content_type == "text/html" \
+                and loc.line:
             w.compose.tabs.setCurrentWidget(w.compose.html_page)
             go_to_line(w.compose.html, loc.line)
+            self.step_aside(w.compose.html)
             return
-        if part is not None and part.content_type == "text/plain" and loc.line:
+        if encoded is None and part is not None and part.content_type == "text/plain" \
+                and loc.line:
             w.compose.tabs.setCurrentWidget(w.compose.text_page)
             go_to_line(w.compose.body, loc.line)
+            self.step_aside(w.compose.body)
             return
         w.show_pane(w.source)
         start = self.checks.lines.get(loc.part or "", 1) if self.checks else 1
         source = w.source.text
 
         def there() -> None:
-            go_to_line(source, start if loc.part != "0" else 1)
+            text = source.toPlainText()
+            if loc.part == "0":
+                line = 1
+            elif encoded is not None:
+                line = encoded_source_line(text, start, encoded)
+            else:
+                line = start
+            go_to_line(source, line)
+            self.step_aside(source)
 
         if source.toPlainText():
             there()
@@ -382,16 +460,60 @@ class ComposerChecks(QObject):
             self.controller.source.updated.connect(lambda _p: there(),
                                                    Qt.ConnectionType.SingleShotConnection)
 
+    def step_aside(self, target: Any) -> None:
+        """Move the dialog off the place a jump went to: beside the main window when the
+        screen has room, else over the other side of the window, narrowed to fit there."""
+        dialog = self.dialog
+        if dialog is None or not dialog.isVisible():
+            return
+        shown = QRect(target.mapToGlobal(QPoint(0, 0)), target.size())
+        frame = dialog.frameGeometry()
+        if not frame.intersects(shown):
+            return
+        window = self.window.frameGeometry()
+        screen = (dialog.screen() or self.window.screen()).availableGeometry()
+        minimum = max(dialog.minimumSizeHint().width(), 420)
+        height = min(frame.height(), screen.height())
+        top = max(screen.top(), min(frame.top(), screen.bottom() + 1 - height))
+        room_right = screen.right() - window.right()
+        room_left = window.left() - screen.left()
+        if max(room_right, room_left) >= minimum:  # beside the window, the side with room
+            width = min(frame.width(), max(room_right, room_left))
+            left = window.right() + 1 if room_right >= room_left else window.left() - width
+        else:  # over the window: the side the target is not on
+            right_side = screen.right() - shown.right()
+            left_side = shown.left() - screen.left()
+            width = max(minimum, min(frame.width(), max(right_side, left_side)))
+            left = (shown.right() + 1 if right_side >= left_side else shown.left() - width)
+            left = max(screen.left(), min(left, screen.right() + 1 - width))
+        dialog.resize(width - (frame.width() - dialog.width()),
+                      height - (frame.height() - dialog.height()))
+        dialog.move(left, top)
 
 
 def read_badges(folder: Any, ids: list[str]) -> dict[str, Badge]:
-    """Worker side: the stored badge of each message that has been checked."""
+    """Worker side: the stored badge of each message that has been checked (with the links
+    and spam results the window kept for it, as its Checks tab counts them)."""
     out = {}
     for msg_id in ids:
-        stored = load_checks(folder, msg_id, badge_only=True)
-        if stored is not None:
-            out[msg_id] = stored.badge
+        has_net = net_checks_path(folder, msg_id).exists()
+        stored = load_checks(folder, msg_id, badge_only=not has_net)
+        if stored is None:
+            continue
+        net = load_net_checks(folder, msg_id) if has_net else []
+        out[msg_id] = badge(_with_net(stored.report, net)) if net else stored.badge
     return out
+
+
+def _with_net(report: Report, net: list[CheckResult] | dict[str, CheckResult]) -> Report:
+    extra = list(net.values()) if isinstance(net, dict) else list(net)
+    return Report([*report.results,
+                   *(r for r in extra if report.result(r.check) is None)])
+
+
+def read_stored(folder: Any, msg_id: str) -> tuple[StoredChecks | None, list[CheckResult]]:
+    """Worker side: a received message's stored checks and its kept network checks."""
+    return load_checks(folder, msg_id), load_net_checks(folder, msg_id)
 
 
 class InboxChecks(QObject):
@@ -418,6 +540,7 @@ class InboxChecks(QObject):
         self.checks.activated.connect(self.go_to)
         self.checks.status.connect(inbox.status.emit)
         self.checks.updated.connect(self._panel_updated)
+        self.checks.network_done.connect(self._network_done)
         self.view.checks.keys.clicked.connect(self.edit_keys)
         self.sections: list[str] = []  # of the parts list shown, in its order
 
@@ -490,13 +613,26 @@ class InboxChecks(QObject):
     def _loaded(self, msg_id: str, stored: StoredChecks | None) -> None:
         if stored is None:
             return
-        self._badges_read({msg_id: stored.badge})
+        net = self.checks.network.get(msg_id)
+        self._badges_read({msg_id: badge(_with_net(stored.report, net)) if net
+                           else stored.badge})
         if self.inbox.selected_id() == msg_id:
             self.checks.show(msg_id, stored.report, stored.part_lines)
 
     def forget(self, ids: set[str]) -> None:
         for msg_id in ids:
             self.badges.pop(msg_id, None)
+        self.checks.forget(set(ids))
+
+    def _network_done(self, msg_id: Any, _result: CheckResult) -> None:
+        """Links or spam ran on a received message: kept beside it in
+        ``<id>.netchecks.json`` (the GUI's file; on the write lane, after any earlier
+        write), so they are there when it is shown again, this session or the next."""
+        if not isinstance(msg_id, str):
+            return
+        results = list(self.checks.network.get(msg_id, {}).values())
+        self.inbox.runner.write(save_net_checks, self.store.folder, msg_id, results,
+                                what="keep the link and spam results of a message")
 
     # -- the message shown ----------------------------------------------------------------
     def selected(self, msg_id: str | None) -> None:
@@ -507,7 +643,10 @@ class InboxChecks(QObject):
         self.checks.set_message(msg_id, lambda: store.read(msg_id), "Checking\u2026")
         fingerprint = self.settings.fingerprint()
 
-        def shown(stored: StoredChecks | None) -> None:
+        def shown(found: tuple[StoredChecks | None, list[CheckResult]]) -> None:
+            stored, net = found
+            if net and msg_id not in self.checks.network:  # kept from an earlier session
+                self.checks.network[msg_id] = {r.check: r for r in net}
             if self.inbox.selected_id() != msg_id:
                 return
             if stored is None or stored.settings != fingerprint:
@@ -517,7 +656,7 @@ class InboxChecks(QObject):
                     return
             self._loaded(msg_id, stored)
 
-        self.inbox.runner.run(load_checks, store.folder, msg_id, on_done=shown,
+        self.inbox.runner.run(read_stored, store.folder, msg_id, on_done=shown,
                               what="read the checks of a received message")
 
     def details_shown(self, details: Any) -> None:
@@ -527,6 +666,10 @@ class InboxChecks(QObject):
         n = sum(1 for f in report.findings if f.severity >= Severity.WARNING)
         index = self.view.detail.indexOf(self.view.checks)
         self.view.detail.setTabText(index, f"Checks ({n})" if n else "Checks")
+        # the row's badge counts what the tab counts (links and spam included)
+        msg_id = self.checks.key
+        if isinstance(msg_id, str) and report.results:
+            self._badges_read({msg_id: badge(report)})
 
     def go_to(self, finding: Finding) -> None:
         """To the finding's place: an HTML line in the HTML source, a header in Headers,
@@ -544,6 +687,12 @@ class InboxChecks(QObject):
         index = self.sections.index(loc.part) if loc.part in self.sections else -1
         shown = self.inbox._shown  # noqa: SLF001 - the details being shown
         part = shown.parts[index] if shown is not None and index >= 0 else None
+        encoded = encoded_line_of(finding)
+        if encoded is not None:  # a line of the encoded body: only the source shows it
+            v.detail.setCurrentWidget(v.source)
+            start = self.checks.lines.get(loc.part or "", 1)
+            go_to_line(v.source, encoded_source_line(v.source.toPlainText(), start, encoded))
+            return
         if part is not None and part.content_type == "text/html" and loc.line:
             v.detail.setCurrentIndex(0)
             v.body.setCurrentWidget(v.html_source)

@@ -18,6 +18,8 @@ when the user presses their buttons (``mailgui.controllers.checks``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -44,6 +46,8 @@ __all__ = [
     "CHECK_TITLES",
     "CHECKS_FORMAT",
     "LOCAL",
+    "NET_CHECKS",
+    "NOT_VERIFIED",
     "PENDING",
     "Badge",
     "CheckSettings",
@@ -53,15 +57,20 @@ __all__ = [
     "check_stored",
     "checks_path",
     "clients_score",
+    "dkim_short_reason",
     "dkim_verdict",
+    "check_key_lines",
     "key_lines",
     "load_checks",
+    "load_net_checks",
+    "net_checks_path",
     "parse_key_lines",
     "part_lines",
     "report_from_json",
     "result_from_json",
     "run_local",
     "save_checks",
+    "save_net_checks",
     "section_numbers",
     "spam_score",
     "summary_line",
@@ -151,6 +160,57 @@ def parse_key_lines(text: str) -> dict[str, str]:
         if name and rest:
             keys[name] = rest.strip()
     return keys
+
+
+def _record_problem(record: str) -> str:
+    """Why ``record`` is not a DKIM key record (``v=DKIM1; k=rsa; p=<base64>``), or ""."""
+    tags: dict[str, str] = {}
+    for bit in record.split(";"):
+        if not bit.strip():
+            continue
+        if "=" not in bit:
+            return f"“{bit.strip()[:40]}” is not a tag=value pair"
+        name, value = bit.split("=", 1)
+        tags.setdefault(name.strip().lower(), "".join(value.split()))
+    if "v" in tags and tags["v"] != "DKIM1":
+        return f"its v= is “{tags['v'][:20]}”, a DKIM key record says v=DKIM1"
+    if "p" not in tags:
+        return "the record has no p= (the public key)"
+    if not tags["p"]:
+        return "its p= is empty (a revoked key verifies nothing)"
+    try:
+        base64.b64decode(tags["p"], validate=True)
+    except (binascii.Error, ValueError):
+        return "its p= is not valid base64 (copy the whole key, without line breaks)"
+    return ""
+
+
+def check_key_lines(text: str) -> tuple[dict[str, str], list[str]]:
+    """The pasted keys (as ``parse_key_lines``) and a sentence for each line that is not a
+    key, naming its line: a name with ``._domainkey.`` and a record whose ``p=`` is base64.
+    Nothing is dropped silently: a line in the problems is not in the keys."""
+    keys: dict[str, str] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        parsed = parse_key_lines(stripped)
+        if not parsed:
+            problems.append(f"Line {number}: no DNS name and record (write "
+                            "“sel._domainkey.example.com v=DKIM1; k=rsa; p=…”).")
+            continue
+        ((name, record),) = parsed.items()
+        if "._domainkey." not in f".{name}":
+            problems.append(f"Line {number}: “{name[:60]}” is not a DKIM key name "
+                            "(selector._domainkey.domain).")
+            continue
+        problem = _record_problem(record)
+        if problem:
+            problems.append(f"Line {number} ({name[:60]}): {problem}.")
+            continue
+        keys[name] = record
+    return keys, problems
 
 
 def key_lines(keys: Mapping[str, str]) -> str:
@@ -266,7 +326,7 @@ def clients_score(report: Report) -> float | None:
     """The share of the HTML's features the clients support, in per cent (None: no HTML, or
     the check did not run)."""
     result = report.result("clients")
-    if result is None or result.error:
+    if result is None or result.error or result.summary.get("html_parts") == 0:
         return None
     for key in ("supported", "score"):
         value = _number(result.summary.get(key))
@@ -290,9 +350,24 @@ def spam_score(report: Report) -> tuple[float, float | None, bool] | None:
     return score, threshold, is_spam
 
 
+NOT_VERIFIED = "not verified"
+
+
+def dkim_short_reason(reason: str) -> str:
+    """A few words for the summary line: "no key; DNS lookups are off"."""
+    if "DNS lookups are off" in reason:
+        return "no key; DNS lookups are off"
+    if "timed out" in reason or "no DNS server answered" in reason:
+        return "the key's DNS lookup failed"
+    return reason.split(";")[0][:60]
+
+
 def dkim_verdict(report: Report) -> tuple[str, str]:
-    """("pass" | "fail" | "none" | "", reason): the DKIM check's verdict on the message
-    ("" when it did not run; the reason then says why)."""
+    """("pass" | "fail" | "not verified" | "invalid" | "none" | "", reason): the DKIM check's
+    verdict on the message ("" when it did not run; the reason then says why). "fail" only
+    when a signature was checked and did not match (dkimpy's ``fail``); a signature whose key
+    is not at hand (``temperror``: no key pasted and DNS off, a lookup timed out) is "not
+    verified"; a broken signature or key record (``permerror``) is "invalid"."""
     result = report.result("dkim")
     if result is None:
         return "", ""
@@ -307,10 +382,15 @@ def dkim_verdict(report: Report) -> tuple[str, str]:
             overall = "none"
         elif "pass" in results:
             overall = "pass"
-        else:
+        elif "fail" in results:
             overall = "fail"
+        elif "temperror" in results:
+            overall = NOT_VERIFIED
+        else:
+            overall = "invalid"
+    raw_result = {NOT_VERIFIED: "temperror", "invalid": "permerror"}.get(overall, overall)
     reasons = [str(v.get("reason") or "") for v in verdicts
-               if str(v.get("result", "")).lower() == overall and v.get("reason")]
+               if str(v.get("result", "")).lower() == raw_result and v.get("reason")]
     reason = str(summary.get("reason") or "") or "; ".join(reasons)
     if not reason:
         domains = [str(v.get("domain")) for v in verdicts if v.get("domain")]
@@ -335,8 +415,10 @@ def summary_line(report: Report) -> str:
         value, threshold, is_spam = spam
         limit = f" / {threshold:g}" if threshold is not None else ""
         bits.append(f"Spam: {value:g}{limit} ({'spam' if is_spam else 'not spam'})")
-    verdict, _reason = dkim_verdict(report)
-    if verdict:
+    verdict, reason = dkim_verdict(report)
+    if verdict in (NOT_VERIFIED, "invalid") and reason:
+        bits.append(f"DKIM: {verdict} ({dkim_short_reason(reason)})")
+    elif verdict:
         bits.append(f"DKIM: {verdict}")
     counts = report.counts()
     shown = [f"{n} {label}{'s' if n != 1 and label != 'info' else ''}"
@@ -438,6 +520,44 @@ def load_checks(folder: Path, msg_id: str, *, badge_only: bool = False) -> Store
                          if isinstance(v, int)} if isinstance(lines, dict) else {})
 
 
+NET_CHECKS = ("links", "spam")  # asked for in the window; the GUI keeps their results
+
+
+def net_checks_path(folder: Path, msg_id: str) -> Path:
+    """``<id>.netchecks.json``: the links and spam results the window got for a received
+    message. The GUI owns it (the inbox process writes ``.checks.json``, never this); the
+    store deletes it with the message."""
+    return folder / f"{Path(msg_id).name}.netchecks.json"
+
+
+def save_net_checks(folder: Path, msg_id: str, results: Iterable[CheckResult]) -> bool:
+    """Write the network checks of a message (on the worker's write lane); False, and
+    nothing written, when the message is gone (deleted meanwhile)."""
+    kept = [r for r in results if r.check in NET_CHECKS]
+    if not (folder / f"{Path(msg_id).name}.eml").exists():
+        return False
+    atomic_write_json(net_checks_path(folder, msg_id), {
+        "format": CHECKS_FORMAT, "id": msg_id, "results": [r.to_json() for r in kept],
+    }, compact=True)
+    if not (folder / f"{Path(msg_id).name}.eml").exists():  # deleted while written
+        with contextlib.suppress(FileNotFoundError):
+            net_checks_path(folder, msg_id).unlink()
+        return False
+    return True
+
+
+def load_net_checks(folder: Path, msg_id: str) -> list[CheckResult]:
+    """The stored network checks of a message ([] when none, or from another version)."""
+    data = read_json(net_checks_path(folder, msg_id))
+    if not isinstance(data, dict) or data.get("format") != CHECKS_FORMAT:
+        return []
+    try:
+        return [result_from_json(r) for r in data.get("results") or []
+                if isinstance(r, dict) and r.get("check") in NET_CHECKS]
+    except (TypeError, ValueError, AttributeError):
+        return []
+
+
 def check_stored(folder: Path, msg_id: str, settings: CheckSettings | None = None, *,
                  between: Any = None) -> Report | None:
     """Run the local checks on a stored message and write its ``<id>.checks.json``; None
@@ -492,10 +612,17 @@ class SpamService:
                 spamd.stop()
 
 
-def spam_result(view: MessageView, service: SpamService) -> CheckResult:
-    """The spam check with the app's spamd; a result with ``error`` when it can't run."""
+def spam_result(view: MessageView, service: SpamService,
+                stage: Any = None) -> CheckResult:
+    """The spam check with the app's spamd; a result with ``error`` when it can't run.
+    ``stage(text)``: told "Starting SpamAssassin…" (when spamd is not running yet) and
+    "Asking SpamAssassin…" (worker side)."""
     try:
+        if stage is not None and not service.running:
+            stage("Starting SpamAssassin\u2026")
         client = service.client()
+        if stage is not None:
+            stage("Asking SpamAssassin\u2026")
     except ImportError as exc:
         return CheckResult("spam", error=f"the spam check needs {exc.name or exc}")
     except (RuntimeError, OSError) as exc:

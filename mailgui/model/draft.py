@@ -14,7 +14,7 @@ import time
 import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
-from email.utils import formatdate
+from email.utils import formatdate, getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ from mailcore.message import HEADER_LINE_BREAKS, make_msgid
 from mailgui.model.paths import AppPaths, atomic_write_json, read_json
 
 __all__ = [
+    "DEFAULT_MSGID_DOMAIN",
     "LINE_BREAKS",
     "AttachmentRef",
     "Draft",
     "DraftStore",
     "clean_one_line",
+    "message_id_domain",
     "new_date",
     "new_message_id",
     "one_line",
@@ -37,9 +39,49 @@ __all__ = [
 ]
 
 
-def new_message_id() -> str:
+DEFAULT_MSGID_DOMAIN = "mailgui.localhost"  # when neither From nor the profile gives one
+_DOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                     r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
+
+
+def _domain_of(text: str) -> str:
+    """The domain of the one address in ``text`` (``Name <a@b.example>`` too), as IDNA, or ""
+    when there is none or it is not a usable domain name (a literal, a typo in progress)."""
+    if not text or "@" not in text:
+        return ""
+    try:
+        pairs = getaddresses([text])
+    except Exception:  # noqa: BLE001 - half-typed text: no domain yet
+        return ""
+    if len(pairs) != 1 or "@" not in pairs[0][1]:
+        return ""
+    domain = pairs[0][1].rsplit("@", 1)[1].strip().rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+    return domain if _DOMAIN.fullmatch(domain) else ""
+
+
+def message_id_domain(from_email: str = "", fallback: str = "") -> str:
+    """The domain a draft's Message-ID is made with: the From address's, else ``fallback``
+    (the profile's: its default From, else its DKIM domain), else ``DEFAULT_MSGID_DOMAIN``.
+    Spam filters score IDs made with a name that is not a public domain."""
+    return (_domain_of(from_email) or _domain_of(f"x@{fallback}" if fallback and "@" not in
+                                                   fallback else fallback)
+            or DEFAULT_MSGID_DOMAIN)
+
+
+def _with_domain(message_id: str, domain: str) -> str:
+    """``<left@old>`` made ``<left@domain>`` (the unique left part stays)."""
+    inner = message_id.strip().removeprefix("<").removesuffix(">")
+    left = inner.rsplit("@", 1)[0] if "@" in inner else ""
+    return f"<{left}@{domain}>" if left else make_msgid(domain=domain)
+
+
+def new_message_id(domain: str = "") -> str:
     """A fresh Message-ID, pinned on the draft so the preview and the sent message share it."""
-    return make_msgid(domain="mailgui.localhost")
+    return make_msgid(domain=domain or DEFAULT_MSGID_DOMAIN)
 
 
 def new_date() -> str:
@@ -80,13 +122,37 @@ class Draft:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     saved_at: float = 0.0
 
+    def __post_init__(self) -> None:
+        self._sync_message_id()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "from_email" and "message_id" in self.__dict__:
+            self._sync_message_id()
+
+    def _sync_message_id(self) -> None:
+        """The Message-ID's domain follows the From address as it is typed (its unique part
+        stays): the draft holds the very ID the preview shows and the send uses."""
+        domain = message_id_domain(self.from_email, self.__dict__.get("_msgid_fallback", ""))
+        if domain == DEFAULT_MSGID_DOMAIN:
+            return  # From cleared or half-typed: the domain it had stays
+        if self.message_id and not self.message_id.rstrip(">").endswith("@" + domain):
+            object.__setattr__(self, "message_id", _with_domain(self.message_id, domain))
+
+    def use_profile_domain(self, domain_or_address: str) -> None:
+        """The domain the Message-ID takes while From is empty (the profile's default From,
+        else its DKIM domain): call it when the profile changes, before the preview."""
+        object.__setattr__(self, "_msgid_fallback", domain_or_address or "")
+        self._sync_message_id()
+
     def copy(self) -> Draft:
         return copy.deepcopy(self)
 
     def renew(self) -> None:
         """Make the next send a new message: a new Message-ID (hence new multipart
         boundaries) and Date."""
-        self.message_id = new_message_id()
+        self.message_id = new_message_id(
+            message_id_domain(self.from_email, self.__dict__.get("_msgid_fallback", "")))
         self.date = new_date()
 
     @property

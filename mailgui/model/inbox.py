@@ -166,7 +166,7 @@ class InboxStore:
             return removed
 
     def _unlink(self, msg_id: str) -> None:
-        for suffix in (".eml", ".json", ".details.json", ".checks.json"):
+        for suffix in (".eml", ".json", ".details.json", ".checks.json", ".netchecks.json"):
             with contextlib.suppress(FileNotFoundError):
                 (self.folder / f"{Path(msg_id).name}{suffix}").unlink()
 
@@ -225,7 +225,7 @@ class InboxStore:
         """Oldest first."""
         out = []
         for meta in sorted(self.folder.glob("*.json")):
-            if meta.name.endswith((".details.json", ".checks.json")) or (
+            if meta.name.endswith((".details.json", ".checks.json", ".netchecks.json")) or (
                     meta.name == "read-state.json"):
                 continue
             data = read_json(meta)

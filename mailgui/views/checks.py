@@ -33,7 +33,14 @@ from PySide6.QtWidgets import (
 )
 
 from mailcore.checks import Finding, Report, Severity
-from mailgui.model.checks import CHECK_TITLES, dkim_verdict, spam_score, summary_line
+from mailgui.model.checks import (
+    CHECK_TITLES,
+    NOT_VERIFIED,
+    check_key_lines,
+    dkim_verdict,
+    spam_score,
+    summary_line,
+)
 from mailgui.views import style
 from mailgui.views.common import named
 
@@ -41,6 +48,9 @@ __all__ = ["FINDING_ROLE", "ChecksDialog", "ChecksPanel", "DkimKeysDialog", "Lin
            "severity_icon"]
 
 FINDING_ROLE = Qt.ItemDataRole.UserRole  # column 0 of a finding row: its index in ``findings``
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a client row's number in each column (None: no data)
+NO_DATA = "no data"
+NO_HTML = "no HTML part"
 BANNER_OF = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "info"}
 ORDER = ("lint", "clients", "dkim", "spam", "links")
 
@@ -63,15 +73,21 @@ def _pct(value: Any) -> str:
     return f"{value:.0f} %" if isinstance(value, (int, float)) else ""
 
 
-def group_text(check: str, summary: dict[str, Any], report: Report) -> str:
-    """The line of a check's group: its title and what it says in short."""
+def group_text(check: str, summary: dict[str, Any], report: Report, *,
+               keys_hint: bool = True) -> str:
+    """The line of a check's group: its title and what it says in short. ``keys_hint``: a
+    signature not verified for want of a key points to the DKIM keys… button."""
     title = CHECK_TITLES.get(check, check)
     extra = ""
-    if check == "clients" and isinstance(summary.get("supported"), (int, float)):
+    if check == "clients" and summary.get("html_parts") == 0:
+        extra = NO_HTML
+    elif check == "clients" and isinstance(summary.get("supported"), (int, float)):
         extra = f"{_pct(summary['supported'])} supported"
     elif check == "dkim":
         verdict, reason = dkim_verdict(report)
         extra = verdict + (f" \u2014 {reason}" if reason else "")
+        if verdict == NOT_VERIFIED and keys_hint:
+            extra += " \u2014 paste the key with DKIM keys\u2026, or allow DNS lookups there"
     elif check == "spam":
         spam = spam_score(report)
         if spam is not None:
@@ -128,6 +144,9 @@ class ChecksPanel(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setMaximumWidth(260)
         self.progress.hide()
+        self.busy = QLabel()  # what the bar waits for: "Starting SpamAssassin…"
+        named(self.busy, "Checks progress text")
+        self.busy.hide()
         self.cancel = QPushButton("Cancel")
         named(self.cancel, "Cancel the check")
         self.cancel.hide()
@@ -143,7 +162,7 @@ class ChecksPanel(QWidget):
         self.go.setEnabled(False)
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.links, self.spam, self.progress, self.cancel):
+        for widget in (self.links, self.spam, self.busy, self.progress, self.cancel):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         buttons.addWidget(self.keys)
@@ -153,12 +172,19 @@ class ChecksPanel(QWidget):
         named(self.tree, "Check findings")
         self.tree.setHeaderLabels(["Finding", "Where"])
         self.tree.setAlternatingRowColors(True)
+        # a finding's sentence wraps onto more lines rather than ending in "…"
         self.tree.setWordWrap(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        self.tree.setColumnWidth(1, 190)
+        header.setToolTip("Drag the line between the columns to widen Where")
+        self.tree.setColumnWidth(1, 260)
+        # rows are measured again for the new width (Qt measures them once)
+        header.sectionResized.connect(lambda *_a: self.tree.scheduleDelayedItemsLayout())
+        self.keys_hint = True  # the DKIM group points to the DKIM keys… button
         self.detail = QLabel()
         self.detail.setWordWrap(True)
         self.detail.setTextFormat(Qt.TextFormat.RichText)
@@ -184,9 +210,15 @@ class ChecksPanel(QWidget):
                                       "Features not supported"])
         self.clients.setRootIsDecorated(False)
         self.clients.setAlternatingRowColors(True)
-        self.clients.setColumnWidth(0, 160)
-        for column in (1, 2, 3):
-            self.clients.setColumnWidth(column, 80)
+        self.clients.setWordWrap(True)
+        self.clients.setUniformRowHeights(False)
+        clients_header = self.clients.header()
+        for column in range(4):
+            clients_header.setSectionResizeMode(column,
+                                                QHeaderView.ResizeMode.ResizeToContents)
+        clients_header.setStretchLastSection(True)
+        self.clients.setSortingEnabled(True)
+        self.clients.sortByColumn(1, Qt.SortOrder.AscendingOrder)  # the worst supported first
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         named(self.tabs, "Checks views")
@@ -201,6 +233,10 @@ class ChecksPanel(QWidget):
         box.addLayout(buttons)
         box.addWidget(self.tabs, 1)
         self.tree.currentItemChanged.connect(lambda item, _p: self._show_detail(item))
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.tree.scheduleDelayedItemsLayout()  # wrapped rows: measured for the new width
 
     # -- filling -------------------------------------------------------------------------
     def clear(self, note: str = "No checks yet.") -> None:
@@ -233,9 +269,9 @@ class ChecksPanel(QWidget):
         bold = QFont(self.tree.font())
         bold.setBold(True)
         for result in results:
-            group = QTreeWidgetItem([group_text(result.check, result.summary, report), ""])
+            title = group_text(result.check, result.summary, report, keys_hint=self.keys_hint)
+            group = QTreeWidgetItem([title, ""])
             group.setFont(0, bold)
-            group.setFirstColumnSpanned(False)
             if result.error:
                 group.setText(1, "could not run")
                 group.setToolTip(0, result.error)
@@ -243,6 +279,7 @@ class ChecksPanel(QWidget):
             else:
                 n = len(result.findings)
                 group.setText(1, f"{n} finding{'s' if n != 1 else ''}" if n else "nothing found")
+                group.setToolTip(0, title)
                 group.setIcon(0, severity_icon(result.worst))
             group.setData(0, FINDING_ROLE, -1)
             self.tree.addTopLevelItem(group)
@@ -253,7 +290,7 @@ class ChecksPanel(QWidget):
                 tip = finding.message + (f"\nFix: {finding.fix}" if finding.fix else "")
                 item.setToolTip(0, tip)
                 item.setToolTip(1, finding.location.describe())
-                item.setStatusTip(0, finding.severity.label)
+                item.setStatusTip(0, finding.message)  # the sentence, never a bare "warning"
                 item.setData(0, FINDING_ROLE, len(self.findings))
                 self.findings.append(finding)
                 group.addChild(item)
@@ -267,9 +304,15 @@ class ChecksPanel(QWidget):
             self._show_detail(None)
 
     def _fill_clients(self, report: Report) -> None:
+        self.clients.setSortingEnabled(False)  # filled first, then sorted once
         self.clients.clear()
         result = report.result("clients")
         summary = result.summary if result is not None else {}
+        if summary.get("html_parts") == 0:  # nothing to match against the clients' data
+            self.tabs.setTabText(1, f"Clients ({NO_HTML})")
+            self.tabs.setTabEnabled(1, False)
+            self.clients.setSortingEnabled(True)
+            return
         families = summary.get("families") or summary.get("clients_by_family") or []
         for family in families:
             if not isinstance(family, dict):
@@ -285,16 +328,33 @@ class ChecksPanel(QWidget):
                 return ", ".join(str(v) for v in value[:5]) + (
                     f" and {len(value) - 5} more" if len(value) > 5 else "")
 
-            row = QTreeWidgetItem([
-                str(family.get("name") or family.get("family") or ""), pct("supported"),
-                pct("partial"), pct("unsupported"), names("unsupported_features"),
+            name = str(family.get("name") or family.get("family") or "")
+            known = isinstance(family.get("supported"), (int, float)) and (
+                family.get("tests") is None or family.get("tests"))
+            numbers = [family.get(k) if known else None
+                       for k in ("supported", "partial", "unsupported")]
+            row = _ClientRow([
+                name, *(_pct(n) if n is not None else NO_DATA for n in numbers),
+                names("unsupported_features") if known else "",
             ])
+            row.setData(0, SORT_ROLE, name.lower())
+            for column, number in enumerate(numbers, 1):
+                row.setData(column, SORT_ROLE, number)
+                row.setTextAlignment(column, Qt.AlignmentFlag.AlignRight
+                                     | Qt.AlignmentFlag.AlignVCenter)
+            row.setData(4, SORT_ROLE, len(family.get("unsupported_features") or []))
             unsupported = names("unsupported_features")
             partial = names("partial_features")
-            row.setToolTip(0, "\n".join(bit for bit in (
+            tip = "\n".join(bit for bit in (
                 f"Not supported: {unsupported}" if unsupported else "",
-                f"Partly supported: {partial}" if partial else "") if bit))
+                f"Partly supported: {partial}" if partial else "") if bit)
+            if not known:
+                tip = "caniemail.com has no data on this client for the features used"
+            row.setToolTip(0, tip)
+            row.setToolTip(4, ", ".join(str(v) for v in family.get("unsupported_features")
+                                        or []))
             self.clients.addTopLevelItem(row)
+        self.clients.setSortingEnabled(True)
         self.tabs.setTabText(1, f"Clients ({self.clients.topLevelItemCount()})"
                              if self.clients.topLevelItemCount() else "Clients")
         self.tabs.setTabEnabled(1, self.clients.topLevelItemCount() > 0)
@@ -349,18 +409,41 @@ class ChecksPanel(QWidget):
         self.cancel.show()
         self.cancel.setEnabled(True)
         if total:
+            self.busy.hide()
             self.progress.setRange(0, total)
             self.progress.setValue(min(done or 0, total))
             self.progress.setFormat(f"{text} {done or 0} of {total}")
         else:
+            # a bar with no known end shows no text in most styles: the label says what runs
+            self.busy.setText(text)
+            self.busy.show()
             self.progress.setRange(0, 0)
             self.progress.setFormat(text)
 
     def set_idle(self, can_run: bool = True) -> None:
+        self.busy.hide()
         self.progress.hide()
         self.cancel.hide()
         self.links.setEnabled(can_run)
         self.spam.setEnabled(can_run)
+
+
+class _ClientRow(QTreeWidgetItem):
+    """A row of the clients table sorted by its numbers (``SORT_ROLE``), "no data" last."""
+
+    def __lt__(self, other: QTreeWidgetItem) -> bool:
+        tree = self.treeWidget()
+        column = tree.sortColumn() if tree is not None else 0
+        mine, theirs = self.data(column, SORT_ROLE), other.data(column, SORT_ROLE)
+        if mine is None or theirs is None:
+            if mine is None and theirs is None:
+                return self.text(0).lower() < other.text(0).lower()
+            ascending = tree is None or tree.header().sortIndicatorOrder() \
+                == Qt.SortOrder.AscendingOrder
+            return (mine is not None) == ascending  # no data: last either way
+        if mine == theirs:
+            return self.text(0).lower() < other.text(0).lower()
+        return mine < theirs
 
 
 class LinksDialog(QDialog):
@@ -415,7 +498,12 @@ class ChecksDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Checks of the draft")
         self.setModal(False)
+        # a tool window: it stays above the composer without blocking it
+        self.setWindowFlag(Qt.WindowType.Tool, True)
         self.panel = ChecksPanel(self, name="Draft checks")
+        # a draft's signature is checked with the profile's own key: no keys to paste here
+        self.panel.keys.hide()
+        self.panel.keys_hint = False
         self.recheck = QPushButton("Check again")
         named(self.recheck, "Check the draft again")
         self.recheck.setToolTip("Run the local checks again on the draft as it is now")
@@ -450,6 +538,13 @@ class DkimKeysDialog(QDialog):
         self.dns = QCheckBox("Look up DKIM keys in DNS (the network) when none is pasted")
         named(self.dns, "Look up DKIM keys in DNS")
         self.dns.setChecked(dns)
+        self.problems = QLabel()  # which lines are not keys (OK then stays here)
+        named(self.problems, "DKIM key problems")
+        self.problems.setWordWrap(True)
+        self.problems.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problems.setStyleSheet(f"QLabel {{ color: {style.BANNERS['error'].text}; }}")
+        self.problems.hide()
+        self.keys: dict[str, str] = {}
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -457,6 +552,20 @@ class DkimKeysDialog(QDialog):
         box = QVBoxLayout(self)
         box.addWidget(intro)
         box.addWidget(self.text, 1)
+        box.addWidget(self.problems)
         box.addWidget(self.dns)
         box.addWidget(buttons)
         self.resize(640, 360)
+
+    def accept(self) -> None:
+        """OK only when every line is a key; else the dialog says which lines are not."""
+        keys, problems = check_key_lines(self.text.toPlainText())
+        if problems:
+            shown = problems[:8] + ([f"\u2026 and {len(problems) - 8} more."]
+                                    if len(problems) > 8 else [])
+            self.problems.setText("\n".join(shown))
+            self.problems.show()
+            return
+        self.keys = keys
+        self.problems.hide()
+        super().accept()

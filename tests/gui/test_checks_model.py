@@ -19,13 +19,18 @@ from mailcore.wire import serialize
 from mailgui.model.checks import (
     CheckSettings,
     badge,
+    check_key_lines,
     check_stored,
     checks_path,
+    clients_score,
     dkim_verdict,
     load_checks,
+    load_net_checks,
+    net_checks_path,
     parse_key_lines,
     report_from_json,
     run_local,
+    save_net_checks,
     section_numbers,
     summary_line,
 )
@@ -214,3 +219,96 @@ def test_inbox_process_checks_what_it_receives_and_what_it_had(tmp_path: Path) -
     assert not checks_path(folder, new[0]).exists()
     assert [m.id for m in store.list()] == [old.id]
 
+
+
+# -- what the tester found (issue 14) ----------------------------------------------------------
+
+def test_a_signature_without_its_key_is_not_verified_not_failed() -> None:
+    pem, _record = rsa_key()
+    report = run_local(signed(html_message(), pem), CheckSettings())
+    verdict, reason = dkim_verdict(report)
+    raw_results = {v["result"] for v in report.result("dkim").summary["verdicts"]}
+    assert raw_results == {"temperror"}  # what the DKIM check said: no key at hand
+    assert verdict == "not verified" and "DNS lookups are off" in reason
+    assert "DKIM: not verified (no key; DNS lookups are off)" in summary_line(report)
+    assert "DKIM: fail" not in summary_line(report)
+
+
+def test_pasted_key_lines_are_checked_line_by_line() -> None:
+    _pem, record = rsa_key()
+    text = "\n".join([
+        f"s1._domainkey.example.com {record}",          # 1: a key
+        "# a comment",                                   # 2: ignored
+        f"www.example.com {record}",                     # 3: not a DKIM name
+        "s2._domainkey.example.com v=DKIM1; k=rsa; p=not*base64",  # 4
+        "s3._domainkey.example.com v=DKIM1; k=rsa",      # 5: no p=
+        "justoneword",                                   # 6: no record
+        f"s4._domainkey.example.com = {record}",         # 7: a key, NAME = RECORD
+        "s5._domainkey.example.com v=spf1; p=AAAA",       # 8: not v=DKIM1
+    ])
+    keys, problems = check_key_lines(text)
+    assert keys == {"s1._domainkey.example.com": record, "s4._domainkey.example.com": record}
+    assert [p.split(" ", 2)[1].rstrip(":") for p in problems] == ["3", "4", "5", "6", "8"]
+    assert "base64" in problems[1] and "p=" in problems[2] and "DKIM1" in problems[4]
+    # every line is either a key or a problem: nothing is dropped silently
+    assert len(keys) + len(problems) == 7
+
+
+def test_the_message_id_takes_the_from_domain_and_the_bytes_keep_it() -> None:
+    from mailgui.model.draft import DEFAULT_MSGID_DOMAIN, Draft
+    from mailgui.model.source import preview, serialized_draft
+
+    draft = Draft(to="qa@example.com", subject="Hi", body="Hello")
+    assert draft.message_id.endswith(f"@{DEFAULT_MSGID_DOMAIN}>")
+    unique = draft.message_id.split("@")[0]
+    draft.from_email = "Shop <news@Shop.Example.COM>"
+    assert draft.message_id == f"{unique}@shop.example.com>"  # the unique part stays
+    draft.from_email = "news@"  # half-typed: the domain it had stays
+    assert draft.message_id == f"{unique}@shop.example.com>"
+    draft.from_email = ""
+    draft.use_profile_domain("dkim.example.net")  # the profile's DKIM domain
+    assert draft.message_id == f"{unique}@dkim.example.net>"
+    draft.from_email = "ann@example.org"
+    draft.use_profile_domain("dkim.example.net")  # a typed From wins
+    assert draft.message_id == f"{unique}@example.org>"
+    # the preview and the bytes that go out carry the draft's ID
+    raw = serialized_draft(draft, None).getvalue()
+    assert MessageView(raw).header("Message-ID") == draft.message_id
+    assert preview(draft, None).message_id == draft.message_id
+    assert serialized_draft(draft.copy(), None).getvalue() == raw
+    lint = run_local(raw, checks=["lint"]).result("lint")
+    assert "lint.message-id" not in {f.code for f in lint.findings}
+    draft.renew()
+    assert draft.message_id.endswith("@example.org>") and unique not in draft.message_id
+    saved = Draft.from_dict(draft.to_dict())
+    assert saved.message_id == draft.message_id
+
+
+def test_network_checks_are_kept_beside_the_message_and_deleted_with_it(
+        tmp_path: Path) -> None:
+    from mailcore.checks import CheckResult
+
+    store = InboxStore(tmp_path)
+    item = store.add("shop@example.com", ["qa@example.com"], html_message())
+    spam = CheckResult("spam", summary={"score": 1.5, "threshold": 5.0, "is_spam": False})
+    links = CheckResult("links", summary={"links": [], "skipped_single_use": []})
+    assert save_net_checks(tmp_path, item.id, [spam, links, run_local(html_message()).results[0]])
+    loaded = load_net_checks(tmp_path, item.id)
+    assert [r.to_json() for r in loaded] == [spam.to_json(), links.to_json()]
+    assert [m.id for m in store.list()] == [item.id]  # not taken for a message
+    store.delete(item.id)
+    assert not net_checks_path(tmp_path, item.id).exists()
+    # a message deleted meanwhile: nothing is written
+    assert not save_net_checks(tmp_path, item.id, [spam])
+    assert not net_checks_path(tmp_path, item.id).exists()
+
+
+def test_a_message_without_html_has_no_client_score() -> None:
+    from mailcore import EmailMessage
+
+    raw = serialize(EmailMessage("Hi", "plain", "a@example.com", ["b@example.com"]),
+                    linesep="\r\n").getvalue()
+    report = run_local(raw)
+    assert report.result("clients").summary["html_parts"] == 0
+    assert clients_score(report) is None and "Clients:" not in summary_line(report)
+    assert clients_score(run_local(html_message())) is not None

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from PySide6.QtCore import QPoint, QRect
 
 from mailcore.checks import MessageView, Severity
 from mailgui.model.checks import (
@@ -119,9 +120,16 @@ def test_composer_check_runs_on_the_bytes_the_source_shows(make_gui, qtbot) -> N
                   if panel.finding_of(i).location.part == html_part
                   and panel.finding_of(i).location.line)
     line = panel.finding_of(target).location.line
+    # the draft's signature is checked with the profile's key: no keys to paste here
+    assert panel.keys.isHidden() and not panel.keys.isVisible()
+    assert target.statusTip(0) == panel.finding_of(target).message
     panel.tree.itemActivated.emit(target, 0)
     assert w.compose.tabs.currentWidget() is w.compose.html_page
     assert w.compose.html.textCursor().blockNumber() + 1 == line
+    # the dialog steps aside: it no longer covers the editor it went to
+    editor = QRect(w.compose.html.mapToGlobal(QPoint(0, 0)), w.compose.html.size())
+    assert not composer.dialog.frameGeometry().intersects(editor)
+    assert composer.dialog.isVisible()
 
     # Check again after a change: the new bytes are checked
     w.compose.html.setPlainText("<p>plain</p>")
@@ -222,6 +230,13 @@ def test_pasted_dkim_key_makes_a_received_signature_pass(make_gui, qtbot) -> Non
     report = shown_report(qtbot, gui, msg_id)
     assert dkim_verdict(report)[0] != "pass"  # no key, and DNS is off
     assert gui.controller.settings.get("checks_dkim_dns") in (None, False)
+    # not a failure: the key is not at hand; the group says where to give it
+    panel = gui.window.inbox.checks
+    assert "DKIM: not verified (no key; DNS lookups are off)" in panel.summary.text()
+    assert "DKIM: fail" not in panel.summary.text()
+    group = next(panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())
+                 if panel.tree.topLevelItem(i).text(0).startswith("DKIM"))
+    assert "DKIM keys\u2026" in group.text(0) and not panel.keys.isHidden()
 
     inbox.checks.choose_keys = lambda text, dns: (f"s1._domainkey.example.com {record}", False)
     gui.window.inbox.checks.keys.click()
@@ -250,6 +265,10 @@ def test_spam_score_from_a_real_spamd(make_gui, qtbot) -> None:  # noqa: ANN001
     gui.window.inbox.detail.setCurrentWidget(panel)
     panel.spam.click()
     assert panel.progress.isVisible() and panel.cancel.isVisible()
+    # the bar with no known end is labelled: what it waits for
+    assert panel.busy.isVisible() and panel.busy.text() == "Starting SpamAssassin\u2026"
+    qtbot.waitUntil(lambda: checks.report.result("spam") is not None
+                    or panel.busy.text() == "Asking SpamAssassin\u2026", timeout=180000)
     qtbot.waitUntil(lambda: checks.report.result("spam") is not None, timeout=180000)
     result = checks.report.result("spam")
     assert not result.error, result.error
@@ -257,7 +276,7 @@ def test_spam_score_from_a_real_spamd(make_gui, qtbot) -> None:  # noqa: ANN001
     assert f"Spam: {score:g}" in panel.summary.text()
     fired = {rule.get("name") for rule in result.summary["rules"]}
     assert {f.data.get("name") for f in result.findings} <= fired
-    assert not panel.progress.isVisible()
+    assert not panel.progress.isVisible() and not panel.busy.isVisible()
 
 
 def test_link_check_can_be_cancelled(make_gui, qtbot, web) -> None:  # noqa: ANN001
@@ -335,3 +354,99 @@ def test_composer_check_signs_as_the_profile_will_and_says_when_it_cannot(  # no
     findings = check()
     assert [f.code for f in findings][:2] == ["dkim.pass", "dkim.record-not-checked"]
     assert key.record in findings[1].fix
+
+
+def _links_message(web: str, subject: str) -> bytes:
+    from mailcore import EmailMultiAlternatives
+    from mailcore.wire import serialize
+
+    page = f'<p><a href="{web}/ok">ok</a> <a href="{web}/missing">gone</a></p>'
+    msg = EmailMultiAlternatives(subject, "see the links", "shop@example.com",
+                                 ["qa@example.com"])
+    msg.attach_alternative(page, "text/html")
+    return serialize(msg, linesep="\r\n").getvalue()
+
+
+def test_link_results_stay_with_their_message_and_the_badge_counts_them(  # noqa: ANN001
+        make_gui, qtbot, web) -> None:
+    from mailgui.model.checks import net_checks_path
+
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    deliver(gui, _links_message(web, "First"))
+    deliver(gui, html_message())
+    qtbot.waitUntil(lambda: len(inbox.messages) == 2, timeout=15000)
+    first = next(m.id for m in inbox.messages if m.subject == "First")
+    other = next(m.id for m in inbox.messages if m.id != first)
+    shown_report(qtbot, gui, first)
+    checks = inbox.checks.checks
+    checks.confirm_links = lambda links: (True, False)
+    v = gui.window.inbox
+    v.checks.links.click()
+    qtbot.waitUntil(lambda: checks.report.result("links") is not None and not checks.running,
+                    timeout=60000)
+    links = checks.report.result("links")
+    assert links.findings, "a 404 is a finding"
+    # the row's badge and the tab count what the panel shows, links included
+    column = inbox.checks.BADGE_COLUMN
+    assert inbox._find_item(first).text(column) == badge(checks.report).text  # noqa: SLF001
+    serious = sum(1 for f in checks.report.findings if f.severity >= Severity.WARNING)
+    assert v.detail.tabText(v.detail.indexOf(v.checks)) == f"Checks ({serious})"
+    assert badge(checks.report).count == serious
+    # kept beside the message, in a file of the GUI's own
+    path = net_checks_path(inbox.store.folder, first)
+    qtbot.waitUntil(path.exists, timeout=10000)
+
+    # another message, then back: the link results are there again
+    shown_report(qtbot, gui, other)
+    assert checks.report.result("links") is None
+    report = shown_report(qtbot, gui, first)
+    assert report.result("links").to_json() == links.to_json()
+    assert inbox._find_item(first).text(column) == badge(report).text  # noqa: SLF001
+    # and from the file, as in the next session
+    checks.network.clear()
+    shown_report(qtbot, gui, other)
+    gui.window.inbox.list.setCurrentItem(inbox._find_item(first))  # noqa: SLF001
+    qtbot.waitUntil(lambda: checks.key == first and checks.report is not None
+                    and checks.report.result("links") is not None, timeout=60000)
+    assert checks.report.result("links").to_json() == links.to_json()
+
+
+def _qp_message() -> tuple[bytes, str]:
+    """An HTML part in quoted-printable whose long URL a soft line break splits."""
+    import quopri
+
+    url = "https://shop.example.com/" + "spring-sale/" * 8 + "index.html?utm=newsletter"
+    html = f'<html><body>\n<p>Sale</p>\n<p><a href="{url}">Shop now</a></p>\n</body></html>\n'
+    body = quopri.encodestring(html.encode()).replace(b"\n", b"\r\n")
+    raw = (b"From: Shop <shop@example.com>\r\nTo: qa@example.com\r\nSubject: QP\r\n"
+           b"Date: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <qp1@example.com>\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n"
+           b"\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSale " + url.encode()
+           + b"\r\n--b1\r\nContent-Type: text/html; charset=utf-8\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body + b"--b1--\r\n")
+    return raw, url
+
+
+def test_a_finding_on_an_encoded_line_goes_to_that_line_of_the_source(make_gui, qtbot) -> None:  # noqa: ANN001
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    raw, _url = _qp_message()
+    deliver(gui, raw)
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=15000)
+    msg_id = inbox.messages[0].id
+    shown_report(qtbot, gui, msg_id)
+    qtbot.waitUntil(lambda: inbox._shown is not None, timeout=10000)  # noqa: SLF001
+    v = gui.window.inbox
+    item = next(i for i in v.checks.finding_items()
+                if v.checks.finding_of(i).code == "lint.qp-breaks-url")
+    finding = v.checks.finding_of(item)
+    encoded = finding.data["encoded_line"]
+    stored = inbox.store.read(msg_id)
+    part = MessageView(stored).part(finding.location.part)
+    expected = part.raw_body.splitlines()[encoded - 1].decode().rstrip("\r")
+    v.detail.setCurrentWidget(v.checks)
+    v.checks.tree.itemActivated.emit(item, 0)
+    assert v.detail.currentWidget() is v.source
+    assert v.source.textCursor().selectedText() == expected
+    assert expected.endswith("=")  # the soft line break inside the URL
