@@ -1,6 +1,7 @@
 """The profile editor's "Test connection" row: run the test on the worker pool, show its steps
 and transcript, cancel it (a server may never answer), ask for a password and retry the profile
-that was tested."""
+that was tested. An OAuth2 profile is tested with its saved sign-in (an access token fresh from
+the keyring's refresh token): no password is used or asked for."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class ConnectionTestController(QObject):
         the job, or None if none started (one runs, or the prompt is open or was cancelled)."""
         if self.job is not None:
             return None
+        if profile.uses_oauth:
+            password = None  # the token source logs in (on the worker)
         plan = self.passwords.broker.plan(profile, password)
         if plan.ask:
             self.passwords.ask(profile, plan.ask,
@@ -91,7 +94,9 @@ class ConnectionTestController(QObject):
             where = f"{job.profile.host}:{job.profile.port}"
             self.dialog.show_test_step({
                 "tls": f"TLS is on; talking to {where}\u2026",
-                "login": f"Logging in to {where}, waiting for its answer\u2026",
+                "login": f"Logging in to {where}"
+                         f"{' with OAuth2' if job.profile.uses_oauth else ''}, waiting for its "
+                         "answer\u2026",
                 "starttls": f"Starting TLS with {where}\u2026",
                 "talking": f"Connected to {where}, talking\u2026",
             }[step])

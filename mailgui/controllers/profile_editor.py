@@ -3,11 +3,13 @@ duplicate, delete, save, revert, "Use for this message"), where a typed password
 edits that are never dropped silently. Profile saves run on the worker pool; a failed save is
 shown and keeps the edits. The "Test connection" row is ``ConnectionTestController``'s; the
 DKIM section (key generated or imported into the keyring, the TXT record to publish) is
-``DKIMSectionController``'s."""
+``DKIMSectionController``'s; the OAuth2 section (provider presets, sign in in the browser on the
+worker, sign out) is ``OAuthSectionController``'s."""
 
 from __future__ import annotations
 
 import copy
+import webbrowser
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
@@ -18,7 +20,7 @@ from mailgui.controllers.connection_test import ConnectionTestController
 from mailgui.controllers.passwords import PasswordsController
 from mailgui.controllers.send_target import SendTargetController
 from mailgui.jobs import JobRunner, TestConnectionJob
-from mailgui.model import dkim
+from mailgui.model import dkim, oauth
 from mailgui.model.passwords import PasswordBroker
 from mailgui.model.profiles import DEFAULT_PORTS, Profile, ProfileStore
 from mailgui.model.sending import ConnectionOutcome
@@ -219,6 +221,217 @@ class DKIMSectionController(QObject):
             self.status.emit(f"Copied the TXT record {what}.")
 
 
+NOT_SIGNED_IN = "Not signed in."
+OAUTH_NO_KEYRING = ("No secure keyring: an OAuth2 sign-in can't be kept, so this profile can't "
+                    "log in.")
+
+
+class OAuthSectionController(QObject):
+    """The OAuth2 section of the profile editor. Choosing a provider fills in its SMTP server,
+    issuer and scopes; "Sign in..." runs ``oauth.SignIn`` on the worker (the browser opens
+    through ``open_browser``, a seam tests replace) and can be cancelled while it waits;
+    "Sign out" revokes and removes the saved sign-in. The refresh token never reaches the
+    GUI thread: only ``oauth.SavedSignIn`` (who, since when) does."""
+
+    status = Signal(str)
+
+    def __init__(self, dialog: ProfileDialog, runner: JobRunner, broker: PasswordBroker,
+                 form: Callable[[], Profile | None]) -> None:
+        super().__init__(dialog)
+        self.dialog = dialog
+        self.runner = runner
+        self.broker = broker
+        self.form = form
+        self.open_browser: Callable[[str], object] = webbrowser.open
+        self.signed_in: dict[str, oauth.SavedSignIn | None] = {}  # profile id -> saved sign-in
+        self.sign_in: oauth.SignIn | None = None  # the one waiting for the browser
+        self.sign_in_for = ""  # its profile id
+        d = dialog
+        d.auth.currentIndexChanged.connect(self._auth_changed)
+        d.oauth_provider.activated.connect(self._provider_chosen)
+        d.oauth_sign_in.clicked.connect(self._sign_in_clicked)
+        d.oauth_sign_out.clicked.connect(self.sign_out)
+
+    def _current(self) -> Profile | None:
+        profile = self.form()
+        return profile if profile is not None and profile.kind == "smtp" else None
+
+    def _shows(self, profile_id: str) -> bool:
+        profile = self.form()
+        return profile is not None and profile.id == profile_id
+
+    def _auth_changed(self, *_args: object) -> None:
+        d = self.dialog
+        d.show_auth(d.auth.currentData(), smtp=d.kind.currentData() == "smtp")
+        if d.auth.currentData() == "oauth2" and not d.oauth_scopes.text().strip():
+            self._provider_chosen()  # a first switch to OAuth2 fills the provider's fields
+        profile = self._current()
+        if profile is not None and profile.uses_oauth and profile.id not in self.signed_in:
+            self.load(profile)
+
+    def _provider_chosen(self, *_args: object) -> None:
+        """The person chose a provider: its SMTP server, issuer and scopes go into the form
+        (a custom provider keeps what the form has)."""
+        d = self.dialog
+        key = d.oauth_provider.currentData()
+        d.show_oauth_provider(key)
+        provider = oauth.PROVIDERS[key]
+        if key == "custom":
+            return
+        d.oauth_issuer.setEditText(provider.issuer)
+        d.oauth_scopes.setText(provider.scopes)
+        d.host.setText(provider.smtp_host)
+        with BlockSignals(d.security):
+            d.security.setCurrentIndex(max(0, d.security.findData(provider.smtp_security)))
+        d.port.setValue(provider.smtp_port)
+
+    # -- what the keyring holds ---------------------------------------------------------
+    def load(self, profile: Profile | None) -> None:
+        """The form shows ``profile``: ask the keyring (on the worker) for its sign-in."""
+        if profile is None or not profile.uses_oauth:
+            return
+        if self.sign_in is not None and self.sign_in_for == profile.id:
+            self.dialog.show_oauth_state("Waiting for the sign-in in your web browser\u2026",
+                                         busy=True)
+            return
+        usable = self.broker.keyring_usable
+        if usable is None:
+            self.dialog.show_oauth_state("Checking the system keyring\u2026", can_sign_in=False)
+            return
+        if not usable:
+            self.dialog.show_oauth_state(OAUTH_NO_KEYRING, ok=False, can_sign_in=False)
+            return
+        self._show_saved(profile.id)
+        pid = profile.id
+        self.runner.run(oauth.saved_sign_in, self.broker.secrets, pid,
+                        on_done=lambda saved, pid=pid: self._known(pid, saved),
+                        on_error=lambda exc, pid=pid: self._failed(pid, exc))
+
+    def _show_saved(self, profile_id: str) -> None:
+        saved = self.signed_in.get(profile_id)
+        if profile_id not in self.signed_in:
+            self.dialog.show_oauth_state("Asking the keyring for a saved sign-in\u2026",
+                                         can_sign_in=False)
+        elif saved is None:
+            self.dialog.show_oauth_state(NOT_SIGNED_IN)
+        else:
+            self.dialog.show_oauth_state(saved.sentence, ok=True, signed_in=True)
+
+    def _known(self, profile_id: str, saved: oauth.SavedSignIn | None) -> None:
+        self.signed_in[profile_id] = saved
+        if self._shows(profile_id) and self.sign_in_for != profile_id:
+            self._show_saved(profile_id)
+
+    def _failed(self, profile_id: str, exc: BaseException) -> None:
+        if self._shows(profile_id):
+            self.dialog.show_oauth_state(str(exc) or type(exc).__name__, ok=False,
+                                         signed_in=bool(self.signed_in.get(profile_id)))
+
+    # -- sign in, sign out ---------------------------------------------------------------
+    def _sign_in_clicked(self) -> None:
+        if self.sign_in is not None:
+            self.cancel()
+        else:
+            self.start_sign_in()
+
+    def start_sign_in(self) -> oauth.SignIn | None:
+        """Sign in the profile as the form shows it (on the worker), None if none started."""
+        profile = self._current()
+        d = self.dialog
+        if profile is None or not profile.uses_oauth or self.sign_in is not None:
+            return None
+        if not self.broker.keyring_usable:
+            d.show_oauth_state(OAUTH_NO_KEYRING, ok=False, can_sign_in=False)
+            return None
+        if not profile.oauth_client_id:
+            d.show_oauth_state("Enter the client ID of your app registration first (the "
+                               "README says how to make one).", ok=False)
+            d.oauth_client_id.setFocus()
+            return None
+        typed_secret = d.oauth_client_secret.text()
+        flow = oauth.SignIn(profile, self.broker.secrets, open_browser=self.open_browser,
+                            client_secret=typed_secret or None)
+        self.sign_in, self.sign_in_for = flow, profile.id
+        pid, name = profile.id, profile.name
+        d.show_oauth_state("Waiting for the sign-in in your web browser\u2026", busy=True)
+
+        def run() -> oauth.SavedSignIn:
+            saved = flow.run()
+            if typed_secret:  # it worked with this secret: keep it for the refreshes
+                oauth.store_client_secret(self.broker.secrets, pid, typed_secret)
+            return saved
+
+        def done(saved: oauth.SavedSignIn) -> None:
+            self._over(flow)
+            self.signed_in[pid] = saved
+            if self._shows(pid):
+                d.oauth_client_secret.clear()
+                if saved.account and not d.username.text().strip():
+                    d.username.setText(saved.account)
+                self._show_saved(pid)
+            self.status.emit(f"\u201c{name}\u201d is signed in; the sign-in is kept in the "
+                             "system keyring.")
+
+        def failed(exc: BaseException) -> None:
+            self._over(flow)
+            text = str(exc) or type(exc).__name__
+            if self._shows(pid):
+                saved = self.signed_in.get(pid)
+                self.dialog.show_oauth_state(text, ok=False, signed_in=saved is not None)
+            self.status.emit(text)
+
+        self.runner.run(run, on_done=done, on_error=failed, what="sign in")
+        return flow
+
+    def _over(self, flow: oauth.SignIn) -> None:
+        if self.sign_in is flow:
+            self.sign_in, self.sign_in_for = None, ""
+
+    def cancel(self) -> None:
+        """Stop waiting for the browser (Cancel sign-in, the dialog closing)."""
+        if self.sign_in is not None:
+            self.sign_in.cancel()
+            self.dialog.show_oauth_state("Cancelling the sign-in\u2026", can_sign_in=False)
+
+    def sign_out(self) -> None:
+        profile = self._current()
+        if profile is None or self.sign_in is not None or not self.broker.keyring_usable:
+            return
+        pid = profile.id
+        self.dialog.show_oauth_state("Signing out\u2026", can_sign_in=False)
+
+        def done(sentence: str) -> None:
+            self.signed_in[pid] = None
+            if self._shows(pid):
+                self.dialog.show_oauth_state(f"{NOT_SIGNED_IN} {sentence}"
+                                             if sentence != NOT_SIGNED_IN else NOT_SIGNED_IN)
+            self.status.emit(sentence)
+
+        self.runner.run(oauth.sign_out, profile, self.broker.secrets, on_done=done,
+                        on_error=lambda exc, pid=pid: self._failed(pid, exc),
+                        what="sign out")
+
+    def store_secret(self, profile: Profile) -> None:
+        """Save: a client secret typed in goes to the keyring (on the worker)."""
+        secret = self.dialog.oauth_client_secret.text()
+        if secret and profile.uses_oauth and self.broker.keyring_usable:
+            self.dialog.oauth_client_secret.clear()
+            self.runner.run(oauth.store_client_secret, self.broker.secrets, profile.id, secret,
+                            on_error=lambda exc: self.status.emit(
+                                f"The client secret could not be saved in the keyring: {exc}"))
+
+    def forget(self, profile: Profile) -> None:
+        """The profile was deleted: its sign-in is revoked and leaves the keyring (worker)."""
+        self.signed_in.pop(profile.id, None)
+        if self.sign_in is not None and self.sign_in_for == profile.id:
+            self.sign_in.cancel()
+        if self.broker.keyring_usable:
+            self.runner.run(oauth.forget, profile, self.broker.secrets,
+                            on_error=lambda exc: self.status.emit(
+                                f"The OAuth2 sign-in of \u201c{profile.name}\u201d could not be "
+                                f"removed from the keyring: {exc}"))
+
+
 class ProfileEditorController(QObject):
     status = Signal(str)  # a status-bar message
     problem = Signal(str)  # something the person must see (a save that failed)
@@ -235,6 +448,7 @@ class ProfileEditorController(QObject):
         self.dialog: ProfileDialog | None = None
         self.tester: ConnectionTestController | None = None
         self.dkim: DKIMSectionController | None = None
+        self.oauth: OAuthSectionController | None = None
         self._editing: Profile | None = None  # the profile the form shows, as saved
         self._refused_password: str | None = None  # typed, tested, refused by the server
         passwords.keyring_checked.connect(self._keyring_checked)
@@ -248,6 +462,9 @@ class ProfileEditorController(QObject):
             self.dkim = DKIMSectionController(dialog, self.runner, self.broker,
                                               self.form_profile)
             self.dkim.status.connect(self.status)
+            self.oauth = OAuthSectionController(dialog, self.runner, self.broker,
+                                                self.form_profile)
+            self.oauth.status.connect(self.status)
             dialog.list.currentRowChanged.connect(self._row_changed)
             dialog.new.clicked.connect(self.new_profile)
             dialog.duplicate.clicked.connect(self.duplicate_profile)
@@ -276,6 +493,8 @@ class ProfileEditorController(QObject):
     def _dialog_closed(self, *_args: object) -> None:
         if self.tester is not None:
             self.tester.cancel()
+        if self.oauth is not None:
+            self.oauth.cancel()
 
     def _shows(self, profile_id: str) -> bool:
         """True if the form shows the profile ``profile_id``."""
@@ -289,6 +508,8 @@ class ProfileEditorController(QObject):
         self._show_keyring_status()
         if self.dkim is not None and self._editing is not None:
             self.dkim.load(self._editing)
+        if self.oauth is not None and self._editing is not None:
+            self.oauth.load(self._editing)
 
     def _show_keyring_status(self) -> None:
         if self.dialog is not None:
@@ -386,6 +607,8 @@ class ProfileEditorController(QObject):
         self._kind_changed()
         self._password_note(profile)
         self.dkim.load(profile)
+        assert self.oauth is not None
+        self.oauth.load(profile)
 
     def _password_note(self, profile: Profile) -> None:
         d = self.dialog
@@ -469,6 +692,8 @@ class ProfileEditorController(QObject):
         self.broker.forget(profile.id)
         if self.dkim is not None:
             self.dkim.forget(profile.id)
+        if self.oauth is not None:  # (also a profile that no longer uses OAuth2 but did)
+            self.oauth.forget(profile)
         if self.broker.keyring_usable:
             self.runner.run(self.broker.remove_stored, profile.id,
                             on_error=lambda exc: self.status.emit(
@@ -490,6 +715,10 @@ class ProfileEditorController(QObject):
         if profile.kind == "file" and not profile.file_path:
             d.show_message("Choose a folder for the message files.")
             return None
+        if profile.uses_oauth and not profile.oauth_client_id:
+            d.show_message("Enter the OAuth2 client ID of your app registration.")
+            d.oauth_client_id.setFocus()
+            return None
         problem = profile.signs and dkim.name_problem(dkim.selector_of(profile),
                                                       dkim.domain_of(profile))
         if problem:
@@ -499,8 +728,10 @@ class ProfileEditorController(QObject):
         self.store.upsert(profile, write=False)
         self._editing = profile  # what the form shows is saved now
         self._write(f"Saved the profile \u201c{profile.name}\u201d.", profile)
+        assert self.oauth is not None
+        self.oauth.store_secret(profile)
         password = d.password.text()
-        if password and profile.kind == "smtp":
+        if password and profile.kind == "smtp" and not profile.uses_oauth:
             self._store_password(profile, password)
             d.password.clear()
         self._after_change(profile.id)
@@ -579,7 +810,7 @@ class ProfileEditorController(QObject):
         profile = self.form_profile()
         if self.dialog is None or self.tester is None or profile is None:
             return None
-        typed = self.dialog.password.text()
+        typed = "" if profile.uses_oauth else self.dialog.password.text()
         tried = password if password is not None else typed or None
         job = self.tester.start(profile, tried)
         if job is not None and tried:

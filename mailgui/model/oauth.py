@@ -503,8 +503,8 @@ class _Access:
 
 
 class _Cache:
-    """The access tokens of this process, by (keyring service, profile id); one refresh at a
-    time per profile."""
+    """The access tokens of this process, by ``_cache_key``; one refresh at a time per
+    profile."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -529,6 +529,12 @@ class _Cache:
 
 
 _CACHE = _Cache()
+
+
+def _cache_key(secrets: SecretStore | None, profile: Profile) -> tuple[str, str]:
+    """A profile's access token in memory is for its client ID too (one changed: none)."""
+    service = secrets.service if secrets is not None else ""
+    return service, f"{profile.id}\n{profile.oauth_client_id.strip()}"
 
 
 def _access_from(answer: dict[str, Any]) -> _Access:
@@ -593,7 +599,7 @@ class TokenSource:
         self.secrets = secrets
         self.http = http
         self.refreshed = 0  # how many refreshes this source made (the transcript says so)
-        self._key = (secrets.service if secrets is not None else "", profile.id)
+        self._key = _cache_key(secrets, profile)
 
     def __repr__(self) -> str:
         return f"TokenSource(profile={self.profile.name!r})"
@@ -641,6 +647,11 @@ class TokenSource:
                                                      form, "the token refresh")
         except OAuthError as exc:
             if exc.error in ("invalid_grant", "unauthorized_client", "invalid_client"):
+                if exc.error == "invalid_grant":  # revoked or expired for good: of no more use
+                    try:
+                        _delete(self.secrets, self.profile.id)
+                    except OAuthError:
+                        pass  # (the sentence below says what matters)
                 raise _refused_saved(exc.error, exc.description) from None
             raise
         access = _access_from(answer)
@@ -854,7 +865,7 @@ class SignIn:
                        time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         assert self.secrets is not None
         _write_saved(self.secrets, profile.id, saved)
-        _CACHE.put((self.secrets.service, profile.id), access)
+        _CACHE.put(_cache_key(self.secrets, profile), access)
         return saved.public()
 
 
@@ -866,7 +877,7 @@ def sign_out(profile: Profile, secrets: SecretStore, *, http: HTTP | None = None
     has a revocation endpoint), then remove it from the keyring and the access token from
     memory. Returns the sentence saying what was done; the token is removed from this
     computer even when the provider could not be asked (the sentence says so)."""
-    _CACHE.drop((secrets.service, profile.id))
+    _CACHE.drop(_cache_key(secrets, profile))
     saved = _read_saved(secrets, profile.id)
     if saved is None:
         _delete(secrets, profile.id)

@@ -136,6 +136,11 @@ class Profile:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("builtin")
+        # the login's settings only when they say something (a password login writes none:
+        # "password" is the default, and the word has no place in the file)
+        for name in _LOGIN_FIELDS:
+            if data[name] == _LOGIN_DEFAULTS[name]:
+                del data[name]
         return data
 
     @classmethod
@@ -210,6 +215,11 @@ class Profile:
     def backend_name(self) -> str:
         """The mailcore backend of this profile (``BACKENDS``)."""
         return BACKENDS[self.kind]
+
+
+_LOGIN_FIELDS = ("auth", "oauth_provider", "oauth_issuer", "oauth_client_id", "oauth_scopes",
+                 "oauth_auth_url", "oauth_token_url")
+_LOGIN_DEFAULTS = {f.name: f.default for f in fields(Profile) if f.name in _LOGIN_FIELDS}
 
 
 def builtin_profiles(paths: AppPaths) -> list[Profile]:

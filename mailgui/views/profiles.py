@@ -1,6 +1,6 @@
 """The profile editor dialog and the password prompt: layout, and the small methods that show a
-state (a profile's fields, the keyring, a connection test, a DKIM key). Controllers hold the
-logic."""
+state (a profile's fields, the keyring, a connection test, a DKIM key, an OAuth2 sign-in).
+Controllers hold the logic."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailgui.model.profiles import DEFAULT_PORTS, KINDS, SECURITY, Profile
+from mailgui.model.oauth import PROVIDERS
+from mailgui.model.profiles import AUTH, DEFAULT_PORTS, KINDS, SECURITY, Profile
 from mailgui.views import style
 from mailgui.views.common import BlockSignals, Role, mono_font, named
 
@@ -106,6 +107,10 @@ class ProfileDialog(QDialog):
         named(self.security, "Security")
         for key, label in SECURITY.items():
             self.security.addItem(label, key)
+        self.auth = QComboBox()
+        named(self.auth, "Login", "How this profile logs in: a password, or OAuth2")
+        for key, label in AUTH.items():
+            self.auth.addItem(label, key)
         self.username = QLineEdit()
         named(self.username, "User name")
         self.username.setPlaceholderText("empty: no login")
@@ -129,6 +134,7 @@ class ProfileDialog(QDialog):
         smtp_form.addRow("&Host:", self.host)
         smtp_form.addRow("&Port:", self.port)
         smtp_form.addRow("S&ecurity:", self.security)
+        smtp_form.addRow("&Login:", self.auth)
         smtp_form.addRow("&User name:", self.username)
         smtp_form.addRow("Pass&word:", self.password)
         smtp_form.addRow("", self.password_note)
@@ -136,8 +142,10 @@ class ProfileDialog(QDialog):
         smtp_form.addRow("Client certificate:", self.client_cert)
         smtp_form.addRow("Client key:", self.client_key)
         smtp_form.addRow("CA file (private server):", self.ca_file)
+        self.smtp_form = smtp_form
         self.smtp_group = QGroupBox("SMTP server")
         self.smtp_group.setLayout(smtp_form)
+        self.oauth_group = self._oauth_section()
         self.dkim_group = self._dkim_section()
 
         self.file_path = PathEdit("Folder for message files")
@@ -183,6 +191,7 @@ class ProfileDialog(QDialog):
         right.setContentsMargins(0, 0, 0, 0)
         right.addLayout(general)
         right.addWidget(self.smtp_group)
+        right.addWidget(self.oauth_group)
         right.addWidget(self.dkim_group)
         right.addWidget(self.file_group)
         right.addLayout(test_row)
@@ -204,6 +213,70 @@ class ProfileDialog(QDialog):
         layout.addLayout(bottom)
         # Asked before the dialog closes (Close, Esc, the window's X); False keeps it open.
         self.can_close: Callable[[], bool] | None = None
+
+    def _oauth_section(self) -> QGroupBox:
+        """Log in with OAuth2: the provider (which fills in the SMTP server), the issuer, the
+        user's own client ID, the scopes, hand-entered endpoints for a custom issuer, and Sign
+        in / Sign out with the state of the saved sign-in."""
+        self.oauth_provider = QComboBox()
+        named(self.oauth_provider, "OAuth2 provider",
+              "Choosing one fills in its SMTP server, issuer and scopes")
+        for key, provider in PROVIDERS.items():
+            self.oauth_provider.addItem(provider.label, key)
+        self.oauth_issuer = QComboBox()
+        self.oauth_issuer.setEditable(True)
+        self.oauth_issuer.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        named(self.oauth_issuer, "OAuth2 issuer")
+        self.oauth_client_id = QLineEdit()
+        named(self.oauth_client_id, "OAuth2 client ID",
+              "The client ID of your own app registration with the provider")
+        self.oauth_client_id.setPlaceholderText("from your app registration (see the README)")
+        self.oauth_client_secret = QLineEdit()
+        self.oauth_client_secret.setEchoMode(QLineEdit.EchoMode.Password)
+        named(self.oauth_client_secret, "OAuth2 client secret",
+              "Only if the provider gave your desktop client one; kept in the system keyring")
+        self.oauth_client_secret.setPlaceholderText("only if your client has one (Google does)")
+        self.oauth_scopes = QLineEdit()
+        named(self.oauth_scopes, "OAuth2 scopes", "Separated by spaces")
+        self.oauth_auth_url = QLineEdit()
+        named(self.oauth_auth_url, "OAuth2 authorization endpoint")
+        self.oauth_auth_url.setPlaceholderText("empty: discovered from the issuer")
+        self.oauth_token_url = QLineEdit()
+        named(self.oauth_token_url, "OAuth2 token endpoint")
+        self.oauth_token_url.setPlaceholderText("empty: discovered from the issuer")
+        self.oauth_sign_in = QPushButton("&Sign in\u2026")
+        named(self.oauth_sign_in, "Sign in",
+              "Sign in with the provider in your web browser; the sign-in is kept in the "
+              "system keyring")
+        self.oauth_sign_out = QPushButton("Sign &out")
+        named(self.oauth_sign_out, "Sign out",
+              "Revoke the saved sign-in and remove it from the keyring")
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        buttons.addWidget(self.oauth_sign_in)
+        buttons.addWidget(self.oauth_sign_out)
+        buttons.addStretch(1)
+        self.oauth_state = QLabel("Not signed in.")
+        self.oauth_state.setWordWrap(True)
+        self.oauth_state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.oauth_state.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.oauth_state.setMinimumWidth(420)
+        self.oauth_state.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        named(self.oauth_state, "OAuth2 sign-in state")
+        form = QFormLayout()
+        form.addRow("P&rovider:", self.oauth_provider)
+        form.addRow("Iss&uer:", self.oauth_issuer)
+        form.addRow("&Client ID:", self.oauth_client_id)
+        form.addRow("Client secret:", self.oauth_client_secret)
+        form.addRow("Sco&pes:", self.oauth_scopes)
+        form.addRow("Authorization endpoint:", self.oauth_auth_url)
+        form.addRow("Token endpoint:", self.oauth_token_url)
+        form.addRow("Sign-in:", buttons)
+        form.addRow("", self.oauth_state)  # its own row: a failure is a sentence or two
+        self.oauth_form = form
+        group = QGroupBox("OAuth2 sign-in")
+        group.setLayout(form)
+        return group
 
     def _dkim_section(self) -> QGroupBox:
         """Sign with DKIM: domain, selector, the key (generated or imported, kept in the
@@ -326,6 +399,8 @@ class ProfileDialog(QDialog):
         with BlockSignals(self.security):  # (its handler would change the port)
             self.security.setCurrentIndex(max(0, self.security.findData(profile.security)))
         self.port.setValue(int(profile.port or DEFAULT_PORTS[profile.security]))
+        with BlockSignals(self.auth):
+            self.auth.setCurrentIndex(max(0, self.auth.findData(profile.auth)))
         self.username.setText(profile.username)
         self.password.clear()
         self.timeout.setValue(float(profile.timeout or 30))
@@ -336,6 +411,16 @@ class ProfileDialog(QDialog):
         self.dkim_enabled.setChecked(profile.dkim_enabled)
         self.dkim_domain.setText(profile.dkim_domain)
         self.dkim_selector.setText(profile.dkim_selector)
+        with BlockSignals(self.oauth_provider):
+            self.oauth_provider.setCurrentIndex(
+                max(0, self.oauth_provider.findData(profile.oauth_provider)))
+        self.show_oauth_provider(profile.oauth_provider)
+        self.oauth_issuer.setEditText(profile.oauth_issuer)
+        self.oauth_client_id.setText(profile.oauth_client_id)
+        self.oauth_client_secret.clear()
+        self.oauth_scopes.setText(profile.oauth_scopes)
+        self.oauth_auth_url.setText(profile.oauth_auth_url)
+        self.oauth_token_url.setText(profile.oauth_token_url)
 
     def read_fields(self, profile: Profile) -> None:
         """Put what the fields hold into ``profile`` (not the password)."""
@@ -354,11 +439,20 @@ class ProfileDialog(QDialog):
         profile.dkim_enabled = self.dkim_enabled.isChecked()
         profile.dkim_domain = self.dkim_domain.text().strip().lower()
         profile.dkim_selector = self.dkim_selector.text().strip()
+        profile.auth = self.auth.currentData()
+        profile.oauth_provider = self.oauth_provider.currentData()
+        profile.oauth_issuer = self.oauth_issuer.currentText().strip()
+        profile.oauth_client_id = self.oauth_client_id.text().strip()
+        profile.oauth_scopes = " ".join(self.oauth_scopes.text().split())
+        custom = profile.oauth_provider == "custom"
+        profile.oauth_auth_url = self.oauth_auth_url.text().strip() if custom else ""
+        profile.oauth_token_url = self.oauth_token_url.text().strip() if custom else ""
 
     def show_kind(self, kind: str, editing: bool) -> None:
         """The groups and the test row that a profile of ``kind`` has."""
         self.smtp_group.setVisible(kind == "smtp")
         self.dkim_group.setVisible(kind == "smtp")
+        self.show_auth(self.auth.currentData(), smtp=kind == "smtp")
         self.file_group.setVisible(kind == "file")
         self.test.setVisible(kind == "smtp")
         self.test_result.setVisible(kind == "smtp" or not editing)
@@ -380,6 +474,49 @@ class ProfileDialog(QDialog):
         self.keyring_status.setStyleSheet(style.warning_label(not usable))
         self.password.setEnabled(usable)
         self.password.setPlaceholderText("" if usable else "asked when sending (no secure keyring)")
+
+    # -- OAuth2 ------------------------------------------------------------------------------
+    def show_auth(self, auth: str, smtp: bool = True) -> None:
+        """A password login has the password row; an OAuth2 login the OAuth2 section."""
+        oauth = auth == "oauth2"
+        self.oauth_group.setVisible(smtp and oauth)
+        self.smtp_form.setRowVisible(self.password, not oauth)
+        self.smtp_form.setRowVisible(self.password_note, not oauth)
+        self.username.setPlaceholderText("you@example.com: the mailbox you sign in to" if oauth
+                                         else "empty: no login")
+
+    def show_oauth_provider(self, key: str) -> None:
+        """The fields a provider has: its issuers to choose from; hand-entered endpoints for
+        a custom issuer only."""
+        provider = PROVIDERS[key]
+        text = self.oauth_issuer.currentText()
+        with BlockSignals(self.oauth_issuer):
+            self.oauth_issuer.clear()
+            self.oauth_issuer.addItems(list(provider.issuers))
+            self.oauth_issuer.setEditText(text)
+        self.oauth_issuer.setEnabled(key != "google")
+        self.oauth_issuer.lineEdit().setPlaceholderText(
+            "https://login.example.com (its endpoints are discovered)" if key == "custom"
+            else "")
+        self.oauth_issuer.setToolTip(
+            "common: any work, school or personal account; organizations: work or school "
+            "accounts only; or your tenant's ID or domain in its place" if key == "microsoft"
+            else "")
+        custom = key == "custom"
+        for edit in (self.oauth_auth_url, self.oauth_token_url):
+            self.oauth_form.setRowVisible(edit, custom)
+
+    def show_oauth_state(self, text: str, ok: bool | None = None, *, signed_in: bool = False,
+                         busy: bool = False, can_sign_in: bool = True) -> None:
+        """The sign-in line ("Signed in as ... until revoked", "Not signed in", a failure) and
+        which buttons work now; while a sign-in waits for the browser, Sign in cancels it."""
+        self.oauth_state.setText(text)
+        self.oauth_state.setStyleSheet(style.result_label(False) if ok is False else
+                                       "" if ok else style.muted_label())
+        self.oauth_sign_in.setText("Cancel sign-in" if busy else "&Sign in\u2026")
+        self.oauth_sign_in.setAccessibleName("Cancel sign-in" if busy else "Sign in")
+        self.oauth_sign_in.setEnabled(can_sign_in or busy)
+        self.oauth_sign_out.setEnabled(signed_in and not busy)
 
     # -- DKIM --------------------------------------------------------------------------------
     def show_dkim_defaults(self, domain: str, selector: str) -> None:

@@ -358,6 +358,7 @@ def test_a_revoked_refresh_token_says_sign_in_again(
     assert sentence.startswith("Sign in again: the provider refused the saved sign-in "
                                "(invalid_grant).")
     assert refresh not in sentence and caught.value.error == "invalid_grant"
+    assert secrets.get(oauth.key_name(profile.id)) is None  # of no more use: removed
     info = describe_error(caught.value, profile)
     assert info.kind == "oauth-signin" and info.sentence.startswith(sentence)
     assert "Sign in\u2026" in info.hint
@@ -367,6 +368,7 @@ def test_a_revoked_refresh_token_says_sign_in_again(
         oauth.TokenSource(other, secrets)()
     with pytest.raises(oauth.SignInNeeded, match="no secure keyring"):
         oauth.TokenSource(other, None)()
+    profile, _saved = signed_in(auth_server, secrets)
     profile.oauth_client_id = "another-client"
     with pytest.raises(oauth.SignInNeeded, match="client ID .* changed"):
         oauth.TokenSource(profile, secrets)()
