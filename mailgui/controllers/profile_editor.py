@@ -348,7 +348,7 @@ class OAuthSectionController(QObject):
                                "README says how to make one).", ok=False)
             d.oauth_client_id.setFocus()
             return None
-        typed_secret = d.oauth_client_secret.text()
+        typed_secret = self._typed_secret(profile)
         flow = oauth.SignIn(profile, self.broker.secrets, open_browser=self.open_browser,
                             client_secret=typed_secret or None)
         self.sign_in, self.sign_in_for = flow, profile.id
@@ -411,9 +411,16 @@ class OAuthSectionController(QObject):
                         on_error=lambda exc, pid=pid: self._failed(pid, exc),
                         what="sign out")
 
+    def _typed_secret(self, profile: Profile) -> str:
+        """The client secret typed in (none for Microsoft: its field is hidden, and Entra ID
+        refuses a secret from a public client)."""
+        if profile.oauth_provider == "microsoft":
+            return ""
+        return self.dialog.oauth_client_secret.text()
+
     def store_secret(self, profile: Profile) -> None:
         """Save: a client secret typed in goes to the keyring (on the worker)."""
-        secret = self.dialog.oauth_client_secret.text()
+        secret = self._typed_secret(profile)
         if secret and profile.uses_oauth and self.broker.keyring_usable:
             self.dialog.oauth_client_secret.clear()
             self.runner.run(oauth.store_client_secret, self.broker.secrets, profile.id, secret,

@@ -134,7 +134,7 @@ class ProfileDialog(QDialog):
         smtp_form.addRow("&Host:", self.host)
         smtp_form.addRow("&Port:", self.port)
         smtp_form.addRow("S&ecurity:", self.security)
-        smtp_form.addRow("&Login:", self.auth)
+        smtp_form.addRow("Login:", self.auth)  # (its letters are all taken)
         smtp_form.addRow("&User name:", self.username)
         smtp_form.addRow("Pass&word:", self.password)
         smtp_form.addRow("", self.password_note)
@@ -248,7 +248,7 @@ class ProfileDialog(QDialog):
         named(self.oauth_sign_in, "Sign in",
               "Sign in with the provider in your web browser; the sign-in is kept in the "
               "system keyring")
-        self.oauth_sign_out = QPushButton("Sign &out")
+        self.oauth_sign_out = QPushButton("Sign out")
         named(self.oauth_sign_out, "Sign out",
               "Revoke the saved sign-in and remove it from the keyring")
         buttons = QHBoxLayout()
@@ -265,10 +265,10 @@ class ProfileDialog(QDialog):
         named(self.oauth_state, "OAuth2 sign-in state")
         form = QFormLayout()
         form.addRow("P&rovider:", self.oauth_provider)
-        form.addRow("Iss&uer:", self.oauth_issuer)
+        form.addRow("Issuer:", self.oauth_issuer)
         form.addRow("&Client ID:", self.oauth_client_id)
         form.addRow("Client secret:", self.oauth_client_secret)
-        form.addRow("Sco&pes:", self.oauth_scopes)
+        form.addRow("Scopes:", self.oauth_scopes)
         form.addRow("Authorization endpoint:", self.oauth_auth_url)
         form.addRow("Token endpoint:", self.oauth_token_url)
         form.addRow("Sign-in:", buttons)
@@ -505,6 +505,8 @@ class ProfileDialog(QDialog):
         custom = key == "custom"
         for edit in (self.oauth_auth_url, self.oauth_token_url):
             self.oauth_form.setRowVisible(edit, custom)
+        # Entra ID's public (desktop) clients have no secret and must not send one
+        self.oauth_form.setRowVisible(self.oauth_client_secret, key != "microsoft")
 
     def show_oauth_state(self, text: str, ok: bool | None = None, *, signed_in: bool = False,
                          busy: bool = False, can_sign_in: bool = True) -> None:
