@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTabWidget,
     QTreeWidget,
     QTreeWidgetItem,
@@ -108,6 +110,37 @@ def group_text(check: str, summary: dict[str, Any], report: Report, *,
     return f"{title}: {extra}" if extra else title
 
 
+class _WrapDelegate(QStyledItemDelegate):
+    """Rows as tall as their text wrapped to the column's width (Qt's own size hint does not
+    know the width, so a long sentence would end in "…")."""
+
+    def __init__(self, tree: QTreeWidget) -> None:
+        super().__init__(tree)
+        self.tree = tree
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        hint = super().sizeHint(option, index)
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        if not text:
+            return hint
+        width = self.tree.columnWidth(index.column())
+        if index.column() == 0:
+            depth, parent = 0, index.parent()
+            while parent.isValid():
+                depth, parent = depth + 1, parent.parent()
+            width -= self.tree.indentation() * (depth + 1)
+            if index.data(Qt.ItemDataRole.DecorationRole) is not None:
+                width -= self.tree.iconSize().width() if self.tree.iconSize().isValid() \
+                    else option.decorationSize.width()
+                width -= 8
+        width = max(40, width - 10)
+        font = index.data(Qt.ItemDataRole.FontRole)
+        metrics = self.tree.fontMetrics() if font is None else QFontMetrics(font)
+        height = metrics.boundingRect(QRect(0, 0, width, 100000),
+                                      int(Qt.TextFlag.TextWordWrap), text).height()
+        return QSize(hint.width(), max(hint.height(), height + 4))
+
+
 class ChecksPanel(QWidget):
     """Summary, buttons for the network checks with progress and Cancel, findings, clients."""
 
@@ -176,6 +209,7 @@ class ChecksPanel(QWidget):
         self.tree.setWordWrap(True)
         self.tree.setUniformRowHeights(False)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.tree.setItemDelegate(_WrapDelegate(self.tree))
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -402,9 +436,12 @@ class ChecksPanel(QWidget):
 
     # -- long checks ---------------------------------------------------------------------
     def set_busy(self, text: str, done: int | None = None, total: int | None = None) -> None:
-        """A long check runs: its progress (no known end without ``total``) and Cancel."""
+        """A long check runs: its progress (no known end without ``total``) and Cancel. The
+        two buttons make room for them (they can't be pressed meanwhile)."""
         self.links.setEnabled(False)
         self.spam.setEnabled(False)
+        self.links.hide()
+        self.spam.hide()
         self.progress.show()
         self.cancel.show()
         self.cancel.setEnabled(True)
@@ -423,6 +460,8 @@ class ChecksPanel(QWidget):
     def set_idle(self, can_run: bool = True) -> None:
         self.busy.hide()
         self.progress.hide()
+        self.links.show()
+        self.spam.show()
         self.cancel.hide()
         self.links.setEnabled(can_run)
         self.spam.setEnabled(can_run)

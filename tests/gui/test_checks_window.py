@@ -450,3 +450,86 @@ def test_a_finding_on_an_encoded_line_goes_to_that_line_of_the_source(make_gui, 
     assert v.detail.currentWidget() is v.source
     assert v.source.textCursor().selectedText() == expected
     assert expected.endswith("=")  # the soft line break inside the URL
+
+
+def test_clients_table_worst_first_sortable_no_data_and_no_html(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtCore import Qt
+
+    from mailcore import EmailMessage
+    from mailcore.wire import serialize
+    from mailgui.views.checks import NO_DATA, SORT_ROLE, ChecksPanel
+
+    panel = ChecksPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    report = run_local(html_message())
+    panel.show_report(report)
+    families = report.result("clients").summary["families"]
+    rows = [panel.clients.topLevelItem(i) for i in range(panel.clients.topLevelItemCount())]
+    assert len(rows) == len(families)
+    known = [r.data(1, SORT_ROLE) for r in rows if r.data(1, SORT_ROLE) is not None]
+    assert known == sorted(known)  # the worst supported first
+    no_data = [f["name"] for f in families if not f.get("tests")]
+    shown_no_data = [r.text(0) for r in rows if r.text(1) == NO_DATA]
+    assert sorted(shown_no_data) == sorted(no_data)
+    assert all(r.text(1) != NO_DATA for r in rows[:len(known)])  # "no data" last
+    assert all(r.text(c) for r in rows for c in (1, 2, 3))  # no empty cells
+    # any column sorts, by its numbers
+    panel.clients.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+    rows = [panel.clients.topLevelItem(i) for i in range(panel.clients.topLevelItemCount())]
+    worst = [r.data(3, SORT_ROLE) for r in rows if r.data(3, SORT_ROLE) is not None]
+    assert worst == sorted(worst, reverse=True)
+    # the headers fit their text
+    header = panel.clients.header()
+    for column in range(4):
+        text = panel.clients.headerItem().text(column)
+        assert header.sectionSize(column) >= header.fontMetrics().horizontalAdvance(text)
+
+    plain = serialize(EmailMessage("Hi", "plain", "a@example.com", ["b@example.com"]),
+                      linesep="\r\n").getvalue()
+    panel.show_report(run_local(plain))
+    assert panel.tabs.tabText(1) == "Clients (no HTML part)"
+    assert not panel.tabs.isTabEnabled(1) and panel.clients.topLevelItemCount() == 0
+    group = next(panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())
+                 if panel.tree.topLevelItem(i).text(0).startswith("Client support"))
+    assert group.text(0) == "Client support: no HTML part"
+    assert "Clients:" not in panel.summary.text()
+
+
+def test_findings_wrap_instead_of_being_cut(qtbot) -> None:  # noqa: ANN001
+    from mailgui.views.checks import ChecksPanel
+
+    panel = ChecksPanel()
+    qtbot.addWidget(panel)
+    panel.resize(520, 700)
+    panel.show()
+    report = run_local(html_message())
+    panel.show_report(report)
+    qtbot.wait(50)  # the delayed layout of the rows
+    items = panel.finding_items()
+    longest = max(items, key=lambda i: len(i.text(0)))
+    metrics = panel.tree.fontMetrics()
+    assert metrics.horizontalAdvance(longest.text(0)) > panel.tree.columnWidth(0)
+    assert panel.tree.visualItemRect(longest).height() > 1.5 * metrics.lineSpacing()
+    assert longest.toolTip(0).startswith(longest.text(0))
+    assert panel.tree.columnWidth(1) >= 240
+
+
+def test_dkim_keys_dialog_names_the_lines_that_are_not_keys(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QDialog
+
+    from mailgui.views.checks import DkimKeysDialog
+
+    _pem, record = rsa_key()
+    dialog = DkimKeysDialog(None, f"s1._domainkey.example.com {record}\nmail.example.com x",
+                            False)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.accept()
+    assert dialog.result() != QDialog.DialogCode.Accepted and dialog.isVisible()
+    assert dialog.problems.isVisible() and dialog.problems.text().startswith("Line 2")
+    dialog.text.setPlainText(f"s1._domainkey.example.com {record}")
+    dialog.accept()
+    assert dialog.result() == QDialog.DialogCode.Accepted
+    assert dialog.keys == {"s1._domainkey.example.com": record}
