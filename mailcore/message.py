@@ -9,6 +9,8 @@ attachments in memory.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import mimetypes
 import os
@@ -16,6 +18,7 @@ import re
 import smtplib
 import unicodedata
 from collections import namedtuple
+from collections.abc import Iterator
 from email import charset as Charset
 from email import encoders as Encoders
 from email import generator, message_from_bytes
@@ -27,7 +30,15 @@ from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, getaddresses, make_msgid, unquote
+from email.utils import (
+    escapesre,
+    formataddr,
+    formatdate,
+    getaddresses,
+    make_msgid,
+    specialsre,
+    unquote,
+)
 from io import BytesIO, StringIO
 from pathlib import Path
 from typing import Any
@@ -45,15 +56,20 @@ __all__ = [
     "EmailMultiAlternatives",
     "FileContent",
     "InvalidAddressError",
+    "NeedsSMTPUTF8Error",
+    "UTF8AddressHeader",
     "SafeMIMEMessage",
     "SafeMIMEMultipart",
     "SafeMIMEText",
     "check_envelope_address",
     "check_header_name",
     "check_header_text",
+    "envelope_address",
     "forbid_multi_line_headers",
     "make_msgid",
+    "needs_smtputf8",
     "sanitize_address",
+    "utf8_headers",
 ]
 
 # Don't BASE64-encode UTF-8 messages so that we avoid unwanted attention from
@@ -92,6 +108,19 @@ class BadHeaderError(ValueError):
 class InvalidAddressError(ValueError):
     """mailcore only: an address that is not one valid mailbox (in a header or the SMTP
     envelope). A ``ValueError``, as Django raises, with the address in the message."""
+
+
+class NeedsSMTPUTF8Error(InvalidAddressError):
+    """mailcore only: an address whose local part is not ASCII (``jörg@example.test``) was to
+    be written without SMTPUTF8 (RFC 6531/6532): only a server that offers SMTPUTF8 can take
+    it, and mailcore never rewrites a local part as an RFC 2047 encoded word (that is another
+    mailbox, which a server refuses or, worse, a catch-all takes). ``address`` is the address
+    as given, ``field`` where it was (``to``, ``From``, ``envelope``...)."""
+
+    def __init__(self, message: str, *, address: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+        self.field = field
 
 
 # -- the one rule for header-bearing values (mailcore only) ---------------------------------
@@ -247,6 +276,183 @@ ADDRESS_HEADERS = {
 }
 
 
+# -- SMTPUTF8 (RFC 6531) and UTF-8 headers (RFC 6532), mailcore only -------------------------
+
+_UTF8_HEADERS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "mailcore_utf8_headers", default=False
+)
+
+
+def utf8_enabled() -> bool:
+    """True inside :func:`utf8_headers` (on this thread or task)."""
+    return _UTF8_HEADERS.get()
+
+
+@contextlib.contextmanager
+def utf8_headers(enabled: bool = True) -> Iterator[None]:
+    """Within it, messages built on this thread or task (``message()``, and
+    :func:`mailcore.wire.serialize`, which uses it for ``utf8=True``) may hold mailboxes whose
+    local part is not ASCII: their address headers are written in UTF-8 (RFC 6532), for a
+    server that offers SMTPUTF8. Outside it (the default) such a mailbox raises
+    :class:`NeedsSMTPUTF8Error`. Messages with ASCII local parts only give the same bytes
+    either way."""
+    token = _UTF8_HEADERS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _UTF8_HEADERS.reset(token)
+
+
+def _local_part(address: str) -> str:
+    """The local part of one address as a reader parses it (the raw text before the last "@"
+    of the addr-spec when it doesn't parse, or is too long for the parser)."""
+    if len(address) <= MAX_ADDRESS_LENGTH and not _HEADER_UNSAFE.search(address):
+        try:
+            token, rest = _get_mailbox(address)
+        except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+            pass
+        else:
+            if not rest.strip() and token.local_part is not None:
+                return str(token.local_part)
+    spec = _raw_addr_spec(address).strip()
+    return spec.rsplit("@", 1)[0] if "@" in spec else spec
+
+
+def needs_smtputf8(address: str) -> bool:
+    """True if ``address`` (``jörg@example.test``, ``Jörg <jörg@example.test>``, or a
+    ``(name, address)`` pair) has a local part that is not ASCII, which only SMTPUTF8
+    (RFC 6531) carries. A non-ASCII domain alone does not need it (it goes as IDNA,
+    ``xn--...``), nor does a non-ASCII display name (an encoded word is fine there)."""
+    if isinstance(address, tuple) and len(address) == 2:
+        address = address[1]
+    address = force_str(address)
+    if address.isascii():
+        return False
+    return not _local_part(address).isascii()
+
+
+# Characters refused in a UTF-8 local part: controls, format characters (bidirectional
+# overrides make one address look like another) but the joiners some scripts need, unassigned
+# and private-use code points, and every kind of space or line separator.
+_LOCAL_REFUSED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _utf8_local_problem(local: str) -> str | None:
+    for ch in local:
+        if ch.isascii() or ch in _JOINERS:
+            continue
+        if unicodedata.category(ch) in _LOCAL_REFUSED:
+            return f"its local part holds {describe_character(ch)}, which no address may hold"
+    return None
+
+
+def _smtputf8_error(field: str, address: str) -> NeedsSMTPUTF8Error:
+    local = _local_part(address)
+    where = f"{field}: " if field else ""
+    return NeedsSMTPUTF8Error(
+        f'{where}Invalid address "{address}": its local part "{local}" is not ASCII, so it '
+        "can only be sent with SMTPUTF8 (RFC 6531) through a server that offers it; mailcore "
+        "never writes it as an encoded word, which would be another mailbox",
+        address=address, field=field,
+    )
+
+
+def _utf8_addr_spec(local: str, domain: str, address: Any) -> str:
+    """``local@domain`` for a UTF-8 local part: checked, quoted where RFC 5322 needs it, the
+    domain as IDNA."""
+    if len(local) > 1 and local[0] == local[-1] == '"':
+        local = unquote(local)
+    problem = _utf8_local_problem(local)
+    if problem is not None:
+        raise InvalidAddressError(f'Invalid address "{address}": {problem}')
+    if has_encoded_word(local):
+        raise InvalidAddressError(
+            f'Invalid address "{address}": an addr-spec can\'t hold an RFC 2047 encoded word '
+            "(readers decode it into another address)"
+        )
+    try:
+        spec = Address(username=local, domain=_idna(domain, address) if domain else "").addr_spec
+    except (ValueError, TypeError, IndexError, HeaderParseError) as exc:
+        raise InvalidAddressError(f'Invalid address "{address}": {exc}') from None
+    return spec
+
+
+def _utf8_mailbox(pair: tuple[str, str], encoding: str) -> str:
+    """One mailbox of an address header in UTF-8 (RFC 6532): the local part and a non-ASCII
+    display name as they are, the domain as IDNA. A display name that looks like an encoded
+    word is encoded itself (so a reader shows it as given)."""
+    sanitize_address(pair, encoding)  # its checks: line breaks, encoded words, IDNA, empty
+    nm, spec = pair
+    local, domain = spec.rsplit("@", 1) if "@" in spec else (spec, "")
+    addr_spec = _utf8_addr_spec(local, domain, spec)
+    if not nm:
+        return addr_spec
+    if nm.isascii() or has_encoded_word(nm):
+        name = Header(nm, "utf-8" if has_encoded_word(nm) else None).encode()
+        return formataddr((name, addr_spec))
+    quotes = '"' if specialsre.search(nm) else ""
+    escaped = escapesre.sub(r"\\\g<0>", nm)
+    return f"{quotes}{escaped}{quotes} <{addr_spec}>"
+
+
+class UTF8AddressHeader:
+    """An address header written in UTF-8 (RFC 6532): what a message built inside
+    :func:`utf8_headers` holds for an address header with a mailbox whose local part is not
+    ASCII (``items``: its mailboxes, each as written). ``str()`` is the text. The email
+    package's compat32 policy (Django's) folds it with :meth:`encode` between mailboxes and
+    writes its UTF-8 bytes as they are, and so does :mod:`mailcore.wire`."""
+
+    __slots__ = ("items", "name")
+
+    def __init__(self, name: str, items: list[str] | tuple[str, ...]) -> None:
+        self.name = name
+        self.items = tuple(items)
+        for item in self.items:
+            if len(name) + 3 + len(item.encode("utf-8")) > MAX_HEADER_LINE:
+                raise BadHeaderError(
+                    f"{name}: the address {_shown(item)} is too long for a header line of at "
+                    f"most {MAX_HEADER_LINE} octets (RFC 5322 section 2.1.1)"
+                )
+
+    def __str__(self) -> str:
+        return ", ".join(self.items)
+
+    def __repr__(self) -> str:
+        return f"UTF8AddressHeader({self.name!r}, {str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, UTF8AddressHeader):
+            return (self.name, self.items) == (other.name, other.items)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.items))
+
+    def encode(self, splitchars: str = ";, \t", maxlinelen: int | None = None,
+               linesep: str = "\n") -> str:
+        """The value folded at ``maxlinelen`` characters (78 when not given) between
+        mailboxes, as the generator writes it: UTF-8 bytes carried as surrogate escapes
+        (``fold_binary`` encodes them back with ``surrogateescape``)."""
+        limit = maxlinelen or 78
+        lines: list[str] = []
+        line = ""
+        width = len(self.name) + 2  # "Name: "
+        last = len(self.items) - 1
+        for index, item in enumerate(self.items):
+            piece = item + ("," if index < last else "")
+            if not line:
+                line = piece
+            elif width + len(line) + 1 + len(piece) > limit:
+                lines.append(line)
+                width = 1  # a continuation line starts with a space
+                line = piece
+            else:
+                line += " " + piece
+        lines.append(line)
+        return (linesep + " ").join(lines).encode("utf-8").decode("ascii", "surrogateescape")
+
+
 def forbid_multi_line_headers(name: str, val: Any, encoding: str | None) -> tuple[str, str]:
     """Forbid multi-line headers to prevent header injection.
 
@@ -265,10 +471,12 @@ def forbid_multi_line_headers(name: str, val: Any, encoding: str | None) -> tupl
 
 def encoded_header_value(
     name: str, val: str, encoding: str, sanitize: Any = None
-) -> str:
+) -> Any:
     """What Django's forbid_multi_line_headers stores for a checked ``val`` (and mailcore's
     two additions: encoded-word look-alikes are encoded, over-long lines refused).
-    ``sanitize`` stands in for :func:`sanitize_address` (mailcore.wire passes a cached one)."""
+    ``sanitize`` stands in for :func:`sanitize_address` (mailcore.wire passes a cached one).
+    Inside :func:`utf8_headers`, an address header with a mailbox whose local part is not
+    ASCII is a :class:`UTF8AddressHeader` (that mailbox in UTF-8, the others as always)."""
     lname = name.lower()
     if lname in _STRUCTURED_HEADERS and not val.isascii():
         raise BadHeaderError(
@@ -279,7 +487,15 @@ def encoded_header_value(
             val = Header(val).encode()
     elif lname in ADDRESS_HEADERS:
         sanitize = sanitize or sanitize_address
-        val = ", ".join(sanitize(addr, encoding) for addr in getaddresses((val,)))
+        pairs = getaddresses((val,))
+        if any(needs_smtputf8(spec) for _nm, spec in pairs):
+            if not _UTF8_HEADERS.get():
+                raise _smtputf8_error(name, val)
+            return UTF8AddressHeader(name, [
+                _utf8_mailbox(pair, encoding) if needs_smtputf8(pair[1])
+                else sanitize(pair, encoding) for pair in pairs
+            ])
+        val = ", ".join(sanitize(addr, encoding) for addr in pairs)
     elif val.isascii():
         # An ASCII value that looks like an encoded word: encoded, so that a reader decodes
         # it back to the very text given instead of to what the "word" says.
@@ -436,29 +652,50 @@ def _text_item(field: str, value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _checked_mailbox(field: str, addr: str) -> None:
+def _checked_mailbox(field: str, addr: str, utf8: bool) -> None:
     check_header_text(field, addr)
     try:
         sanitize_address(addr, "utf-8")
     except InvalidAddressError as exc:
         raise InvalidAddressError(f"{field}: {exc}") from None
-    problem = _mailbox_problem(addr)
+    # (every problem but the need for SMTPUTF8 first: a broken mailbox is that)
+    problem = _mailbox_problem(addr, True)
     if problem is not None:
         raise InvalidAddressError(f'{field}: Invalid address "{addr}": {problem}')
+    if needs_smtputf8(addr):
+        if not utf8:
+            raise _smtputf8_error(field, addr)
+        token, _rest = _get_mailbox(addr)
+        try:
+            _utf8_mailbox((token.display_name or "", addr_spec_of(token)), "utf-8")
+        except InvalidAddressError as exc:
+            raise InvalidAddressError(f"{field}: {exc}") from None
 
 
 _LOCAL_ONLY = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 
 
-def _mailbox_problem(addr: str) -> str | None:
+def addr_spec_of(token: Any) -> str:
+    """The addr-spec of a parsed mailbox as ``getaddresses()`` gives it (the local part
+    quoted when it must be)."""
+    local = token.local_part or ""
+    domain = token.domain
+    if not local or not parser.DOT_ATOM_ENDS.isdisjoint(local) or ".." in local or (
+        local.startswith(".") or local.endswith(".")
+    ):
+        local = parser.quote_string(local)
+    return f"{local}@{domain}" if domain else local
+
+
+def _mailbox_problem(addr: str, utf8: bool = False) -> str | None:
     """Why a reader of the header would not see ``addr`` as the one mailbox it was meant
     to be (an unclosed quote, a control character, a broken local part), or None.
     sanitize_address() accepted it: it parses whole."""
     token, _rest = _get_mailbox(addr)
-    return _token_problem(token, addr)
+    return _token_problem(token, addr, utf8)
 
 
-def _token_problem(token: Any, text: str) -> str | None:
+def _token_problem(token: Any, text: str, utf8: bool = False) -> str | None:
     """:func:`_mailbox_problem` for a parsed mailbox (``text`` as given)."""
     if token.domain is None:
         # Django takes "localpartonly" (#15042); a plain atom only, then.
@@ -472,9 +709,11 @@ def _token_problem(token: Any, text: str) -> str | None:
         return "an addr-spec can't hold an RFC 2047 encoded word (readers decode it)"
     if not token.local_part:
         return "the local part is empty"
-    if not token.local_part.isascii():
+    if not token.local_part.isascii() and not utf8:
         # Django writes it as an encoded word, which is another address on the wire.
-        return "a non-ASCII local part needs SMTPUTF8 (RFC 6531), which mailcore does not use"
+        return (f'its local part "{token.local_part}" is not ASCII, so it can only be sent with '
+                "SMTPUTF8 (RFC 6531) through a server that offers it; mailcore never writes "
+                "it as an encoded word, which would be another mailbox")
     return None
 
 
@@ -495,14 +734,19 @@ def check_mailbox(field: str, addr: Any) -> str:
     (``"a@example.com, b@example.com"`` is two, which a reader of the header would see)."""
     addr = _text_item(field, addr)
     if addr and (len(addr) > 254 or "=?" in addr or _PLAIN_MAILBOX.match(addr) is None):
-        _checked_mailbox(field, addr)
+        _checked_mailbox(field, addr, _UTF8_HEADERS.get())
     return addr
 
 
-@functools.lru_cache(maxsize=1024)
 def check_address_list(field: str, value: str) -> None:
     """A header value given for an address header (``headers={"To": ...}``): an RFC 5322
-    address list, every mailbox valid (``InvalidAddressError`` otherwise)."""
+    address list, every mailbox valid (``InvalidAddressError`` otherwise; a non-ASCII local
+    part outside :func:`utf8_headers`: :class:`NeedsSMTPUTF8Error`)."""
+    _check_address_list(field, value, _UTF8_HEADERS.get())
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_address_list(field: str, value: str, utf8: bool) -> None:
     if "=?" not in value and all(
         not part or _PLAIN_MAILBOX.match(part) for part in value.split(", ")
     ):
@@ -517,13 +761,16 @@ def check_address_list(field: str, value: str) -> None:
     # sanitize_address(), which refuses what it can't write).
     without_domain = 0
     for mailbox in token.all_mailboxes:
-        problem = _token_problem(mailbox, str(mailbox))
+        # (every problem but the need for SMTPUTF8 first: a broken mailbox is that)
+        problem = _token_problem(mailbox, str(mailbox), True)
         invalid = mailbox.token_type == "invalid-mailbox"  # noqa: S105 - a parser token
         if problem is None and invalid and mailbox.domain:
             problem = "it is not one address"  # ("Eve <eve@example.com> trailing")
         if problem is not None:
             raise InvalidAddressError(f'{field}: Invalid address "{str(mailbox).strip()}": '
                                       f"{problem}")
+        if not utf8 and mailbox.domain is not None and not mailbox.local_part.isascii():
+            raise _smtputf8_error(field, str(mailbox).strip())
         without_domain += mailbox.domain is None
     if "=?" in value or not value.isascii():
         _check_old_parser_agrees(field, value, token.all_mailboxes)
@@ -602,7 +849,8 @@ def _envelope_spec(address: str) -> tuple[str, str | None]:
         # quoteaddr() read something else than the address (it joins "a@b c" into "a@bc")
         return spec, f"SMTP would write {wire!r} for it"
     if not spec.isascii():
-        return spec, "a non-ASCII address needs SMTPUTF8, which mailcore does not use"
+        return spec, ("a non-ASCII address goes only with SMTPUTF8 (envelope_address(..., "
+                      "utf8=True)), and a non-ASCII domain as IDNA")
     if len(spec) > 254 or _ENVELOPE_SPEC.match(spec) is None:
         return spec, (
             f"{spec!r} is not an addr-spec (local part, @, domain; no spaces, no < or >)"
@@ -610,10 +858,51 @@ def _envelope_spec(address: str) -> tuple[str, str | None]:
     local = spec.rsplit("@", 1)[0]
     if has_encoded_word(local):
         return spec, (
-            f"the local part {local!r} is an encoded word: a non-ASCII local part needs "
-            "SMTPUTF8, which mailcore does not use"
+            f"the local part {local!r} is an encoded word, which would be another mailbox "
+            "(a non-ASCII local part goes as it is, with SMTPUTF8)"
         )
     return spec, None
+
+
+def envelope_address(addr: str | tuple[str, str], encoding: str, *, utf8: bool) -> str:
+    """The addr-spec for ``MAIL FROM:<...>`` or ``RCPT TO:<...>`` for ``addr`` (an item of
+    from_email, to, cc or bcc, or a (name, address) pair), checked before any command is
+    written (mailcore only).
+
+    * An ASCII local part: as before, whatever ``utf8`` says: :func:`sanitize_address`
+      (Django's), then :func:`check_envelope_address` (``"Bob <b@bücher.example>"`` gives
+      ``"b@xn--bcher-kva.example"``).
+    * A non-ASCII local part (see :func:`needs_smtputf8`): with ``utf8`` (the server offers
+      SMTPUTF8 and MAIL carries it), the local part as it is (sent in UTF-8) and the domain
+      as IDNA; without, :class:`NeedsSMTPUTF8Error` (an ``InvalidAddressError``, a
+      ``ValueError``) naming the address. Never an encoded word, which is another mailbox.
+
+    A local part with a control, format or space character is refused in any case.
+    """
+    if not needs_smtputf8(addr):
+        return check_envelope_address(sanitize_address(addr, encoding), given=addr)
+    shown = addr[1] if isinstance(addr, tuple) else force_str(addr)
+    if not utf8:
+        raise _smtputf8_error("", shown)
+    sanitize_address(addr, encoding)  # its checks: line breaks, the parse, encoded words, IDNA
+    if isinstance(addr, tuple):
+        spec_text = addr[1]
+    else:
+        token, _rest = _get_mailbox(shown)
+        spec_text = addr_spec_of(token)
+    local, domain = spec_text.rsplit("@", 1) if "@" in spec_text else (spec_text, "")
+    spec = _utf8_addr_spec(local, domain, shown)
+    # what the SMTP client writes between < and > must be it, one addr-spec: checked as
+    # check_envelope_address() checks an ASCII one, each non-ASCII letter standing for "a"
+    stand_in = "".join(c if c.isascii() else "a" for c in spec)
+    _stand_spec, problem = _envelope_spec(stand_in)
+    if problem is None and smtplib.quoteaddr(spec) != f"<{spec}>":
+        problem = f"SMTP would write {smtplib.quoteaddr(spec)!r} for it"
+    if problem is not None:
+        raise InvalidAddressError(
+            f"Invalid address {_shown(shown)} for the SMTP envelope: {problem}"
+        )
+    return spec
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

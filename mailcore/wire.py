@@ -66,6 +66,8 @@ from mailcore.message import (
     encoded_header_value,
     forbid_multi_line_headers,
     sanitize_address,
+    utf8_enabled,
+    utf8_headers,
 )
 from mailcore.utils import DNS_NAME
 
@@ -153,9 +155,11 @@ def can_stream(email_message: Any) -> bool:
     return stream_refusal(email_message) is None
 
 
-def fold_header(name: str, value: str, linesep: str) -> bytes:
+def fold_header(name: str, value: Any, linesep: str) -> bytes:
     """One header, folded exactly as ``email.generator.BytesGenerator`` does
     with the compat32 policy (Django's)."""
+    if type(value) is not str:  # a UTF8AddressHeader (RFC 6532): it folds itself
+        return _POLICIES[linesep].fold_binary(name, value)
     if len(name) + len(value) <= 76 and _PLAIN_HEADER.match(value):
         return f"{name}: {value}{linesep}".encode("ascii")
     key = (name, value, linesep)
@@ -187,7 +191,7 @@ def _header_value(name: str, value: Any, encoding: str) -> str:
         if len(value) <= 60 and _PLAIN_HEADER.match(value):
             if value.strip(" \t") == value and "  " not in value and "\t" not in value:
                 return value  # Header(value).encode() would give it back unchanged
-    return _cached_header_value(name, value, encoding)
+    return _cached_header_value(name, value, encoding, utf8_enabled())
 
 
 # An ASCII value this long or shorter can't make a header line over 998 octets.
@@ -195,9 +199,10 @@ _SHORT = RFC5322_EMAIL_LINE_LENGTH_LIMIT - 80
 
 
 @functools.lru_cache(maxsize=4096)
-def _cached_header_value(name: str, value: str, encoding: str) -> str:
-    # Only the arguments decide the result (errors are raised, never cached). Addresses
-    # are cached on their own too: lists differ, addresses repeat.
+def _cached_header_value(name: str, value: str, encoding: str, utf8: bool) -> Any:
+    # Only the arguments decide the result (errors are raised, never cached): ``utf8`` is
+    # utf8_enabled(), which encoded_header_value() reads. Addresses are cached on their own
+    # too: lists differ, addresses repeat.
     return encoded_header_value(name, value, encoding, sanitize=_sanitized)
 
 
@@ -392,7 +397,8 @@ class Serialized:
         charset: str = "utf-8",
     ) -> None:
         self._pieces = pieces
-        self.headers = headers
+        # (a UTF-8 address header, RFC 6532, as its text)
+        self.headers = [(n, v if type(v) is str else _text(v)) for n, v in headers]
         self.linesep = linesep
         # The charset Django's console backend decodes the message with.
         self.charset = charset
@@ -400,6 +406,13 @@ class Serialized:
     @property
     def size(self) -> int:
         return sum(len(p) if isinstance(p, bytes) else p.size() for p in self._pieces)
+
+    @property
+    def eight_bit(self) -> bool:
+        """True if a byte of the message is not ASCII (8bit text parts, UTF-8 headers): an
+        SMTP client announces ``BODY=8BITMIME`` for it. Base64 bodies are never 8-bit, and
+        no file is read to answer."""
+        return any(isinstance(p, bytes) and not p.isascii() for p in self._pieces)
 
     @property
     def pieces(self) -> tuple[bytes | Base64Piece, ...]:
@@ -440,6 +453,15 @@ class Serialized:
 
     def __repr__(self) -> str:
         return f"<Serialized {self.size} bytes in {len(self._pieces)} pieces>"
+
+
+def _text(value: Any) -> str:
+    """A header value as text: a UTF8AddressHeader's, or a value the email package holds
+    with its 8-bit bytes as surrogate escapes (a UTF-8 header the fallback wrote)."""
+    text = str(value)
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 class _Writer:
@@ -656,10 +678,27 @@ class _Fallback(Exception):  # noqa: N818 - a decision, not an error
     """The fast writer does not handle this message; use message() (the argument says why)."""
 
 
-def serialize(email_message: Any, linesep: str = "\r\n") -> Serialized:
-    """The bytes of ``email_message`` with ``linesep`` line endings, in chunks."""
+def serialize(email_message: Any, linesep: str = "\r\n", *, utf8: bool = False) -> Serialized:
+    """The bytes of ``email_message`` with ``linesep`` line endings, in chunks.
+
+    ``utf8`` (mailcore only) is for a server that offers SMTPUTF8 (RFC 6531), with MAIL
+    carrying it: an address header with a mailbox whose local part is not ASCII
+    (``jörg@example.test``) is written in UTF-8 (RFC 6532), that mailbox's display name too;
+    other headers and mailboxes are written as always (the Subject keeps its encoded words,
+    which RFC 6532 still allows, so a message with ASCII local parts only gives the very
+    same bytes either way). Without ``utf8`` such a mailbox raises
+    :class:`mailcore.message.NeedsSMTPUTF8Error` (an ``InvalidAddressError``, a
+    ``ValueError``): mailcore never writes a local part as an encoded word, which is another
+    mailbox. The fast writer and the email package (``message()`` inside
+    :func:`mailcore.message.utf8_headers`) give the same bytes.
+    """
     if linesep not in _POLICIES:
         raise ValueError("linesep must be '\\n' or '\\r\\n'")
+    with utf8_headers(utf8):
+        return _serialize(email_message, linesep)
+
+
+def _serialize(email_message: Any, linesep: str) -> Serialized:
     failure: Exception | None = None
     refusal = stream_refusal(email_message)
     if refusal is None:
