@@ -4,18 +4,27 @@ The rule of record is mailcore's (``mailcore.message.sanitize_address``, Django'
 it refuses is refused here. It is lenient in a few places where a person almost certainly made a
 typo ("bob" with no domain, "a b@example.com"), so a few stricter checks come first, each with a
 sentence that says what to fix.
+
+An address whose part before the @ is not ASCII (``jörg@example.test``) is good, with a
+*warning*: only a server that offers SMTPUTF8 (RFC 6531) takes it, and mailcore refuses to send
+it to any other before anything is sent (``AddressCheck.warning``, ``smtputf8_warning``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, NonASCIILocalPartDefect
 from email.headerregistry import parser
 
-from mailcore.message import sanitize_address
+from mailcore.message import envelope_address, needs_smtputf8, sanitize_address
 from mailcore.utils import split_addresses as _split
 
-__all__ = ["AddressCheck", "check_address", "check_addresses", "split_addresses", "valid_list"]
+__all__ = ["SMTPUTF8_WARNING", "AddressCheck", "address_warning", "check_address",
+           "check_addresses", "smtputf8_warning", "split_addresses", "valid_list"]
+
+# What the composer says under a field with such an address (a warning: it can be sent).
+SMTPUTF8_WARNING = ("needs a server that offers SMTPUTF8 (letters before the @ that are not "
+                    "ASCII); any other server refuses it before anything is sent")
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class AddressCheck:
     start: int
     end: int
     reason: str | None = None
+    warning: str | None = None  # it can be sent, but the person should know this
 
     @property
     def ok(self) -> bool:
@@ -72,8 +82,6 @@ def _structure_problem(addr: str) -> str | None:
         return "a space inside the address"
     if ".." in domain or domain.startswith(".") or domain.endswith("."):
         return f'the domain "{domain}" has an empty part (two dots in a row, or a dot at an end)'
-    if not local.isascii():
-        return "non-ASCII letters before the @ are not supported (they need SMTPUTF8)"
     return None
 
 
@@ -95,9 +103,36 @@ def check_address(addr: str) -> str | None:
         return "not an address"
     if rest:
         return f'unexpected text after the address: "{rest.strip()}"'
-    if token.all_defects:
-        return _explain_defect(str(token.all_defects[0]))
+    # (a local part that is not ASCII is fine: it needs SMTPUTF8, a warning)
+    defects = [d for d in token.all_defects if not isinstance(d, NonASCIILocalPartDefect)]
+    if defects:
+        return _explain_defect(str(defects[0]))
+    if needs_smtputf8(addr):
+        try:
+            envelope_address(addr, "utf-8", utf8=True)
+        except ValueError as exc:
+            return _explain_mailcore(addr, str(exc))
     return None
+
+
+def address_warning(addr: str) -> str | None:
+    """What a person should know about a good address before sending to it, or None: that
+    its local part needs a server that offers SMTPUTF8."""
+    addr = addr.strip()
+    return SMTPUTF8_WARNING if addr and not addr.isascii() and needs_smtputf8(addr) else None
+
+
+def smtputf8_warning(text: str) -> str:
+    """The warning line for an address field as typed ("" when there is nothing to say):
+    the good addresses in it that need a server with SMTPUTF8 (a bad one has its own
+    sentence). Cheap enough for each keystroke (an ASCII field costs one ``isascii``)."""
+    if text.isascii():
+        return ""
+    needing = [c.text for c in check_addresses(text) if c.warning]  # (good ones only)
+    if not needing:
+        return ""
+    names = ", ".join(f"\u201c{a}\u201d" for a in needing)
+    return f"{names}: {SMTPUTF8_WARNING}."
 
 
 def _explain_defect(text: str) -> str:
@@ -123,7 +158,11 @@ def _explain_mailcore(addr: str, message: str) -> str:
 
 def check_addresses(text: str) -> list[AddressCheck]:
     """Every item of a typed list with its span and its problem (``reason`` None when good)."""
-    return [AddressCheck(a, s, e, check_address(a)) for a, s, e in split_addresses(text)]
+    checks = []
+    for a, s, e in split_addresses(text):
+        reason = check_address(a)
+        checks.append(AddressCheck(a, s, e, reason, None if reason else address_warning(a)))
+    return checks
 
 
 def valid_list(text: str) -> list[str]:

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailgui.model.addresses import smtputf8_warning
 from mailgui.model.draft import one_line
 from mailgui.views import style
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
@@ -284,6 +285,14 @@ def _placeholder_preview() -> HtmlPreview:
     return preview
 
 
+def _warning_label(name: str) -> QLabel:
+    """The amber sentence under a field that says what to know before sending (hidden until
+    then): a warning, never a reason not to send."""
+    warning = _problem_label(name)
+    warning.setStyleSheet(f"color: {style.BANNERS['warning'].text};")
+    return warning
+
+
 def _problem_label(name: str) -> QLabel:
     """The red sentence under a field that says what is wrong with it (hidden until then)."""
     error = QLabel()
@@ -331,6 +340,8 @@ class ComposeView(QWidget):
         # -- addresses and subject ---------------------------------------------------------
         self.address_edits: dict[str, AddressEdit] = {}
         self.address_errors: dict[str, QLabel] = {}
+        # an address that needs a server with SMTPUTF8, said as it is typed
+        self.address_warnings: dict[str, QLabel] = {}
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(4)
@@ -345,11 +356,20 @@ class ComposeView(QWidget):
             label.setBuddy(edit)
             label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             error = _problem_label(f"{label_text} problem")
+            warning = _warning_label(f"{label_text} warning")
+            notes = QVBoxLayout()  # the problem, then the warning (hidden ones take no room)
+            notes.setContentsMargins(0, 0, 0, 0)
+            notes.setSpacing(0)
+            notes.addWidget(error)
+            notes.addWidget(warning)
             grid.addWidget(label, row, 0)
             grid.addWidget(edit, row, 1)
-            grid.addWidget(error, row + 1, 1)
+            grid.addLayout(notes, row + 1, 1)
+            edit.textChanged.connect(
+                lambda text, w=warning: show_problem(w, smtputf8_warning(text)))
             self.address_edits[key] = edit
             self.address_errors[key] = error
+            self.address_warnings[key] = warning
             row += 2
         self.subject = OneLineEdit()
         named(self.subject, "Subject")
