@@ -354,23 +354,6 @@ class ComposerChecks(QObject):
         self._generation = 0
         self._raw = b""
         window.act_check.triggered.connect(self.check)
-        # the draft's Message-ID takes the profile's domain while From is empty (the domain
-        # of a typed From is the draft's own doing); connected after the source pane's
-        # reaction, whose preview is debounced: the preview and the send see the new ID
-        controller.compose.changed.connect(self.pin_message_id_domain)
-        controller.target.target_changed.connect(lambda _p: self.pin_message_id_domain())
-        self.pin_message_id_domain()
-
-    def pin_message_id_domain(self) -> None:
-        """Tell the draft the profile's domain for its Message-ID (its default From, else its
-        DKIM domain). Should move into ``ComposeController.profile_changed``/``load``."""
-        profile = self.controller.target.current()
-        if profile is None:
-            return
-        from mailgui.model.message import default_from
-
-        domain = default_from(profile) or getattr(profile, "dkim_domain", "") or ""
-        self.controller.compose.draft.use_profile_domain(domain)  # a no-op when it has it
 
     def settings(self) -> CheckSettings:
         return CheckSettings.from_settings(self.controller.settings)

@@ -27,7 +27,7 @@ from mailgui.jobs import (
     failure_sentence,
     fetch_images,
 )
-from mailgui.model.addresses import check_addresses
+from mailgui.model.addresses import check_addresses, smtputf8_warning
 from mailgui.model.draft import (
     LINE_BREAKS,
     AttachmentRef,
@@ -153,6 +153,7 @@ class ComposeController(QObject):
         self._loading = True
         try:
             self.draft = draft
+            self._profile_domain(self.profile())
             v = self.view
             for key, _label in ADDRESS_FIELDS:
                 v.address_edits[key].setText(getattr(draft, key))
@@ -187,10 +188,18 @@ class ComposeController(QObject):
         else:
             hint = "Your address: required, the profile has no default From"
         self.view.from_edit.setPlaceholderText(hint)
+        self._profile_domain(profile)
         if profile is not None and self.draft.profile_id != profile.id:
             self.draft.profile_id = profile.id
             self._changed()
         self._check_field("from_email")
+
+    def _profile_domain(self, profile: Profile | None) -> None:
+        """The draft's Message-ID takes the profile's domain while From is empty (its default
+        From, else its DKIM domain), before the preview shows the ID."""
+        if profile is not None:
+            domain = default_from(profile) or getattr(profile, "dkim_domain", "") or ""
+            self.draft.use_profile_domain(domain)  # a no-op when it has it
 
     # -- edits ------------------------------------------------------------------------------
     def _changed(self) -> None:
@@ -266,6 +275,8 @@ class ComposeController(QObject):
         text = "; ".join(f"\u201c{c.text}\u201d: {c.reason}" for c in bad)
         show_problem(label, text)
         edit.setToolTip(text)
+        # an address that needs a server with SMTPUTF8: a note, not a problem
+        show_problem(self.view.address_warnings[key], smtputf8_warning(edit.text()))
 
     def _html_edited(self) -> None:
         self._set("html", self.view.html.toPlainText())

@@ -53,7 +53,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailgui.model.addresses import smtputf8_warning
 from mailgui.model.draft import one_line
 from mailgui.views import style
 from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
@@ -365,8 +364,6 @@ class ComposeView(QWidget):
             grid.addWidget(label, row, 0)
             grid.addWidget(edit, row, 1)
             grid.addLayout(notes, row + 1, 1)
-            edit.textChanged.connect(
-                lambda text, w=warning: show_problem(w, smtputf8_warning(text)))
             self.address_edits[key] = edit
             self.address_errors[key] = error
             self.address_warnings[key] = warning

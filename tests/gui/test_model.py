@@ -61,7 +61,6 @@ def test_model_imports_no_qt() -> None:
         ("<bob@example.com", "no matching >"),
         ('"Bob <bob@example.com>', "quote"),
         ("bob@example.com trailing", "space"),
-        ("josé@example.com", "non-ASCII"),
     ],
 )
 def test_bad_address_has_a_reason(text: str, reason_part: str) -> None:
@@ -76,6 +75,16 @@ def test_bad_address_has_a_reason(text: str, reason_part: str) -> None:
 )
 def test_good_addresses(text: str) -> None:
     assert check_address(text) is None
+
+
+def test_a_non_ascii_local_part_is_good_with_a_warning() -> None:
+    """josé@example.com is a real mailbox (SMTPUTF8, RFC 6531): no error, but a note that it
+    needs a server that offers SMTPUTF8."""
+    from mailgui.model.addresses import SMTPUTF8_WARNING, smtputf8_warning
+
+    assert check_address("josé@example.com") is None
+    assert SMTPUTF8_WARNING in smtputf8_warning("bob@example.com, josé@example.com")
+    assert smtputf8_warning("user@exämple.com") == ""  # an IDN domain alone needs nothing
 
 
 def test_split_keeps_quoted_commas_and_reports_spans() -> None:
