@@ -347,6 +347,32 @@ def _utf8_local_problem(local: str) -> str | None:
     return None
 
 
+_ADDRESS_HEADERS = ("from", "sender", "to", "cc", "bcc", "reply-to", "resent-from",
+                    "resent-sender", "resent-to", "resent-cc")
+
+
+def message_needs_smtputf8(email_message: Any) -> bool:
+    """True if any address of a mailcore (or Django-style) message, in its envelope fields or
+    its address headers, has a local part that is not ASCII: its bytes can then only be
+    written for SMTPUTF8 (``serialize(message, utf8=True)``). Where no server decides (the
+    console and file backends, a preview) that is how they are written."""
+    fields = [getattr(email_message, "from_email", "") or ""]
+    for name in ("to", "cc", "bcc", "reply_to"):
+        fields.extend(getattr(email_message, name, None) or [])
+    for name, value in (getattr(email_message, "extra_headers", None) or {}).items():
+        if str(name).lower() in _ADDRESS_HEADERS:
+            fields.append(str(value))
+    for field in fields:
+        text = force_str(field)
+        if text.isascii():
+            continue
+        from mailcore.utils import split_addresses
+
+        if any(needs_smtputf8(addr) for addr, _start, _end in split_addresses(text)):
+            return True
+    return False
+
+
 def _smtputf8_error(field: str, address: str) -> NeedsSMTPUTF8Error:
     local = _local_part(address)
     where = f"{field}: " if field else ""

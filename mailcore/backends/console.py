@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailcore.backends.base import BaseEmailBackend
+from mailcore.message import message_needs_smtputf8
 from mailcore.wire import serialize
 
 
@@ -19,7 +20,9 @@ class EmailBackend(BaseEmailBackend):
         super().__init__(*args, **kwargs)
 
     def write_message(self, message: Any) -> None:
-        data = self.dkim_sign(serialize(message, linesep="\n"))
+        # no server to ask: an address only SMTPUTF8 carries is written as UTF-8 (RFC 6532)
+        data = self.dkim_sign(serialize(message, linesep="\n",
+                                        utf8=message_needs_smtputf8(message)))
         decoder = codecs.getincrementaldecoder(data.charset)()
         for chunk in data.chunks():
             self.stream.write(decoder.decode(chunk))

@@ -9,6 +9,7 @@ from typing import Any
 
 from mailcore.backends.console import EmailBackend as ConsoleEmailBackend
 from mailcore.conf import ImproperlyConfigured, settings
+from mailcore.message import message_needs_smtputf8
 from mailcore.wire import serialize
 
 
@@ -75,7 +76,9 @@ class EmailBackend(ConsoleEmailBackend):
 
     def write_message(self, message: Any) -> None:
         write = self.stream.write
-        data = self.dkim_sign(serialize(message, linesep="\n"))
+        # no server to ask: an address only SMTPUTF8 carries is written as UTF-8 (RFC 6532)
+        data = self.dkim_sign(serialize(message, linesep="\n",
+                                        utf8=message_needs_smtputf8(message)))
         progress = self.progress
         if progress is None:
             for chunk in data.chunks():

@@ -31,9 +31,11 @@ SENT_ROWS = 2000  # the Sent pane lists the newest sends only (the log file keep
 
 
 def memory_source(message: object) -> str:
+    from mailcore.message import message_needs_smtputf8
     from mailcore.wire import serialize
 
-    return fold_bytes(serialize(message, linesep="\r\n").chunks())[0]
+    return fold_bytes(serialize(message, linesep="\r\n",
+                                utf8=message_needs_smtputf8(message)).chunks())[0]
 
 
 class DraftSource(Protocol):

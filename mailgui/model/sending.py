@@ -28,6 +28,7 @@ from typing import Any
 
 import mailcore
 from mailcore.backends.smtp import EmailBackend as SMTPBackend
+from mailcore.message import message_needs_smtputf8
 from mailcore.wire import serialize
 from mailgui.model.addresses import split_addresses
 from mailgui.model.dkim import DKIMUnavailable, signer_for
@@ -358,7 +359,8 @@ def _measure(send: _Send, backend: Any, message: Any, delivery: Delivery) -> Non
     if delivery.after is not None:
         delivery.after(send, backend)
     if not results and not outcome.size:
-        outcome.size = serialize(message, linesep=delivery.linesep).size
+        outcome.size = serialize(message, linesep=delivery.linesep,
+                                 utf8=message_needs_smtputf8(message)).size
 
 
 def _sent_sentence(outcome: SendOutcome, profile: Profile, delivery: Delivery) -> str:

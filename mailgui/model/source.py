@@ -211,13 +211,16 @@ def serialized_draft(draft: Draft, profile: Profile | None, *, with_bcc: bool = 
     copies and Save as .eml writes, so each shows the very bytes that go out. ``with_bcc``:
     a saved draft, which keeps its Bcc header as Thunderbird's drafts do (sent bytes never
     do). Raises what ``build_message`` raises."""
+    from mailcore.message import message_needs_smtputf8
     from mailcore.wire import serialize
     from mailgui.model.message import build_message
 
     message = build_message(draft, profile)
     if with_bcc and message.bcc:
         message.extra_headers["Bcc"] = ", ".join(message.bcc)
-    return serialize(message, linesep="\r\n")
+    # an address only SMTPUTF8 carries: shown as it goes to a server that offers it (one that
+    # does not refuses it before anything is sent)
+    return serialize(message, linesep="\r\n", utf8=message_needs_smtputf8(message))
 
 
 def preview(draft: Draft, profile: Profile | None, *, fold: bool = True,

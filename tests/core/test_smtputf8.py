@@ -400,3 +400,22 @@ def test_the_backend_refuses_before_mail_when_postfix_lacks_smtputf8(mx_ascii):
     session = mx_ascii.log_lines("smtpd")[before:]
     assert not any("mail=" in line or "rcpt=" in line for line in session)
     assert "backend-refused" not in mx_ascii.log()
+
+
+def test_console_and_file_backends_write_such_a_message_in_utf8(tmp_path):
+    """No server decides there: the message is written as it goes to one with SMTPUTF8."""
+    import io
+
+    import mailcore
+    from mailcore.message import message_needs_smtputf8
+
+    msg = EmailMessage("Hallo", "Grüße\n", "ann@example.test", [f"Jörg <{JOERG}>"])
+    assert message_needs_smtputf8(msg)
+    assert not message_needs_smtputf8(EmailMessage("x", "y", "ann@bücher.example", ["b@x.org"]))
+    stream = io.StringIO()
+    assert mailcore.get_connection("console", stream=stream).send_messages([msg]) == 1
+    assert f"To: Jörg <{JOERG}>" in stream.getvalue()
+    assert ENCODED_JOERG not in stream.getvalue()
+    mailcore.get_connection("file", file_path=str(tmp_path)).send_messages([msg])
+    (written,) = tmp_path.iterdir()
+    assert f"To: Jörg <{JOERG}>".encode() in written.read_bytes()

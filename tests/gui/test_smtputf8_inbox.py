@@ -147,3 +147,14 @@ def test_the_address_model_says_warning_not_error() -> None:
         "\u201cjörg@example.test\u201d: needs a server that offers SMTPUTF8")
     assert not [p for p in draft_problems(Draft(to=JOERG, from_email="ann@example.test"))
                 if p.field in ("to", "from")]
+
+
+def test_the_source_preview_shows_such_an_address_as_it_goes_out() -> None:
+    from mailgui.model.draft import Draft
+    from mailgui.model.source import serialized_draft
+
+    draft = Draft(from_email="ann@example.test", to="Jörg <jörg@example.test>",
+                  subject="Hallo", body="Grüße")
+    raw = serialized_draft(draft, None).getvalue()
+    assert "To: Jörg <jörg@example.test>".encode() in raw
+    assert b"=?utf-8?b?asO2cmc=?=" not in raw
