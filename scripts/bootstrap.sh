@@ -48,9 +48,10 @@ TEST_PACKAGES=(
   # the DKIM tests: a DNS server on loopback for the keys (dnsmasq-base: the program without
   # the system service), and two other verifiers (OpenDKIM's and Perl's Mail::DKIM)
   dnsmasq-base opendkim-tools libmail-dkim-perl
+  # SMTPUTF8 end to end: a private Postfix per test on loopback (never the system's); swaks,
+  # to compare the mailcore command's swaks options with swaks itself
+  postfix swaks
 )
-# (postfix, for the benchmarks' smtp-sink, is installed by bench/run.sh, which goes on
-# without it)
 ((FOR_TESTS)) && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 
 PY="${PYTHON:-python3}"
@@ -88,6 +89,10 @@ if ((${#missing[@]})); then
   echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    # only its programs, for the tests' private instances: no mail system is configured
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  fi
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
