@@ -7,21 +7,49 @@
 Exit codes a script can rely on:
 
 ====  ==============================================================
-0     sent (or dumped)
-2     usage error (bad flags, nothing to send to)
+0     sent (or dumped), or stopped where --quit-after said
+2     usage error (bad flags, nothing to send to, options that
+      disagree such as --protocol SMTP with --user)
 3     the message is invalid (bad address, newline or control
-      character in a header, unreadable file), whatever raised it
+      character in a header, unreadable file or --data file, an
+      empty --data), whatever raised it
 4     connection or TLS failure (refused, timeout, untrusted
       certificate or one for other names, a client certificate
       asked for, STARTTLS unavailable or refused, a 421 from the
       server, a reply over the limits)
-5     authentication failure (wrong credentials, AUTH unavailable,
-      or only after STARTTLS, password refused over an unencrypted
+5     authentication failure (wrong credentials or access token, AUTH
+      unavailable, or only after STARTTLS, the --auth mechanism not
+      offered, password or token refused over an unencrypted
       connection)
-6     recipients refused (all of them), or the sender refused
+6     recipients refused (all of them; with LMTP also after the
+      message), or the sender refused
 7     the server rejected the message otherwise (also too large for
       the server's SIZE)
 ====  ==============================================================
+
+The options testers know from swaks, with swaks's meaning:
+
+* ``--quit-after STAGE``: QUIT after connect (banner), first-ehlo (first-helo,
+  first-lhlo), tls (starttls), ehlo (helo, lhlo: the EHLO after STARTTLS if there is
+  one), auth, mail (from) or rcpt (to); nothing is sent, exit 0. A stop before MAIL needs
+  no --to. (mailcore's STARTTLS stop also sends the EHLO that follows STARTTLS.)
+* ``--ehlo/--helo/--lhlo NAME``: the name in EHLO/HELO/LHLO; which command goes is
+  ``--protocol``'s choice: ESMTP (EHLO, the default), SMTP (HELO), LMTP (LHLO, port 24,
+  one reply per recipient after the message, each printed), and swaks's variants
+  (ESMTPS: STARTTLS, SSMTP: implicit TLS, ...A: log in).
+* ``--data FILE`` (``-`` for stdin): send a ready-made message as it is; line ends become
+  CRLF (a bare LF or CR too), an mbox ``From `` first line is dropped, the client
+  dot-stuffs. The envelope comes from --from/--to/--bcc, never from the file's headers
+  (as swaks). ``--header`` replaces a header of the file (or adds it), ``--add-header``
+  adds one; both under the same header rules as a composed message.
+* ``--auth [TYPE]``: log in (with --user), with TYPE if given (PLAIN, LOGIN, CRAM-MD5,
+  XOAUTH2, OAUTHBEARER); one the server does not offer is exit 5, naming what it offers.
+* ``--oauth-token-env VAR``: an OAuth 2.0 access token from the environment (never
+  printed), with OAUTHBEARER or XOAUTH2 as the server offers, or ``--auth``'s.
+* ``--show-time-lapse [i]``: the transcript (implied) shows ``=== response in 0.012s``
+  before each reply, as swaks.
+* ``--add-header 'Name: value'``: add a header without replacing one of that name
+  (``--header`` replaces).
 
 ``mailcore check message.eml`` checks a message instead (``mailcore.checks.cli``).
 
@@ -39,6 +67,7 @@ import math
 import os
 import re
 import sys
+import time
 import tomllib
 import warnings
 from collections.abc import Callable, Sequence
@@ -117,6 +146,94 @@ def _mimetype(text: str) -> str:
     return text.strip()
 
 
+# swaks's --protocol: (the greeting command, TLS: None / "starttls" / "tls", log in, port)
+PROTOCOLS: dict[str, tuple[str, str | None, bool, int]] = {
+    "SMTP": ("helo", None, False, 25),
+    "SMTPS": ("helo", "tls", False, 465),
+    "SSMTP": ("ehlo", "tls", False, 465),
+    "SSMTPA": ("ehlo", "tls", True, 465),
+    "ESMTP": ("ehlo", None, False, 25),
+    "ESMTPA": ("ehlo", None, True, 25),
+    "ESMTPS": ("ehlo", "starttls", False, 25),
+    "ESMTPSA": ("ehlo", "starttls", True, 25),
+    "LMTP": ("lhlo", None, False, 24),
+    "LMTPA": ("lhlo", None, True, 24),
+    "LMTPS": ("lhlo", "starttls", False, 24),
+    "LMTPSA": ("lhlo", "starttls", True, 24),
+}
+
+# swaks's --quit-after stop points (and their aliases), as the backend's quit_after names
+# them; "ehlo" (the last EHLO: after STARTTLS when there is one) and "tls" depend on the
+# security asked for (see _quit_after()).
+QUIT_STAGES: dict[str, str] = {
+    "connect": "connect", "banner": "connect",
+    "first-helo": "first-ehlo", "first-ehlo": "first-ehlo", "first-lhlo": "first-ehlo",
+    "helo": "ehlo", "ehlo": "ehlo", "lhlo": "ehlo",
+    "tls": "tls", "starttls": "tls",
+    "auth": "auth",
+    "mail": "mail", "from": "mail",
+    "rcpt": "rcpt", "to": "rcpt",
+}
+_QUIT_WORDS = {"connect": "the greeting", "first-ehlo": "the first EHLO", "ehlo": "EHLO",
+               "tls": "TLS", "auth": "AUTH", "mail": "MAIL", "rcpt": "RCPT"}
+
+PASSWORD_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
+TOKEN_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+
+
+def _protocol(text: str) -> str:
+    name = text.strip().upper()
+    if name not in PROTOCOLS:
+        raise argparse.ArgumentTypeError(
+            f"unknown protocol {text!r} (SMTP, ESMTP, LMTP, or {', '.join(PROTOCOLS)})")
+    return name
+
+
+def _helo_name(text: str) -> str:
+    """A name for EHLO/HELO/LHLO: one word of printable ASCII (an IDN as punycode), so that
+    nothing can end the command early or add another."""
+    name = text.strip()
+    if name and not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise argparse.ArgumentTypeError(f"not a host name: {text!r}") from None
+    if not re.fullmatch(r"[\x21-\x7e]+", name):
+        raise argparse.ArgumentTypeError(
+            f"the EHLO/HELO name must be one word of printable characters, not {text!r}")
+    return name
+
+
+def _auth_type(text: str) -> str:
+    name = text.strip().upper()
+    if name == "ANY":
+        return name
+    if "," in name:
+        raise argparse.ArgumentTypeError(
+            f"one mechanism, not a list ({text!r}); without one the best offered is used")
+    if name not in PASSWORD_MECHANISMS + TOKEN_MECHANISMS:
+        raise argparse.ArgumentTypeError(
+            f"mailcore does not know AUTH {text!r} (it knows "
+            f"{', '.join(PASSWORD_MECHANISMS + TOKEN_MECHANISMS)})")
+    return name
+
+
+def _quit_stage(text: str) -> str:
+    name = text.strip().lower()
+    if name not in QUIT_STAGES:
+        raise argparse.ArgumentTypeError(
+            f"unknown stop point {text!r} (one of {', '.join(QUIT_STAGES)})")
+    return name
+
+
+def _time_lapse(text: str) -> str:
+    if text == "hires":  # no argument (argparse passes the const through here too)
+        return text
+    if text.strip().lower()[:1] == "i":
+        return "integer"
+    raise argparse.ArgumentTypeError(f"--show-time-lapse takes nothing or 'i', not {text!r}")
+
+
 class _AttachAction(argparse.Action):
     """``--attach FILE``: takes the type given by the ``--attach-type`` before it."""
 
@@ -162,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     body = content.add_mutually_exclusive_group()
     body.add_argument("--body", "-b", help="the plain-text body")
     body.add_argument("--body-file", metavar="FILE", help="read the body from FILE ('-' for stdin)")
+    body.add_argument(
+        "--data",
+        metavar="FILE",
+        help="send FILE (a ready-made message, an .eml; '-' for stdin) as it is: line ends "
+        "made CRLF, nothing else changed but --header/--add-header; the envelope comes from "
+        "--from and --to/--bcc only, never from the file's headers (as in swaks)",
+    )
     content.add_argument("--html-file", metavar="FILE", help="an HTML alternative")
     content.add_argument(
         "--attach", "-a", action=_AttachAction, metavar="FILE", help="attach a file (repeatable)"
@@ -173,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPE",
         help="MIME type of the next --attach (default: guessed)",
     )
-    content.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'")
+    content.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'",
+                         help="set a header, replacing one of that name (repeatable)")
+    content.add_argument("--add-header", action="append", default=[], metavar="'NAME: VALUE'",
+                         help="add a header, also when there is one of that name (repeatable; "
+                         "a literal \\n separates several, as in swaks)")
 
     where = parser.add_argument_group("delivery")
     where.add_argument("--backend", choices=BACKENDS, help="default: smtp (EMAIL_BACKEND)")
@@ -194,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-env", metavar="VAR", help="read the password from the environment variable VAR"
     )
     pw.add_argument("--password-prompt", action="store_true", help="ask for the password")
+    pw.add_argument(
+        "--oauth-token-env",
+        metavar="VAR",
+        help="log in with the OAuth 2.0 access token in the environment variable VAR "
+        "(OAUTHBEARER or XOAUTH2, as offered; never printed)",
+    )
     where.add_argument(
         "--allow-insecure-auth",
         action="store_true",
@@ -204,6 +338,38 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--cert", metavar="PEM", help="client certificate")
     where.add_argument("--key", metavar="PEM", help="client certificate key")
     where.add_argument("--file-path", metavar="DIR", help="folder for --backend file")
+
+    swaks = parser.add_argument_group("conversation (as in swaks)")
+    swaks.add_argument(
+        "--protocol",
+        type=_protocol,
+        metavar="PROTO",
+        help="ESMTP (EHLO, the default), SMTP (HELO: no STARTTLS, no AUTH) or LMTP (LHLO, "
+        "port 24, a reply per recipient); swaks's variants too: ESMTPS, ESMTPA, ESMTPSA, "
+        "SSMTP, SSMTPA, SMTPS, LMTPA, LMTPS, LMTPSA (S: TLS, A: log in)",
+    )
+    swaks.add_argument(
+        "--ehlo", "--helo", "--lhlo", dest="helo_name", type=_helo_name, metavar="NAME",
+        help="the name given with EHLO/HELO/LHLO (default: this machine's name); which "
+        "command is sent is --protocol's choice, as in swaks")
+    swaks.add_argument(
+        "--auth",
+        nargs="?",
+        const="ANY",
+        type=_auth_type,
+        metavar="TYPE",
+        help="log in (needs --user), with TYPE if given: PLAIN, LOGIN, CRAM-MD5 (a password) "
+        "or XOAUTH2, OAUTHBEARER (--oauth-token-env); a TYPE the server does not offer is an "
+        "error naming what it offers",
+    )
+    swaks.add_argument(
+        "--quit-after",
+        type=_quit_stage,
+        metavar="STAGE",
+        help="send QUIT after STAGE and send no message: connect (banner), first-ehlo "
+        "(first-helo, first-lhlo), tls (starttls), ehlo (helo, lhlo: the one after "
+        "STARTTLS if any), auth, mail (from), rcpt (to)",
+    )
 
     sign = parser.add_argument_group("DKIM signing (the three together)")
     sign.add_argument("--dkim-key", metavar="PEM", help="sign with this RSA private key")
@@ -222,6 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--transcript-data",
         action="store_true",
         help="with --transcript, also print every line of the message as sent",
+    )
+    out.add_argument(
+        "--show-time-lapse",
+        nargs="?",
+        const="hires",
+        type=_time_lapse,
+        metavar="i",
+        help="with --transcript, the time each reply took ('=== response in 0.012s'); "
+        "'i' for whole seconds",
     )
     out.add_argument("--config", metavar="FILE", help="settings file (TOML)")
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
@@ -335,7 +510,40 @@ def parse_headers(lines: list[str]) -> tuple[dict[str, str], str | None]:
     return headers, subject
 
 
+def parse_added_headers(lines: list[str]) -> list[tuple[str, str]]:
+    """``--add-header 'Name: value'`` lines, in order, duplicates kept (swaks's
+    ``--add-header``); a literal ``\\n`` separates several headers in one, as in swaks."""
+    added = []
+    for given in lines:
+        for line in given.split("\\n"):
+            name, sep, value = line.partition(":")
+            name = name.strip()
+            if not sep or not name:
+                raise CLIError(EXIT_USAGE, f"--add-header needs 'Name: value', got {line!r}")
+            if not HEADER_NAME.fullmatch(name):
+                raise CLIError(EXIT_USAGE, f"--add-header: {name!r} is not a header name "
+                               "(printable characters, no spaces or colons)")
+            added.append((name, value.strip()))
+    return added
+
+
+class _WithAddedHeaders(mailcore.EmailMultiAlternatives):
+    """A composed message with ``--add-header`` headers after its own: added with the
+    email package (``msg[name] = value`` appends; the one header rule checks each value),
+    so a name given twice, or one mailcore writes itself, appears twice."""
+
+    added_headers: list[tuple[str, str]]
+
+    def message(self) -> Any:  # type: ignore[override]
+        msg = super().message()
+        for name, value in self.added_headers:
+            msg[name] = value
+        return msg
+
+
 def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) -> Any:
+    if args.data is not None:
+        return compose_raw(args, profile, stdin)
     if args.body_file == "-" and args.html_file == "-":
         raise CLIError(EXIT_USAGE, "--body-file - and --html-file - can't both read standard "
                        "input")
@@ -351,7 +559,13 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
     else:
         body = ""
     headers, header_subject = parse_headers(args.header)
-    msg = mailcore.EmailMultiAlternatives(
+    added = parse_added_headers(args.add_header)
+    for name, _value in added:
+        if name.lower() in STRUCTURE_HEADERS:
+            raise CLIError(EXIT_USAGE, f"--add-header: mailcore writes {name} itself from "
+                           "the message's parts (use --html-file, --attach, --attach-type)")
+    cls = _WithAddedHeaders if added else mailcore.EmailMultiAlternatives
+    msg = cls(
         subject=args.subject if header_subject is None else header_subject,
         body=body,
         from_email=args.from_email or profile.get("from_email") or None,
@@ -361,6 +575,8 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
         reply_to=split_lists(args.reply_to),
         headers=headers,
     )
+    if added:
+        msg.added_headers = added
     validate_addresses(msg)
     if args.html_file:
         msg.attach_alternative(read_text(args.html_file, "HTML file", stdin), "text/html")
@@ -372,6 +588,159 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
         except ValueError as exc:
             raise CLIError(EXIT_USAGE, f"cannot attach {path}: {exc}") from None
     return msg
+
+
+# -- --data: a ready-made message ---------------------------------------------------------
+
+# What composes a message: none of it goes with --data, which sends a file as it is.
+_COMPOSING = (("subject", "--subject"), ("body_file", "--body-file"), ("body", "--body"),
+              ("html_file", "--html-file"), ("attachments", "--attach"), ("cc", "--cc"),
+              ("reply_to", "--reply-to"))
+
+
+def compose_raw(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) -> RawMessage:
+    """``--data FILE``: the file as the message, its envelope from the flags (as swaks)."""
+    for name, flag in _COMPOSING:
+        if getattr(args, name, None):
+            raise CLIError(EXIT_USAGE, f"--data sends the file as it is: {flag} is for a "
+                           "message mailcore composes (change headers with --header or "
+                           "--add-header; recipients with --to and --bcc)")
+    if args.data == "-":
+        source = getattr(stdin, "buffer", None)
+        data = source.read() if source is not None else stdin.read().encode("utf-8")
+    else:
+        try:
+            data = Path(args.data).read_bytes()
+        except OSError as exc:
+            raise CLIError(EXIT_MESSAGE, f"cannot read --data {args.data}: {_reason(exc)}"
+                           ) from None
+    msg = RawMessage(
+        data,
+        from_email=args.from_email or profile.get("from_email") or settings.DEFAULT_FROM_EMAIL,
+        to=split_lists(args.to),
+        bcc=split_lists(args.bcc),
+        replace=[_header_pair(line, "--header") for line in args.header],
+        add=parse_added_headers(args.add_header),
+    )
+    validate_addresses(msg)
+    return msg
+
+
+def _header_pair(line: str, flag: str) -> tuple[str, str]:
+    name, sep, value = line.partition(":")
+    name = name.strip()
+    if not sep or not name:
+        raise CLIError(EXIT_USAGE, f"{flag} needs 'Name: value', got {line!r}")
+    if not HEADER_NAME.fullmatch(name):
+        raise CLIError(EXIT_USAGE, f"{flag}: {name!r} is not a header name (printable "
+                       "characters, no spaces or colons)")
+    return name, value.strip()
+
+
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+
+
+class RawMessage:
+    """A ready-made message (``--data``) for the backends: its bytes as given, every line
+    end (CRLF, LF or a lone CR) made CRLF, an mbox ``From `` first line dropped (as swaks
+    does), ``replace`` headers put in place of those of that name (or added) and ``add``
+    headers added at the end of the header block; the values of both pass mailcore's one
+    header rule (no line breaks, encoded words for non-ASCII) and are folded as mailcore
+    folds. The SMTP client dot-stuffs as always. The envelope is ``from_email`` and
+    ``to`` + ``bcc``: the file's own From/To/Cc are not read."""
+
+    encoding = "utf-8"
+    cc: list[str] = []
+    reply_to: list[str] = []
+
+    def __init__(self, data: bytes, *, from_email: str, to: list[str], bcc: list[str],
+                 replace: Sequence[tuple[str, str]] = (),
+                 add: Sequence[tuple[str, str]] = ()) -> None:
+        data = _LINE_ENDS.sub(b"\r\n", data)
+        if data.startswith(b"From "):  # an mbox separator line, no part of the message
+            data = data.partition(b"\r\n")[2]
+        if not data.strip():
+            raise CLIError(EXIT_MESSAGE, "--data: the message is empty")
+        self.from_email = from_email
+        self.to = list(to)
+        self.bcc = list(bcc)
+        self.extra_headers: dict[str, str] = {}
+        self.data = _edit_headers(data, replace, add) if (replace or add) else data
+
+    def recipients(self) -> list[str]:
+        return [address for address in [*self.to, *self.bcc] if address]
+
+    def message(self) -> _RawMIME:
+        return _RawMIME(self.data)
+
+    def __repr__(self) -> str:
+        return f"<RawMessage {len(self.data)} bytes>"
+
+
+class _RawMIME:
+    """What mailcore.wire and the backends ask of ``message()``: the bytes as they are,
+    with CRLF or LF line ends, and the headers for reading (Message-ID)."""
+
+    def __init__(self, data: bytes) -> None:
+        import email.parser
+        import email.policy
+
+        self._data = data
+        self._headers = email.parser.BytesHeaderParser(policy=email.policy.compat32
+                                                       ).parsebytes(data)
+
+    def as_bytes(self, unixfrom: bool = False, linesep: str = "\n") -> bytes:
+        return self._data if linesep == "\r\n" else self._data.replace(b"\r\n", b"\n")
+
+    def items(self) -> list[tuple[str, Any]]:
+        return self._headers.items()
+
+    def __getitem__(self, name: str) -> Any:
+        return self._headers[name]
+
+    def get_charset(self) -> None:
+        return None
+
+
+def _edit_headers(data: bytes, replace: Sequence[tuple[str, str]],
+                  add: Sequence[tuple[str, str]]) -> bytes:
+    """swaks's ``--header`` (replace the fields of that name, or add) and ``--add-header``
+    (add) on a message's header block (up to the first empty line, all of it if none)."""
+    from mailcore.message import forbid_multi_line_headers
+    from mailcore.wire import fold_header
+
+    if data.startswith(b"\r\n"):  # no header at all: the empty line starts the message
+        head, rest = b"", data
+    elif (end := data.find(b"\r\n\r\n")) >= 0:  # rest: the empty line and the body
+        head, rest = data[:end + 2], data[end + 2:]
+    else:  # headers only
+        head, rest = data, b""
+    if head and not head.endswith(b"\r\n"):
+        head += b"\r\n"
+    fields: list[bytes] = []  # each field with its continuation lines
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+
+    def folded(name: str, value: str) -> bytes:
+        name, encoded = forbid_multi_line_headers(name, value, "utf-8")
+        return fold_header(name, encoded, "\r\n")
+
+    def name_of(field: bytes) -> str:
+        return field.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
+
+    for name, value in replace:
+        line = folded(name, value)
+        at = [i for i, field in enumerate(fields) if name_of(field) == name.lower()]
+        if at:
+            fields[at[0]] = line
+            fields = [f for i, f in enumerate(fields) if i not in at[1:]]
+        else:
+            fields.append(line)
+    fields.extend(folded(name, value) for name, value in add)
+    return b"".join(fields) + rest
 
 
 def split_lists(values: list[str]) -> list[str]:
@@ -456,6 +825,13 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
         if path:  # else EMAIL_FILE_PATH; without it the backend says so (MissingFilePath)
             kwargs["file_path"] = path
     if backend != "smtp":
+        given = [flag for flag, value in (
+            ("--quit-after", args.quit_after), ("--protocol", args.protocol),
+            ("--ehlo", args.helo_name), ("--auth", args.auth),
+            ("--oauth-token-env", args.oauth_token_env)) if value]
+        if given:
+            raise CLIError(EXIT_USAGE, f"{given[0]} is for the smtp backend; {backend} has no "
+                           "SMTP conversation")
         return kwargs
     options = {
         key: profile[key]
@@ -471,9 +847,11 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
             "ssl_certfile",
             "ssl_keyfile",
             "allow_insecure_auth",
+            "oauth_token",
         )
         if profile.get(key) not in (None, "")
     }
+    port_given = "port" in options or args.port is not None
     flags = {
         "host": args.host,
         "port": args.port,
@@ -490,6 +868,7 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
             if args.port is not None and args.port != port:
                 raise CLIError(EXIT_USAGE, f"--host {args.host} and --port {args.port} disagree")
             options["port"] = port
+            port_given = True
     options.update({k: v for k, v in flags.items() if v is not None and k != "host"})
     if args.starttls:
         options.update(use_tls=True, use_ssl=False)
@@ -501,12 +880,101 @@ def connection_kwargs(args: argparse.Namespace, profile: dict[str, Any], stdin: 
         options["port"] = 465 if args.tls else 587
     if args.allow_insecure_auth:
         options["allow_insecure_auth"] = True
-    options.update(_password(args, profile, options, stdin))
+    options.update(_conversation(args, options, port_given))
+    if options.get("username") and profile.get("oauth_problem") and not args.oauth_token_env:
+        raise CLIError(EXIT_AUTH, _one_line(str(profile["oauth_problem"])))
+    options.update(_login(args, profile, options, stdin))
     # a file that can't be used is the user's problem, said before anything connects
     errors.check_tls_files(options.get("ssl_cafile"), options.get("ssl_certfile"),
                            options.get("ssl_keyfile"))
     kwargs.update(options)
     return kwargs
+
+
+def _conversation(args: argparse.Namespace, options: dict[str, Any], port_given: bool
+                  ) -> dict[str, Any]:
+    """The swaks options as backend arguments: --protocol (its greeting, TLS, login and
+    port), --ehlo/--helo, --quit-after and --auth."""
+    extra: dict[str, Any] = {}
+    must_log_in = args.auth is not None
+    if args.protocol:
+        greeting, security, login, port = PROTOCOLS[args.protocol]
+        if security == "tls" and args.starttls or security == "starttls" and args.tls:
+            raise CLIError(EXIT_USAGE, f"--protocol {args.protocol} and "
+                           f"{'--starttls' if args.starttls else '--tls'} disagree")
+        if security == "tls":
+            options.update(use_tls=False, use_ssl=True)
+        elif security == "starttls":
+            options.update(use_tls=True, use_ssl=False)
+        if greeting == "helo":
+            extra["helo"] = True
+            if options.get("use_tls"):
+                raise CLIError(EXIT_USAGE, f"--protocol {args.protocol} speaks HELO, which has "
+                               "no STARTTLS (an ESMTP extension): use ESMTPS, or --tls")
+            if options.get("username") or args.auth:
+                raise CLIError(EXIT_USAGE, f"--protocol {args.protocol} speaks HELO, which has "
+                               "no AUTH (an ESMTP extension): use ESMTPA to log in")
+        elif greeting == "lhlo":
+            extra["protocol"] = "lmtp"
+            if options.get("use_ssl"):
+                raise CLIError(EXIT_USAGE, "LMTP over implicit TLS (--tls) is not supported: "
+                               "use --protocol LMTPS (STARTTLS)")
+        must_log_in = must_log_in or login
+        if not port_given and not settings.is_overridden("EMAIL_PORT"):
+            extra["port"] = port  # swaks's table: 25, 465 for SSMTP/SMTPS, 24 for LMTP
+    if must_log_in and not (options.get("username") or settings.EMAIL_HOST_USER):
+        what = "--auth" if args.auth is not None else f"--protocol {args.protocol}"
+        raise CLIError(EXIT_USAGE, f"{what} logs in: give --user (the name to log in as)")
+    if args.auth not in (None, "ANY"):
+        token = bool(args.oauth_token_env or options.get("oauth_token")
+                     or settings.EMAIL_OAUTH_TOKEN)
+        if args.auth in TOKEN_MECHANISMS and not token:
+            raise CLIError(EXIT_USAGE, f"--auth {args.auth} logs in with an OAuth 2.0 access "
+                           "token: give --oauth-token-env VAR (or an OAuth2 --profile)")
+        if args.auth in PASSWORD_MECHANISMS and token:
+            raise CLIError(EXIT_USAGE, f"--auth {args.auth} logs in with a password, and an "
+                           "access token is given: use --auth XOAUTH2 or OAUTHBEARER")
+        extra["auth_mechanism"] = args.auth
+    if args.helo_name:
+        extra["local_hostname"] = args.helo_name
+    if args.quit_after:
+        extra["quit_after"] = _quit_after(QUIT_STAGES[args.quit_after], options)
+    return extra
+
+
+def _quit_after(stage: str, options: dict[str, Any]) -> str:
+    """A swaks stop point as the backend's ``quit_after``: "ehlo" is the last EHLO (the one
+    after STARTTLS when there is one, swaks's HELO), "first-ehlo" the first; "tls" with
+    implicit TLS is right after the greeting (TLS came before it)."""
+    starttls = bool(options.get("use_tls", settings.EMAIL_USE_TLS)) and not options.get(
+        "use_ssl", settings.EMAIL_USE_SSL)
+    implicit = bool(options.get("use_ssl", settings.EMAIL_USE_SSL))
+    if stage == "first-ehlo":
+        return "ehlo"
+    if stage == "ehlo":
+        return "tls" if starttls else "ehlo"
+    if stage == "tls" and implicit:
+        return "connect"
+    return stage
+
+
+def _login(args: argparse.Namespace, profile: dict[str, Any], options: dict[str, Any],
+           stdin: TextIO) -> dict[str, Any]:
+    """An access token (--oauth-token-env, or an OAuth2 profile's token source), else the
+    password (_password)."""
+    if args.oauth_token_env:
+        name = args.oauth_token_env
+        if name not in os.environ:
+            raise CLIError(EXIT_USAGE, f"--oauth-token-env: ${name} is not set")
+        if not os.environ[name].strip():
+            raise CLIError(EXIT_USAGE, f"--oauth-token-env: ${name} is empty")
+        if not (options.get("username") or settings.EMAIL_HOST_USER):
+            raise CLIError(EXIT_USAGE, "--oauth-token-env needs --user (the mailbox the token "
+                           "is for)")
+        return {"oauth_token": os.environ[name].strip()}
+    if options.get("oauth_token") or settings.EMAIL_OAUTH_TOKEN:
+        return {}  # an OAuth2 profile's token source, or EMAIL_OAUTH_TOKEN
+    return _password(args, profile, options, stdin)
 
 
 def split_host_port(text: str) -> tuple[str, int | None]:
@@ -784,24 +1252,47 @@ FAILURES: dict[Kind, tuple[int, Line]] = {
 EXIT_CODES: dict[Kind, int] = {kind: code for kind, (code, _line) in FAILURES.items()}
 
 
-def explain(exc: BaseException, where: str) -> CLIError:
+def explain(exc: BaseException, where: str, *, mechanism: str | None = None,
+            oauth: bool = False) -> CLIError:
     """Turn a library exception into an exit code and one clear line: ``classify()`` says
     what happened (types decide, never the text of a message), ``FAILURES`` maps that to an
-    exit code and a line."""
+    exit code and a line. ``mechanism`` (``--auth TYPE``) and ``oauth`` (an access token is
+    used) say what the login asked for, so that a server without it is said so."""
     if isinstance(exc, CLIError):
         return exc
     failure = errors.classify(exc)
     code, line = FAILURES[failure.kind]
+    if failure.kind is Kind.AUTH_UNAVAILABLE and (mechanism or oauth) and failure.mechanisms:
+        wanted = f"AUTH {mechanism}" if mechanism else "an OAuth 2.0 login (XOAUTH2, OAUTHBEARER)"
+        after = " before STARTTLS (try --starttls)" if failure.starttls_offered else ""
+        return CLIError(code, f"{where} does not offer {wanted}{after}: it offers "
+                        f"{' '.join(failure.mechanisms)}")
+    if failure.kind is Kind.AUTH and failure.reason in ("token_expired", "token_refused"):
+        return CLIError(code, f"the access token was refused by {where}: "
+                        f"{_one_line(str(exc))}")
     return CLIError(code, line(failure, where))
 
 
 class TranscriptPrinter:
-    """swaks-style lines: ``<-`` server, `` ->`` client, ``~`` once TLS is on."""
+    """swaks-style lines: ``<-`` server, `` ->`` client, ``~`` once TLS is on.
 
-    def __init__(self, out: TextIO, *, tls: bool = False) -> None:
+    With ``time_lapse`` ("hires" or "integer", swaks's ``--show-time-lapse`` and
+    ``--show-time-lapse i``), each reply is preceded by ``=== response in 0.012s`` (or
+    ``0s``): the time from the client's line (the first of a pipelined group, the first line
+    of message content, or the connection for the greeting) to the reply's first line, and
+    for the next reply of a pipelined group from the end of the reply before it, as swaks
+    counts. ``clock`` (seconds, monotonic) is for tests."""
+
+    def __init__(self, out: TextIO, *, tls: bool = False, time_lapse: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out
         self.tls = tls  # True from the start for implicit TLS
         self.closed = False  # the reader went away (``| head``): the send goes on, silently
+        self.time_lapse = time_lapse
+        self.clock = clock
+        self._since: float | None = None  # when the wait for the next reply began
+        self._client_turn = False  # the latest line was the client's
+        self._in_reply = False  # inside a multi-line reply
 
     def __call__(self, event: str, text: str) -> None:
         if self.closed:
@@ -812,7 +1303,32 @@ class TranscriptPrinter:
             self.closed = True
             _silence(self.out)
 
+    def _lapse(self, event: str, text: str) -> str:
+        """The ``=== response in ...`` line to print before this event, or ""."""
+        now = self.clock()
+        if event == "connect" or (event in ("client", "data", "content")
+                                  and not self._client_turn):
+            self._since = now
+            self._client_turn = True
+            return ""
+        if event != "server":
+            return ""
+        self._client_turn = False
+        line = ""
+        if not self._in_reply and self._since is not None:
+            lapse = now - self._since
+            shown = f"{lapse:.3f}" if self.time_lapse == "hires" else f"{int(lapse)}"
+            line = f"=== response in {shown}s\n"
+        self._in_reply = text[3:4] == "-"
+        if not self._in_reply:
+            self._since = now  # the next reply of a pipelined group counts from here
+        return line
+
     def _write(self, event: str, text: str) -> None:
+        if self.time_lapse:
+            lapse = self._lapse(event, text)
+            if lapse:
+                self.out.write(lapse)
         if event == "connect":
             self.out.write(f"=== Trying {text}...\n")
         elif event in ("info", "auth"):
@@ -827,6 +1343,56 @@ class TranscriptPrinter:
         else:
             self.out.write(f" {'~>' if self.tls else '->'} {text}\n")
         self.out.flush()
+
+
+class RecipientReplies:
+    """A transcript observer that pairs each reply with the line it answers, to tell what
+    an LMTP server said of each recipient: its RCPT reply, and for each recipient accepted
+    there one reply after the final dot (RFC 2033), in the order of the RCPTs."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, str]] = []  # (what, address) awaiting a reply
+        self._accepted: list[str] = []  # accepted at RCPT, awaiting the final dot
+        self._in_reply = False
+        self.rcpt: dict[str, str] = {}  # address -> the RCPT reply ("250 2.1.5 OK")
+        self.final: dict[str, str] = {}  # address -> its reply after the dot
+        self._lines: list[str] = []
+
+    def __call__(self, event: str, text: str) -> None:
+        if event == "connect":
+            self._pending = [("greeting", "")]
+        elif event == "client":
+            if text == ".":
+                self._pending.extend(("final", address) for address in self._accepted)
+                self._accepted = []
+                return
+            found = re.match(r"(?i)rcpt\s+to:\s*<([^>]*)>", text)
+            self._pending.append(("rcpt", found.group(1)) if found else ("command", ""))
+        elif event == "server":
+            self._lines.append(text[4:] if text[3:4] in ("-", " ") else text[3:])
+            if text[3:4] == "-":
+                return
+            reply = f"{text[:3]} {' '.join(line for line in self._lines if line)}".rstrip()
+            self._lines = []
+            if not self._pending:
+                return
+            what, address = self._pending.pop(0)
+            if what == "rcpt":
+                self.rcpt[address] = reply
+                if reply.startswith("2"):
+                    self._accepted.append(address)
+            elif what == "final":
+                self.final[address] = reply
+
+    def reply_for(self, address: str) -> str | None:
+        return self.final.get(address) or self.rcpt.get(address)
+
+
+def _tee(*observers: Callable[[str, str], None]) -> Callable[[str, str], None]:
+    def tell(event: str, text: str) -> None:
+        for observer in observers:
+            observer(event, text)
+    return tell
 
 
 def _silence(stream: TextIO) -> None:
@@ -892,20 +1458,32 @@ def run(
                     stdout.write(chunk.decode(data.charset, "replace"))
             stdout.flush()
             return EXIT_OK
-        if not msg.recipients():
+        # a stop before MAIL needs no recipient (a probe of the server)
+        envelope_needed = not args.quit_after or QUIT_STAGES[args.quit_after] in ("mail", "rcpt")
+        if envelope_needed and not msg.recipients():
             raise CLIError(EXIT_USAGE, "nothing to send to: give --to, --cc or --bcc")
         kwargs = connection_kwargs(args, profile, stdin)
         backend_name = kwargs.pop("backend")
+        forced = kwargs.get("auth_mechanism")
+        oauth = bool(kwargs.get("oauth_token") or settings.EMAIL_OAUTH_TOKEN)
         if signer is not None:
             kwargs["dkim"] = signer
+        replies: RecipientReplies | None = None
         if backend_name == "smtp":
             host = kwargs.get("host") or settings.EMAIL_HOST
             where = f"{host}:{kwargs.get('port') or settings.EMAIL_PORT}"
-            if args.transcript or args.transcript_data:
+            observers: list[Callable[[str, str], None]] = []
+            if args.transcript or args.transcript_data or args.show_time_lapse:
                 # with implicit TLS the conversation is encrypted from the first line
-                kwargs["transcript"] = TranscriptPrinter(
-                    stdout, tls=bool(kwargs.get("use_ssl", settings.EMAIL_USE_SSL)))
+                observers.append(TranscriptPrinter(
+                    stdout, tls=bool(kwargs.get("use_ssl", settings.EMAIL_USE_SSL)),
+                    time_lapse=args.show_time_lapse))
                 kwargs["transcript_data"] = args.transcript_data
+            if kwargs.get("protocol") == "lmtp" and not args.quit_after:
+                replies = RecipientReplies()  # to say what became of each recipient
+                observers.append(replies)
+            if observers:
+                kwargs["transcript"] = observers[0] if len(observers) == 1 else _tee(*observers)
         elif args.transcript or args.transcript_data:
             stderr.write(f"mailcore: --transcript is for the smtp backend; {backend_name} "
                          "has no conversation to show\n")
@@ -920,17 +1498,31 @@ def run(
             raise  # explain() says what to set
         except (ValueError, TypeError) as exc:  # settings that contradict each other
             raise CLIError(EXIT_USAGE, _one_line(str(exc))) from None
-        sent = connection.send_messages([msg])
+        try:
+            sent = connection.send_messages([msg])
+        except Exception as exc:
+            if backend_name != "smtp":
+                raise  # (the console's reader gone away is handled below)
+            raise explain(exc, where, mechanism=forced, oauth=oauth) from None
         writing = False
+        if args.quit_after and backend_name == "smtp" and not sent:
+            if not args.quiet:
+                stage = _QUIT_WORDS[QUIT_STAGES[args.quit_after]]
+                stderr.write(f"mailcore: quit after {stage} as asked (--quit-after "
+                             f"{args.quit_after}); nothing was sent to {where}\n")
+            return EXIT_OK
         if not sent:
             raise CLIError(EXIT_REJECTED, "the message was not sent")
+        if replies is not None and not args.quiet:
+            for address in replies.rcpt:  # in the order of the RCPTs
+                stderr.write(f"mailcore: {address}: {replies.reply_for(address)}\n")
         if not args.quiet:
             results = getattr(connection, "last_results", None)
             detail = ""
             accepted = len(msg.recipients())
             if results:
                 result = results[0]
-                detail = f" {result.message_id}"
+                detail = f" {result.message_id}" if result.message_id else ""
                 accepted = len(result.recipients)
                 if result.refused:
                     refused = "; ".join(f"{addr}: {_refusal(code, text)}"
