@@ -80,7 +80,12 @@ from mailcore import errors
 from mailcore.backends.filebased import MissingFilePath
 from mailcore.conf import DEFAULTS, ENV_PREFIX, ImproperlyConfigured, coerce, settings
 from mailcore.errors import Kind, Stage
-from mailcore.message import HEADER_NAME, STRUCTURE_HEADERS
+from mailcore.message import (
+    HEADER_NAME,
+    STRUCTURE_HEADERS,
+    NeedsSMTPUTF8Error,
+    forbid_multi_line_headers,
+)
 from mailcore.utils import split_addresses
 
 EXIT_OK = 0
@@ -560,10 +565,14 @@ def compose(args: argparse.Namespace, profile: dict[str, Any], stdin: TextIO) ->
         body = ""
     headers, header_subject = parse_headers(args.header)
     added = parse_added_headers(args.add_header)
-    for name, _value in added:
+    for name, value in added:
         if name.lower() in STRUCTURE_HEADERS:
             raise CLIError(EXIT_USAGE, f"--add-header: mailcore writes {name} itself from "
                            "the message's parts (use --html-file, --attach, --attach-type)")
+        try:  # the one header rule, before anything connects
+            forbid_multi_line_headers(name, value, None)
+        except NeedsSMTPUTF8Error:
+            pass  # fine with a server that offers SMTPUTF8: the send decides
     cls = _WithAddedHeaders if added else mailcore.EmailMultiAlternatives
     msg = cls(
         subject=args.subject if header_subject is None else header_subject,
@@ -706,7 +715,6 @@ def _edit_headers(data: bytes, replace: Sequence[tuple[str, str]],
                   add: Sequence[tuple[str, str]]) -> bytes:
     """swaks's ``--header`` (replace the fields of that name, or add) and ``--add-header``
     (add) on a message's header block (up to the first empty line, all of it if none)."""
-    from mailcore.message import forbid_multi_line_headers
     from mailcore.wire import fold_header
 
     if data.startswith(b"\r\n"):  # no header at all: the empty line starts the message
