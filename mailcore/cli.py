@@ -400,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         const="hires",
         type=_time_lapse,
         metavar="i",
-        help="with --transcript, the time each reply took ('=== response in 0.012s'); "
-        "'i' for whole seconds",
+        help="print the transcript (as --transcript) with the time each reply took "
+        "('=== response in 0.012s'); 'i' for whole seconds",
     )
     out.add_argument("--config", metavar="FILE", help="settings file (TOML)")
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
