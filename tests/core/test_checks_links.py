@@ -16,12 +16,11 @@ import urllib.parse
 from email.mime.image import MIMEImage
 
 import pytest
+import trustme
 
 import mailcore
 from mailcore.checks import Location, MessageView, Severity, check_message
 from mailcore.checks import links as L
-
-trustme = pytest.importorskip("trustme")
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
