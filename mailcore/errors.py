@@ -267,13 +267,17 @@ class SMTPOAuthTokenError(smtplib.SMTPAuthenticationError):
 _OAUTH_TOKEN_REFUSED = frozenset({"invalid_token", "401"})
 
 
-class SMTPUTF8RequiredError(smtplib.SMTPNotSupportedError):
+class SMTPUTF8RequiredError(smtplib.SMTPNotSupportedError, ValueError):
     """An envelope address has a non-ASCII local part, which only SMTPUTF8 (RFC 6531) can
     carry, and the server (``server``, "host:port") does not offer it. Raised before MAIL
     is sent: nothing of the message went out. ``address`` is the address, ``role`` "sender"
-    or "recipient". An :class:`smtplib.SMTPNotSupportedError`, which is what smtplib raises
-    when SMTPUTF8 is asked of a server without it, so ``except smtplib.SMTPException``
-    catches it."""
+    or "recipient".
+
+    It is an :class:`smtplib.SMTPNotSupportedError` (what smtplib raises when SMTPUTF8 is
+    asked of a server without it: ``except smtplib.SMTPException`` catches it) and a
+    ``ValueError``, as mailcore's ``InvalidAddressError`` for an address that can't go into
+    an envelope is (and as Django's "Invalid address" is): code written for either keeps
+    catching it."""
 
     def __init__(self, message: str = "SMTPUTF8 not supported by server", *,
                  address: str = "", server: str = "", role: str = "") -> None:

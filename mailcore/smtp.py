@@ -242,9 +242,8 @@ def is_simple_address(addr: str) -> bool:
 
 def is_8bit(data: Serialized) -> bool:
     """True if the message has a byte outside ASCII (an 8bit part, or UTF-8 headers): then
-    MAIL says ``BODY=8BITMIME`` to a server that offers it. Base64 bodies are ASCII and are
-    not read."""
-    return any(isinstance(piece, bytes) and not piece.isascii() for piece in data.pieces)
+    MAIL says ``BODY=8BITMIME`` to a server that offers it (``Serialized.eight_bit``)."""
+    return bool(data.eight_bit)
 
 
 def quoteaddr(addr: str) -> str:
@@ -1064,9 +1063,9 @@ class _Transcribing:
     def _utf8_required(self, addr: str, role: str) -> SMTPUTF8RequiredError:
         server = self._server_name()
         return SMTPUTF8RequiredError(
-            f"the {role} address {addr} has a non-ASCII local part, which needs SMTPUTF8 "
-            f"(RFC 6531), and the server {server} does not offer it: nothing was sent",
-            address=addr, server=server, role=role)
+            f"Invalid address {addr!r} (the {role}) for the server {server}: a non-ASCII "
+            "local part needs SMTPUTF8 (RFC 6531), which that server does not offer; "
+            "nothing was sent", address=addr, server=server, role=role)
 
     def _encode_commands(self, commands: list[str]) -> bytes:
         return "".join(c + "\r\n" for c in commands).encode(self.command_encoding)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import ipaddress
-import re
 import smtplib
 import socket
 import ssl
@@ -17,7 +15,14 @@ from typing import Any, NamedTuple, Protocol
 from mailcore.backends.base import BaseEmailBackend
 from mailcore.conf import settings
 from mailcore.errors import InsecureAuthError, TLSFileError, check_tls_files
-from mailcore.message import InvalidAddressError, check_envelope_address, sanitize_address
+from mailcore.message import (
+    NeedsSMTPUTF8Error,
+    check_envelope_address,
+    envelope_address,
+    needs_smtputf8,
+    sanitize_address,
+    utf8_headers,
+)
 from mailcore.smtp import (
     AUTH_MECHANISMS,
     LMTP,
@@ -75,55 +80,16 @@ def _envelope_address(addr: Any, encoding: str) -> str:
     ValueError, before any command is written.
 
     A non-ASCII local part stays as it is (UTF-8, for SMTPUTF8: RFC 6531), never an encoded
-    word (which is another mailbox); the domain is IDNA (punycode) as always."""
+    word (which is another mailbox); the domain is IDNA (punycode) as always
+    (:func:`mailcore.message.envelope_address`). Whether the server takes it is decided at
+    MAIL (mailcore.smtp: SMTPUTF8RequiredError before anything of the message is sent)."""
     if type(addr) is str and is_simple_address(addr) and "=?" not in addr:
         return addr
-    sanitized = _sanitize_address(addr, encoding)
-    local = _utf8_local_part(addr)
-    if local is None:
+    if not needs_smtputf8(addr):
+        sanitized = _sanitize_address(addr, encoding)
         check_envelope_address(sanitized, given=addr)
         return sanitized
-    # sanitize_address() checked the rest and made the domain IDNA; its local part is an
-    # encoded word, replaced by the local part as given.
-    spec = smtplib.quoteaddr(sanitized)[1:-1]
-    domain = spec.rsplit("@", 1)[1] if "@" in spec else ""
-    if not domain or not domain.isascii() or _UTF8_DOT_ATOM.fullmatch(local) is None or any(
-            not (ch.isprintable() and not ch.isspace()) for ch in local):
-        raise InvalidAddressError(
-            f"Invalid address {addr!r} for the SMTP envelope: a non-ASCII local part must be "
-            "a dot-atom of printable characters (no spaces, quotes or control characters)")
-    return f"{local}@{domain}"
-
-
-# RFC 6531's dot-atom: atext with every non-ASCII character (whitespace and control characters
-# are refused separately).
-_UTF8_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
-_UTF8_DOT_ATOM = re.compile(rf"{_UTF8_ATEXT}(?:\.{_UTF8_ATEXT})*")
-
-
-def _utf8_local_part(addr: Any) -> str | None:
-    """The local part of ``addr`` as given if it is not ASCII, else None."""
-    if isinstance(addr, tuple) and len(addr) == 2 and isinstance(addr[1], str):
-        text = addr[1]
-        if text.isascii() or "@" not in text:
-            return None
-        local = text.rsplit("@", 1)[0]
-    else:
-        text = str(addr)
-        if text.isascii():
-            return None
-        from mailcore.message import _get_mailbox
-
-        try:
-            token, rest = _get_mailbox(text)
-            local = token.local_part or ""
-        except Exception:  # noqa: BLE001 - sanitize_address() has already said what is wrong
-            return None
-    return None if local.isascii() else local
-
-
-def _needs_smtputf8(addr: str) -> bool:
-    return not addr.isascii()
+    return envelope_address(addr, encoding, utf8=True)
 
 
 class EmailBackend(BaseEmailBackend):
@@ -623,15 +589,8 @@ def _envelope(email_message: Any) -> tuple[str, list[str]]:
     return from_email, recipients
 
 
-# wire.serialize(..., utf8=True) writes the headers as UTF-8 (RFC 6532); a wire without it
-# (before that change landed) is called without.
-_SERIALIZE_TAKES_UTF8 = "utf8" in inspect.signature(serialize).parameters
-
-
 def _serialize(message: Any, *, utf8: bool = False) -> Serialized:
-    if utf8 and _SERIALIZE_TAKES_UTF8:
-        return serialize(message, linesep="\r\n", utf8=True)  # type: ignore[call-arg]
-    return serialize(message, linesep="\r\n")
+    return serialize(message, linesep="\r\n", utf8=utf8)
 
 
 def _prepare(message: Any, connection: Any, dkim: Any = None
@@ -652,7 +611,14 @@ def _prepare(message: Any, connection: Any, dkim: Any = None
         data = Serialized([b""], [], "\r\n")
         return from_email, recipients, data, options
     else:
-        data = _serialize(message)
+        try:
+            data = _serialize(message)
+        except NeedsSMTPUTF8Error:
+            # a header address (Reply-To, say) needs UTF-8 headers: with SMTPUTF8 only
+            if not connection.offers_smtputf8():
+                raise
+            options.append("SMTPUTF8")
+            data = _serialize(message, utf8=True)
     if dkim is not None:
         data = dkim.sign_serialized(data)
     return from_email, recipients, data, options
@@ -857,14 +823,58 @@ class SmtplibTransport(_BaseTransport):
             if not message.recipients():
                 continue
             from_email, recipients = _envelope(message)
-            email = message.message()
-            raw = email.as_bytes(linesep="\r\n")
+            options: list[str] = []
+            if not (from_email.isascii() and all(r.isascii() for r in recipients)):
+                try:
+                    options = self._smtputf8(from_email, recipients)
+                except smtplib.SMTPException as exc:
+                    yield exc  # nothing of it was sent; the connection goes on
+                    continue
+            try:
+                with utf8_headers(bool(options)):
+                    email = message.message()
+                    raw = email.as_bytes(linesep="\r\n")
+            except NeedsSMTPUTF8Error:
+                # a header address (Reply-To...) needs UTF-8 headers: with SMTPUTF8 only
+                if options or not self._offers_smtputf8():
+                    raise
+                options = ["SMTPUTF8"]
+                with utf8_headers():
+                    email = message.message()
+                    raw = email.as_bytes(linesep="\r\n")
             if self.dkim is not None:
                 raw = self.dkim.sign(raw)
             try:
-                refused = self.connection.sendmail(from_email, recipients, raw)
+                refused = self.connection.sendmail(from_email, recipients, raw, options)
             except smtplib.SMTPException as exc:
                 yield exc  # as Django: the next message is tried on the same connection
                 continue
             refused = refused if isinstance(refused, dict) else {}
             yield _result(from_email, recipients, email["Message-ID"], 0, refused, 250, "")
+
+    def _offers_smtputf8(self) -> bool:
+        connection = self.connection
+        connection.ehlo_or_helo_if_needed()
+        return bool(connection.does_esmtp and connection.has_extn("smtputf8"))
+
+    def _smtputf8(self, from_email: str, recipients: list[str]) -> list[str]:
+        """["SMTPUTF8"] for smtplib's sendmail() if the server offers it; else the error
+        naming the first non-ASCII address, before MAIL."""
+        connection = self.connection
+        if self._offers_smtputf8():
+            return ["SMTPUTF8"]
+        from mailcore.errors import SMTPUTF8RequiredError
+
+        role, addr = next((role, a) for role, a in (
+            ("sender", from_email), *(("recipient", r) for r in recipients)) if not a.isascii())
+        host = getattr(connection, "_host", "") or "the server"
+        sock = getattr(connection, "sock", None)
+        try:
+            server = "%s:%s" % sock.getpeername()[:2] if sock is not None else str(host)
+        except OSError:
+            server = str(host)
+        return_error = SMTPUTF8RequiredError(
+            f"Invalid address {addr!r} (the {role}) for the server {server}: a non-ASCII "
+            "local part needs SMTPUTF8 (RFC 6531), which that server does not offer; "
+            "nothing was sent", address=addr, server=server, role=role)
+        raise return_error

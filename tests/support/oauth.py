@@ -608,7 +608,7 @@ def browse(url: str, *, username: str | None = None, password: str | None = None
     """Do what the system browser does with an authorization URL: GET it, post the login
     form if one comes (with ``username``/``password``, by default the server's test user),
     and follow the redirects, to the application's loopback redirect URI included (which
-    must be listening). Returns where it ended."""
+    should be listening; if nothing is, ``status`` is 0). Returns where it ended."""
     redirects = _KeepRedirects()
     opener = urllib.request.build_opener(redirects)
 
@@ -619,6 +619,10 @@ def browse(url: str, *, username: str | None = None, password: str | None = None
                     "utf-8", "replace")
         except urllib.error.HTTPError as exc:
             return exc.geturl(), exc.code, exc.read().decode("utf-8", "replace")
+        except urllib.error.URLError:
+            # nothing listens where a redirect pointed (an application that is not there):
+            # status 0, and the redirect is still in ``redirect_query``
+            return (redirects.locations[-1] if redirects.locations else str(request)), 0, ""
 
     final, status, body = fetch(url)
     if "name=request" in body and "<form" in body:

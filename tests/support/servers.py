@@ -83,6 +83,7 @@ from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import DATA_SIZE_DEFAULT, MISSING, SMTP, AuthResult, Session
 
 __all__ = [
@@ -513,19 +514,28 @@ class _RecordingSMTP(SMTP):
             transport.abort()
 
 
+class _RecordingLMTP(_RecordingSMTP, LMTP):
+    """The same, speaking LMTP (RFC 2033): LHLO; EHLO and HELO are refused. After the final
+    dot aiosmtpd sends what handle_DATA returns: one line per recipient for LMTP (a
+    ``data_reply`` callable can build them from ``record.rcpt_tos``)."""
+
+
 class _Controller(Controller):
     """Controller with a race-free port 0, a client-cert-aware probe and uncounted probes."""
 
     def __init__(
-        self, handler: Any, *, probe_ssl_context: ssl.SSLContext | None = None, **kwargs: Any
+        self, handler: Any, *, probe_ssl_context: ssl.SSLContext | None = None,
+        lmtp: bool = False, **kwargs: Any
     ) -> None:
         super().__init__(handler, **kwargs)
         self.probe_ssl_context = probe_ssl_context
         self.probe_peers: set[tuple[str, int]] = set()
         self.live: set[_RecordingSMTP] = set()
+        self.lmtp = lmtp
 
     def factory(self) -> SMTP:
-        return _RecordingSMTP(self.handler, controller=self, loop=self.loop, **self.SMTP_kwargs)
+        cls = _RecordingLMTP if self.lmtp else _RecordingSMTP
+        return cls(self.handler, controller=self, loop=self.loop, **self.SMTP_kwargs)
 
     def _create_server(self):
         return self._bind()
@@ -590,6 +600,7 @@ class SMTPServer:
       STARTTLS (``auth_require_tls=True``).
     * ``"tls"``: implicit TLS from the first byte (SMTPS); AUTH offered.
 
+    ``lmtp=True`` speaks LMTP (aiosmtpd's ``LMTP``: LHLO instead of EHLO/HELO).
     TLS modes need ``certs`` (a ``Certificates``) or an explicit server ``tls_context``.
     ``port=0`` (default) picks a free port; the real one is ``server.port`` after ``start()``.
     Use as a context manager, or call ``start()``/``stop()``.
@@ -620,6 +631,7 @@ class SMTPServer:
         port: int = 0,
         timeout: float = 300.0,
         ready_timeout: float = 5.0,
+        lmtp: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -679,6 +691,7 @@ class SMTPServer:
             probe_ssl_context=probe_ctx,
             server_hostname=server_hostname,
             ready_timeout=ready_timeout,
+            lmtp=lmtp,
             **smtp_kwargs,
         )
         self._running = False
