@@ -414,9 +414,10 @@ def _utf8_mailbox(pair: tuple[str, str], encoding: str) -> str:
     addr_spec = _utf8_addr_spec(local, domain, spec)
     if not nm:
         return addr_spec
-    if nm.isascii() or has_encoded_word(nm):
-        name = Header(nm, "utf-8" if has_encoded_word(nm) else None).encode()
-        return formataddr((name, addr_spec))
+    if has_encoded_word(nm):
+        # encoded itself, so a reader shows the text as given (not what it would decode to)
+        return f"{Header(nm, 'utf-8').encode()} <{addr_spec}>"
+    # formataddr() would refuse the UTF-8 addr-spec (it wants ASCII): quoted here as it would
     quotes = '"' if specialsre.search(nm) else ""
     escaped = escapesre.sub(r"\\\g<0>", nm)
     return f"{quotes}{escaped}{quotes} <{addr_spec}>"

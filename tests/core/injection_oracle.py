@@ -42,6 +42,7 @@ from hypothesis import strategies as st
 
 import mailcore
 from mailcore.backends.smtp import EmailBackend
+from mailcore.message import message_needs_smtputf8, utf8_headers
 from mailcore.wire import serialize
 
 from .mimeview import normalise
@@ -542,7 +543,10 @@ def problems_in(spec: dict, raw: bytes) -> list[str]:
         bare = raw.replace(b"\r\n", b"")
         if b"\r" in bare or b"\n" in bare:
             found.append("a bare CR or LF")
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    # read as UTF-8 (RFC 6532): a message for SMTPUTF8 carries its address headers so (the
+    # bytes parser would turn them into surrogates)
+    msg = email.message_from_string(raw.decode("utf-8", "surrogateescape"),
+                                    policy=email.policy.default)
     for part in _walk(msg):
         bad = [type(d).__name__ for d in part.defects if isinstance(d, BROKEN)]
         if bad:
@@ -668,10 +672,14 @@ def _caught(path: str, exc: Exception) -> Outcome:
 
 
 def _raw(spec: dict, path: str) -> bytes:
+    """The bytes of the path; a message with an address only SMTPUTF8 carries is written as
+    for a server that offers it (the one the SMTP path talks to does), in UTF-8 headers."""
     msg = build(spec)
+    utf8 = message_needs_smtputf8(msg)
     if path == "message":
-        return msg.message().as_bytes(linesep="\r\n")
-    return serialize(msg, "\r\n").getvalue()
+        with utf8_headers(utf8):
+            return msg.message().as_bytes(linesep="\r\n")
+    return serialize(msg, "\r\n", utf8=utf8).getvalue()
 
 
 def judge_bytes(spec: dict, path: str, like: tuple[bytes, Outcome] | None = None) -> Outcome:
@@ -727,7 +735,16 @@ def judge_smtp(spec: dict, backend: Any, server: Any,
         problems.append(f"MAIL FROM {record.mail_from!r} instead of {want_from!r}")
     if record.rcpt_tos != want_to:
         problems.append(f"RCPT TO {record.rcpt_tos!r} instead of {want_to!r}")
-    if record.rcpt_options or any(not o.upper().startswith("SIZE=") for o in record.mail_options):
+    # the parameters mailcore itself adds: SIZE always, SMTPUTF8 for an address only it
+    # carries (RFC 6531), BODY=8BITMIME for 8-bit content (RFC 6152); anything else came in
+    allowed = ["SIZE="]
+    if message_needs_smtputf8(msg):
+        allowed.append("SMTPUTF8")
+    if not record.data.isascii():
+        allowed.append("BODY=8BITMIME")
+    if record.rcpt_options or any(
+            not (o.upper().startswith("SIZE=") or o.upper() in allowed)
+            for o in record.mail_options):
         problems.append(f"ESMTP parameters {record.mail_options} {record.rcpt_options}")
     outcome.kind = "injection" if problems else "ok"
     return outcome
