@@ -668,11 +668,6 @@ class _BaseTransport:
         self._on_lost = on_lost
         self.dkim = dkim  # a mailcore.checks.dkim.DKIMSigner, or None
 
-    def _serialize(self, message: Any) -> Serialized:
-        """The bytes that go out: mailcore's serialisation, DKIM-signed if asked."""
-        data = serialize(message, linesep="\r\n")
-        return data if self.dkim is None else self.dkim.sign_serialized(data)
-
     def send_many(
         self, messages: Iterable[Any], progress: ProgressCallback | None = None
     ) -> Iterator[SendResult | smtplib.SMTPException | OSError]:
