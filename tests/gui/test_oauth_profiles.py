@@ -300,7 +300,7 @@ def test_a_sign_in_refused_in_the_browser_is_said_in_the_editor(  # noqa: ANN001
 
 def test_the_mailcore_command_sends_through_an_oauth2_profile(  # noqa: ANN001
         paths: AppPaths, secrets: SecretStore, auth_server, oauth_smtp_server,  # noqa: F811
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch) -> None:
     """``mailcore --profile NAME`` with an OAuth2 profile: the access token comes from the
     refresh token in the keyring, refreshed on the way (the command keeps none in memory
     across runs)."""
@@ -325,6 +325,25 @@ def test_the_mailcore_command_sends_through_an_oauth2_profile(  # noqa: ANN001
     assert oauth_smtp_server.handler.wait_for(1)[0].auth_login == TEST_MAILBOX
     assert auth_server.grants == ["authorization_code", "refresh_token"]
     assert files_holding(refresh_token_of(secrets, profile), tmp_path) == []
+    # and through the command itself: mailcore --profile NAME (the entry point reads the
+    # user's own profiles; here, this test's folder and keyring)
+    import io
+
+    from mailcore import cli
+
+    monkeypatch.setattr(cli, "load_profile", lambda name: load_profile(name, paths, secrets))
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.run(["--profile", "Test issuer", "--to", "carol@example.com", "--subject",
+                    "By the command", "--body", "hello", "--transcript"], stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    received = oauth_smtp_server.handler.wait_for(2)
+    assert received[1].rcpt_tos == ["carol@example.com"]
+    assert received[1].auth_login == TEST_MAILBOX
+    shown = out.getvalue() + err.getvalue()
+    assert "AUTH" in shown  # the transcript was printed, with the token redacted
+    assert refresh_token_of(secrets, profile) not in shown
+    for token in auth_server.active_tokens("access"):
+        assert token not in shown
 
 
 @pytest.mark.parametrize("provider", ["google", "microsoft"])
