@@ -303,13 +303,20 @@ def utf8_headers(enabled: bool = True) -> Iterator[None]:
         _UTF8_HEADERS.reset(token)
 
 
+# What the email package's address parser raises for input it can't take: its tokens raise
+# IndexError for '"', and CPython 3.11's _get_ptext_to_endchars an UnboundLocalError for a
+# domain literal cut short by whitespace ("a@[\t"). Each becomes InvalidAddressError.
+_PARSER_FAILURES = (HeaderParseError, ValueError, IndexError, TypeError, AttributeError,
+                    UnboundLocalError)
+
+
 def _local_part(address: str) -> str:
     """The local part of one address as a reader parses it (the raw text before the last "@"
     of the addr-spec when it doesn't parse, or is too long for the parser)."""
     if len(address) <= MAX_ADDRESS_LENGTH and not _HEADER_UNSAFE.search(address):
         try:
             token, rest = _get_mailbox(address)
-        except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+        except _PARSER_FAILURES:
             pass
         else:
             if not rest.strip() and token.local_part is not None:
@@ -590,7 +597,7 @@ def sanitize_address(addr: str | tuple[str, str], encoding: str) -> str:
                 decoded = "=?" in addr and (
                     _encoded_word_in_addr_spec(token) or has_encoded_word(_raw_addr_spec(addr))
                 )
-        except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+        except _PARSER_FAILURES:
             # (the parser's tokens raise IndexError for '"', for instance)
             raise InvalidAddressError('Invalid address "%s"' % addr) from None
         if rest:
@@ -780,7 +787,7 @@ def _check_address_list(field: str, value: str, utf8: bool) -> None:
         return
     try:
         token, rest = parser.get_address_list(value)
-    except (HeaderParseError, ValueError, IndexError, TypeError, AttributeError):
+    except _PARSER_FAILURES:
         raise InvalidAddressError(f'{field}: invalid address list "{value}"') from None
     if rest:
         raise InvalidAddressError(f'{field}: invalid address list "{value}": {rest!r} is left')
