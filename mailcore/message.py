@@ -316,11 +316,11 @@ def _local_part(address: str) -> str:
     if len(address) <= MAX_ADDRESS_LENGTH and not _HEADER_UNSAFE.search(address):
         try:
             token, rest = _get_mailbox(address)
+            local = token.local_part if not rest.strip() else None  # (a property that raises)
         except _PARSER_FAILURES:
-            pass
-        else:
-            if not rest.strip() and token.local_part is not None:
-                return str(token.local_part)
+            local = None
+        if local is not None:
+            return str(local)
     spec = _raw_addr_spec(address).strip()
     return spec.rsplit("@", 1)[0] if "@" in spec else spec
 
