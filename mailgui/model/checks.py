@@ -465,6 +465,13 @@ def badge(report: Report) -> Badge:
         text, label, count = f"{MARKS['info']} {counts['info']}", "info", counts["info"]
     else:
         text, label, count = f"{MARKS[worst.label]} {serious}", worst.label, serious
+    score = spam_score(report)
+    support = clients_score(report)
+    if score is not None and text not in ("?",):  # the spam score once asked for, else the
+        limit = f"/{score[1]:g}" if score[1] is not None else ""  # client support of the HTML
+        text = f"{score[0]:g}{limit} {text}"  # the score first, then the count
+    elif support is not None and text not in ("?",):
+        text = f"{support:.0f}% {text}"
     tip = [summary_line(report)]
     verdict, reason = dkim_verdict(report)
     if verdict:

@@ -140,7 +140,7 @@ class InboxView(QWidget):
         self.list.setColumnWidth(1, 130)
         self.list.setColumnWidth(2, 130)
         self.list.setColumnWidth(4, 70)
-        self.list.setColumnWidth(5, 60)  # the checks' badge: "⚠ 3", its tooltip says more
+        self.list.setColumnWidth(5, 90)  # the checks' badge: "81% ⚠ 3", its tooltip says more
         self.hint = hint_label(
             "No messages yet.\n\nWith \u201cLocal test inbox\u201d chosen in \u201cSend via\u201d, "
             "write a message and press Ctrl+Enter: it arrives here. Other programs can send to "

@@ -131,6 +131,8 @@ def test_local_checks_badge_and_summary_come_from_the_findings() -> None:
     assert shown.count == counts["error"] + counts["warning"]
     assert shown.worst == report.worst.label
     assert shown.text.endswith(str(shown.count))
+    # the badge leads with the score: the client support of the HTML, until a spam score
+    assert shown.text.startswith(f"{clients_score(report):.0f}% ")
     assert summary_line(report) in shown.tooltip
     verdict, reason = dkim_verdict(report)
     assert verdict == "none" and reason  # not signed: said why
