@@ -53,6 +53,8 @@ from mailgui.views.inbox import InboxView
 
 __all__ = ["InboxController", "inbox_limits", "read_details", "summary_html"]
 
+ARRIVALS_EVERY_MS = 16  # new rows join the list at most once per frame (60 Hz)
+
 
 def inbox_limits(settings: dict) -> tuple[int, int]:
     """The retention limits in the app's settings ("inbox_max_messages", "inbox_max_bytes";
@@ -204,6 +206,13 @@ class InboxController(QObject):
                                   on_checked=self.checked.emit)
         self.messages: list[InboxMessage] = []
         self.read: set[str] = set()
+        # arrivals wait here for the next frame: the list takes them in one go (a burst of
+        # mail adds rows once per frame, not once per message)
+        self._arrivals: list[InboxMessage] = []
+        self._arrival_timer = QTimer(self)
+        self._arrival_timer.setSingleShot(True)
+        self._arrival_timer.setInterval(ARRIVALS_EVERY_MS)
+        self._arrival_timer.timeout.connect(self._take_arrivals)
         self.index = SearchIndex(store)
         self.matches: set[str] | None = None  # the search's ids; None: no search
         self._search_generation = 0
@@ -351,6 +360,8 @@ class InboxController(QObject):
         """The retention limits removed these: their rows go, one by one (the list is not
         rebuilt: at the limit, every arrival removes one)."""
         gone = set(ids)
+        if self._arrivals:
+            self._arrivals = [m for m in self._arrivals if m.id not in gone]
         self.index.forget(gone)
         self.checks.forget(gone)
         self.messages = [m for m in self.messages if m.id not in gone]
@@ -456,28 +467,51 @@ class InboxController(QObject):
         item.setStatusTip(0, "unread" if unread else "read")
 
     def _received(self, message: InboxMessage) -> None:
-        if any(m.id == message.id for m in self.messages):
+        """A message arrived (queued from the reader thread): it joins the list at the next
+        frame, with whatever else arrives until then."""
+        self._arrivals.append(message)
+        if not self._arrival_timer.isActive():
+            self._arrival_timer.start()
+
+    def flush_arrivals(self) -> None:
+        """Take the waiting arrivals into the list now (also what the frame timer does)."""
+        self._arrival_timer.stop()
+        self._take_arrivals()
+
+    def _take_arrivals(self) -> None:
+        known = {m.id for m in self.messages}
+        new: list[InboxMessage] = []
+        for message in self._arrivals:
+            if message.id not in known:
+                known.add(message.id)
+                new.append(message)
+        self._arrivals = []
+        if not new:
             return
-        self.messages.append(message)
-        if self.matches is not None:  # it shows when the search finds it
+        self.messages.extend(new)
+        if self.matches is not None:  # they show when the search finds them
             self._search_now()
-        elif self._visible(message):
-            tree = self.view.list
-            bar = tree.verticalScrollBar()
-            at_top = bar.value() == bar.minimum()
-            top = tree.itemAt(0, 0)
-            with BlockSignals(tree):
-                tree.insertTopLevelItem(0, self._item(message))
-            if not at_top and top is not None:  # the rows being looked at stay where they are
-                tree.scrollToItem(top, tree.ScrollHint.PositionAtTop)
+        else:
+            shown = [m for m in new if self._visible(m)]
+            if shown:
+                tree = self.view.list
+                bar = tree.verticalScrollBar()
+                at_top = bar.value() == bar.minimum()
+                top = tree.itemAt(0, 0)
+                with BlockSignals(tree):
+                    tree.insertTopLevelItems(0, [self._item(m) for m in reversed(shown)])
+                if not at_top and top is not None:  # the rows being looked at stay put
+                    tree.scrollToItem(top, tree.ScrollHint.PositionAtTop)
         self.view.set_empty(False)
         self._update_found()
         self._update_buttons()
         self.count_changed.emit(self.unread)
         if self.view.list.currentItem() is None and self.view.list.topLevelItemCount():
-            # nothing is being read: the newest is shown (what you just sent, say); a message
-            # being read is never replaced
-            self.view.list.setCurrentItem(self.view.list.topLevelItem(0))
+            # nothing is being read: the first to arrive is shown (what you just sent, say),
+            # as if each had come in a frame of its own; a message being read is never
+            # replaced
+            first = next((self._find_item(m.id) for m in new if self._visible(m)), None)
+            self.view.list.setCurrentItem(first or self.view.list.topLevelItem(0))
 
     # -- search --------------------------------------------------------------------------------
 
@@ -854,6 +888,7 @@ class InboxController(QObject):
         return answer == QMessageBox.StandardButton.Yes
 
     def clear(self) -> None:
+        self.flush_arrivals()  # what has arrived is deleted too, and asked about
         if not self.messages or not self.confirm_clear():
             return
         self.messages = []
