@@ -9,6 +9,7 @@ attachments in memory.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import contextvars
 import functools
@@ -16,12 +17,13 @@ import mimetypes
 import os
 import re
 import smtplib
+import stringprep
 import unicodedata
 from collections import namedtuple
 from collections.abc import Iterator
 from email import charset as Charset
 from email import encoders as Encoders
-from email import generator, message_from_bytes
+from email import generator, message_from_bytes, quoprimime
 from email.errors import HeaderParseError, InvalidHeaderDefect, NonPrintableDefect
 from email.header import Header
 from email.headerregistry import Address, parser
@@ -42,6 +44,7 @@ from email.utils import (
 from io import BytesIO, StringIO
 from pathlib import Path
 from typing import Any
+from unicodedata import ucd_3_2_0 as _ucd_3_2_0
 
 from mailcore.conf import settings
 from mailcore.utils import DNS_NAME, force_bytes, force_str, punycode
@@ -313,6 +316,9 @@ _PARSER_FAILURES = (HeaderParseError, ValueError, IndexError, TypeError, Attribu
 def _local_part(address: str) -> str:
     """The local part of one address as a reader parses it (the raw text before the last "@"
     of the addr-spec when it doesn't parse, or is too long for the parser)."""
+    simple = _simple_parts(address)
+    if simple is not None:
+        return simple[1]
     if len(address) <= MAX_ADDRESS_LENGTH and not _HEADER_UNSAFE.search(address):
         try:
             token, rest = _get_mailbox(address)
@@ -371,7 +377,7 @@ def message_needs_smtputf8(email_message: Any) -> bool:
             fields.append(str(value))
     for field in fields:
         text = force_str(field)
-        if text.isascii():
+        if text.isascii() or _simple_parts(text) is not None:  # (its local part is ASCII)
             continue
         from mailcore.utils import split_addresses
 
@@ -423,7 +429,7 @@ def _utf8_mailbox(pair: tuple[str, str], encoding: str) -> str:
         return addr_spec
     if has_encoded_word(nm):
         # encoded itself, so a reader shows the text as given (not what it would decode to)
-        return f"{Header(nm, 'utf-8').encode()} <{addr_spec}>"
+        return f"{header_encode(nm, 'utf-8')} <{addr_spec}>"
     # formataddr() would refuse the UTF-8 addr-spec (it wants ASCII): quoted here as it would
     quotes = '"' if specialsre.search(nm) else ""
     escaped = escapesre.sub(r"\\\g<0>", nm)
@@ -521,7 +527,7 @@ def encoded_header_value(
             val = Header(val).encode()
     elif lname in ADDRESS_HEADERS:
         sanitize = sanitize or sanitize_address
-        pairs = getaddresses((val,))
+        pairs = _simple_pairs(val) or getaddresses((val,))
         if any(needs_smtputf8(spec) for _nm, spec in pairs):
             if not _UTF8_HEADERS.get():
                 raise _smtputf8_error(name, val)
@@ -535,7 +541,7 @@ def encoded_header_value(
         # it back to the very text given instead of to what the "word" says.
         val = Header(val, "utf-8").encode()
     else:
-        val = Header(val, encoding).encode()
+        val = header_encode(val, encoding)
     check_header_line(name, val)
     return val
 
@@ -549,9 +555,192 @@ _get_mailbox = functools.lru_cache(maxsize=4096)(parser.get_mailbox)
 MAX_ADDRESS_LENGTH = 512
 
 
+# -- IDNA and RFC 2047 words at C speed, with the standard library's exact results ----------
+#
+# Domains and display names are mostly new in mass mail, so caching whole values does little:
+# these do the standard library's work with its per-character steps memoised, and hand
+# anything unusual (a character nameprep prohibits, a right-to-left label, a line break) to
+# the standard library itself, so results and errors are the same.
+
+_IDNA_DOTS = re.compile("[\u002e\u3002\uff0e\uff61]")
+class _NameprepMap(dict):
+    """For ``str.translate``: a code point -> what nameprep's mapping step makes of it
+    (table B.1 to nothing, B.2 case folding), worked out once per character."""
+
+    def __missing__(self, code: int) -> str:
+        c = chr(code)
+        mapped = "" if stringprep.in_table_b1(c) else stringprep.map_table_b2(c)
+        if len(self) < 65536:
+            self[code] = mapped
+        return mapped
+
+
+class _NameprepUnusual(dict):
+    """For ``str.translate``: "" for a code point nameprep neither prohibits (tables C.1.2
+    to C.9) nor counts as right-to-left (D.1), "!" for one that the codec must judge."""
+
+    def __missing__(self, code: int) -> str:
+        c = chr(code)
+        sp = stringprep
+        unusual = (
+            sp.in_table_c12(c) or sp.in_table_c22(c) or sp.in_table_c3(c)
+            or sp.in_table_c4(c) or sp.in_table_c5(c) or sp.in_table_c6(c)
+            or sp.in_table_c7(c) or sp.in_table_c8(c) or sp.in_table_c9(c)
+            or sp.in_table_d1(c)
+        )
+        mark = "!" if unusual else ""
+        if len(self) < 65536:
+            self[code] = mark
+        return mark
+
+
+_NAMEPREP_MAP = _NameprepMap()
+_NAMEPREP_UNUSUAL = _NameprepUnusual()
+
+
+def _label_to_ascii(label: str) -> str | None:
+    """``encodings.idna.ToASCII(label)`` as text, or None where the codec should decide
+    (it raises, or a right-to-left label needs its bidi rules)."""
+    if label.isascii():
+        return label if 0 < len(label) < 64 else None
+    label = _ucd_3_2_0.normalize("NFKC", label.translate(_NAMEPREP_MAP))
+    if label.translate(_NAMEPREP_UNUSUAL):
+        return None
+    if not label.isascii():
+        if label.startswith("xn--"):
+            return None
+        label = "xn--" + _punycode(label)
+    return label if 0 < len(label) < 64 else None
+
+
+_PUNY_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _punycode(label: str) -> str:
+    """``label.encode("punycode")`` as text: RFC 3492's encoder, in one loop."""
+    codepoints = [ord(c) for c in label]
+    output = [c for c in label if c < "\x80"]
+    b = h = len(output)
+    if b:
+        output.append("-")
+    n, delta, bias = 128, 0, 72
+    digits = _PUNY_DIGITS
+    for m in sorted({c for c in codepoints if c >= 128}):  # each code point to insert
+        delta += (m - n) * (h + 1)
+        n = m
+        for c in codepoints:
+            if c < n:
+                delta += 1
+            elif c == n:
+                q, k = delta, 36
+                while True:
+                    t = 1 if k <= bias else (26 if k >= bias + 26 else k - bias)
+                    if q < t:
+                        break
+                    output.append(digits[t + (q - t) % (36 - t)])
+                    q = (q - t) // (36 - t)
+                    k += 36
+                output.append(digits[q])
+                # adapt() of RFC 3492 section 6.1
+                delta = delta // 700 if h == b else delta // 2
+                delta += delta // (h + 1)
+                k = 0
+                while delta > 455:
+                    delta //= 35
+                    k += 36
+                bias = k + (36 * delta) // (delta + 38)
+                delta = 0
+                h += 1
+        delta += 1
+        n += 1
+    return "".join(output)
+
+
+@functools.lru_cache(maxsize=256)
+def idna_domain(domain: str) -> str:
+    """``domain.encode("idna").decode("ascii")`` (IDNA 2003, as Django writes domains), with
+    the same result and the same UnicodeError."""
+    if domain.isascii():
+        return punycode(domain)  # the codec's own ASCII checks
+    labels = _IDNA_DOTS.split(domain)
+    trailing = ""
+    if labels and not labels[-1]:
+        trailing = "."
+        del labels[-1]
+    out = []
+    for label in labels:
+        encoded = _label_to_ascii(label)
+        if encoded is None:
+            return punycode(domain)  # raises as the codec does, or applies the bidi rules
+        out.append(encoded)
+    return ".".join(out) + trailing
+
+
+_QP_HEADER_MAP = quoprimime._QUOPRI_HEADER_MAP
+_QP_LENGTHS: dict[str, tuple[int, int]] = {}  # a character -> (UTF-8 octets, q-encoded length)
+
+
+def _qp_lengths(c: str) -> tuple[int, int]:
+    found = _QP_LENGTHS.get(c)
+    if found is None:
+        raw = c.encode("utf-8")
+        found = (len(raw), len(raw.decode("latin-1").translate(_QP_HEADER_MAP)))
+        if len(_QP_LENGTHS) < 65536:
+            _QP_LENGTHS[c] = found
+    return found
+
+
+def _words(text: str, b64: bool, lengths: list[tuple[int, int]]) -> list[str]:
+    """``Charset("utf-8").header_encode_lines(text, ...)`` for a Header without a header
+    name (lines of 78): greedy runs of characters whose encoded text fits 66 characters on
+    the first line, 65 on the next (a space before each), the RFC 2047 chrome aside."""
+    words: list[str] = []
+    start = 0
+    octets = qp = 0
+    limit = 66
+    for index, (n_octets, n_qp) in enumerate(lengths):
+        octets += n_octets
+        qp += n_qp
+        size = 4 * ((octets + 2) // 3) if b64 else qp
+        if size > limit:
+            words.append(_word(text[start:index], b64))
+            start = index
+            octets, qp = n_octets, n_qp
+            limit = 65
+    words.append(_word(text[start:], b64))
+    return words
+
+
+def _word(text: str, b64: bool) -> str:
+    raw = text.encode("utf-8")
+    if b64:
+        return "=?utf-8?b?" + binascii.b2a_base64(raw, newline=False).decode("ascii") + "?="
+    return "=?utf-8?q?" + raw.decode("latin-1").translate(_QP_HEADER_MAP) + "?="
+
+
+def header_encode(text: str, charset: str | None = None) -> str:
+    """``email.header.Header(text, charset).encode()``, the same text; UTF-8 words are made
+    here at C speed (the standard library measures every prefix of the text)."""
+    if charset != "utf-8" or not text or text.isascii() or len(text.splitlines()) != 1 \
+            or len(text) > 400:
+        return Header(text, charset).encode()
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: Header raises its own error
+        return Header(text, charset).encode()
+    q = raw.decode("latin-1").translate(_QP_HEADER_MAP)
+    b64_length = 4 * ((len(raw) + 2) // 3)
+    b64 = b64_length < len(q)
+    if (b64_length if b64 else len(q)) <= 66:  # one word: the whole text fits the first line
+        if b64:
+            return "=?utf-8?b?" + binascii.b2a_base64(raw, newline=False).decode("ascii") + "?="
+        return "=?utf-8?q?" + q + "?="
+    return "\n ".join(_words(text, b64, [_qp_lengths(c) for c in text]))
+
+
 def _idna(domain: str, address: Any) -> str:
     try:
-        encoded = punycode(domain)
+        encoded = idna_domain(domain)
     except UnicodeError as exc:
         raise InvalidAddressError(
             f'Invalid address "{address}": the domain {domain!r} is not a valid '
@@ -645,11 +834,11 @@ def sanitize_address(addr: str | tuple[str, str], encoding: str) -> str:
         # so that readers show it as given.
         nm = Header(nm, "utf-8" if has_encoded_word(nm) else None).encode()
     except UnicodeEncodeError:
-        nm = Header(nm, encoding).encode()
+        nm = header_encode(nm, encoding)
     try:
         localpart.encode("ascii")
     except UnicodeEncodeError:
-        localpart = Header(localpart, encoding).encode()
+        localpart = header_encode(localpart, encoding)
     domain = _idna(domain, addr)
 
     try:
@@ -673,6 +862,57 @@ _ANGLE_ADDR = re.compile(r"<([^<>]*)>[^<>]*\Z")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}})*"
 _PLAIN_MAILBOX = re.compile(rf"(?:{_PLAIN_SPEC}|(?:{_ATOM}(?: {_ATOM})* )?<{_PLAIN_SPEC}>)\Z")
+
+# The same forms with letters and digits of any script in the display name and the domain
+# (``Zoë Ångström <zoe@exämple.de>``, ``李小龙 <li@例子.测试>``): both of the email package's
+# parsers read them as the name, local part and domain written, with no defect, so they are
+# taken apart here without the parser (which is slow, and every address of mass mail is new).
+_UCHAR = r"[^\W\x00-\x7f]"  # a letter or digit that is not ASCII
+_UWORD = rf"(?:[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]|{_UCHAR})+"
+_ULABEL = rf"(?:[A-Za-z0-9-]|{_UCHAR})+"
+_SIMPLE_LOCAL = rf"{_ATOM}(?:\.{_ATOM})*"
+_SIMPLE_DOMAIN = rf"{_ULABEL}(?:\.{_ULABEL})*"
+_SIMPLE_ANGLE = re.compile(
+    rf"(?:({_UWORD}(?: {_UWORD})*) )?<({_SIMPLE_LOCAL})@({_SIMPLE_DOMAIN})>\Z"
+)
+_SIMPLE_SPEC = re.compile(rf"({_SIMPLE_LOCAL})@({_SIMPLE_DOMAIN})\Z")
+
+
+@functools.lru_cache(maxsize=1024)  # (an address is looked at several times per message)
+def _simple_parts(addr: str) -> tuple[str, str, str] | None:
+    """(display name, ASCII local part, domain) of a mailbox in one of the simple forms
+    above, as both parsers read it; None for anything else (an encoded word look-alike
+    included)."""
+    if "=?" in addr or len(addr) > 254:
+        return None
+    found = _SIMPLE_ANGLE.match(addr)
+    if found is not None:
+        return found.group(1) or "", found.group(2), found.group(3)
+    found = _SIMPLE_SPEC.match(addr)
+    if found is not None:
+        return "", found.group(1), found.group(2)
+    return None
+
+
+def _simple_pairs(value: str) -> list[tuple[str, str]] | None:
+    """``getaddresses((value,))`` for a list of simple mailboxes joined by ", " (as the
+    writer joins them), or None."""
+    pairs = []
+    for part in value.split(", "):
+        parts = _simple_parts(part)
+        if parts is None:
+            return None
+        pairs.append((parts[0], f"{parts[1]}@{parts[2]}"))
+    return pairs
+
+
+def _simple_domain_ok(domain: str) -> bool:
+    """True if sanitize_address() takes this domain (IDNA, letters, digits and hyphens)."""
+    try:
+        encoded = idna_domain(domain)
+    except UnicodeError:
+        return False
+    return domain.isascii() or _LDH_DOMAIN.fullmatch(encoded) is not None
 
 
 def _text_item(field: str, value: Any) -> str:
@@ -768,7 +1008,9 @@ def check_mailbox(field: str, addr: Any) -> str:
     (``"a@example.com, b@example.com"`` is two, which a reader of the header would see)."""
     addr = _text_item(field, addr)
     if addr and (len(addr) > 254 or "=?" in addr or _PLAIN_MAILBOX.match(addr) is None):
-        _checked_mailbox(field, addr, _UTF8_HEADERS.get())
+        parts = _simple_parts(addr)
+        if parts is None or not _simple_domain_ok(parts[2]):
+            _checked_mailbox(field, addr, _UTF8_HEADERS.get())
     return addr
 
 
@@ -782,7 +1024,8 @@ def check_address_list(field: str, value: str) -> None:
 @functools.lru_cache(maxsize=1024)
 def _check_address_list(field: str, value: str, utf8: bool) -> None:
     if "=?" not in value and all(
-        not part or _PLAIN_MAILBOX.match(part) for part in value.split(", ")
+        not part or _PLAIN_MAILBOX.match(part) or _simple_parts(part)
+        for part in value.split(", ")
     ):
         return
     try:
