@@ -1,27 +1,39 @@
 """A real OAuth 2.0 authorization server and an SMTP server that takes its tokens, on
 127.0.0.1, for the test suites. No mocks: HTTP over loopback sockets, aiosmtpd for SMTP.
 
-Why by hand on ``http.server`` rather than ``authlib``: authlib's server classes need a web
-framework integration (Flask, Django, Starlette) and a dozen storage hooks to be written
-anyway; what the tests need is small, RFC-shaped and best kept visible in one file:
+The protocol is **authlib**'s (``authlib.oauth2``: the same server classes its Flask and
+Django integrations are built on), bound here to ``http.server`` the way authlib's docs
+describe a custom framework integration: :class:`_OAuth2Server` subclasses
+``authlib.oauth2.AuthorizationServer`` (``create_oauth2_request``, ``create_json_request``,
+``handle_response``, ``send_signal``, ``query_client``, ``save_token``). This file only
+stores clients, codes and tokens in memory and draws the login page; authlib decides what is
+valid and what each endpoint answers:
 
-* RFC 6749 authorization code grant and refresh token grant for public clients (a
-  ``client_id``, no secret), with refresh token rotation (on by default: the old refresh token
+* RFC 6749 authorization code grant (``AuthorizationCodeGrant``) and refresh token grant
+  (``RefreshTokenGrant``), for public clients (``token_endpoint_auth_method`` "none": a
+  ``client_id``, no secret) and confidential ones (``client_secret_basic``/``_post``);
+  refresh token rotation is on by default (``rotate_refresh_tokens``: the old refresh token
   stops working when a new one is issued; using it again revokes the whole grant, as OAuth
-  2.0 Security BCP section 4.14 advises);
-* RFC 7636 PKCE, S256 only and required (``plain`` is refused);
+  2.0 Security BCP section 4.14 advises), a reused code revokes what it gave (RFC 6749
+  section 4.1.2);
+* RFC 7636 PKCE with authlib's ``CodeChallenge`` extension, S256 only and required at the
+  authorization endpoint too (``plain`` or no challenge is refused there);
 * RFC 8252 loopback redirects: a redirect URI on 127.0.0.1, [::1] or localhost matches a
-  registered one whatever its port;
-* RFC 7009 ``/revoke``, RFC 7662 ``/introspect``, ``/userinfo``, an empty ``/jwks`` (tokens are
-  opaque), and discovery at ``/.well-known/openid-configuration`` and
-  ``/.well-known/oauth-authorization-server`` (RFC 8414).
+  registered one whatever its port (the client model's ``check_redirect_uri``);
+* RFC 7009 ``/revoke`` (``RevocationEndpoint``), RFC 7662 ``/introspect``
+  (``IntrospectionEndpoint``), ``/userinfo`` behind authlib's ``ResourceProtector`` with a
+  ``BearerTokenValidator``, an empty ``/jwks`` (tokens are opaque, from
+  ``BearerTokenGenerator``), and discovery at ``/.well-known/openid-configuration`` and
+  ``/.well-known/oauth-authorization-server`` (RFC 8414), checked by authlib's
+  ``AuthorizationServerMetadata``.
 
 ``/authorize`` approves at once for ``default_user`` (or a known ``login_hint``) when
 ``auto_approve`` is True; otherwise it answers with a small login form (``username``,
 ``password``, hidden ``request``) that an HTTP client can post: :func:`browse` does exactly
 what a browser would (GET the authorization URL, post the form if one comes, follow the
 redirect to the application's loopback listener). Set ``deny = True`` to have the user say no
-(``error=access_denied``).
+(``error=access_denied`` with no description, as Google sends it; a string is sent as the
+``error_description``).
 
 Tests control time and state without sleeping: :meth:`AuthServer.expire` (one token) and
 :meth:`AuthServer.expire_access_tokens` (all), :meth:`AuthServer.revoke` (a refresh token
@@ -31,12 +43,12 @@ and they can look at :attr:`AuthServer.grants` (the grant types asked for, in or
 
 :class:`OAuthSMTPServer` is an aiosmtpd server (see ``tests.support.servers.SMTPServer``)
 with the SASL mechanisms XOAUTH2 and OAUTHBEARER (RFC 7628) as ``auth_NAME`` methods of its
-handler. Each token is checked with the authorization server's introspection endpoint; a
-refused one gets the RFC 7628 JSON error challenge (``{"status": "invalid_token", ...}`` for
-OAUTHBEARER, Google's ``{"status": "401", "schemes": "Bearer", "scope": ...}`` for XOAUTH2),
-then, once the client has answered it, ``535 5.7.8``. ``oauth_attempts`` records each
-exchange: mechanism, user, whether it passed, the status sent, and what the client answered
-to the error challenge.
+handler. Each token is checked with the authorization server's introspection endpoint (as a
+resource server: a confidential client, HTTP Basic); a refused one gets the RFC 7628 JSON
+error challenge (``{"status": "invalid_token", ...}`` for OAUTHBEARER, Google's
+``{"status": "401", "schemes": "Bearer", "scope": ...}`` for XOAUTH2), then, once the client
+has answered it, ``535 5.7.8``. ``oauth_attempts`` records each exchange: mechanism, user,
+whether it passed, the status sent, and what the client answered to the error challenge.
 
 pytest fixtures ``auth_server`` and ``oauth_smtp_server`` (both function-scoped) are defined
 at the end; import them into a conftest or a test module.
@@ -55,18 +67,38 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
+from authlib.oauth2 import AuthorizationServer, OAuth2Error, ResourceProtector
+from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
+    AuthorizationCodeMixin,
+    ClientMixin,
+    InvalidRequestError,
+    JsonPayload,
+    JsonRequest,
+    OAuth2Payload,
+    OAuth2Request,
+    TokenMixin,
+    grants,
+)
+from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 
 from tests.support.servers import LOCALHOST, RecordingHandler, SMTPServer
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
     "DEFAULT_SCOPE",
+    "RESOURCE_SERVER_ID",
     "TEST_MAILBOX",
     "TEST_MAILBOX_PASSWORD",
     "AuthServer",
@@ -78,14 +110,18 @@ __all__ = [
     "code_flow",
     "oauth_smtp_server",
     "pkce_pair",
+    "refresh",
+    "token_request",
 ]
 
 TEST_MAILBOX = "alice@example.test"
 TEST_MAILBOX_PASSWORD = "wonderland"  # the login form's password (not an SMTP password)
 DEFAULT_CLIENT_ID = "mailcore-test-client"
 DEFAULT_SCOPE = "https://mail.example.test/smtp"
+RESOURCE_SERVER_ID = "mailcore-test-smtp"  # the SMTP server, when it introspects a token
 _LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "::1", "localhost")
 _CODE_LIFETIME = 120.0
+_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -99,28 +135,312 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+# -- the storage: authlib's model mixins over plain objects in memory --------------------------
+
+
 @dataclass
-class _Token:
-    value: str
+class _Client(ClientMixin):
+    client_id: str
+    redirect_uris: list[str]  # loopback ones match any port; empty: any loopback redirect
+    secret: str = ""  # "" for a public client (token_endpoint_auth_method "none")
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # a native app always names its loopback redirect
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        return scope or ""  # the server's scopes_supported is checked by authlib
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        parts = urllib.parse.urlsplit(redirect_uri)
+        if parts.scheme != "http" or parts.hostname is None or parts.fragment:
+            return False
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        if host not in _LOOPBACK_HOSTS:
+            return False
+        if not self.redirect_uris:
+            return True
+        for uri in self.redirect_uris:  # RFC 8252 section 7.3: any port on a loopback redirect
+            other = urllib.parse.urlsplit(uri)
+            if (other.scheme, other.hostname, other.path or "/") == (
+                    parts.scheme, parts.hostname, parts.path or "/"):
+                return True
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return bool(self.secret) and secrets.compare_digest(self.secret, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.secret:
+            return method in ("client_secret_basic", "client_secret_post")
+        return method == "none"
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in ("authorization_code", "refresh_token")
+
+
+@dataclass
+class _Code(AuthorizationCodeMixin):
+    user: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    code_challenge_method: str
+    expires_at: float
+    grant: str  # the grant (one sign-in) it belongs to
+    used: bool = False
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+@dataclass
+class _Token(TokenMixin):
+    value: str = field(repr=False)
     kind: str  # "access" or "refresh"
     user: str
     client_id: str
     scope: str
     expires_at: float
-    grant: str  # the grant (one sign-in) it belongs to
-    active: bool = True
-
-
-@dataclass
-class _Code:
-    user: str
-    client_id: str
-    redirect_uri: str
-    scope: str
-    challenge: str
-    expires_at: float
     grant: str
-    used: bool = False
+    issued_at: float = field(default_factory=time.time)
+    active: bool = True
+    revoked_grants: set[str] = field(default_factory=set, repr=False)  # the server's set
+
+    def check_client(self, client: ClientMixin) -> bool:
+        return client.get_client_id() == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return max(0, int(self.expires_at - self.issued_at))
+
+    def is_expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+    def is_revoked(self) -> bool:
+        return not self.active or self.grant in self.revoked_grants
+
+    def get_user(self) -> str:
+        return self.user
+
+
+# -- authlib, bound to http.server ---------------------------------------------------------------
+
+
+class _Payload(OAuth2Payload):
+    def __init__(self, lists: Mapping[str, list[str]]) -> None:
+        self._lists = defaultdict(list, {k: list(v) for k, v in lists.items()})
+        self._data = {k: v[0] for k, v in lists.items() if v}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list]:
+        return self._lists
+
+
+class _Request(OAuth2Request):
+    """An OAuth2Request from what http.server read: the query and the form, kept apart."""
+
+    def __init__(self, method: str, uri: str, headers: Any, body: bytes = b"") -> None:
+        super().__init__(method, uri, headers=headers)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query, keep_blank_values=True)
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        self._args = {k: v[0] for k, v in query.items()}
+        self._form = {k: v[0] for k, v in form.items()}
+        merged: dict[str, list[str]] = {k: list(v) for k, v in query.items()}
+        for key, values in form.items():
+            merged.setdefault(key, []).extend(values)
+        self.payload = _Payload(merged)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+class _JsonPayload(JsonPayload):
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    @property
+    def data(self) -> Any:
+        return json.loads(self._body or b"{}")
+
+
+class _OAuth2Server(AuthorizationServer):
+    """authlib's AuthorizationServer with storage in :class:`AuthServer` (``auth``)."""
+
+    def __init__(self, auth: AuthServer) -> None:
+        super().__init__(scopes_supported=auth.scopes_supported)
+        self.auth = auth
+
+    def query_client(self, client_id: str) -> _Client | None:
+        return self.auth._clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        if request.refresh_token is not None:
+            grant = request.refresh_token.grant
+        elif request.authorization_code is not None:
+            grant = request.authorization_code.grant
+        else:
+            grant = secrets.token_hex(8)
+        self.auth._store(token, request.user, request.client.get_client_id(), grant)
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        method, uri, headers, body = request
+        return _Request(method, uri, headers, body)
+
+    def create_json_request(self, request: Any) -> JsonRequest:
+        method, uri, headers, body = request
+        json_request = JsonRequest(method, uri, headers)
+        json_request.payload = _JsonPayload(body)
+        return json_request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list]:
+        return status, body, list(headers or [])
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        pass  # no signal system: the tests look at the storage
+
+
+class _PKCE(CodeChallenge):
+    """authlib's PKCE extension, S256 only; a challenge is required at /authorize too (authlib
+    checks ``required`` only at the token endpoint)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if self.required and not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE with S256 is required")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Unsupported 'code_challenge_method'")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class _CodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = _AUTH_METHODS
+
+    @property
+    def auth(self) -> AuthServer:
+        return self.server.auth
+
+    def create_authorization_response(self, redirect_uri: str, grant_user: Any) -> Any:
+        deny = self.auth.deny
+        if not grant_user or deny:
+            description = deny if isinstance(deny, str) else ""
+            raise AccessDeniedError(description=description, redirect_uri=redirect_uri)
+        return super().create_authorization_response(redirect_uri, grant_user)
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        data = request.payload.data
+        self.auth._codes[code] = _Code(
+            request.user, request.client.get_client_id(), request.payload.redirect_uri or "",
+            request.scope or "", data.get("code_challenge", ""),
+            data.get("code_challenge_method", ""), time.time() + _CODE_LIFETIME,
+            secrets.token_hex(8))
+
+    def query_authorization_code(self, code: str, client: _Client) -> _Code | None:
+        item = self.auth._codes.get(code)
+        if item is None or item.client_id != client.client_id or item.expires_at <= time.time():
+            return None
+        if item.used:  # RFC 6749 section 4.1.2: revoke what the code gave
+            self.auth._revoke_grant(item.grant)
+            return None
+        return item
+
+    def delete_authorization_code(self, authorization_code: _Code) -> None:
+        authorization_code.used = True  # kept, so that a second use is recognised
+
+    def authenticate_user(self, authorization_code: _Code) -> str:
+        return authorization_code.user
+
+
+class _RefreshGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = _AUTH_METHODS
+
+    @property
+    def INCLUDE_NEW_REFRESH_TOKEN(self) -> bool:  # noqa: N802 - authlib's name
+        return self.server.auth.rotate_refresh_tokens
+
+    def authenticate_refresh_token(self, refresh_token: str) -> _Token | None:
+        auth = self.server.auth
+        item = auth._tokens.get(refresh_token)
+        if item is None or item.kind != "refresh":
+            return None
+        if not item.active and auth.rotate_refresh_tokens and (
+                item.grant not in auth._revoked_grants):
+            auth._revoke_grant(item.grant)  # a rotated-out token came back: stolen?
+            return None
+        if item.is_revoked() or item.is_expired():
+            return None
+        return item
+
+    def authenticate_user(self, refresh_token: _Token) -> str:
+        return refresh_token.user
+
+    def revoke_old_credential(self, refresh_token: _Token) -> None:
+        if self.server.auth.rotate_refresh_tokens:
+            refresh_token.active = False
+
+
+class _TokenQueries:
+    server: _OAuth2Server
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
+        return self.server.auth._tokens.get(token_string)
+
+
+class _Revocation(_TokenQueries, RevocationEndpoint):
+    def revoke_token(self, token: _Token, request: OAuth2Request) -> None:
+        self.server.auth._revoke(token.value)
+
+
+class _Introspection(_TokenQueries, IntrospectionEndpoint):
+    def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
+        self.server.auth.introspections += 1
+        return super().query_token(token_string, token_type_hint)
+
+    def check_permission(self, token: _Token, client: _Client, request: OAuth2Request) -> bool:
+        return client.client_id in (RESOURCE_SERVER_ID, token.client_id)
+
+    def introspect_token(self, token: _Token) -> dict[str, Any]:
+        return {"active": True, "scope": token.scope, "client_id": token.client_id,
+                "username": token.user, "sub": token.user,
+                "token_type": "Bearer" if token.kind == "access" else "refresh_token",
+                "exp": int(token.expires_at), "iat": int(token.issued_at),
+                "iss": self.server.auth.issuer}
+
+
+class _AccessTokens(BearerTokenValidator):
+    def __init__(self, auth: AuthServer) -> None:
+        super().__init__()
+        self.auth = auth
+
+    def authenticate_token(self, token_string: str) -> _Token | None:
+        item = self.auth._tokens.get(token_string)
+        return item if item is not None and item.kind == "access" else None
 
 
 @dataclass
@@ -137,9 +457,10 @@ class BrowseResult:
 class AuthServer:
     """An OAuth 2.0 authorization server on 127.0.0.1 (see the module's notes).
 
-    ``clients`` maps each client_id to its registered redirect URIs (loopback ones match any
-    port; an empty list takes any loopback redirect); ``users`` maps mailbox to login-form
-    password. Lifetimes are in seconds. ``issuer`` is known once started.
+    ``clients`` maps each public client_id to its registered redirect URIs (loopback ones
+    match any port; an empty list takes any loopback redirect); ``confidential_clients`` maps
+    a client_id to its secret (any loopback redirect). ``users`` maps mailbox to login-form
+    password. Lifetimes are in seconds, read at each issue. ``issuer`` is known once started.
     """
 
     def __init__(
@@ -149,6 +470,7 @@ class AuthServer:
         refresh_token_lifetime: float = 30 * 86400.0,
         rotate_refresh_tokens: bool = True,
         clients: Mapping[str, Sequence[str]] | None = None,
+        confidential_clients: Mapping[str, str] | None = None,
         users: Mapping[str, str] | None = None,
         default_user: str = TEST_MAILBOX,
         auto_approve: bool = True,
@@ -162,9 +484,18 @@ class AuthServer:
         self.users = dict(users or {TEST_MAILBOX: TEST_MAILBOX_PASSWORD})
         self.default_user = default_user
         self.auto_approve = auto_approve
-        self.deny = False  # the user refuses the consent: error=access_denied
+        # the user refuses the consent: error=access_denied (a string: its error_description)
+        self.deny: bool | str = False
         self.scopes_supported = list(scopes_supported)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._clients: dict[str, _Client] = {
+            k: _Client(k, v) for k, v in self.clients.items()}
+        for client_id, secret in (confidential_clients or {}).items():
+            self._clients[client_id] = _Client(client_id, [], secret)
+        # the SMTP server's own credentials for /introspect (RFC 7662 section 2.1)
+        self._resource_secret = secrets.token_urlsafe(24)
+        self._clients[RESOURCE_SERVER_ID] = _Client(RESOURCE_SERVER_ID, [],
+                                                    self._resource_secret)
         self._tokens: dict[str, _Token] = {}
         self._codes: dict[str, _Code] = {}
         self._pending: dict[str, dict[str, str]] = {}  # login form requests
@@ -174,6 +505,20 @@ class AuthServer:
         self.introspections = 0
         self._httpd: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._oauth = self._build()
+
+    def _build(self) -> _OAuth2Server:
+        server = _OAuth2Server(self)
+        server.register_token_generator("default", BearerTokenGenerator(
+            lambda **_: secrets.token_urlsafe(32), lambda **_: secrets.token_urlsafe(32),
+            lambda client, grant_type: int(self.access_token_lifetime) or 1))
+        server.register_grant(_CodeGrant, [_PKCE(required=True)])
+        server.register_grant(_RefreshGrant)
+        server.register_endpoint(_Revocation)
+        server.register_endpoint(_Introspection)
+        self._userinfo = ResourceProtector()
+        self._userinfo.register_token_validator(_AccessTokens(self))
+        return server
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> AuthServer:
@@ -186,6 +531,7 @@ class AuthServer:
 
         self._httpd = http.server.ThreadingHTTPServer((LOCALHOST, 0), Handler)
         self._httpd.daemon_threads = True
+        AuthorizationServerMetadata(self.metadata()).validate()  # RFC 8414, by authlib
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         name="AuthServer", daemon=True)
         self._thread.start()
@@ -220,8 +566,14 @@ class AuthServer:
         """The URL of "authorize", "token", "revoke", "introspect", "userinfo" or "jwks"."""
         return f"{self.issuer}/{name}"
 
+    @property
+    def resource_server_credentials(self) -> tuple[str, str]:
+        """(client_id, secret) a resource server authenticates with at ``/introspect``."""
+        return RESOURCE_SERVER_ID, self._resource_secret
+
     def metadata(self) -> dict[str, Any]:
         """The discovery document (RFC 8414 / OpenID Connect Discovery)."""
+        auth_methods = ["none", "client_secret_basic", "client_secret_post"]
         return {
             "issuer": self.issuer,
             "authorization_endpoint": self.endpoint("authorize"),
@@ -234,9 +586,9 @@ class AuthServer:
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["none"],
-            "revocation_endpoint_auth_methods_supported": ["none"],
-            "introspection_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "introspection_endpoint_auth_methods_supported": auth_methods,
             "scopes_supported": list(self.scopes_supported),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["none"],
@@ -257,7 +609,10 @@ class AuthServer:
               client_id: str = DEFAULT_CLIENT_ID) -> dict[str, Any]:
         """Tokens for ``user`` as the token endpoint would answer, without the browser."""
         with self._lock:
-            return self._issue(user, client_id, scope, secrets.token_hex(8))
+            client = self._clients[client_id]
+            token = self._oauth.generate_token("authorization_code", client, user, scope)
+            self._store(token, user, client_id, secrets.token_hex(8))
+            return token
 
     def expire(self, token: str) -> None:
         """Make one token (access or refresh) expired from now on."""
@@ -279,34 +634,36 @@ class AuthServer:
             self._revoke(token)
 
     def introspect(self, token: str) -> dict[str, Any]:
-        """What ``/introspect`` says of ``token``."""
+        """What ``/introspect`` says of ``token`` (asked of authlib's endpoint in-process,
+        as the resource server)."""
+        basic = base64.b64encode(
+            f"{RESOURCE_SERVER_ID}:{self._resource_secret}".encode()).decode("ascii")
+        body = urllib.parse.urlencode({"token": token}).encode("ascii")
+        request = _Request("POST", "http://127.0.0.1/introspect",
+                           {"Authorization": f"Basic {basic}"}, body)
         with self._lock:
-            return self._introspect(token)
+            _status, answer, _headers = self._oauth.create_endpoint_response(
+                IntrospectionEndpoint.ENDPOINT_NAME, request)
+        return dict(answer)
 
     def active_tokens(self, kind: str | None = None) -> list[str]:
         """The tokens still valid (``kind`` "access" or "refresh" to choose)."""
-        now = time.time()
         with self._lock:
             return [t.value for t in self._tokens.values()
-                    if t.active and t.expires_at > now and kind in (None, t.kind)]
+                    if not t.is_revoked() and not t.is_expired() and kind in (None, t.kind)]
 
     # -- inside (under the lock) -------------------------------------------------------------
-    def _issue(self, user: str, client_id: str, scope: str, grant: str,
-               refresh: bool = True) -> dict[str, Any]:
+    def _store(self, token: dict[str, Any], user: str, client_id: str, grant: str) -> None:
         now = time.time()
-        access = _Token(secrets.token_urlsafe(32), "access", user, client_id, scope,
-                        now + self.access_token_lifetime, grant)
-        self._tokens[access.value] = access
-        answer: dict[str, Any] = {
-            "access_token": access.value, "token_type": "Bearer",
-            "expires_in": int(self.access_token_lifetime) or 1, "scope": scope,
-        }
-        if refresh:
-            item = _Token(secrets.token_urlsafe(32), "refresh", user, client_id, scope,
-                          now + self.refresh_token_lifetime, grant)
-            self._tokens[item.value] = item
-            answer["refresh_token"] = item.value
-        return answer
+        scope = token.get("scope", "")
+        self._tokens[token["access_token"]] = _Token(
+            token["access_token"], "access", user, client_id, scope,
+            now + self.access_token_lifetime, grant, now, revoked_grants=self._revoked_grants)
+        if "refresh_token" in token:
+            self._tokens[token["refresh_token"]] = _Token(
+                token["refresh_token"], "refresh", user, client_id, scope,
+                now + self.refresh_token_lifetime, grant, now,
+                revoked_grants=self._revoked_grants)
 
     def _revoke(self, token: str) -> None:
         item = self._tokens.get(token)
@@ -321,43 +678,6 @@ class AuthServer:
         for other in self._tokens.values():
             if other.grant == grant:
                 other.active = False
-
-    def _valid(self, token: str, kind: str) -> _Token | None:
-        item = self._tokens.get(token)
-        if item is None or item.kind != kind or not item.active:
-            return None
-        if item.expires_at <= time.time() or item.grant in self._revoked_grants:
-            return None
-        return item
-
-    def _introspect(self, token: str) -> dict[str, Any]:
-        self.introspections += 1
-        item = self._tokens.get(token)
-        if item is None or self._valid(token, item.kind) is None:
-            return {"active": False}
-        return {"active": True, "scope": item.scope, "client_id": item.client_id,
-                "username": item.user, "sub": item.user, "token_type": "Bearer"
-                if item.kind == "access" else "refresh_token", "exp": int(item.expires_at),
-                "iss": self.issuer}
-
-    def _redirect_ok(self, client_id: str, redirect_uri: str) -> bool:
-        registered = self.clients.get(client_id)
-        if registered is None:
-            return False
-        parts = urllib.parse.urlsplit(redirect_uri)
-        if parts.scheme != "http" or parts.hostname is None or parts.fragment:
-            return False
-        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        if host not in _LOOPBACK_HOSTS:
-            return False
-        if not registered:
-            return True
-        for uri in registered:  # RFC 8252 section 7.3: any port on a loopback redirect
-            other = urllib.parse.urlsplit(uri)
-            if (other.scheme, other.hostname, other.path or "/") == (
-                    parts.scheme, parts.hostname, parts.path or "/"):
-                return True
-        return False
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -374,37 +694,42 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.auth.requests.append((self.command, path))
         return path
 
-    def _form(self) -> dict[str, str]:
+    def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
-        return {k: v[-1] for k, v in urllib.parse.parse_qs(body, keep_blank_values=True).items()}
+        return self.rfile.read(length) if length else b""
 
-    def _query(self) -> dict[str, str]:
-        query = urllib.parse.urlsplit(self.path).query
-        return {k: v[-1] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
+    def _request(self, body: bytes = b"") -> _Request:
+        return _Request(self.command, self.auth.issuer + self.path, self.headers, body)
 
     def _send(self, status: int, body: bytes, content_type: str,
-              headers: Mapping[str, str] | None = None) -> None:
+              headers: Sequence[tuple[str, str]] = ()) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        names = {name.lower() for name, _ in headers}
+        if "content-type" not in names:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
+        if "cache-control" not in names:
+            self.send_header("Cache-Control", "no-store")
+        for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: int, value: Any, headers: Mapping[str, str] | None = None) -> None:
-        self._send(status, json.dumps(value).encode("utf-8"), "application/json", headers)
+    def _json(self, status: int, value: Any) -> None:
+        self._send(status, json.dumps(value).encode("utf-8"), "application/json")
 
-    def _error(self, status: int, error: str, description: str) -> None:
-        self._json(status, {"error": error, "error_description": description})
-
-    def _redirect(self, uri: str, params: Mapping[str, str]) -> None:
-        sep = "&" if urllib.parse.urlsplit(uri).query else "?"
-        location = uri + sep + urllib.parse.urlencode({k: v for k, v in params.items() if v})
-        self._send(302, b"", "text/plain", {"Location": location})
+    def _answer(self, response: tuple[int, Any, list] | None) -> None:
+        """Write what authlib answered: (status, body, headers)."""
+        if response is None:
+            self._send(204, b"", "text/plain")
+            return
+        status, body, headers = response
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode("utf-8")
+        else:
+            data = (body or "").encode("utf-8")
+        self._send(status, data, "application/json", headers)
 
     # -- routes ------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -413,7 +738,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     "/.well-known/oauth-authorization-server"):
             self._json(200, self.auth.metadata())
         elif path == "/authorize":
-            self._authorize(self._query())
+            self._authorize(self._request())
         elif path == "/jwks":
             self._json(200, {"keys": []})
         elif path == "/userinfo":
@@ -423,50 +748,47 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         path = self._record()
-        form = self._form()
+        body = self._body()
+        oauth = self.auth._oauth
         if path == "/authorize":
-            self._login(form)
-        elif path == "/token":
-            self._token(form)
+            self._login(self._request(body))
+            return
+        if path == "/token":
+            request = self._request(body)
+            with self.auth._lock:
+                self.auth.grants.append(request.form.get("grant_type", ""))
+                response = oauth.create_token_response(request)
         elif path == "/revoke":
             with self.auth._lock:
-                if form.get("token"):
-                    self.auth._revoke(form["token"])
-            self._send(200, b"", "text/plain")  # RFC 7009: 200 whatever the token was
+                response = oauth.create_endpoint_response(
+                    RevocationEndpoint.ENDPOINT_NAME, self._request(body))
         elif path == "/introspect":
-            self._json(200, self.auth.introspect(form.get("token", "")))
+            with self.auth._lock:
+                response = oauth.create_endpoint_response(
+                    IntrospectionEndpoint.ENDPOINT_NAME, self._request(body))
         else:
             self._send(404, b"not found", "text/plain")
+            return
+        self._answer(response)
 
-    def _authorize(self, query: dict[str, str]) -> None:
+    def _authorize(self, request: _Request) -> None:
         auth = self.auth
-        client_id = query.get("client_id", "")
-        redirect_uri = query.get("redirect_uri", "")
-        if not auth._redirect_ok(client_id, redirect_uri):
-            # RFC 6749 section 4.1.2.1: never redirect to an unverified URI
-            self._send(400, b"unknown client or redirect URI", "text/plain")
-            return
-        state = query.get("state", "")
-        if query.get("response_type") != "code":
-            self._redirect(redirect_uri, {"error": "unsupported_response_type", "state": state})
-            return
-        if not query.get("code_challenge") or query.get("code_challenge_method") != "S256":
-            self._redirect(redirect_uri, {"error": "invalid_request", "state": state,
-                                          "error_description": "PKCE with S256 is required"})
-            return
-        scope = query.get("scope", "")
-        unknown = [s for s in scope.split() if s not in auth.scopes_supported]
-        if unknown:
-            self._redirect(redirect_uri, {"error": "invalid_scope", "state": state})
-            return
+        with auth._lock:
+            try:
+                auth._oauth.get_consent_grant(request)
+            except OAuth2Error as error:
+                # a verified redirect URI gets the error (RFC 6749 section 4.1.2.1), an unknown
+                # client or redirect URI a page of its own
+                self._answer(auth._oauth.handle_error_response(request, error))
+                return
         if auth.auto_approve:
-            hint = query.get("login_hint", "")
-            self._approve(query, hint if hint in auth.users else auth.default_user)
+            hint = request.payload.data.get("login_hint", "")
+            self._approve(request, hint if hint in auth.users else auth.default_user)
             return
         request_id = secrets.token_urlsafe(16)
         with auth._lock:
-            auth._pending[request_id] = dict(query)
-        self._login_form(request_id, query.get("login_hint", ""), "")
+            auth._pending[request_id] = dict(request.args)
+        self._login_form(request_id, request.payload.data.get("login_hint", ""), "")
 
     def _login_form(self, request_id: str, user: str, problem: str) -> None:
         note = f"<p class=error>{html.escape(problem)}</p>" if problem else ""
@@ -480,8 +802,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         self._send(200, page.encode("utf-8"), "text/html; charset=utf-8")
 
-    def _login(self, form: dict[str, str]) -> None:
+    def _login(self, posted: _Request) -> None:
         auth = self.auth
+        form = posted.form
         request_id = form.get("request", "")
         with auth._lock:
             query = auth._pending.get(request_id)
@@ -489,105 +812,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(400, b"unknown or finished sign-in request", "text/plain")
             return
         user = form.get("username", "")
-        if auth.users.get(user) != form.get("password") or user not in auth.users:
+        if user not in auth.users or auth.users[user] != form.get("password"):
             self._login_form(request_id, user, "Wrong email or password.")
             return
         with auth._lock:
             auth._pending.pop(request_id, None)
-        self._approve(query, user)
+        uri = auth.endpoint("authorize") + "?" + urllib.parse.urlencode(query)
+        self._approve(_Request("GET", uri, self.headers), user)
 
-    def _approve(self, query: dict[str, str], user: str) -> None:
-        auth = self.auth
-        redirect_uri = query["redirect_uri"]
-        state = query.get("state", "")
-        if auth.deny:
-            self._redirect(redirect_uri, {"error": "access_denied", "state": state})
-            return
-        code = secrets.token_urlsafe(24)
-        with auth._lock:
-            auth._codes[code] = _Code(user, query["client_id"], redirect_uri,
-                                      query.get("scope", ""), query["code_challenge"],
-                                      time.time() + _CODE_LIFETIME, secrets.token_hex(8))
-        self._redirect(redirect_uri, {"code": code, "state": state})
-
-    def _token(self, form: dict[str, str]) -> None:
-        auth = self.auth
-        grant_type = form.get("grant_type", "")
-        with auth._lock:
-            auth.grants.append(grant_type)
-        client_id = form.get("client_id", "")
-        if client_id not in auth.clients:
-            self._json(401, {"error": "invalid_client", "error_description": "unknown client"},
-                       {"WWW-Authenticate": 'Basic realm="token"'})
-            return
-        if grant_type == "authorization_code":
-            self._code_grant(form, client_id)
-        elif grant_type == "refresh_token":
-            self._refresh_grant(form, client_id)
-        else:
-            self._error(400, "unsupported_grant_type", f"grant_type {grant_type!r}")
-
-    def _code_grant(self, form: dict[str, str], client_id: str) -> None:
-        auth = self.auth
-        with auth._lock:
-            code = auth._codes.get(form.get("code", ""))
-            if code is None or code.client_id != client_id or code.expires_at <= time.time():
-                problem = "unknown, expired or another client's code"
-            elif code.used:  # RFC 6749 section 4.1.2: revoke what the code gave
-                auth._revoke_grant(code.grant)
-                problem = "the code was already used"
-            elif form.get("redirect_uri", "") != code.redirect_uri:
-                problem = "redirect_uri differs from the authorization request's"
-            elif not form.get("code_verifier") or _s256(form["code_verifier"]) != code.challenge:
-                problem = "PKCE verification failed"
-            else:
-                code.used = True
-                answer = auth._issue(code.user, client_id, code.scope, code.grant)
-                problem = ""
-        if problem:
-            self._error(400, "invalid_grant", problem)
-        else:
-            self._json(200, answer)
-
-    def _refresh_grant(self, form: dict[str, str], client_id: str) -> None:
-        auth = self.auth
-        with auth._lock:
-            value = form.get("refresh_token", "")
-            item = auth._tokens.get(value)
-            valid = auth._valid(value, "refresh")
-            if item is not None and item.kind == "refresh" and not item.active and (
-                    auth.rotate_refresh_tokens and item.grant not in auth._revoked_grants):
-                auth._revoke_grant(item.grant)  # a rotated-out token came back: stolen?
-            if valid is None or valid.client_id != client_id:
-                answer, problem = None, "the refresh token is invalid, expired or revoked"
-            else:
-                scope = form.get("scope") or valid.scope
-                if not set(scope.split()) <= set(valid.scope.split()):
-                    answer, problem = None, "scope wider than granted"
-                else:
-                    problem = ""
-                    answer = auth._issue(valid.user, client_id, scope, valid.grant,
-                                         refresh=auth.rotate_refresh_tokens)
-                    if auth.rotate_refresh_tokens:
-                        valid.active = False
-                    else:
-                        answer["refresh_token"] = valid.value
-        if problem:
-            self._error(400, "invalid_grant" if "scope" not in problem else "invalid_scope",
-                        problem)
-        else:
-            self._json(200, answer)
+    def _approve(self, request: _Request, user: str) -> None:
+        oauth = self.auth._oauth
+        with self.auth._lock:
+            try:
+                grant = oauth.get_consent_grant(request, end_user=user)
+            except OAuth2Error as error:
+                self._answer(oauth.handle_error_response(request, error))
+                return
+            self._answer(oauth.create_authorization_response(request, user, grant))
 
     def _userinfo(self) -> None:
-        header = self.headers.get("Authorization", "")
-        token = header[7:] if header.lower().startswith("bearer ") else ""
-        info = self.auth.introspect(token)
-        if not info.get("active") or info.get("token_type") != "Bearer":
-            self._json(401, {"error": "invalid_token"},
-                       {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            return
-        self._json(200, {"sub": info["sub"], "email": info["username"],
-                         "email_verified": True})
+        request = self._request()
+        auth = self.auth
+        with auth._lock:
+            try:
+                token = auth._userinfo.validate_request(None, request)
+            except OAuth2Error as error:
+                self._answer(error())
+                return
+        self._json(200, {"sub": token.user, "email": token.user, "email_verified": True})
 
 
 # -- the browser's part ----------------------------------------------------------------------
@@ -808,8 +1060,12 @@ class OAuthHandler(RecordingHandler):
 
     def _introspect(self, token: str) -> dict[str, Any]:
         data = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"})
+        # RFC 7662 section 2.1: the resource server authenticates (HTTP Basic, RFC 6749 2.3.1)
+        client_id, secret = self.auth.resource_server_credentials
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode("ascii")
         request = urllib.request.Request(  # noqa: S310 - loopback
-            self.auth.endpoint("introspect"), data=data.encode("ascii"), method="POST")
+            self.auth.endpoint("introspect"), data=data.encode("ascii"), method="POST",
+            headers={"Authorization": f"Basic {basic}"})
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
             return json.loads(response.read())
 
