@@ -1,9 +1,10 @@
 """OAuth2 logins in the model, without Qt: presets, PKCE, the loopback sign-in, the refresh
 token in the keyring, access tokens refreshed, revoked, signed out.
 
-Real parts: an OAuth 2.0 authorization server on 127.0.0.1 (``tests.gui.oauth_server``: PKCE
-checked, codes bound to the redirect, refresh tokens revoked and rotated), the "browser" an
-HTTP client following the authorization address to the app's loopback redirect, the system
+Real parts: an OAuth 2.0 authorization server on 127.0.0.1 (authlib's, in
+``tests.support.oauth``: PKCE checked, codes bound to the redirect, refresh tokens revoked and
+rotated), the "browser" an HTTP client following the authorization address to the app's
+loopback redirect, the system
 keyring (gnome-keyring under scripts/sandbox.sh, own service name), files in tmp_path.
 """
 
@@ -26,10 +27,38 @@ from mailgui.model.errors import describe_error
 from mailgui.model.paths import AppPaths
 from mailgui.model.profiles import Profile, ProfileStore
 from mailgui.model.secrets import SecretStore
-from tests.gui.oauth_server import ACCOUNT, CLIENT_ID, LoopbackAuthServer, follow
+from tests.support.oauth import TEST_MAILBOX as ACCOUNT
+from tests.support.oauth import AuthServer, browse
+
+CLIENT_ID = "mailgui-test-client"
 
 
-def custom_profile(server: LoopbackAuthServer, **fields: object) -> Profile:
+def LoopbackAuthServer(*, client_secret: str = "", rotate: bool = False,  # noqa: N802
+                       access_lifetime: float = 3600.0, **options: object) -> AuthServer:
+    """The authorization server these tests sign in to: client CLIENT_ID (public, or
+    confidential with ``client_secret``), scopes "smtp offline_access", what clients post
+    recorded (``forms``), refresh tokens rotated only when asked."""
+    clients = {} if client_secret else {CLIENT_ID: []}
+    return AuthServer(clients=clients, confidential_clients={CLIENT_ID: client_secret}
+                      if client_secret else None, rotate_refresh_tokens=rotate,
+                      access_token_lifetime=access_lifetime, record_forms=True,
+                      scopes_supported=("smtp", "offline_access"), **options)  # type: ignore[arg-type]
+
+
+def follow(url: str) -> bool:
+    """The test's "browser": the authorization address, through the server's redirect, to the
+    loopback redirect of the app."""
+    browse(url, timeout=20)
+    return True
+
+
+def posted(server: AuthServer, path: str) -> dict[str, str]:
+    """The first form a client posted to ``path``."""
+    assert server.forms is not None
+    return next(form for where, form in server.forms if where == path)
+
+
+def custom_profile(server: AuthServer, **fields: object) -> Profile:
     values: dict[str, object] = {
         "name": "Custom OAuth", "kind": "smtp", "host": "127.0.0.1", "port": 2525,
         "security": "none", "auth": "oauth2", "oauth_provider": "custom",
@@ -38,7 +67,7 @@ def custom_profile(server: LoopbackAuthServer, **fields: object) -> Profile:
     return Profile(**values)  # type: ignore[arg-type]
 
 
-def signed_in(server: LoopbackAuthServer, secrets: SecretStore,
+def signed_in(server: AuthServer, secrets: SecretStore,
               **fields: object) -> tuple[Profile, oauth.SavedSignIn]:
     profile = custom_profile(server, **fields)
     saved = oauth.SignIn(profile, secrets, open_browser=follow, timeout=30).run()
@@ -143,10 +172,10 @@ def test_discovery_from_openid_configuration_and_rfc_8414() -> None:
         found = oauth.discover(server.issuer)
         assert found == oauth.Endpoints(f"{server.issuer}/authorize", f"{server.issuer}/token",
                                         f"{server.issuer}/revoke")
-    with LoopbackAuthServer(path="/tenant-a", with_revocation=False) as server:
+    with LoopbackAuthServer(path="/tenant-a", revocation=False) as server:
         found = oauth.discover(server.issuer)  # only /.well-known/oauth-authorization-server/…
         assert found.token == f"{server.base}/tenant-a/token" and found.revocation == ""
-        asked = [path for method, path, _form in server.requests if method == "GET"]
+        asked = [path for method, path in server.requests if method == "GET"]
         assert asked == ["/tenant-a/.well-known/openid-configuration",
                          "/.well-known/oauth-authorization-server/tenant-a"]
     # metadata that names another issuer is not used (RFC 8414 section 3.3)
@@ -211,7 +240,7 @@ def test_discovery_over_https_verifies_the_certificate(tmp_path: Path) -> None:
 
 
 def test_sign_in_with_pkce_and_a_loopback_redirect_keeps_the_refresh_token_in_the_keyring(
-        auth_server: LoopbackAuthServer, secrets: SecretStore) -> None:
+        auth_server: AuthServer, secrets: SecretStore) -> None:
     visited: list[str] = []
 
     def browser(url: str) -> bool:
@@ -229,17 +258,18 @@ def test_sign_in_with_pkce_and_a_loopback_redirect_keeps_the_refresh_token_in_th
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", query["redirect_uri"])
     assert query["login_hint"] == ACCOUNT and query["scope"] == "smtp offline_access"
     # the code went back with the verifier of that challenge and the same redirect
-    token_form = next(f for m, p, f in auth_server.requests if p == "/token")
+    token_form = posted(auth_server, "/token")
     assert token_form["redirect_uri"] == query["redirect_uri"]
     digest = hashlib.sha256(token_form["code_verifier"].encode()).digest()
     assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == query["code_challenge"]
     # the keyring holds the one refresh token the server issued, under "<id>:oauth"
     refresh = saved_refresh_token(secrets, profile)
-    assert auth_server.refresh_tokens == [refresh] and auth_server.refresh_active(refresh)
+    assert auth_server.active_tokens("refresh") == [refresh]
     assert oauth.saved_sign_in(secrets, profile.id) == saved
     # the access token of the sign-in is used without a refresh
     token = oauth.TokenSource(profile, secrets)()
-    assert auth_server.token_active(token) and auth_server.grants == ["authorization_code"]
+    assert auth_server.introspect(token)["active"]
+    assert auth_server.grants == ["authorization_code"]
     # the redirect port is closed again: one answer served
     port = int(urllib.parse.urlsplit(query["redirect_uri"]).port or 0)
     with pytest.raises(OSError):
@@ -247,7 +277,7 @@ def test_sign_in_with_pkce_and_a_loopback_redirect_keeps_the_refresh_token_in_th
 
 
 def test_a_redirect_with_another_state_is_refused(
-        auth_server: LoopbackAuthServer, secrets: SecretStore) -> None:
+        auth_server: AuthServer, secrets: SecretStore) -> None:
     def forger(url: str) -> bool:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
         follow(f"{query['redirect_uri']}?code=stolen&state=not-the-one")
@@ -258,11 +288,12 @@ def test_a_redirect_with_another_state_is_refused(
         oauth.SignIn(profile, secrets, open_browser=forger, timeout=30).run()
     assert caught.value.error == "state_mismatch"
     assert secrets.get(oauth.key_name(profile.id)) is None
-    assert not any(p == "/token" for _m, p, _f in auth_server.requests)  # nothing exchanged
+    assert not any(p == "/token" for _m, p in auth_server.requests)  # nothing exchanged
 
 
 def test_a_refused_sign_in_a_timeout_and_a_cancel_keep_nothing(secrets: SecretStore) -> None:
-    with LoopbackAuthServer(deny=True) as server:
+    with LoopbackAuthServer() as server:
+        server.deny = "The user said no"
         profile = custom_profile(server)
         with pytest.raises(oauth.OAuthError) as caught:
             oauth.SignIn(profile, secrets, open_browser=follow, timeout=30).run()
@@ -304,8 +335,9 @@ def test_a_client_secret_is_sent_from_the_keyring(secrets: SecretStore) -> None:
         oauth.SignIn(profile, secrets, open_browser=follow, timeout=30).run()
         source = oauth.TokenSource(profile, secrets)
         source.invalidate()
-        assert server.token_active(source())  # the refresh sends it too
-        assert server.grants == ["authorization_code", "refresh_token"]
+        assert server.introspect(source())["active"]  # the refresh sends it too
+        # every /token request: the first, without the secret, refused (invalid_client)
+        assert server.grants == ["authorization_code", "authorization_code", "refresh_token"]
         oauth.forget(profile, secrets)
         assert secrets.get(oauth.client_secret_name(profile.id)) is None
 
@@ -322,14 +354,15 @@ def test_an_expiring_access_token_is_refreshed_and_a_rotated_refresh_token_saved
         token = source()  # the sign-in's token has no time left: refreshed first
         assert server.grants == ["authorization_code", "refresh_token"] and source.refreshed == 1
         rotated = saved_refresh_token(secrets, profile)
-        assert rotated != first and not server.refresh_active(first)
-        assert server.refresh_active(rotated)
-        assert token in server.access_tokens
+        assert server.active_tokens("refresh") == [rotated] and rotated != first
+        refreshed = [form for path, form in server.forms or [] if path == "/token"][1]
+        assert refreshed["grant_type"] == "refresh_token" and refreshed["refresh_token"] == first
+        assert token and not server.introspect(token)["active"]  # issued with no time left
         assert "token=" not in repr(source) and token not in repr(source)
 
 
 def test_invalidate_refreshes_once_for_many_threads(
-        auth_server: LoopbackAuthServer, secrets: SecretStore) -> None:
+        auth_server: AuthServer, secrets: SecretStore) -> None:
     profile, _saved = signed_in(auth_server, secrets)
     source = oauth.TokenSource(profile, secrets)
     first = source()
@@ -342,14 +375,15 @@ def test_invalidate_refreshes_once_for_many_threads(
         thread.join(30)
     assert len(results) == 8 and len(set(results)) == 1 and results[0] != first
     assert auth_server.grants.count("refresh_token") == 1
-    assert auth_server.token_active(results[0])
+    assert auth_server.introspect(results[0])["active"]
 
 
 def test_a_revoked_refresh_token_says_sign_in_again(
-        auth_server: LoopbackAuthServer, secrets: SecretStore) -> None:
+        auth_server: AuthServer, secrets: SecretStore) -> None:
     profile, _saved = signed_in(auth_server, secrets)
     refresh = saved_refresh_token(secrets, profile)
-    auth_server.revoke_refresh_tokens()
+    for token in auth_server.active_tokens("refresh"):
+        auth_server.revoke(token)  # the user revoked the sign-in at the provider
     source = oauth.TokenSource(profile, secrets)
     source.invalidate()
     with pytest.raises(oauth.SignInNeeded) as caught:
@@ -381,15 +415,16 @@ def test_sign_out_revokes_and_removes_the_saved_sign_in(secrets: SecretStore) ->
         token = oauth.TokenSource(profile, secrets)()
         sentence = oauth.sign_out(profile, secrets)
         assert sentence.startswith("Signed out: the provider revoked the sign-in")
-        assert not server.refresh_active(refresh) and not server.token_active(token)
-        revoke = next(f for m, p, f in server.requests if p == "/revoke")
+        assert not server.introspect(refresh)["active"]
+        assert not server.introspect(token)["active"]
+        revoke = posted(server, "/revoke")
         assert revoke["token_type_hint"] == "refresh_token"
         assert secrets.get(oauth.key_name(profile.id)) is None
         assert oauth.saved_sign_in(secrets, profile.id) is None
         with pytest.raises(oauth.SignInNeeded):  # the token in memory went too
             oauth.TokenSource(profile, secrets)()
         assert oauth.sign_out(profile, secrets) == "Not signed in."
-    with LoopbackAuthServer(with_revocation=False) as server:
+    with LoopbackAuthServer(revocation=False) as server:
         profile, saved = signed_in(server, secrets)
         assert not saved.revocable
         assert "offers no way to revoke it from here" in oauth.sign_out(profile, secrets)

@@ -475,6 +475,10 @@ class AuthServer:
         default_user: str = TEST_MAILBOX,
         auto_approve: bool = True,
         scopes_supported: Sequence[str] = ("openid", "email", "offline_access", DEFAULT_SCOPE),
+        path: str = "",
+        revocation: bool = True,
+        claimed_issuer: str = "",
+        record_forms: bool = False,
     ) -> None:
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
@@ -487,6 +491,12 @@ class AuthServer:
         # the user refuses the consent: error=access_denied (a string: its error_description)
         self.deny: bool | str = False
         self.scopes_supported = list(scopes_supported)
+        self.path = path.rstrip("/")  # an issuer with a path ("/tenant"): RFC 8414 discovery only
+        self.revocation = revocation  # False: no revocation endpoint (as Entra ID)
+        self.claimed_issuer = claimed_issuer  # the metadata names this issuer (misconfigured)
+        # the form of each POST, by path, when asked (they hold codes, verifiers and tokens:
+        # in this process's memory only, for tests that check what a client sent)
+        self.forms: list[tuple[str, dict[str, str]]] | None = [] if record_forms else None
         self._lock = threading.RLock()
         self._clients: dict[str, _Client] = {
             k: _Client(k, v) for k, v in self.clients.items()}
@@ -509,9 +519,16 @@ class AuthServer:
 
     def _build(self) -> _OAuth2Server:
         server = _OAuth2Server(self)
-        server.register_token_generator("default", BearerTokenGenerator(
+        bearer = BearerTokenGenerator(
             lambda **_: secrets.token_urlsafe(32), lambda **_: secrets.token_urlsafe(32),
-            lambda client, grant_type: int(self.access_token_lifetime) or 1))
+            lambda client, grant_type: int(self.access_token_lifetime))
+
+        def generate(**kwargs: Any) -> dict[str, Any]:
+            token = bearer(**kwargs)
+            token["expires_in"] = int(self.access_token_lifetime)  # authlib leaves out a 0
+            return token
+
+        server.register_token_generator("default", generate)
         server.register_grant(_CodeGrant, [_PKCE(required=True)])
         server.register_grant(_RefreshGrant)
         server.register_endpoint(_Revocation)
@@ -531,7 +548,9 @@ class AuthServer:
 
         self._httpd = http.server.ThreadingHTTPServer((LOCALHOST, 0), Handler)
         self._httpd.daemon_threads = True
-        AuthorizationServerMetadata(self.metadata()).validate()  # RFC 8414, by authlib
+        document = self.metadata()
+        document["issuer"] = self.issuer  # a claimed_issuer is wrong on purpose
+        AuthorizationServerMetadata(document).validate()  # RFC 8414, by authlib
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         name="AuthServer", daemon=True)
         self._thread.start()
@@ -559,8 +578,13 @@ class AuthServer:
         return self._httpd.server_address[1]
 
     @property
-    def issuer(self) -> str:
+    def base(self) -> str:
+        """The server's address without the issuer's path."""
         return f"http://{LOCALHOST}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self.base + self.path
 
     def endpoint(self, name: str) -> str:
         """The URL of "authorize", "token", "revoke", "introspect", "userinfo" or "jwks"."""
@@ -574,8 +598,8 @@ class AuthServer:
     def metadata(self) -> dict[str, Any]:
         """The discovery document (RFC 8414 / OpenID Connect Discovery)."""
         auth_methods = ["none", "client_secret_basic", "client_secret_post"]
-        return {
-            "issuer": self.issuer,
+        document = {
+            "issuer": self.claimed_issuer or self.issuer,
             "authorization_endpoint": self.endpoint("authorize"),
             "token_endpoint": self.endpoint("token"),
             "revocation_endpoint": self.endpoint("revoke"),
@@ -593,6 +617,10 @@ class AuthServer:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["none"],
         }
+        if not self.revocation:
+            for key in ("revocation_endpoint", "revocation_endpoint_auth_methods_supported"):
+                del document[key]
+        return document
 
     def authorization_url(self, *, client_id: str = DEFAULT_CLIENT_ID, redirect_uri: str,
                           scope: str = DEFAULT_SCOPE, state: str = "", code_challenge: str,
@@ -689,9 +717,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- plumbing ----------------------------------------------------------------------------
     def _record(self) -> str:
+        """Note the request; its path as a route (without the issuer's path)."""
+        auth = self.auth
         path = urllib.parse.urlsplit(self.path).path
-        with self.auth._lock:
-            self.auth.requests.append((self.command, path))
+        with auth._lock:
+            auth.requests.append((self.command, path))
+        if auth.path and path == "/.well-known/oauth-authorization-server" + auth.path:
+            return "/.well-known/oauth-authorization-server"  # RFC 8414 section 3.1
+        if auth.path:
+            if not path.startswith(auth.path + "/"):
+                return ""
+            path = path[len(auth.path):]
+            if path.startswith("/.well-known/"):
+                return ""  # an issuer with a path: only RFC 8414's form
         return path
 
     def _body(self) -> bytes:
@@ -699,7 +737,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _request(self, body: bytes = b"") -> _Request:
-        return _Request(self.command, self.auth.issuer + self.path, self.headers, body)
+        return _Request(self.command, self.auth.base + self.path, self.headers, body)
 
     def _send(self, status: int, body: bytes, content_type: str,
               headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -750,6 +788,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self._record()
         body = self._body()
         oauth = self.auth._oauth
+        if self.auth.forms is not None:
+            form = urllib.parse.parse_qsl(body.decode("utf-8", "replace"))
+            with self.auth._lock:
+                self.auth.forms.append((path, dict(form)))
         if path == "/authorize":
             self._login(self._request(body))
             return
@@ -758,7 +800,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             with self.auth._lock:
                 self.auth.grants.append(request.form.get("grant_type", ""))
                 response = oauth.create_token_response(request)
-        elif path == "/revoke":
+        elif path == "/revoke" and self.auth.revocation:
             with self.auth._lock:
                 response = oauth.create_endpoint_response(
                     RevocationEndpoint.ENDPOINT_NAME, self._request(body))
@@ -794,7 +836,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         note = f"<p class=error>{html.escape(problem)}</p>" if problem else ""
         page = (
             "<!doctype html><title>Sign in</title><h1>Sign in to the test issuer</h1>"
-            f"{note}<form method=post action=/authorize>"
+            f"{note}<form method=post action=authorize>"
             f"<input type=hidden name=request value='{html.escape(request_id)}'>"
             f"<label>Email <input name=username value='{html.escape(user)}'></label>"
             "<label>Password <input type=password name=password></label>"
@@ -884,7 +926,7 @@ def browse(url: str, *, username: str | None = None, password: str | None = None
             "request": request_id, "username": username or TEST_MAILBOX,
             "password": password if password is not None else TEST_MAILBOX_PASSWORD,
         }).encode("ascii")
-        action = urllib.parse.urljoin(final, "/authorize")
+        action = urllib.parse.urljoin(final, "authorize")  # the form's relative action
         final, status, body = fetch(
             urllib.request.Request(action, data=form, method="POST"))  # noqa: S310 - loopback
     query: dict[str, str] = {}
