@@ -1431,6 +1431,10 @@ def run(
         from mailcore.checks.cli import run as run_check
 
         return run_check(argv[1:], stdin=stdin, stdout=stdout, stderr=stderr)
+    if argv[:1] in (["queue"], ["worker"]):  # queued sending: mailcore.queue_cli
+        from mailcore.queue_cli import run as run_queue
+
+        return run_queue(argv, stdin=stdin, stdout=stdout, stderr=stderr)
     if argv[:1] == ["send"]:  # "mailcore send ..." is "mailcore ..."
         argv = argv[1:]
     parser = build_parser()

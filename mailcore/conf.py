@@ -69,6 +69,43 @@ DEFAULTS: dict[str, Any] = {
     # instead of EMAIL_HOST_PASSWORD. A static token: it expires (pass oauth_token= a callable
     # to the backend to refresh it).
     "EMAIL_OAUTH_TOKEN": "",
+    # Queued sending (mailcore.backends.celery, mailcore.queue; mailcore only). The broker
+    # (Celery's, a Redis URL; a password in it is never shown).
+    "EMAIL_QUEUE_BROKER_URL": "redis://127.0.0.1:6379/0",
+    # Where the queue keeps what happened to each message (sent records, locks, the
+    # dead-letter list, counts): a Redis URL; None: the broker's.
+    "EMAIL_QUEUE_STATE_URL": None,
+    # The Celery queue the backend fills and the workers read (also the Redis keys' prefix).
+    "EMAIL_QUEUE_NAME": "mailcore",
+    # The backend the workers deliver with (an SMTP backend: mailcore's, or a subclass) and
+    # its arguments (a dict, or JSON), on top of the EMAIL_* settings of the workers.
+    "EMAIL_QUEUE_DELIVERY_BACKEND": "mailcore.backends.smtp.EmailBackend",
+    "EMAIL_QUEUE_DELIVERY_OPTIONS": {},
+    # The most messages per destination (recipient domain): "100/m" ("/s", "/m", "/h") for
+    # each domain, or a dict (or JSON) {"example.com": "10/s", "*": "100/m"}; None: no limit.
+    "EMAIL_QUEUE_RATE_LIMIT": None,
+    # Temporary failures (4xx, connection errors, timeouts) are tried again this many times,
+    # after about RETRY_BACKOFF * 2**n seconds (with jitter, at most RETRY_BACKOFF_MAX).
+    "EMAIL_QUEUE_MAX_RETRIES": 8,
+    "EMAIL_QUEUE_RETRY_BACKOFF": 30.0,
+    "EMAIL_QUEUE_RETRY_BACKOFF_MAX": 3600.0,
+    # A message whose bytes are over SPOOL_THRESHOLD goes to this folder (one the producers
+    # and all workers share), not into the broker; the task carries its name and checksum.
+    # None: such a message is refused (ImproperlyConfigured) rather than put in Redis whole.
+    "EMAIL_QUEUE_SPOOL_DIR": None,
+    "EMAIL_QUEUE_SPOOL_THRESHOLD": 5 * 1024 * 1024,
+    # How long a message's "sent" record is kept (seconds): a task delivered again within it
+    # is not sent again.
+    "EMAIL_QUEUE_DEDUP_TTL": 7 * 24 * 3600,
+    # The lock a worker holds on a Message-ID while it sends it (seconds; renewed while the
+    # content is written), and how long an unused SMTP connection stays open in a worker.
+    "EMAIL_QUEUE_LOCK_TTL": 120.0,
+    "EMAIL_QUEUE_IDLE_CLOSE": 30.0,
+    # Seconds after which Redis gives a task that no worker acknowledged (the worker died)
+    # to another worker. Keep it above RETRY_BACKOFF_MAX.
+    "EMAIL_QUEUE_VISIBILITY_TIMEOUT": 7200,
+    # Tasks each worker process takes from the broker ahead of the one it runs.
+    "EMAIL_QUEUE_PREFETCH": 4,
 }
 
 # How to read each setting from a MAILCORE_* environment variable.
@@ -85,10 +122,23 @@ _TYPES: dict[str, str] = {
     "EMAIL_FILE_PATH": "str_or_none",
     "ADMINS": "people",
     "MANAGERS": "people",
+    "EMAIL_QUEUE_STATE_URL": "str_or_none",
+    "EMAIL_QUEUE_MAX_RETRIES": "int",
+    "EMAIL_QUEUE_RETRY_BACKOFF": "float_or_none",
+    "EMAIL_QUEUE_RETRY_BACKOFF_MAX": "float_or_none",
+    "EMAIL_QUEUE_SPOOL_DIR": "str_or_none",
+    "EMAIL_QUEUE_SPOOL_THRESHOLD": "int",
+    "EMAIL_QUEUE_DEDUP_TTL": "int",
+    "EMAIL_QUEUE_LOCK_TTL": "float_or_none",
+    "EMAIL_QUEUE_IDLE_CLOSE": "float_or_none",
+    "EMAIL_QUEUE_VISIBILITY_TIMEOUT": "int",
+    "EMAIL_QUEUE_PREFETCH": "int",
 }
 
-# EMAIL_DKIM may hold a key
-_SECRET_NAMES = frozenset({"EMAIL_HOST_PASSWORD", "EMAIL_DKIM", "EMAIL_OAUTH_TOKEN"})
+# EMAIL_DKIM may hold a key; the queue's URLs a Redis password, its delivery options an SMTP one
+_SECRET_NAMES = frozenset({"EMAIL_HOST_PASSWORD", "EMAIL_DKIM", "EMAIL_OAUTH_TOKEN",
+                           "EMAIL_QUEUE_BROKER_URL", "EMAIL_QUEUE_STATE_URL",
+                           "EMAIL_QUEUE_DELIVERY_OPTIONS"})
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

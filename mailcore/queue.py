@@ -1,0 +1,1150 @@
+"""Queued sending on Celery with Redis: nothing lost, nothing sent twice.
+
+The producer side is :class:`mailcore.backends.celery.EmailBackend` (or :func:`enqueue`):
+each message is serialised once, with :func:`mailcore.wire.serialize`, into the very bytes the
+SMTP backend would send, with its envelope and its Message-ID, and one Celery task per message
+is put in the broker (a message over ``EMAIL_QUEUE_SPOOL_THRESHOLD`` is written to the shared
+``EMAIL_QUEUE_SPOOL_DIR`` instead, the task carrying its file name and SHA-256).
+
+The workers (``celery -A mailcore.queue worker`` or ``mailcore worker``) deliver with the SMTP
+backend of ``EMAIL_QUEUE_DELIVERY_BACKEND``, keeping one connection (pipelined when the server
+offers it) per worker process between tasks and closing it after ``EMAIL_QUEUE_IDLE_CLOSE``
+seconds unused. DKIM signing and SMTPUTF8 are decided there, as the SMTP backend decides them:
+the worker signs the carried bytes with its backend's ``dkim`` (``EMAIL_DKIM`` on the workers),
+and a message serialised for SMTPUTF8 is sent with it, or dead-lettered by a server that does not
+offer it.
+
+What happens to a task:
+
+* tasks are acknowledged late (``acks_late``, ``reject_on_worker_lost``): a worker that dies
+  leaves its task to another (at once for a killed pool process; after
+  ``EMAIL_QUEUE_VISIBILITY_TIMEOUT`` seconds for a whole worker that vanished);
+* before sending, the worker takes a lock on the Message-ID (``SET NX PX``, renewed while a big
+  message is written, ``EMAIL_QUEUE_LOCK_TTL``); a task whose Message-ID is locked waits;
+* after the server's 250 it records the Message-ID as sent (``SET NX EX
+  EMAIL_QUEUE_DEDUP_TTL``); a task delivered again finds the record and is not sent again;
+* a temporary failure (a 4xx reply, a connection refused or lost, a timeout: decided by
+  :func:`mailcore.errors.classify`, never by an exception's text) is retried after
+  ``RETRY_BACKOFF * 2**n`` seconds with full jitter (at most ``RETRY_BACKOFF_MAX``), up to
+  ``EMAIL_QUEUE_MAX_RETRIES`` times; a permanent one (5xx, a message the server can't take)
+  goes to the dead-letter list with the server's reply, untried again;
+* ``EMAIL_QUEUE_RATE_LIMIT`` is shared by all workers: a message over its destination's rate
+  waits (it is not an attempt).
+
+**The one window where a message can be sent twice**: the server has answered 250 to the
+final dot and the worker dies (SIGKILL, power, the machine) before its sent record reaches
+Redis. The task is then given to another worker (late ack) and nothing says it was sent: it is
+sent again once the first worker's lock has expired. At most one message per worker process
+that dies can be in that window. (Redis going away for a while is not such a case: the worker
+keeps trying to write the record, for about 35 seconds.)
+
+The library API: :func:`status`, :func:`dead_letters`, :func:`retry`, :func:`enqueue`,
+:class:`QueueConfig`; the Celery app is :data:`app` (configured from mailcore's settings, and
+so from ``MAILCORE_*`` variables, when first used).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import smtplib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mailcore.conf import ImproperlyConfigured, settings
+from mailcore.errors import Failure, Kind, classify
+
+__all__ = [
+    "DeadLetter",
+    "QueueConfig",
+    "QueueStatus",
+    "SpoolError",
+    "TASK_NAME",
+    "dead_letters",
+    "enqueue",
+    "get_app",
+    "is_temporary",
+    "prepare",
+    "redact_url",
+    "retry",
+    "status",
+]
+
+logger = logging.getLogger("mailcore.queue")
+
+TASK_NAME = "mailcore.queue.deliver"
+PAYLOAD_VERSION = 1
+_SPOOL_NAME = re.compile(r"[0-9a-f]{32}\.eml\Z")
+_READ_SIZE = 1024 * 1024
+
+
+def redact_url(url: str | None) -> str:
+    """``url`` with its password (and user name) replaced by ``***``, for showing."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _json_setting(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text[:1] in "{[":
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    return value
+
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|m|min|h|hour)\s*\Z", re.I)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"100/m"`` as (100, 60.0): so many messages per so many seconds (``"5/10s"`` too)."""
+    match = _RATE.match(str(text))
+    if match is None:
+        raise ImproperlyConfigured(
+            f"EMAIL_QUEUE_RATE_LIMIT: {text!r} is not a rate like '100/m', '10/s' or '500/h'")
+    count, times, unit = match.groups()
+    return int(count), float(int(times or 1) * _UNITS[unit.lower()])
+
+
+@dataclass(frozen=True, eq=False)
+class QueueConfig:
+    """The queue's settings at one moment (``QueueConfig.from_settings()``): what a producer
+    and the workers must agree on, and what the workers use. Its repr shows no secret."""
+
+    broker_url: str
+    state_url: str
+    name: str = "mailcore"
+    delivery_backend: str = "mailcore.backends.smtp.EmailBackend"
+    delivery_options: Mapping[str, Any] = field(default_factory=dict)
+    rate_limits: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+    max_retries: int = 8
+    retry_backoff: float = 30.0
+    retry_backoff_max: float = 3600.0
+    spool_dir: str | None = None
+    spool_threshold: int = 5 * 1024 * 1024
+    dedup_ttl: int = 7 * 24 * 3600
+    lock_ttl: float = 120.0
+    idle_close: float = 30.0
+    visibility_timeout: int = 7200
+    prefetch: int = 4
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> QueueConfig:
+        """From ``EMAIL_QUEUE_*`` (mailcore.settings, the ``MAILCORE_*`` environment);
+        ``overrides`` by field name."""
+        broker = overrides.pop("broker_url", None) or settings.EMAIL_QUEUE_BROKER_URL
+        options = _json_setting("EMAIL_QUEUE_DELIVERY_OPTIONS",
+                                settings.EMAIL_QUEUE_DELIVERY_OPTIONS) or {}
+        if not isinstance(options, Mapping):
+            raise ImproperlyConfigured("EMAIL_QUEUE_DELIVERY_OPTIONS must be a dict (or JSON "
+                                       "object) of the delivery backend's arguments")
+        values: dict[str, Any] = {
+            "broker_url": broker,
+            "state_url": settings.EMAIL_QUEUE_STATE_URL or broker,
+            "name": settings.EMAIL_QUEUE_NAME,
+            "delivery_backend": settings.EMAIL_QUEUE_DELIVERY_BACKEND,
+            "delivery_options": dict(options),
+            "rate_limits": _rate_limits(settings.EMAIL_QUEUE_RATE_LIMIT),
+            "max_retries": settings.EMAIL_QUEUE_MAX_RETRIES,
+            "retry_backoff": float(settings.EMAIL_QUEUE_RETRY_BACKOFF or 0.0),
+            "retry_backoff_max": float(settings.EMAIL_QUEUE_RETRY_BACKOFF_MAX or 0.0),
+            "spool_dir": settings.EMAIL_QUEUE_SPOOL_DIR,
+            "spool_threshold": settings.EMAIL_QUEUE_SPOOL_THRESHOLD,
+            "dedup_ttl": settings.EMAIL_QUEUE_DEDUP_TTL,
+            "lock_ttl": float(settings.EMAIL_QUEUE_LOCK_TTL or 120.0),
+            "idle_close": float(settings.EMAIL_QUEUE_IDLE_CLOSE or 0.0),
+            "visibility_timeout": settings.EMAIL_QUEUE_VISIBILITY_TIMEOUT,
+            "prefetch": settings.EMAIL_QUEUE_PREFETCH,
+        }
+        if "rate_limits" in overrides:
+            overrides["rate_limits"] = _rate_limits(overrides["rate_limits"])
+        values.update(overrides)
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]+", str(values["name"])):
+            raise ImproperlyConfigured(
+                f"EMAIL_QUEUE_NAME must be letters, digits, '_', '.', ':' or '-', not "
+                f"{values['name']!r}")
+        return cls(**values)
+
+    @property
+    def prefix(self) -> str:
+        """The Redis keys' prefix of this queue's state."""
+        return f"mailcore:queue:{self.name}:"
+
+    @property
+    def app_key(self) -> tuple[Any, ...]:
+        return (self.broker_url, self.name, self.visibility_timeout, self.prefetch)
+
+    def __repr__(self) -> str:
+        return (f"<QueueConfig {self.name!r} broker={redact_url(self.broker_url)} "
+                f"state={redact_url(self.state_url)} delivery={self.delivery_backend}>")
+
+
+def _rate_limits(value: Any) -> dict[str, tuple[int, float]]:
+    value = _json_setting("EMAIL_QUEUE_RATE_LIMIT", value)
+    if not value:
+        return {}
+    if isinstance(value, str):
+        return {"*": parse_rate(value)}
+    if isinstance(value, Mapping):
+        return {str(domain).lower(): (tuple(rate) if isinstance(rate, tuple) else
+                                      parse_rate(rate)) for domain, rate in value.items()}
+    raise ImproperlyConfigured("EMAIL_QUEUE_RATE_LIMIT must be a rate ('100/m') or a dict of "
+                               "domain to rate")
+
+
+# -- what is kept in Redis --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """How many messages are waiting for a worker (``queued``), waiting to be tried again
+    after a temporary failure (``retrying``), were sent (``sent``: since the counts were
+    last cleared) and are in the dead-letter list (``dead``)."""
+
+    queued: int
+    retrying: int
+    sent: int
+    dead: int
+    duplicates: int = 0  # tasks delivered again whose message had been sent: not sent again
+
+    @property
+    def pending(self) -> int:
+        """Not finished: queued or retrying."""
+        return self.queued + self.retrying
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that will not be tried again: the server refused it for good (``code`` and
+    ``reply``, its reply on one line), or its temporary failures outlasted the retries."""
+
+    message_id: str
+    reply: str
+    code: int | None
+    kind: str
+    stage: str
+    attempts: int
+    failed_at: float
+    sender: str
+    recipients: tuple[str, ...]
+    detail: str = ""
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+# KEYS: sent record, pending set, retrying hash, sent count; ARGV: record, ttl, message id
+_RECORD_SENT = """
+local ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[3])
+if ok then redis.call('INCR', KEYS[4]) return 1 end
+return 0
+"""
+# KEYS: the destination's counter; ARGV: window (ms), the most in it. Returns 0 (go) or the
+# milliseconds until the window ends.
+_RATE_TAKE = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then
+  redis.call('DECR', KEYS[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end
+  return ttl
+end
+return 0
+"""
+
+
+def _redis_client(url: str) -> Any:
+    """A client that rides out a Redis restart (about 35 s of retries on connection errors)."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 40),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        health_check_interval=15,
+    )
+
+
+class QueueState:
+    """The queue's records in Redis (see the module docstring). One per process and config."""
+
+    def __init__(self, config: QueueConfig) -> None:
+        self.config = config
+        self.redis = _redis_client(config.state_url)
+        p = config.prefix
+        self.k_pending = p + "pending"
+        self.k_retrying = p + "retrying"
+        self.k_dead = p + "dead"
+        self.k_sent_count = p + "count:sent"
+        self.k_duplicates = p + "count:duplicates"
+        self._release = self.redis.register_script(_RELEASE)
+        self._renew = self.redis.register_script(_RENEW)
+        self._record = self.redis.register_script(_RECORD_SENT)
+        self._rate = self.redis.register_script(_RATE_TAKE)
+
+    def k_sent(self, message_id: str) -> str:
+        return f"{self.config.prefix}sent:{message_id}"
+
+    def k_lock(self, message_id: str) -> str:
+        return f"{self.config.prefix}lock:{message_id}"
+
+    # -- the producer --------------------------------------------------------------------
+    def add_pending(self, payloads: Sequence[Mapping[str, Any]]) -> None:
+        """Each message's payload until it is sent or dead: what :meth:`recover_lost` puts
+        back in the queue if the broker lost its task."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(payloads), 5000):
+                pipe.hset(self.k_pending, mapping={
+                    p["id"]: json.dumps(p, separators=(",", ":"))
+                    for p in payloads[start:start + 5000]})
+            pipe.execute()
+
+    def remove_pending(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.redis.hdel(self.k_pending, *ids)
+
+    # -- the worker ----------------------------------------------------------------------
+    def is_sent(self, message_id: str) -> bool:
+        return bool(self.redis.exists(self.k_sent(message_id)))
+
+    def lock(self, message_id: str) -> str | None:
+        token = uuid.uuid4().hex
+        ok = self.redis.set(self.k_lock(message_id), token, nx=True,
+                            px=int(self.config.lock_ttl * 1000))
+        return token if ok else None
+
+    def renew(self, message_id: str, token: str) -> None:
+        self._renew(keys=[self.k_lock(message_id)],
+                    args=[token, int(self.config.lock_ttl * 1000)])
+
+    def unlock(self, message_id: str, token: str) -> None:
+        self._release(keys=[self.k_lock(message_id)], args=[token])
+
+    def record_sent(self, message_id: str, record: Mapping[str, Any]) -> bool:
+        """The sent record (SET NX with the TTL); False if one was there already."""
+        return bool(self._record(
+            keys=[self.k_sent(message_id), self.k_pending, self.k_retrying, self.k_sent_count],
+            args=[json.dumps(record), int(self.config.dedup_ttl), message_id]))
+
+    def skip_duplicate(self, message_id: str) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self.k_pending, message_id)
+            pipe.hdel(self.k_retrying, message_id)
+            pipe.incr(self.k_duplicates)
+            pipe.execute()
+
+    def mark_retrying(self, message_id: str, record: Mapping[str, Any]) -> None:
+        self.redis.hset(self.k_retrying, message_id, json.dumps(record))
+
+    def mark_dead(self, message_id: str, record: Mapping[str, Any]) -> None:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.k_dead, message_id, json.dumps(record))
+            pipe.hdel(self.k_pending, message_id)
+            pipe.hdel(self.k_retrying, message_id)
+            pipe.execute()
+
+    def rate_wait(self, domains: Iterable[str]) -> float:
+        """0 if a message to ``domains`` may go now (it is counted), else the seconds to
+        wait (nothing counted for it)."""
+        limits = self.config.rate_limits
+        if not limits:
+            return 0.0
+        taken: list[str] = []
+        for domain in sorted(set(domains)):
+            limit = limits.get(domain, limits.get("*"))
+            if limit is None:
+                continue
+            count, seconds = limit
+            key = f"{self.config.prefix}rate:{domain}"
+            wait_ms = int(self._rate(keys=[key], args=[int(seconds * 1000), count]))
+            if wait_ms:
+                for earlier in taken:  # give back what this message took
+                    self.redis.decr(earlier)
+                return wait_ms / 1000.0
+            taken.append(key)
+        return 0.0
+
+    def recover_lost(self, app: Any, older_than: float) -> int:
+        """Queue again the messages whose task the broker lost; how many.
+
+        kombu's Redis transport pops a task (BRPOP) and then records it as unacknowledged:
+        a connection lost between the two (a Redis restart) loses that task. Once the queue's
+        list is empty, a message that is still pending, was queued more than ``older_than``
+        seconds ago, is not sent, not locked by a worker and not among the unacknowledged
+        tasks (which include those waiting for a retry) has no task left: it is published
+        again. One worker does this at a time. A false alarm costs only a second task,
+        which finds the lock or the sent record."""
+        r = self.redis
+        if r.llen(self.config.name) or not r.set(self.config.prefix + "recovering", "1",
+                                                  nx=True, ex=max(5, int(older_than))):
+            return 0
+        try:
+            held = _unacked_ids(r)
+            now = time.time()
+            lost = []
+            for key, raw in r.hscan_iter(self.k_pending, count=1000):
+                message_id = key.decode("utf-8", "replace")
+                payload = json.loads(raw)
+                if message_id in held or now - float(payload.get("queued", 0)) < older_than:
+                    continue
+                if r.exists(self.k_sent(message_id)):
+                    r.hdel(self.k_pending, message_id)
+                    continue
+                if r.exists(self.k_lock(message_id)) or r.hexists(self.k_retrying, message_id):
+                    continue
+                lost.append(dict(payload, queued=now))
+            if lost and not r.llen(self.config.name):
+                self.add_pending(lost)
+                _publish_redis(app, self.config, lost)
+                logger.warning("mailcore queue: %d task(s) the broker lost queued again",
+                               len(lost))
+                return len(lost)
+            return 0
+        finally:
+            r.delete(self.config.prefix + "recovering")
+
+    # -- reading -------------------------------------------------------------------------
+    def status(self) -> QueueStatus:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(self.k_pending)
+            pipe.hlen(self.k_retrying)
+            pipe.get(self.k_sent_count)
+            pipe.hlen(self.k_dead)
+            pipe.get(self.k_duplicates)
+            pending, retrying, sent, dead, duplicates = pipe.execute()
+        return QueueStatus(queued=max(0, int(pending) - int(retrying)), retrying=int(retrying),
+                           sent=int(sent or 0), dead=int(dead), duplicates=int(duplicates or 0))
+
+    def dead(self) -> list[DeadLetter]:
+        letters = []
+        for key, raw in self.redis.hgetall(self.k_dead).items():
+            record = json.loads(raw)
+            letters.append(_dead_letter(key.decode("utf-8", "replace"), record))
+        return sorted(letters, key=lambda d: (d.failed_at, d.message_id))
+
+    def take_dead(self, message_id: str) -> dict[str, Any] | None:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(self.k_dead, message_id)
+            pipe.hdel(self.k_dead, message_id)
+            raw, _ = pipe.execute()
+        return None if raw is None else json.loads(raw)
+
+    def put_back_dead(self, message_id: str, record: Mapping[str, Any]) -> None:
+        self.redis.hset(self.k_dead, message_id, json.dumps(record))
+
+
+def _unacked_ids(client: Any) -> set[str]:
+    """The Message-IDs of the tasks kombu holds as unacknowledged (delivered to a worker)."""
+    ids = set()
+    for raw in client.hvals("unacked"):
+        with contextlib.suppress(Exception):
+            message = json.loads(raw)[0]
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(body)[0]
+            ids.add(str(args[0]["id"]))
+    return ids
+
+
+def _dead_letter(message_id: str, record: Mapping[str, Any]) -> DeadLetter:
+    payload = record.get("payload", {})
+    return DeadLetter(
+        message_id=message_id, reply=record.get("reply", ""), code=record.get("code"),
+        kind=record.get("kind", ""), stage=record.get("stage", ""),
+        attempts=int(record.get("attempts", 0)), failed_at=float(record.get("at", 0.0)),
+        sender=payload.get("from", ""), recipients=tuple(payload.get("to", ())),
+        detail=record.get("detail", ""))
+
+
+_STATES: dict[tuple[int, str, str], QueueState] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def get_state(config: QueueConfig | None = None) -> QueueState:
+    """The :class:`QueueState` of ``config`` (None: the settings) in this process."""
+    config = config or QueueConfig.from_settings()
+    key = (os.getpid(), config.state_url, config.name)
+    with _STATES_LOCK:
+        state = _STATES.get(key)
+        if state is None or state.config.dedup_ttl != config.dedup_ttl or (
+                state.config.rate_limits != config.rate_limits
+                or state.config.lock_ttl != config.lock_ttl):
+            state = _STATES[key] = QueueState(config)
+        return state
+
+
+# -- the library API ---------------------------------------------------------------------------
+
+
+def status(config: QueueConfig | None = None) -> QueueStatus:
+    """The counts of the queue of ``config`` (None: the settings)."""
+    return get_state(config).status()
+
+
+def dead_letters(config: QueueConfig | None = None) -> list[DeadLetter]:
+    """The dead-letter list, oldest first, each with the server's reply."""
+    return get_state(config).dead()
+
+
+def retry(message_id: str, config: QueueConfig | None = None) -> bool:
+    """Put a dead-lettered message back in the queue (its attempts counted from zero); False
+    if ``message_id`` is not in the dead-letter list. Its sent record, if it has one, still
+    holds: a message that was sent is not sent again."""
+    config = config or QueueConfig.from_settings()
+    state = get_state(config)
+    record = state.take_dead(message_id)
+    if record is None:
+        return False
+    payload = dict(record["payload"], attempt=0, queued=time.time())
+    try:
+        state.add_pending([payload])
+        _publish(config, [payload])
+    except BaseException:
+        state.remove_pending([message_id])
+        state.put_back_dead(message_id, record)
+        raise
+    return True
+
+
+# -- the producer ------------------------------------------------------------------------------
+
+
+class SpoolError(ValueError):
+    """A spooled message's file is missing a part or changed (its checksum does not match)."""
+
+
+def prepare(message: Any, config: QueueConfig | None = None) -> dict[str, Any] | None:
+    """The task payload of one message: its envelope, its Message-ID and its bytes (or, over
+    the spool threshold, the spool file they were written to). None for a message without
+    recipients. Raises what the SMTP backend raises for a message it can't send (an invalid
+    address: ValueError), before anything is queued."""
+    from mailcore.backends.smtp import _envelope
+    from mailcore.message import NeedsSMTPUTF8Error
+    from mailcore.wire import serialize
+
+    config = config or QueueConfig.from_settings()
+    if not message.recipients():
+        return None
+    from_email, recipients = _envelope(message)
+    smtputf8 = not (from_email.isascii() and all(r.isascii() for r in recipients))
+    if smtputf8:
+        data = serialize(message, "\r\n", utf8=True)
+    else:
+        try:
+            data = serialize(message, "\r\n")
+        except NeedsSMTPUTF8Error:  # a header address (Reply-To...) needs UTF-8 headers
+            smtputf8 = True
+            data = serialize(message, "\r\n", utf8=True)
+    message_id = data.message_id or ""
+    if not message_id:
+        raise ValueError("the message has no Message-ID: the queue needs one to send it once")
+    payload: dict[str, Any] = {
+        "v": PAYLOAD_VERSION, "id": message_id, "from": from_email, "to": recipients,
+        "smtputf8": smtputf8, "eight_bit": data.eight_bit, "size": data.size,
+        "queued": time.time(), "attempt": 0,
+    }
+    if data.size > config.spool_threshold:
+        payload["spool"] = _spool(data, config)
+    else:
+        payload["data"] = base64.b64encode(data.getvalue()).decode("ascii")
+    return payload
+
+
+def _spool(data: Any, config: QueueConfig) -> dict[str, Any]:
+    if not config.spool_dir:
+        raise ImproperlyConfigured(
+            f"A message of {data.size:,} bytes is over EMAIL_QUEUE_SPOOL_THRESHOLD "
+            f"({config.spool_threshold:,}): set EMAIL_QUEUE_SPOOL_DIR to a folder that the "
+            "workers share, so that it does not go into the broker whole")
+    folder = Path(config.spool_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{uuid.uuid4().hex}.eml"
+    digest = hashlib.sha256()
+    size = 0
+    partial = folder / f".{name}.part"
+    try:
+        with open(partial, "wb") as out:
+            for chunk in data.chunks():
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, folder / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    return {"name": name, "sha256": digest.hexdigest(), "size": size}
+
+
+def enqueue(messages: Iterable[Any], config: QueueConfig | None = None) -> list[str]:
+    """Queue ``messages`` (mailcore's or Django's EmailMessage objects); return the Message-IDs
+    queued, in order (messages without recipients are left out, as the SMTP backend leaves
+    them). Every message is prepared before any is queued: an invalid one raises and nothing
+    is queued."""
+    config = config or QueueConfig.from_settings()
+    payloads = [p for p in (prepare(m, config) for m in messages) if p is not None]
+    if not payloads:
+        return []
+    ids = [p["id"] for p in payloads]
+    state = get_state(config)
+    state.add_pending(payloads)
+    try:
+        _publish(config, payloads)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            state.remove_pending(ids)
+        raise
+    return ids
+
+
+def _publish(config: QueueConfig, payloads: Sequence[Mapping[str, Any]]) -> None:
+    app = get_app(config)
+    if urlsplit(config.broker_url).scheme in ("redis", "rediss"):
+        _publish_redis(app, config, payloads)
+    else:
+        _publish_celery(app, config, payloads)
+
+
+def _publish_redis(app: Any, config: QueueConfig, payloads: Sequence[Mapping[str, Any]],
+                   batch: int = 2000) -> None:
+    """The tasks as Celery's own publishing writes them to a Redis broker (Celery's message
+    protocol 2, built by Celery's ``as_task_v2``; kombu's Redis envelope: a JSON object LPUSHed
+    to the queue's list), a pipeline of ``batch`` at a time: one round trip per batch, where
+    ``apply_async`` makes one per message, and none of its per-call routing and retry set-up
+    (about ten times the producer's rate). The workers can't tell them apart."""
+    build = app.amqp.as_task_v2
+    origin = _origin()
+    client = _broker_client(config)
+    queue = config.name
+    with client.pipeline(transaction=False) as pipe:
+        for start in range(0, len(payloads), batch):
+            for payload in payloads[start:start + batch]:
+                task_id = uuid.uuid4().hex
+                headers, properties, body, _ = build(
+                    task_id, TASK_NAME, [payload], {}, origin=origin, ignore_result=True,
+                    argsrepr=f"({payload['id']!r},)", kwargsrepr="{}")
+                encoded = base64.b64encode(json.dumps(body, separators=(",", ":"))
+                                           .encode("utf-8")).decode("ascii")
+                properties.update(
+                    body_encoding="base64", delivery_tag=str(uuid.uuid4()), priority=0,
+                    delivery_mode=2, delivery_info={"exchange": "", "routing_key": queue})
+                pipe.lpush(queue, json.dumps({
+                    "body": encoded, "content-encoding": "utf-8",
+                    "content-type": "application/json", "headers": headers,
+                    "properties": properties}, separators=(",", ":")))
+            pipe.execute()
+
+
+def _origin() -> str:
+    import socket
+
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+_BROKER_CLIENTS: dict[tuple[int, str], Any] = {}
+
+
+def _broker_client(config: QueueConfig) -> Any:
+    key = (os.getpid(), config.broker_url)
+    client = _BROKER_CLIENTS.get(key)
+    if client is None:
+        client = _BROKER_CLIENTS[key] = _redis_client(config.broker_url)
+    return client
+
+
+def _publish_celery(app: Any, config: QueueConfig, payloads: Sequence[Mapping[str, Any]]
+                    ) -> None:
+    task = app.tasks[TASK_NAME]
+    with app.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)  # kombu 5.7: one Redis pipeline per 1,000
+        with batch(1000) if batch is not None else contextlib.nullcontext():
+            declare = None  # the queue is declared with the first message only
+            for payload in payloads:
+                # argsrepr: the log line names the message, without a second copy of it
+                task.apply_async(args=[payload], producer=producer, queue=config.name,
+                                 routing_key=config.name, declare=declare,
+                                 argsrepr=f"({payload['id']!r},)", kwargsrepr="{}")
+                declare = []
+
+
+# -- the Celery app ----------------------------------------------------------------------------
+
+_APPS: dict[tuple[Any, ...], Any] = {}
+_APPS_LOCK = threading.Lock()
+
+
+def get_app(config: QueueConfig | None = None) -> Any:
+    """The Celery app of ``config`` (None: the settings), made once per broker and queue."""
+    config = config or QueueConfig.from_settings()
+    with _APPS_LOCK:
+        app = _APPS.get(config.app_key)
+        if app is None:
+            app = _APPS[config.app_key] = _make_app(config)
+        app.mailcore_config = config  # the latest settings for the same broker and queue
+        return app
+
+
+def _make_app(config: QueueConfig) -> Any:
+    try:
+        from celery import Celery
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"queued sending needs Celery with Redis ({exc.name or exc} is missing): "
+            "pip install 'mailcore[queue]'") from exc
+    app = Celery("mailcore", set_as_current=False)
+    vt = int(config.visibility_timeout)
+    app.conf.update(
+        broker_url=config.broker_url,
+        broker_transport_options={
+            "visibility_timeout": vt,
+            # a short visibility timeout is only useful if orphans are looked for as often
+            "unacked_restore_interval": max(1, min(10, vt // 4)),
+            "unacked_restore_throttle": 1 if vt < 600 else 10,
+        },
+        broker_connection_retry=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_pool_limit=10,
+        task_default_queue=config.name,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 40, "interval_start": 0.05,
+                                   "interval_step": 0.25, "interval_max": 1.0},
+        worker_prefetch_multiplier=max(1, int(config.prefetch)),
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+    )
+    app.mailcore_config = config
+    app.steps["worker"].add(_restore_step())
+
+    @app.task(bind=True, name=TASK_NAME, max_retries=None, acks_late=True,
+              reject_on_worker_lost=True, ignore_result=True)
+    def deliver(task: Any, payload: dict[str, Any]) -> str:
+        return _worker_for(task.app.mailcore_config).handle(task, payload)
+
+    return app
+
+
+def _restore_step() -> type:
+    """A worker bootstep that gives back, every few seconds, the tasks a vanished worker took
+    and never acknowledged, once they are older than the visibility timeout (kombu's own
+    ``restore_visible``, on a thread of the worker's main process with its own connection).
+    kombu before 5.7 looks for them only when a worker connects, so the tasks of a worker
+    killed while the others run, or left behind by a broker restart, would wait for the next
+    worker start."""
+    from celery import bootsteps
+
+    class RestoreUnacked(bootsteps.StartStopStep):
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self.stopped = threading.Event()
+            self.thread: threading.Thread | None = None
+
+        def start(self, worker: Any) -> None:
+            vt = int(worker.app.mailcore_config.visibility_timeout)
+            every = max(1, min(30, vt // 3))
+            self.stopped.clear()
+            self.thread = threading.Thread(target=self.run, args=(worker.app, every),
+                                           daemon=True, name="mailcore-queue-restore")
+            self.thread.start()
+
+        def run(self, app: Any, every: float) -> None:
+            while not self.stopped.wait(every):
+                try:
+                    with app.connection_for_write() as connection:
+                        connection.default_channel.qos.restore_visible(num=1000, interval=1)
+                    config = app.mailcore_config
+                    get_state(config).recover_lost(app, float(config.visibility_timeout))
+                except Exception as exc:  # noqa: BLE001 - the broker away: next time
+                    logger.debug("mailcore queue: restoring unacknowledged tasks: %r", exc)
+
+        def stop(self, worker: Any) -> None:
+            self.stopped.set()
+
+    return RestoreUnacked
+
+
+def __getattr__(name: str) -> Any:
+    # ``celery -A mailcore.queue worker`` looks for ``app``: made from the settings then.
+    if name in ("app", "celery"):
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- the worker --------------------------------------------------------------------------------
+
+
+def is_temporary(failure: Failure) -> bool:
+    """Whether a failure is worth trying again: a 4xx reply (every recipient refused with a
+    4xx included), a connection refused, lost or timed out, a host not found, a spool file
+    not (yet) there. 5xx replies and everything about the message itself are permanent."""
+    if failure.kind is Kind.RECIPIENTS_REFUSED:
+        return bool(failure.refused) and all(400 <= r.code < 500 for r in failure.refused)
+    if failure.code is not None:
+        return 400 <= failure.code < 500
+    return failure.kind in _TEMPORARY_KINDS
+
+
+_TEMPORARY_KINDS = frozenset({
+    Kind.TIMEOUT, Kind.CONNECTION_REFUSED, Kind.CONNECTION, Kind.DISCONNECTED,
+    Kind.HOST_NOT_FOUND, Kind.SERVICE_UNAVAILABLE, Kind.LOCAL_FILE,
+})
+
+
+def backoff(attempt: int, config: QueueConfig, rng: random.Random | None = None) -> float:
+    """Seconds before try ``attempt + 1``: full jitter over ``RETRY_BACKOFF * 2**attempt``,
+    capped at ``RETRY_BACKOFF_MAX``, never less than a tenth of the base."""
+    ceiling = min(config.retry_backoff_max, config.retry_backoff * (2 ** attempt))
+    return max(config.retry_backoff / 10, (rng or random).uniform(0, ceiling))
+
+
+class _SpoolPiece:
+    """A spooled message's bytes, read a chunk at a time as they are sent."""
+
+    stuffing_needed = True
+
+    def __init__(self, path: Path, length: int) -> None:
+        self.path = path
+        self.length = length
+
+    def size(self) -> int:
+        return self.length
+
+    def chunks(self) -> Iterator[bytes]:
+        read = 0
+        with open(self.path, "rb") as f:
+            while block := f.read(_READ_SIZE):
+                read += len(block)
+                if read > self.length:
+                    break
+                yield block
+        if read != self.length:
+            raise SpoolError(f"the spool file {self.path} changed while it was sent")
+
+
+def _carried(pieces: list[Any], message_id: str, eight_bit: bool) -> Any:
+    from mailcore.wire import Serialized
+
+    class Carried(Serialized):
+        """The carried bytes, as the SMTP client takes them; 8-bit as the producer saw."""
+
+        @property
+        def eight_bit(self) -> bool:
+            return eight_bit
+
+    return Carried(pieces, [("Message-ID", message_id)], "\r\n")
+
+
+class _Deliverer:
+    """One SMTP connection for the worker process, kept between tasks, closed when idle."""
+
+    def __init__(self, config: QueueConfig) -> None:
+        from mailcore import import_string
+        from mailcore.backends.smtp import EmailBackend as SMTPBackend
+
+        cls = import_string(config.delivery_backend) if isinstance(
+            config.delivery_backend, str) else config.delivery_backend
+        if not (isinstance(cls, type) and issubclass(cls, SMTPBackend)):
+            raise ImproperlyConfigured(
+                f"EMAIL_QUEUE_DELIVERY_BACKEND must be an SMTP backend (mailcore.backends.smtp."
+                f"EmailBackend or a subclass), not {config.delivery_backend!r}")
+        self.backend = cls(**dict(config.delivery_options))
+        self.idle_close = config.idle_close
+        self._lock = threading.Lock()
+        self._used = time.monotonic()
+        self._closer: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def send(self, payload: Mapping[str, Any], data: Any,
+             progress: Callable[[int, int], None] | None = None) -> tuple[int, str, dict]:
+        """Send the carried message; (code, reply text, refused recipients) of the 250."""
+        with self._lock:
+            self._used = time.monotonic()
+            self._ensure_closer()
+            try:
+                return self._send(payload, data, progress, reused=self.backend.connection
+                                  is not None)
+            finally:
+                self._used = time.monotonic()
+
+    def _send(self, payload: Mapping[str, Any], data: Any, progress: Any,
+              reused: bool) -> tuple[int, str, dict]:
+        backend = self.backend
+        if backend.connection is None:
+            backend.open()
+        connection = backend.connection
+        signed = backend.dkim.sign_serialized(data) if backend.dkim is not None else data
+        options = ["SMTPUTF8"] if payload.get("smtputf8") else []
+        try:
+            if hasattr(connection, "send_serialized"):  # mailcore's own client
+                reply = connection.send_serialized(payload["from"], payload["to"], signed,
+                                                   mail_options=options, progress=progress)
+                refused, code, text = reply
+            else:  # an smtplib-compatible connection_class of the user's
+                refused = connection.sendmail(payload["from"], payload["to"],
+                                              signed.getvalue(), options) or {}
+                code, text = 250, b""
+        except Exception as exc:
+            kept = (isinstance(exc, smtplib.SMTPException)
+                    and getattr(connection, "sock", None) is not None)
+            if not kept:
+                self._discard()
+                failure = classify(exc)
+                # a kept connection the server closed while it was idle: once more, afresh
+                if reused and failure.kind in (Kind.DISCONNECTED, Kind.SERVICE_UNAVAILABLE) \
+                        and failure.stage in (None, _stage("mail")):
+                    return self._send(payload, data, progress, reused=False)
+            raise
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        return code, text, {a: [c, t.decode("utf-8", "replace") if isinstance(t, bytes) else t]
+                            for a, (c, t) in dict(refused).items()}
+
+    def _discard(self) -> None:
+        backend = self.backend
+        with contextlib.suppress(Exception):
+            if backend.connection is not None:
+                backend.connection.close()
+        with contextlib.suppress(Exception):
+            backend.close()
+        backend.connection = None
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            with contextlib.suppress(Exception):
+                self.backend.close()
+
+    def _ensure_closer(self) -> None:
+        if self._closer is None and self.idle_close > 0:
+            self._closer = threading.Thread(target=self._close_when_idle, daemon=True,
+                                            name="mailcore-queue-idle")
+            self._closer.start()
+
+    def _close_when_idle(self) -> None:
+        while not self._stop.wait(max(0.05, self.idle_close / 4)):
+            with self._lock:
+                if (self.backend.connection is not None
+                        and time.monotonic() - self._used >= self.idle_close):
+                    with contextlib.suppress(Exception):
+                        self.backend.close()
+                    if self.backend.connection is not None:
+                        self._discard()
+
+
+def _stage(name: str) -> Any:
+    from mailcore.errors import Stage
+
+    return Stage(name)
+
+
+class _Worker:
+    """What one worker process does with each task."""
+
+    def __init__(self, config: QueueConfig) -> None:
+        self.config = config
+        self.state = get_state(config)
+        self.deliverer = _Deliverer(config)
+
+    def handle(self, task: Any, payload: dict[str, Any]) -> str:
+        import redis
+        from celery.exceptions import Reject
+
+        try:
+            return self._handle(task, payload)
+        except redis.RedisError as exc:
+            # The state store stayed away: the task goes back to the broker (or, if that is
+            # gone too, is restored to the queue after the visibility timeout).
+            logger.warning("mailcore queue: Redis unavailable (%s): task requeued",
+                           type(exc).__name__)
+            raise Reject(exc, requeue=True) from None
+
+    def _handle(self, task: Any, payload: dict[str, Any]) -> str:
+        message_id = payload["id"]
+        state = self.state
+        if state.is_sent(message_id):
+            state.skip_duplicate(message_id)
+            return "duplicate"
+        token = state.lock(message_id)
+        if token is None:  # another worker is sending it now: look again when it is done
+            raise task.retry(args=[payload], countdown=min(self.config.lock_ttl, 1.0)
+                             * random.uniform(0.5, 1.0), max_retries=None)
+        try:
+            if state.is_sent(message_id):
+                state.skip_duplicate(message_id)
+                return "duplicate"
+            wait = state.rate_wait(_domains(payload["to"]))
+            if wait > 0:
+                raise task.retry(args=[payload], countdown=wait + random.uniform(0, 0.05),
+                                 max_retries=None)
+            try:
+                data = self._load(payload)
+                code, text, refused = self.deliverer.send(
+                    payload, data, self._renewer(message_id, token, data.size))
+            except Exception as exc:  # noqa: BLE001 - classified: retried or dead-lettered
+                import redis
+
+                if isinstance(exc, redis.RedisError):
+                    raise
+                return self._failed(task, payload, exc)
+            state.record_sent(message_id, {"at": time.time(), "code": code, "reply": text,
+                                           "refused": refused,
+                                           "attempts": int(payload.get("attempt", 0)) + 1})
+            self._unspool(payload)
+            return "sent"
+        finally:
+            with contextlib.suppress(Exception):
+                state.unlock(message_id, token)
+
+    def _renewer(self, message_id: str, token: str, size: int) -> Callable[[int, int], None] | None:
+        if size < 4 * _READ_SIZE:
+            return None
+        every = max(1.0, self.config.lock_ttl / 3)
+        last = [time.monotonic()]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= every:
+                last[0] = now
+                with contextlib.suppress(Exception):
+                    self.state.renew(message_id, token)
+
+        return progress
+
+    def _load(self, payload: Mapping[str, Any]) -> Any:
+        if "data" in payload:
+            return _carried([base64.b64decode(payload["data"])], payload["id"],
+                            bool(payload.get("eight_bit")))
+        spool = payload["spool"]
+        name = str(spool["name"])
+        if not _SPOOL_NAME.match(name):
+            raise SpoolError(f"not a spool file name: {name!r}")
+        if not self.config.spool_dir:
+            raise ImproperlyConfigured("a spooled message needs EMAIL_QUEUE_SPOOL_DIR set on "
+                                       "the workers")
+        path = Path(self.config.spool_dir) / name
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as f:  # a missing file: an OSError naming it (temporary)
+            while block := f.read(_READ_SIZE):
+                digest.update(block)
+                size += len(block)
+        if size != spool["size"] or digest.hexdigest() != spool["sha256"]:
+            raise SpoolError(f"the spool file {path} does not match its checksum "
+                             f"({size:,} bytes, {spool['size']:,} expected)")
+        return _carried([_SpoolPiece(path, size)], payload["id"],
+                        bool(payload.get("eight_bit")))
+
+    def _unspool(self, payload: Mapping[str, Any]) -> None:
+        spool = payload.get("spool")
+        if spool and self.config.spool_dir and _SPOOL_NAME.match(str(spool["name"])):
+            with contextlib.suppress(OSError):
+                (Path(self.config.spool_dir) / spool["name"]).unlink()
+
+    def _failed(self, task: Any, payload: dict[str, Any], exc: Exception) -> str:
+        failure = classify(exc)
+        attempt = int(payload.get("attempt", 0))
+        message_id = payload["id"]
+        record = {
+            "at": time.time(), "code": failure.code, "reply": failure.reply,
+            "kind": str(failure.kind), "stage": str(failure.stage or ""),
+            "attempts": attempt + 1,
+            "detail": _detail(failure, exc),
+        }
+        if is_temporary(failure) and attempt < self.config.max_retries:
+            delay = backoff(attempt, self.config)
+            self.state.mark_retrying(message_id, dict(record, next=time.time() + delay))
+            logger.info("mailcore queue: %s: %s, try %d in %.1fs", message_id,
+                        failure.reply or failure.kind, attempt + 2, delay)
+            raise task.retry(args=[dict(payload, attempt=attempt + 1)], countdown=delay,
+                             max_retries=None)
+        self.state.mark_dead(message_id, dict(record, payload=payload))
+        logger.warning("mailcore queue: %s dead-lettered: %s", message_id,
+                       failure.reply or failure.kind)
+        return "dead"
+
+
+def _detail(failure: Failure, exc: BaseException) -> str:
+    """A few words for the dead-letter list: what mailcore's own exceptions say (they name no
+    secret); for others the kind, reason and file only."""
+    if isinstance(exc, SpoolError | ImproperlyConfigured):
+        return str(exc)
+    if failure.refused:
+        return "; ".join(f"{r.address}: {r.code} {r.text}" for r in failure.refused)
+    words = [w for w in (failure.reason, failure.path, failure.address) if w]
+    return " ".join(words)
+
+
+def _domains(recipients: Iterable[str]) -> list[str]:
+    return [r.rpartition("@")[2].lower() for r in recipients]
+
+
+_WORKERS: dict[tuple[int, tuple[Any, ...]], _Worker] = {}
+
+
+def _worker_for(config: QueueConfig) -> _Worker:
+    key = (os.getpid(), config.app_key)
+    worker = _WORKERS.get(key)
+    if worker is None:
+        worker = _WORKERS[key] = _Worker(config)
+    return worker
+
+
+def _close_connections(**_: Any) -> None:
+    for key, worker in list(_WORKERS.items()):
+        if key[0] == os.getpid():
+            worker.deliverer.close()
+
+
+with contextlib.suppress(ImportError):
+    from celery.signals import worker_process_shutdown, worker_shutdown
+
+    worker_process_shutdown.connect(_close_connections, weak=False)
+    worker_shutdown.connect(_close_connections, weak=False)

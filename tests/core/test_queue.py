@@ -1,0 +1,433 @@
+"""Queued sending (mailcore.backends.celery, mailcore.queue) with real parts: a redis-server on
+127.0.0.1 started here (one per module, AOF synced at every write so a restart loses nothing),
+real Celery workers (``python -m mailcore worker``, prefork pools; never task_always_eager) and
+a loopback aiosmtpd server that counts what it receives by Message-ID."""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import mailcore
+import mailcore.cli
+from mailcore import queue
+from mailcore.conf import ImproperlyConfigured, settings
+from tests.support.redis import RedisServer
+from tests.support.servers import SMTPServer
+
+ROOT = Path(__file__).resolve().parents[2]
+MESSAGE_ID = re.compile(rb"^Message-ID: (.+?)\r\n", re.M | re.I)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis"), appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture
+def qname() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def producer(redis_server: RedisServer, qname: str, tmp_path: Path) -> dict[str, object]:
+    """The producer's settings (this process): the test's queue on the module's Redis."""
+    values = {"EMAIL_QUEUE_BROKER_URL": redis_server.url, "EMAIL_QUEUE_NAME": qname,
+              "EMAIL_QUEUE_SPOOL_DIR": str(tmp_path / "spool"),
+              "EMAIL_QUEUE_SPOOL_THRESHOLD": 1024 * 1024}
+    settings.configure(**values)
+    return values
+
+
+class Workers:
+    """``python -m mailcore worker`` processes, each in its own process group."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, concurrency: int = 1) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process writes it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailcore", "worker", "-c", str(concurrency),
+             "-n", f"{name}@%h", "-l", os.environ.get("QUEUE_TEST_LOGLEVEL", "WARNING")],
+            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its pool processes at once."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()  # warm shutdown
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+            with _suppress_lookup():
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+            proc.wait()
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.logs.glob("*.log"))
+
+
+class _suppress_lookup:  # noqa: N801 - a tiny context manager
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, *_: object) -> bool:
+        return exc_type is ProcessLookupError or exc_type is PermissionError
+
+
+@pytest.fixture
+def start_workers(producer: dict[str, object], tmp_path: Path) -> Iterator[Callable[..., Workers]]:
+    made: list[Workers] = []
+
+    def start(server: SMTPServer, **queue_settings: object) -> Workers:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILCORE_")}
+        values: dict[str, object] = dict(producer)
+        values.update({
+            "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": server.port, "EMAIL_TIMEOUT": 30,
+            "EMAIL_QUEUE_RETRY_BACKOFF": 0.2, "EMAIL_QUEUE_RETRY_BACKOFF_MAX": 0.5,
+            "EMAIL_QUEUE_MAX_RETRIES": 4, "EMAIL_QUEUE_LOCK_TTL": 2,
+            "EMAIL_QUEUE_VISIBILITY_TIMEOUT": 3, "EMAIL_QUEUE_IDLE_CLOSE": 10,
+            "EMAIL_QUEUE_PREFETCH": 4,
+        })
+        values.update(queue_settings)
+        env.update({f"MAILCORE_{k}": str(v) for k, v in values.items()})
+        env["MAILCORE_STRICT_WIRE"] = "1"
+        env["PYTHONPATH"] = str(ROOT)
+        logs = tmp_path / f"logs{len(made)}"
+        logs.mkdir()
+        workers = Workers(env, logs)
+        made.append(workers)
+        return workers
+
+    yield start
+    for workers in made:
+        workers.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               workers: Workers | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            logs = workers.log_text() if workers is not None else ""
+            raise AssertionError(f"not within {timeout}s: {what}\n{logs}")
+        time.sleep(0.05)
+
+
+def ids_received(server: SMTPServer) -> collections.Counter[str]:
+    """Message-ID -> how many times the server accepted it."""
+    return collections.Counter(message_id(m.data) for m in server.messages)
+
+
+def message_id(data: bytes) -> str:
+    match = MESSAGE_ID.search(data)
+    assert match is not None, data[:500]
+    return match.group(1).decode()
+
+
+def batch(n: int, tag: str = "m") -> list[mailcore.EmailMessage]:
+    return [mailcore.EmailMessage(f"{tag} {i}", f"Message {i}.\n" * 20, "from@example.com",
+                                  [f"to{i}@example.com"]) for i in range(n)]
+
+
+def finished(config: queue.QueueConfig | None = None, sent: int = 0) -> Callable[[], bool]:
+    def check() -> bool:
+        st = queue.status(config)
+        return st.pending == 0 and st.sent >= sent
+
+    return check
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def test_thousand_messages_delivered_exactly_once(producer, start_workers) -> None:
+    with SMTPServer("plain", pipelining=True) as server:
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+        assert backend.send_messages(batch(1000)) == 1000
+        ids = backend.last_message_ids
+        assert len(set(ids)) == 1000
+        assert queue.status().queued == 1000  # nothing delivered before a worker runs
+        assert server.messages == []
+
+        workers = start_workers(server)
+        workers.start("a", concurrency=2)
+        wait_until(lambda: len(server.messages) >= 1000, 90, "1,000 delivered", workers)
+        wait_until(finished(sent=1000), 30, "the queue empty", workers)
+        received = ids_received(server)
+        assert set(received) == set(ids)
+        assert max(received.values()) == 1
+        st = queue.status()
+        assert (st.queued, st.retrying, st.sent, st.dead) == (0, 0, 1000, 0)
+        # one connection per worker process, kept between tasks
+        assert 1 <= server.connections <= 2
+        # the CLI says the same
+        out = io.StringIO()
+        assert mailcore.cli.run(["queue", "status", "--json"], stdout=out) == 0
+        counts = json.loads(out.getvalue())
+        assert (counts["queued"], counts["sent"], counts["dead"]) == (0, 1000, 0)
+
+
+def test_temporary_failure_retried_then_delivered_once(producer, start_workers) -> None:
+    tries: collections.Counter[str] = collections.Counter()
+
+    def reply(record) -> str | None:
+        mid = message_id(record.data)
+        tries[mid] += 1
+        return "451 4.3.0 Try again later" if tries[mid] <= 2 else None
+
+    with SMTPServer("plain", pipelining=True, data_reply=reply) as server:
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+        assert backend.send_messages(batch(3)) == 3
+        workers = start_workers(server)
+        workers.start("a")
+        wait_until(finished(sent=3), 60, "3 delivered after two 451s each", workers)
+        assert ids_received(server) == {mid: 1 for mid in backend.last_message_ids}
+        assert collections.Counter(message_id(m.data) for m in server.handler.rejected) == {
+            mid: 2 for mid in backend.last_message_ids}
+        st = queue.status()
+        assert (st.sent, st.retrying, st.dead) == (3, 0, 0)
+
+
+def test_permanent_failures_are_dead_lettered_with_the_reply(producer, start_workers,
+                                                             tmp_path) -> None:
+    refused = "550 5.7.1 Message refused by policy"
+    with SMTPServer("plain", pipelining=True, data_size_limit=None) as server:
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+        bad, good = batch(2, "policy")
+        assert backend.send_messages([bad]) == 1
+        bad_id = backend.last_message_ids[0]
+        server.handler.data_reply = lambda r: refused if message_id(r.data) == bad_id else None
+        # a spooled message whose file changed after it was queued
+        big = mailcore.EmailMessage("big", "body", "from@example.com", ["big@example.com"])
+        big.attach("blob.bin", os.urandom(1_200_000), "application/octet-stream")
+        assert backend.send_messages([good, big]) == 2
+        good_id, big_id = backend.last_message_ids
+        (spooled,) = Path(producer["EMAIL_QUEUE_SPOOL_DIR"]).glob("*.eml")
+        with open(spooled, "r+b") as f:
+            f.seek(-10, os.SEEK_END)
+            f.write(b"XXXXXXXXXX")
+
+        workers = start_workers(server)
+        workers.start("a")
+        wait_until(lambda: queue.status().dead == 2 and queue.status().pending == 0, 60,
+                   "two dead letters", workers)
+        assert set(ids_received(server)) == {good_id}
+        # refused once, never tried again
+        assert [message_id(r.data) for r in server.handler.rejected] == [bad_id]
+        letters = {d.message_id: d for d in queue.dead_letters()}
+        assert set(letters) == {bad_id, big_id}
+        assert letters[bad_id].code == 550
+        assert letters[bad_id].reply == refused
+        assert letters[bad_id].attempts == 1
+        assert letters[bad_id].recipients == ("to0@example.com",)
+        assert letters[big_id].code is None and "checksum" in letters[big_id].detail
+
+        out = io.StringIO()
+        assert mailcore.cli.run(["queue", "dead"], stdout=out) == 0
+        assert bad_id in out.getvalue() and refused in out.getvalue()
+
+        # retried by hand once the server takes it
+        server.handler.data_reply = None
+        err = io.StringIO()
+        assert mailcore.cli.run(["queue", "retry", bad_id], stdout=io.StringIO(),
+                                stderr=err) == 0
+        wait_until(lambda: bad_id in ids_received(server), 30, "the retried message", workers)
+        assert [d.message_id for d in queue.dead_letters()] == [big_id]
+        assert mailcore.cli.run(["queue", "retry", "<nobody@example.com>"],
+                                stdout=io.StringIO(), stderr=err) == 1
+        assert "not in the dead-letter list" in err.getvalue()
+
+
+def test_worker_killed_mid_batch_loses_nothing(producer, start_workers) -> None:
+    with SMTPServer("plain", pipelining=True) as server:
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+        assert backend.send_messages(batch(400)) == 400
+        ids = set(backend.last_message_ids)
+        workers = start_workers(server)
+        first = workers.start("a", concurrency=2)
+        wait_until(lambda: len(server.messages) >= 100, 60, "100 delivered", workers)
+        workers.kill(first)
+        killed_at = time.time()
+        before_kill = {m.connection_id for m in server.messages if m.received_at <= killed_at}
+        workers.start("b", concurrency=2)
+        wait_until(lambda: set(ids_received(server)) >= ids, 90, "all 400 delivered", workers)
+        wait_until(finished(), 30, "the queue empty", workers)
+
+        received = ids_received(server)
+        assert set(received) == ids
+        duplicates = [mid for mid, n in received.items() if n > 1]
+        # The documented window: accepted by the server, the worker killed before it recorded
+        # the message as sent. At most one message per killed pool process, and each one the
+        # last message its connection to the killed worker carried.
+        assert len(duplicates) <= 2
+        records = server.messages
+        for mid in duplicates:
+            copies = sorted((r for r in records if message_id(r.data) == mid),
+                            key=lambda r: r.received_at)
+            assert len(copies) == 2
+            first_copy = copies[0]
+            assert first_copy.connection_id in before_kill
+            assert first_copy.received_at <= killed_at
+            later_on_that_connection = [r for r in records
+                                        if r.connection_id == first_copy.connection_id
+                                        and r.received_at > first_copy.received_at]
+            assert later_on_that_connection == []
+        st = queue.status()
+        assert (st.sent, st.dead, st.pending) == (400, 0, 0)
+
+
+def test_redis_restarted_mid_batch_loses_nothing(producer, start_workers, redis_server) -> None:
+    with SMTPServer("plain", pipelining=True) as server:
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+        assert backend.send_messages(batch(300)) == 300
+        ids = set(backend.last_message_ids)
+        workers = start_workers(server)
+        workers.start("a", concurrency=2)
+        wait_until(lambda: len(server.messages) >= 60, 60, "60 delivered", workers)
+        redis_server.restart(down_for=1.0)
+        wait_until(lambda: len(server.messages) >= 300, 90, "all 300 after the restart",
+                   workers)
+        wait_until(finished(sent=300), 60, "the queue empty", workers)
+        received = ids_received(server)
+        assert set(received) == ids
+        assert max(received.values()) == 1  # no worker died: no window, no duplicate
+        st = queue.status()
+        assert (st.sent, st.dead, st.pending) == (300, 0, 0)
+
+
+def test_fifty_megabyte_attachment_goes_through_the_spool(producer, start_workers,
+                                                          redis_server, qname,
+                                                          tmp_path) -> None:
+    blob = tmp_path / "big.bin"
+    content = os.urandom(50 * 1024 * 1024)
+    blob.write_bytes(content)
+    message = mailcore.EmailMessage("Fifty megabytes", "See attached.", "from@example.com",
+                                    ["to@example.com"])
+    message.attach_file(str(blob), "application/octet-stream")
+    backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+    assert backend.send_messages([message]) == 1
+    (mid,) = backend.last_message_ids
+    # the broker holds a small task; the bytes are in the shared folder
+    entries = redis_server.client().lrange(qname, 0, -1)
+    assert len(entries) == 1 and len(entries[0]) < 8192
+    (spooled,) = Path(producer["EMAIL_QUEUE_SPOOL_DIR"]).glob("*.eml")
+    assert spooled.stat().st_size > 50 * 1024 * 1024 * 4 // 3
+
+    with SMTPServer("plain", pipelining=True, data_size_limit=None) as server:
+        workers = start_workers(server, EMAIL_QUEUE_VISIBILITY_TIMEOUT=600,
+                                EMAIL_QUEUE_LOCK_TTL=30)
+        workers.start("a")
+        wait_until(finished(sent=1), 120, "the big message sent", workers)
+        (record,) = server.messages
+        assert message_id(record.data) == mid
+        parts = [p for p in record.message().iter_attachments()]
+        assert parts[0].get_filename() == "big.bin"
+        assert parts[0].get_content() == content
+    assert list(Path(producer["EMAIL_QUEUE_SPOOL_DIR"]).glob("*.eml")) == []
+
+
+# -- without workers ----------------------------------------------------------------------------
+
+
+def test_an_invalid_message_queues_nothing(producer) -> None:
+    backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+    good = batch(1)[0]
+    bad = mailcore.EmailMessage("x", "y", "from@example.com", ["to@example.com\r\nRCPT TO:<x@y>"])
+    with pytest.raises(ValueError):
+        backend.send_messages([good, bad])
+    assert queue.status().pending == 0
+    assert backend.send_messages([mailcore.EmailMessage("x", "y", "a@example.com", [])]) == 0
+
+
+def test_big_message_without_a_spool_folder_is_refused(producer) -> None:
+    settings.EMAIL_QUEUE_SPOOL_DIR = None
+    message = mailcore.EmailMessage("big", "body", "from@example.com", ["to@example.com"])
+    message.attach("blob.bin", b"\0" * 1_100_000, "application/octet-stream")
+    backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_QUEUE_SPOOL_DIR"):
+        backend.send_messages([message])
+    assert queue.status().pending == 0
+
+
+def test_rate_limit_per_destination_is_shared(producer) -> None:
+    config = queue.QueueConfig.from_settings(
+        rate_limits={"slow.example": "3/m", "*": "100/m"})
+    state = queue.QueueState(config)  # a second process's view of the same Redis
+    other = queue.QueueState(config)
+    waits = [state.rate_wait(["slow.example"]) for _ in range(2)]
+    waits.append(other.rate_wait(["slow.example"]))
+    assert waits == [0.0, 0.0, 0.0]
+    refused = state.rate_wait(["slow.example", "fast.example"])
+    assert 0 < refused <= 60
+    assert other.rate_wait(["fast.example"]) == 0.0  # other destinations go on
+
+
+def test_temporary_or_permanent_by_classify() -> None:
+    import smtplib
+
+    from mailcore.errors import SMTPMessageRefusedError, classify
+
+    def temporary(exc: BaseException) -> bool:
+        return queue.is_temporary(classify(exc))
+
+    assert temporary(SMTPMessageRefusedError(451, b"4.3.0 later", command="end of data"))
+    assert not temporary(SMTPMessageRefusedError(550, b"5.7.1 no", command="end of data"))
+    assert temporary(smtplib.SMTPRecipientsRefused({"a@x": (450, b"busy")}))
+    assert not temporary(smtplib.SMTPRecipientsRefused({"a@x": (450, b"busy"),
+                                                        "b@x": (550, b"unknown")}))
+    assert temporary(ConnectionRefusedError(111, "refused"))
+    assert temporary(smtplib.SMTPServerDisconnected("gone"))
+    assert not temporary(ValueError("bad address"))
+
+
+def test_no_secret_in_reprs(producer) -> None:
+    url = "redis://:hunter2-redis@127.0.0.1:6390/1"
+    settings.configure(EMAIL_QUEUE_BROKER_URL=url,
+                       EMAIL_QUEUE_DELIVERY_OPTIONS={"password": "hunter2-smtp"})
+    backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+    seen = " ".join([repr(settings), repr(settings.as_dict()), repr(backend),
+                     repr(backend.config), queue.redact_url(url)])
+    assert "hunter2" not in seen
+    assert "127.0.0.1:6390" in repr(backend.config)
+
+
+def test_settings_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("MAILCORE_EMAIL_QUEUE_RATE_LIMIT", '{"example.com": "10/s"}')
+    monkeypatch.setenv("MAILCORE_EMAIL_QUEUE_DELIVERY_OPTIONS", '{"timeout": 5}')
+    monkeypatch.setenv("MAILCORE_EMAIL_QUEUE_MAX_RETRIES", "3")
+    monkeypatch.setenv("MAILCORE_EMAIL_QUEUE_RETRY_BACKOFF", "1.5")
+    config = queue.QueueConfig.from_settings()
+    assert config.rate_limits == {"example.com": (10, 1.0)}
+    assert config.delivery_options == {"timeout": 5}
+    assert (config.max_retries, config.retry_backoff) == (3, 1.5)
+    assert config.state_url == config.broker_url == "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("MAILCORE_EMAIL_QUEUE_RATE_LIMIT", "lots")
+    with pytest.raises(ImproperlyConfigured, match="RATE_LIMIT"):
+        queue.QueueConfig.from_settings()
