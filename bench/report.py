@@ -30,6 +30,10 @@ class Row:
     # numbers for the chart: speed-up over Django (higher is better) and target
     speedup: float | None = None
     speedup_target: float | None = None
+    # where the time goes: implementation -> (modules with their shares, hottest functions)
+    profile: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # a sentence for rows whose time cProfile can't see (a C program)
+    profile_note: str = ""
 
     def markdown(self) -> str:
         met = "—" if self.met is None else ("yes" if self.met else "**no**")
@@ -72,6 +76,22 @@ def fmt_ratio(x: float | None, word: str = "") -> str:
         # two decimals below 10×, so that 3.98× is not shown as "4.0×" next to a miss
         return (f"{x:,.2f}× {word}" if x < 10 else f"{x:,.1f}× {word}").rstrip()
     return f"{x:,.2f}×" + (" (slower)" if word == "faster" else f" {word}".rstrip())
+
+
+def profile_lines(rows: list[Row]) -> list[str]:
+    """One line per row that was profiled: where each implementation's time went (the
+    modules with the most time of their own, then the hottest functions)."""
+    lines = []
+    for row in rows:
+        parts = []
+        for impl, (modules, hottest) in row.profile.items():
+            parts.append(f"{impl}: " + ", ".join(modules) + " (hottest: " + ", ".join(hottest)
+                         + ")")
+        if row.profile_note:
+            parts.append(row.profile_note)
+        if parts:
+            lines.append(f"- **{row.title.strip()}** — " + "; ".join(parts))
+    return lines
 
 
 def markdown_table(rows: list[Row]) -> str:

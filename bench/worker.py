@@ -5,7 +5,9 @@ and mailcore never share a process, an import cache or a heap. The worker
 prints one line ``RESULT {json}`` on stdout.
 
 Spec keys: ``kind`` (compose, mass, smtplib, large, verify), ``impl`` (mailcore,
-django; not for smtplib/verify) and the kind's own parameters (see below).
+django; not for smtplib/verify), ``profile`` (after the timed runs, one more run of the
+same work under cProfile, untimed: ``profile`` in the result says where its time went)
+and the kind's own parameters (see below).
 Times come from ``time.perf_counter``; ``runs`` is the most repetitions,
 ``budget`` stops repeating once that many seconds were spent (at least one run).
 Memory is ``ru_maxrss`` (the high-water mark of the resident set) after the
@@ -19,6 +21,7 @@ import binascii
 import email
 import gc
 import hashlib
+import io
 import json
 import resource
 import shutil
@@ -68,6 +71,50 @@ def repeat(run: Callable[[], float], runs: int, budget: float) -> list[float]:
     return times
 
 
+def profile_summary(work: Callable[[], Any], top: int = 4) -> tuple[list[str], list[str]]:
+    """Run ``work`` once under cProfile (never timed) and say where its time went: the
+    modules (``socket`` and the like for C functions) with the most time of their own,
+    each with its share of the whole, then the single hottest functions."""
+    import cProfile
+    import os
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        work()
+    finally:
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in stats.values()) or 1e-9
+    by_module: dict[str, float] = {}
+    functions: list[tuple[float, str]] = []
+    for (filename, _line, function), entry in stats.items():
+        if filename == "~":  # a C function: "<built-in method x>", "<method 'x' of 'y' objects>"
+            name = function.strip("<>").replace("built-in method ", "").replace("method ", "")
+            name = name.replace(" objects", "").replace("'", "")
+            module = name
+        else:
+            module = os.path.basename(filename)
+            name = f"{module}:{function}"
+        by_module[module] = by_module.get(module, 0.0) + entry[2]
+        functions.append((entry[2], name))
+    modules = sorted(by_module.items(), key=lambda item: item[1], reverse=True)[:top]
+    hottest = sorted(functions, reverse=True)[:3]
+    return ([f"{m} {t / total:.0%}" for m, t in modules],
+            [f"{name} {t / total:.0%}" for t, name in hottest])
+
+
+class Discard(io.TextIOBase):
+    """A text stream that throws away what is written (the console backend's stream)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+
 def file_backend(impl: str) -> str:
     if impl == "django":
         return "django.core.mail.backends.filebased.EmailBackend"
@@ -81,31 +128,47 @@ def bench_compose(spec: dict) -> dict:
     impl, case, method, n = spec["impl"], spec["case"], spec["method"], spec["n"]
     mail = setup(impl)
     build = workloads.COMPOSE[case]
-    if method == "wire":
-        from mailcore.wire import serialize
+    if method == "backend":
+        # What an application does: the message goes through a backend (the console
+        # backend, which serialises it as the SMTP backend does) to a stream that discards.
+        backend = ("django.core.mail.backends.console.EmailBackend" if impl == "django"
+                   else "mailcore.backends.console.EmailBackend")
+        connection = mail.get_connection(backend, stream=Discard())
 
-        def to_bytes(m: Any) -> bytes:
-            return serialize(m, "\r\n").getvalue()
+        def handle(m: Any) -> None:
+            connection.send_messages([m])
     else:
 
-        def to_bytes(m: Any) -> bytes:
-            return m.message().as_bytes(linesep="\r\n")
+        def handle(m: Any) -> None:
+            m.message().as_bytes(linesep="\r\n")
 
-    # Every message built is a new one (its own number in the subject and the
-    # recipient), across the warm-up and all runs, so no cache sees a repeat.
+    # Every message built is a new one (its own number in the subject, the recipient and,
+    # for the non-ASCII case, every display name and domain), across the warm-up and all
+    # runs, so no cache sees a repeat.
     counter = iter(range(10**9))
-    sample = to_bytes(build(mail, next(counter)))
+    sample = build(mail, next(counter))
+    if impl == "mailcore":
+        from mailcore.wire import serialize
+
+        size = serialize(sample, "\r\n").size
+    else:
+        size = len(sample.message().as_bytes(linesep="\r\n"))
     for _ in range(min(n, 100)):  # warm-up: lazy imports, as in any long-running process
-        to_bytes(build(mail, next(counter)))
+        handle(build(mail, next(counter)))
 
     def run() -> float:
         numbers = [next(counter) for _ in range(n)]
         t0 = perf_counter()
         for i in numbers:
-            to_bytes(build(mail, i))
+            handle(build(mail, i))
         return perf_counter() - t0
 
-    return {"times": repeat(run, spec["runs"], spec["budget"]), "n": n, "size": len(sample)}
+    times = repeat(run, spec["runs"], spec["budget"])
+    result: dict[str, Any] = {"times": times, "n": n, "size": size}
+    if spec.get("profile"):
+        numbers = [next(counter) for _ in range(max(1, n // 4))]
+        result["profile"] = profile_summary(lambda: [handle(build(mail, i)) for i in numbers])
+    return result
 
 
 def bench_mass(spec: dict) -> dict:
@@ -147,8 +210,18 @@ def bench_mass(spec: dict) -> dict:
             return dt
 
     times = repeat(run, spec["runs"], spec["budget"])
-    return {"times": times, "n": n, "pipelining_offered": pipelining,
-            "pipelining_used": uses_pipelining}
+    result: dict[str, Any] = {"times": times, "n": n, "pipelining_offered": pipelining,
+                              "pipelining_used": uses_pipelining}
+    if spec.get("profile"):
+        # one more run of the same work (a fifth of the messages), untimed
+        data = workloads.mass_datatuple(max(1, n // 5), offset=10**8 + n)
+        if mode == "mass":
+            result["profile"] = profile_summary(lambda: mail.send_mass_mail(data))
+        else:
+            messages = [mail.EmailMessage(s, b, f, r) for s, b, f, r in data]
+            result["profile"] = profile_summary(
+                lambda: mail.get_connection().send_messages(messages))
+    return result
 
 
 def bench_smtplib(spec: dict) -> dict:
@@ -175,7 +248,10 @@ def bench_smtplib(spec: dict) -> dict:
         return perf_counter() - t0
 
     run_times = repeat(run, spec["runs"], spec["budget"])
-    return {"times": run_times, "n": n, "size": len(payload)}
+    result: dict[str, Any] = {"times": run_times, "n": n, "size": len(payload)}
+    if spec.get("profile"):
+        result["profile"] = profile_summary(run)
+    return result
 
 
 def bench_large(spec: dict) -> dict:
@@ -226,11 +302,23 @@ def bench_large(spec: dict) -> dict:
         return dt
 
     times = repeat(run, spec["runs"], spec["budget"])
-    result = {"times": times, "n": 1, "rss_growth_kb": maxrss_kb() - baseline,
-              "baseline_kb": baseline}
+    result: dict[str, Any] = {"times": times, "n": 1, "rss_growth_kb": maxrss_kb() - baseline,
+                              "baseline_kb": baseline}
     if target == "file":
         files = sorted((outdir / f"run{len(times) - 1}").glob("*"))
         result["output"] = [str(f) for f in files]
+    if spec.get("profile"):
+        # after the memory figure and the output list; its own output is removed at once
+        def profiled() -> None:
+            if target == "smtp":
+                conn = mail.get_connection()
+            else:
+                conn = mail.get_connection(file_backend(impl), file_path=str(outdir / "profile"))
+            conn.send_messages([workloads.large_message(mail, path)])
+
+        result["profile"] = profile_summary(profiled)
+        if target == "file":
+            shutil.rmtree(outdir / "profile", ignore_errors=True)
     return result
 
 

@@ -60,15 +60,36 @@ def compose_rich(mail: Any, i: int) -> Any:
     return m
 
 
+# Pieces of names and domains: every message gets its own display names and domains from
+# its number (in a mixed radix, so no two messages share one), as a real mailing has new
+# people on every message; no cache of names or domains sees a repeat.
+_LATIN = ("Jö", "Mül", "Grü", "Ång", "Zoë", "Ré", "Fran", "çoi", "Bjør", "Łu", "Søn", "Dvoř",
+          "Ñu", "Ø", "Hä", "Kö", "Strö", "Eß", "Žu", "Ča", "Weiß", "Mø", "Ár", "Þó", "Ævi",
+          "Ilç", "Şe", "Ğü", "Ïn", "Ëo", "Ôm", "Ûl", "Ça", "Fã", "Nõ", "Pé", "Lü")
+_CJK = ("李", "小", "龙", "王", "芳", "张", "伟", "刘", "洋", "陈", "静", "杨", "明", "黄", "丽",
+        "赵", "军", "周", "敏", "吴", "强", "徐", "磊", "孙", "霞", "马", "超", "朱", "秀")
+
+
+def _name(pieces: tuple[str, ...], i: int, length: int = 3) -> str:
+    out = []
+    for _ in range(length):
+        i, r = divmod(i, len(pieces))
+        out.append(pieces[r])
+    return "".join(out)
+
+
 def compose_intl(mail: Any, i: int) -> Any:
+    """Non-ASCII subject, display names and IDN domains, every one of them new."""
+    latin, cjk = _name(_LATIN, i), _name(_CJK, i)
     return mail.EmailMessage(
         f"Grüße aus Köln – Ihre Bestellung Nr. {i} ist unterwegs 🚚 日本語の件名",
         "Hallo Zoë,\n\nvielen Dank für Ihre Bestellung. Größe: 42, Farbe: Grün.\n\n"
         "Mit freundlichen Grüßen\nJörg\n",
-        "Jörg Müller <joerg@bücher.example>",
-        [f"Zoë Ångström <zoe{i}@exämple.de>", "李小龙 <li@例子.测试>"],
-        cc=["Renée Françoise <renee@société.fr>"],
-        headers={"X-Bestellung": "Größe 42 – Grün"},
+        f"Jörg {latin}müller <joerg@bücher-{latin.lower()}.example>",
+        [f"Zoë {latin}ström <zoe{i}@exämple-{latin.lower()}.de>",
+         f"{cjk}龙 <li@例子{cjk}.测试>"],
+        cc=[f"Renée {latin}çoise <renee@société-{latin.lower()}.fr>"],
+        headers={"X-Bestellung": f"Größe {i} – Grün"},
     )
 
 
@@ -76,7 +97,7 @@ COMPOSE = {"small": compose_small, "rich": compose_rich, "intl": compose_intl}
 COMPOSE_TITLES = {
     "small": "small text message",
     "rich": "text + HTML alternative + 20 KB attachment",
-    "intl": "non-ASCII subject, display names, IDN domains",
+    "intl": "non-ASCII subject, display names, IDN domains (all new)",
 }
 
 
