@@ -51,6 +51,9 @@ TEST_PACKAGES=(
   # SMTPUTF8 end to end: a private Postfix per test on loopback (never the system's); swaks,
   # to compare the mailcore command's swaks options with swaks itself
   postfix swaks
+  # queued sending: a real Redis for the broker, started by the tests on loopback (never the
+  # system's instance)
+  redis-server
 )
 ((FOR_TESTS)) && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 
