@@ -25,9 +25,17 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+import _pytest.runner  # noqa: E402
 import pytest  # noqa: E402
 
 import mailcore.wire  # noqa: E402
+
+# pytest writes PYTEST_CURRENT_TEST into the process environment at each phase of every test:
+# a libc setenv(), which is not safe while another thread reads the environment with getenv()
+# (Chromium's threads in Qt WebEngine, glib's, getaddrinfo() in the worker pool). A fresh
+# Debian 12 root segfaulted in os.environ.__setitem__ there, between two window tests. Nothing
+# here reads the variable, so pytest is asked not to write it.
+_pytest.runner._update_current_test_var = lambda item, when: None  # noqa: SLF001
 from tests.support.servers import (  # noqa: E402
     TEST_PASSWORD,
     TEST_USER,
