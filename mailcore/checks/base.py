@@ -87,6 +87,22 @@ class Finding:
             "data": dict(self.data),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Finding:
+        """The inverse of :meth:`to_json` (an unknown severity reads as INFO)."""
+        loc = data.get("location") or {}
+        try:
+            severity = Severity[str(data.get("severity")).upper()]
+        except KeyError:
+            severity = Severity.INFO
+        return cls(
+            check=str(data.get("check", "")), code=str(data.get("code", "")),
+            severity=severity, message=str(data.get("message", "")),
+            fix=str(data.get("fix") or ""),
+            location=Location(loc.get("part"), loc.get("line"), loc.get("element")),
+            reference=str(data.get("reference") or ""), data=dict(data.get("data") or {}),
+        )
+
 
 @dataclass
 class CheckResult:
@@ -112,6 +128,13 @@ class CheckResult:
             "summary": self.summary,
             "findings": [f.to_json() for f in self.findings],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CheckResult:
+        """The inverse of :meth:`to_json`."""
+        return cls(str(data.get("check", "")),
+                   [Finding.from_json(f) for f in data.get("findings") or []],
+                   dict(data.get("summary") or {}), str(data.get("error") or ""))
 
 
 @dataclass
@@ -139,6 +162,13 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {"counts": self.counts(), "results": [r.to_json() for r in self.results]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Report:
+        """The inverse of :meth:`to_json` (what ``mailcore check --json`` printed, or a
+        stored report)."""
+        return cls([CheckResult.from_json(r) for r in data.get("results") or []
+                    if isinstance(r, dict)])
 
 
 @dataclass

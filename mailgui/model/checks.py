@@ -33,8 +33,6 @@ from typing import Any
 from mailcore.checks import (
     LOCAL_CHECKS,
     CheckResult,
-    Finding,
-    Location,
     MessageView,
     Report,
     Severity,
@@ -66,8 +64,6 @@ __all__ = [
     "net_checks_path",
     "parse_key_lines",
     "part_lines",
-    "report_from_json",
-    "result_from_json",
     "run_local",
     "save_checks",
     "save_net_checks",
@@ -283,38 +279,6 @@ def section_numbers(depths: list[int]) -> list[str]:
     return out
 
 
-# -- reading results back --------------------------------------------------------------------
-
-def _severity(value: Any) -> Severity:
-    try:
-        return Severity[str(value).upper()]
-    except KeyError:
-        return Severity.INFO
-
-
-def finding_from_json(data: Mapping[str, Any]) -> Finding:
-    loc = data.get("location") or {}
-    return Finding(
-        check=str(data.get("check", "")), code=str(data.get("code", "")),
-        severity=_severity(data.get("severity")), message=str(data.get("message", "")),
-        fix=str(data.get("fix") or ""),
-        location=Location(loc.get("part"), loc.get("line"), loc.get("element")),
-        reference=str(data.get("reference") or ""), data=dict(data.get("data") or {}),
-    )
-
-
-def result_from_json(data: Mapping[str, Any]) -> CheckResult:
-    return CheckResult(str(data.get("check", "")),
-                       [finding_from_json(f) for f in data.get("findings") or []],
-                       dict(data.get("summary") or {}), str(data.get("error") or ""))
-
-
-def report_from_json(data: Mapping[str, Any]) -> Report:
-    """The inverse of ``Report.to_json`` (should move to ``mailcore.checks.base``)."""
-    return Report([result_from_json(r) for r in data.get("results") or []
-                   if isinstance(r, dict)])
-
-
 # -- summaries -------------------------------------------------------------------------------
 
 def _number(value: Any) -> float | None:
@@ -518,7 +482,7 @@ def load_checks(folder: Path, msg_id: str, *, badge_only: bool = False) -> Store
     if stored_badge is None:
         return None
     try:
-        report = Report() if badge_only else report_from_json(data.get("report") or {})
+        report = Report() if badge_only else Report.from_json(data.get("report") or {})
     except (TypeError, ValueError, AttributeError):
         return None
     lines = data.get("part_lines")
@@ -559,7 +523,7 @@ def load_net_checks(folder: Path, msg_id: str) -> list[CheckResult]:
     if not isinstance(data, dict) or data.get("format") != CHECKS_FORMAT:
         return []
     try:
-        return [result_from_json(r) for r in data.get("results") or []
+        return [CheckResult.from_json(r) for r in data.get("results") or []
                 if isinstance(r, dict) and r.get("check") in NET_CHECKS]
     except (TypeError, ValueError, AttributeError):
         return []

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailcore import EmailMultiAlternatives
-from mailcore.checks import MessageView, Severity
+from mailcore.checks import MessageView, Report, Severity
 from mailcore.wire import serialize
 from mailgui.model.checks import (
     CheckSettings,
@@ -28,7 +28,6 @@ from mailgui.model.checks import (
     load_net_checks,
     net_checks_path,
     parse_key_lines,
-    report_from_json,
     run_local,
     save_net_checks,
     section_numbers,
@@ -162,7 +161,7 @@ def test_stored_checks_round_trip(tmp_path: Path) -> None:
     assert stored.settings == settings.fingerprint()
     assert stored.part_lines == {p.section: p.start_line for p in MessageView(
         (tmp_path / "m1.eml").read_bytes()).parts}
-    assert report_from_json(report.to_json()).counts() == report.counts()
+    assert Report.from_json(report.to_json()).counts() == report.counts()
     # a message deleted before it is checked leaves nothing behind
     assert check_stored(tmp_path, "gone", settings) is None
     assert not checks_path(tmp_path, "gone").exists()
