@@ -558,14 +558,14 @@ def prepare(message: Any, config: QueueConfig | None = None) -> dict[str, Any] |
     the spool threshold, the spool file they were written to). None for a message without
     recipients. Raises what the SMTP backend raises for a message it can't send (an invalid
     address: ValueError), before anything is queued."""
-    from mailcore.backends.smtp import _envelope
+    from mailcore.backends.smtp import envelope
     from mailcore.message import NeedsSMTPUTF8Error
     from mailcore.wire import serialize
 
     config = config or QueueConfig.from_settings()
     if not message.recipients():
         return None
-    from_email, recipients = _envelope(message)
+    from_email, recipients = envelope(message)
     smtputf8 = not (from_email.isascii() and all(r.isascii() for r in recipients))
     if smtputf8:
         data = serialize(message, "\r\n", utf8=True)

@@ -536,7 +536,7 @@ class EmailBackend(BaseEmailBackend):
         if not email_message.recipients():
             return False
         if self._transport is None:
-            _envelope(email_message)
+            envelope(email_message)
             raise smtplib.SMTPServerDisconnected("no connection is open: call open() first")
         return self._deliver(self._transport, [email_message]) == 1
 
@@ -582,7 +582,9 @@ _QUIT_ALIASES = {"banner": "connect", "helo": "ehlo", "lhlo": "ehlo", "from": "m
                  "to": "rcpt"}
 
 
-def _envelope(email_message: Any) -> tuple[str, list[str]]:
+def envelope(email_message: Any) -> tuple[str, list[str]]:
+    """MAIL FROM and the RCPT TO addresses of a message, checked as they go on the wire
+    (mailcore.backends.celery queues them with the bytes, so the workers send the same)."""
     encoding = email_message.encoding or settings.DEFAULT_CHARSET
     from_email = _envelope_address(email_message.from_email, encoding)
     recipients = [_envelope_address(addr, encoding) for addr in email_message.recipients()]
@@ -599,7 +601,7 @@ def _prepare(message: Any, connection: Any, dkim: Any = None
     an address that needs SMTPUTF8 and a server that offers it, the headers are written as
     UTF-8 and MAIL gets SMTPUTF8; without SMTPUTF8 on the server the send of this message
     raises SMTPUTF8RequiredError (mailcore.smtp) before its MAIL."""
-    from_email, recipients = _envelope(message)
+    from_email, recipients = envelope(message)
     utf8 = not (from_email.isascii() and all(r.isascii() for r in recipients))
     options: list[str] = []
     if utf8 and connection.offers_smtputf8():
@@ -817,7 +819,7 @@ class SmtplibTransport(_BaseTransport):
         for message in messages:
             if not message.recipients():
                 continue
-            from_email, recipients = _envelope(message)
+            from_email, recipients = envelope(message)
             options: list[str] = []
             if not (from_email.isascii() and all(r.isascii() for r in recipients)):
                 try:
