@@ -104,6 +104,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   echo "bootstrap: creating $VENV" >&2
   "$PY" -m venv "$VENV"
 fi
+# Python packages come from pyproject.toml's extras: gui (PySide6 with WebEngine, keyring,
+# aiosmtpd and the checks' lxml, tinycss2, dkimpy, dnspython, cryptography) and test (pytest
+# and friends, Django, authlib for the OAuth server, celery[redis] for queued sending). npm is
+# needed only by scripts/refresh_caniemail.sh, run by hand, which says how to get it.
 extras="gui"
 ((FOR_TESTS)) && extras="$extras,test"
 [[ "${BOOTSTRAP_BENCH:-0}" == 1 ]] && extras="$extras,bench"
