@@ -34,6 +34,13 @@ class Row:
     profile: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     # a sentence for rows whose time cProfile can't see (a C program)
     profile_note: str = ""
+    # rows of a section measured by its own script (the window, the inbox, the queue): shown
+    # in a table of their own, whose "compared with" column holds the cells other than mailcore
+    external: bool = False
+
+    def compared(self) -> str:
+        others = [f"{k}: {v}" for k, v in self.cells.items() if k != "mailcore" and v]
+        return "; ".join(others + ([self.ratio] if self.ratio else []))
 
     def markdown(self) -> str:
         met = "—" if self.met is None else ("yes" if self.met else "**no**")
@@ -94,15 +101,37 @@ def profile_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
+EXTERNAL_HEADINGS = ("benchmark", "mailcore / mailgui", "compared with", "target", "met?")
+
+
+def external_table(rows: list[Row]) -> str:
+    """The rows of the sections measured by their own scripts, in a table with a free
+    "compared with" column (a reference figure, the idle gap, the direct rate ...)."""
+    lines = ["| " + " | ".join(EXTERNAL_HEADINGS) + " |", "|" + "---|" * len(EXTERNAL_HEADINGS)]
+    section = None
+    for row in rows:
+        if not row.external:
+            continue
+        if row.section and row.section != section:
+            section = row.section
+            lines.append(f"| **{section}** |" + " |" * (len(EXTERNAL_HEADINGS) - 1))
+        met = "—" if row.met is None else ("yes" if row.met else "**no**")
+        lines.append("| " + " | ".join([row.title, row.cells.get("mailcore", ""),
+                                         row.compared(), row.target, met]) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def markdown_table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
     section = None
     for row in rows:
+        if row.external:
+            continue
         if row.section and row.section != section:
             section = row.section
             lines.append(f"| **{section}** |" + " |" * (len(HEADINGS) - 1))
         lines.append(row.markdown())
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 # -- the machine and the packages -----------------------------------------------------------

@@ -1,7 +1,7 @@
 """Run every benchmark side by side with Django, smtplib and smtp-source and
 write the table (bench/results/latest.md) and the chart (latest.png).
 
-Usage: ``python bench/run.py [--quick] [--only compose,mass,large,gui]``
+Usage: ``python bench/run.py [--quick] [--only compose,mass,large,gui,start,inbox,queue]``
 (``bash bench/run.sh`` installs what is needed first). See bench/README.md.
 
 Every measurement runs in a fresh worker process (bench/worker.py); sinks and
@@ -581,14 +581,14 @@ class Bench:
                 "--sends", str(self.cfg.gui_sends),
                 "--attachment", str(path), "--host", HOST, "--port", str(sink.port)]
         try:
-            proc = run_group(argv, 600, cwd=ROOT, env=env)
-            out = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-            data = json.loads(out[-1][7:]) if out else {
-                "available": False, "reason": "gui_bench.py failed: "
-                + ((proc.stderr.strip().splitlines() or ["no output"])[-1])}
+            proc = run_group(argv, 900, cwd=ROOT, env=env)
+            data = parse_result(proc, "gui_bench.py")
         except subprocess.TimeoutExpired:
             data = {"available": False, "reason": "gui_bench.py timed out"}
         self.gui = data
+        if "rows" in data or not data.get("available", True):
+            self.take_external(section, data)
+            return
         for line in data.get("log", []):
             log("  " + line)
         metrics = [
@@ -612,6 +612,64 @@ class Bench:
                                  target=target, met=value < limit))
         for note in data.get("notes", []):
             self.notes.append(f"Window: {note}")
+
+    # -- 5.–7. sections measured by their own scripts ------------------------------------------
+    def external(self, name: str) -> None:
+        """Run one of EXTERNALS and take its rows (the RESULT protocol of bench/README.md)."""
+        section, script, full_args, quick_args, timeout, offscreen = EXTERNALS[name]
+        log(f"== {section}")
+        env = worker_env()
+        if offscreen:
+            env["QT_QPA_PLATFORM"] = "offscreen"
+        args = quick_args if self.cfg.name == "quick" else full_args
+        argv = [PY, str(HERE / script), *args]
+        try:
+            proc = run_group(argv, timeout, cwd=ROOT, env=env)
+            data = parse_result(proc, script)
+        except subprocess.TimeoutExpired:
+            data = {"available": False, "reason": f"{script} took longer than {timeout:.0f} s"}
+        self.take_external(section, data)
+
+    def take_external(self, section: str, data: dict[str, Any]) -> None:
+        for line in data.get("log", []):
+            log("  " + line)
+        if not data.get("available", True):
+            self.rows.append(Row(title="not measured", section=section, external=True,
+                                 cells={"mailcore": data.get("reason") or "not available"}))
+            return
+        for r in data.get("rows", []):
+            self.rows.append(Row(
+                title=r.get("title", "?"), section=section, external=True,
+                cells={k: str(v) for k, v in (r.get("cells") or {}).items()},
+                ratio=r.get("ratio", ""), target=r.get("target", ""), met=r.get("met"),
+                profile_note="; ".join(r.get("where") or [])))
+        short = section.split(" (")[0]
+        self.notes.extend(f"{short}: {n}" for n in data.get("notes", []))
+        self.details.extend(d for d in data.get("details", []) if "benchmark" in d)
+
+
+def parse_result(proc: subprocess.CompletedProcess, script: str) -> dict[str, Any]:
+    """The last ``RESULT {json}`` line a bench script printed, or why there is none."""
+    out = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out:
+        try:
+            return json.loads(out[-1][7:])
+        except ValueError as exc:
+            return {"available": False, "reason": f"{script} printed a bad RESULT: {exc}"}
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"available": False, "reason": f"{script} failed (exit {proc.returncode}): {last}"}
+
+
+# name -> (section title, script, full-run arguments, --quick arguments, timeout s, offscreen)
+EXTERNALS: dict[str, tuple[str, str, list[str], list[str], float, bool]] = {
+    "start": ("5. Cold start under Xvfb (mailgui, from process start)", "gui_start.py",
+              [], ["--quick"], 600, False),
+    "inbox": ("6. The local test inbox (mailgui)", "inbox_ingest.py",
+              [], ["--quick"], 900, True),
+    "queue": ("7. Queued sending (Celery workers, Redis)", "queue_bench.py",
+              [], ["--quick"], 1800, False),
+}
+SECTIONS = ("compose", "mass", "large", "gui", *EXTERNALS)
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -643,7 +701,9 @@ def write_outputs(bench: Bench, cfg: Config, started: dt.datetime, header: list[
                   out_dir: Path, stem: str) -> tuple[Path, Path | None]:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = report.markdown_table(bench.rows)
+    external = report.external_table(bench.rows)
     lines = [f"# mailcore benchmarks ({cfg.name} run)", "", *header, "", table, "",
+             *([external, ""] if external else []),
              "How to read it: throughput is the best of the runs (medians below); "
              "*mailcore/Django* is the speed-up (Django's time ÷ mailcore's) for throughput and "
              "time rows and mailcore's share of Django's figure for memory rows. "
@@ -726,8 +786,8 @@ def _shown(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a much smaller smoke run")
-    parser.add_argument("--only", default="compose,mass,large,gui",
-                        help="comma-separated sections: compose, mass, large, gui")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--no-gb", action="store_true",
                         help="leave out the 1 GB attachment of the full run")
     parser.add_argument("--out", type=Path, default=None,
@@ -767,6 +827,9 @@ def main(argv: list[str] | None = None) -> int:
                     _guarded(bench, "large", lambda: bench.large(path, sink))
                 if "gui" in only:
                     _guarded(bench, "gui", lambda: bench.window(path, sink))
+            for name in EXTERNALS:
+                if name in only:
+                    _guarded(bench, name, lambda name=name: bench.external(name))
             elapsed = time.perf_counter() - t0
             header = header_lines(cfg, started, elapsed, report.steal_share(cpu0), source0)
             md, png = write_outputs(bench, cfg, started, header, out_dir, stem)
@@ -779,6 +842,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# mailcore benchmarks ({cfg.name} run)\n")
     print("\n".join(header) + "\n")
     print(report.markdown_table(bench.rows))
+    external = report.external_table(bench.rows)
+    if external:
+        print("\n" + external)
     for note in bench.notes:
         print(f"note: {note}")
     for err in bench.errors:
