@@ -334,3 +334,30 @@ class MessageView:
             tree = self.html_tree(part)
             if tree is not None:
                 yield part, tree
+
+
+# -- domains ------------------------------------------------------------------------------------
+
+# second-level labels under which an organisational domain has three labels (co.uk); a small
+# list, not the Public Suffix List: close enough to tell alignment apart from a typo
+_TWO_LABEL_SUFFIXES = frozenset({
+    "co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go", "gob", "nic", "ltd", "plc",
+})
+
+
+def organizational_domain(domain: str) -> str:
+    """The registered domain of ``domain`` (``shop.example.co.uk`` -> ``example.co.uk``), by
+    the short suffix list above rather than the Public Suffix List."""
+    labels = domain.lower().rstrip(".").split(".")
+    if len(labels) >= 3 and labels[-2] in _TWO_LABEL_SUFFIXES and len(labels[-1]) == 2:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def aligned(from_domain: str, signing_domain: str) -> bool:
+    """DMARC's relaxed alignment (RFC 7489 3.1.1): the From domain and the DKIM ``d=`` domain
+    have the same organizational domain (a parent, a child or a sibling subdomain counts; a
+    public suffix such as ``co.uk`` as ``d=`` does not)."""
+    a = from_domain.lower().rstrip(".")
+    b = signing_domain.lower().rstrip(".")
+    return a == b or organizational_domain(a) == organizational_domain(b)

@@ -62,7 +62,6 @@ REF = {
     "date": RFC + "rfc5322#section-3.6.1",
     "from": RFC + "rfc5322#section-3.6.2",
     "line-length": RFC + "rfc5322#section-2.1.1",
-    "dmarc-alignment": RFC + "rfc7489#section-3.1.1",
     "gmail-html": "https://developers.google.com/gmail/design/reference/supported_css",
     "form": "https://www.caniemail.com/features/html-form/",
 }
@@ -78,11 +77,6 @@ _MSGID = re.compile(r"^<([^<>@\s]+)@([^<>@\s]+)>$")
 _ODD_TLDS = {
     "local", "localdomain", "localhost", "invalid", "test", "example", "lan", "internal",
     "home", "corp", "intranet", "private",
-}
-# second-level labels under which an organisational domain has three labels (co.uk); a small
-# list, not the Public Suffix List: close enough to tell alignment apart from a typo
-_TWO_LABEL_SUFFIXES = {
-    "co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go", "gob", "nic", "ltd", "plc",
 }
 _SKIP_TEXT = {"head", "style", "script", "title", "template", "noscript"}
 _BLOCK = {
@@ -712,26 +706,6 @@ def _from(lint: _Lint) -> None:
     lint.summary["from_domain"] = _domain(addresses[0]) if addresses else None
 
 
-def _dkim_alignment(lint: _Lint) -> None:
-    from_domain = lint.summary.get("from_domain")
-    sigs = [_dkim_tags(v) for v in lint.headers("DKIM-Signature")]
-    domains = [s.get("d", "").strip().lower().rstrip(".") for s in sigs]
-    domains = [d for d in domains if d]
-    if not from_domain or not sigs:
-        return
-    if any(_aligned(from_domain, d) for d in domains):
-        return
-    lint.add(
-        "dkim-alignment", Severity.WARNING,
-        f"The From domain {from_domain} is not the DKIM signing domain "
-        f"({', '.join(domains) or 'no d= tag'}), so DKIM does not pass DMARC for it.",
-        f"Sign with d={from_domain} (or a parent domain of it), or send From an address "
-        "in the signing domain.",
-        Location("0", element="DKIM-Signature"), REF["dmarc-alignment"],
-        from_domain=from_domain, dkim_domains=domains,
-    )
-
-
 def _headers_misc(lint: _Lint) -> None:
     msg = lint.view.message
     mime_headers = [k for k, _ in msg.raw_items()
@@ -768,7 +742,7 @@ def _headers_misc(lint: _Lint) -> None:
 
 RULES: tuple[Callable[[_Lint], None], ...] = (
     _defects, _alternatives, _similarity, _encodings, _qp_urls, _sizes, _images, _active_content,
-    _list_unsubscribe, _message_id, _date, _from, _dkim_alignment, _headers_misc,
+    _list_unsubscribe, _message_id, _date, _from, _headers_misc,
 )
 
 
@@ -954,18 +928,6 @@ def _dkim_tags(value: str) -> dict[str, str]:
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2].strip().strip("<>").lower().rstrip(".")
-
-
-def _org(domain: str) -> str:
-    labels = domain.split(".")
-    if len(labels) >= 3 and labels[-2] in _TWO_LABEL_SUFFIXES and len(labels[-1]) == 2:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
-
-def _aligned(from_domain: str, dkim_domain: str) -> bool:
-    """DMARC relaxed alignment, with a short suffix list in place of the Public Suffix List."""
-    return from_domain == dkim_domain or _org(from_domain) == _org(dkim_domain)
 
 
 def _parse_date(value: str) -> datetime | None:

@@ -24,7 +24,7 @@ import pytest
 from dkim.canonicalization import Relaxed, Simple
 
 import mailcore
-from mailcore.checks.base import MessageView, Severity
+from mailcore.checks.base import MessageView, Severity, aligned
 from mailcore.checks.dkim import (
     BodyHash,
     DKIMSigner,
@@ -387,6 +387,21 @@ def test_every_signature_gets_a_verdict(keys, dns_server):
 # -- the check -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("from_domain", "d", "expected"), [
+    ("shop.example.com", "shop.example.com", True),
+    ("shop.example.com", "example.com", True),  # a parent
+    ("shop.example.com", "mail.example.com", True),  # a sibling: same organizational domain
+    ("example.com", "mail.example.com", True),  # a child
+    ("Shop.Example.COM.", "example.com", True),
+    ("shop.example.com", "mailer.example.net", False),
+    ("shop.co.uk", "other.co.uk", False),  # a two-label public suffix is not alignment
+    ("shop.co.uk", "co.uk", False),
+    ("a.shop.co.uk", "shop.co.uk", True),
+])
+def test_relaxed_alignment(from_domain, d, expected):
+    assert aligned(from_domain, d) is expected
+
+
 def codes(result, severity=None):
     return [f.code for f in result.findings if severity is None or f.severity is severity]
 
@@ -436,6 +451,12 @@ def test_check_alignment_weak_keys_and_the_length_tag(keys, dns_server):
     assert codes(other) == ["dkim.pass", "dkim.not-aligned"]
     assert "example.com" in other.findings[1].message
     assert "rfc7489" in other.findings[1].reference
+    assert other.findings[1].data == {"from_domain": "example.com",
+                                      "dkim_domains": ["other.example.net"]}
+    # a second signature by a mailing service beside the sender's own: DMARC is satisfied
+    both = signer(keys, domain="other.example.net").sign(signer(keys).sign(raw))
+    assert codes(run(MessageView(both), nameserver=dns_server.address)) == ["dkim.pass",
+                                                                          "dkim.pass"]
 
     weak = run(MessageView(signer(keys, "weak").sign(raw)), nameserver=dns_server.address)
     assert codes(weak, Severity.ERROR) == ["dkim.weak-key"]
