@@ -7,8 +7,11 @@ strings and escapes never look like declarations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import bisect
+import functools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -73,34 +76,61 @@ def describe(el: Any, attribute: str | None = None, limit: int = 80) -> str:
 
 
 class SourceLines:
-    """The part's HTML source by line, to find where a start tag begins: lxml gives an element
-    the line where its start tag *ends*, which differs when its attributes span lines."""
+    """Where each element's start tag and attributes begin in the part's HTML source. lxml
+    gives an element the line where its start tag *ends*, which differs when its attributes
+    span lines; the start tags of each name are found in the text once, and paired (from the
+    end) with the elements of that name whose start tags end on each line."""
 
-    LOOK_BACK = 40
+    _TAG = re.compile(r"<([A-Za-z][A-Za-z0-9:_.-]*)")
 
-    def __init__(self, text: str) -> None:
-        self.lines = text.split("\n")
+    def __init__(self, text: str, tree: Any = None) -> None:
+        self.text = text
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.tags: dict[str, list[int]] = {}
+        for match in self._TAG.finditer(text):
+            self.tags.setdefault(match.group(1).lower(), []).append(match.start())
+        self.starts: dict[Any, int] = {}
+        if tree is not None:
+            self.locate(elements(tree))
+
+    def line_of(self, pos: int) -> int:
+        return bisect.bisect_right(self.line_starts, pos)
+
+    def _line_end(self, line: int) -> int:
+        return self.line_starts[line] if line < len(self.line_starts) else len(self.text)
+
+    def locate(self, els: Iterable[Any]) -> None:
+        groups: dict[tuple[str, int], list[Any]] = {}
+        for el in els:
+            if el.sourceline:
+                groups.setdefault((el.tag.lower(), el.sourceline), []).append(el)
+        for (tag, line), same in groups.items():
+            positions = self.tags.get(tag, [])
+            before = positions[: bisect.bisect_left(positions, self._line_end(line))]
+            for el, pos in zip(reversed(same), reversed(before)):
+                if self.line_of(pos) <= line:
+                    self.starts[el] = pos
 
     def start(self, el: Any) -> int | None:
         """The 1-based line where ``el``'s start tag begins (its ``sourceline`` if not found)."""
-        end = el.sourceline
-        if not end or end > len(self.lines):
-            return end
-        needle = "<" + el.tag.lower()
-        for n in range(end, max(0, end - self.LOOK_BACK), -1):
-            line = self.lines[n - 1]
-            at = line.lower().find(needle) if "<" in line else -1
-            while at >= 0:
-                after = line[at + len(needle): at + len(needle) + 1]
-                if after in ("", ">", "/") or after.isspace():
-                    return n
-                at = line.lower().find(needle, at + 1)
-        return end
+        pos = self.starts.get(el)
+        return self.line_of(pos) if pos is not None else el.sourceline
+
+    def attribute_line(self, el: Any, attribute: str) -> int | None:
+        """The line where ``attribute=`` is written in ``el``'s start tag."""
+        line = el.sourceline
+        pos = self.starts.get(el)
+        if pos is None or not line:
+            return line
+        span = self.text[pos: self._line_end(line)]
+        match = re.search(r"[\s\"'/]" + re.escape(attribute) + r"\s*=", span, re.I)
+        return self.line_of(pos + (match.start() + 1 if match else 0))
 
 
 def source_lines(view: Any, part: Any) -> SourceLines:
     """The part's SourceLines, made once per view and part."""
-    return view.cached(f"lines:{part.section}", lambda: SourceLines(part.text))
+    return view.cached(f"lines:{part.section}",
+                       lambda: SourceLines(part.text, view.html_tree(part)))
 
 
 @dataclass(frozen=True)
@@ -124,70 +154,138 @@ class AtRule:
     line: int
 
 
-def _declarations(tokens: Any, line0: int, source: str, selector: str) -> Iterator[Declaration]:
-    tinycss2 = _tinycss2()
-    for item in tinycss2.parse_blocks_contents(tokens, skip_whitespace=True, skip_comments=True):
-        if item.type == "declaration":
-            yield Declaration(
-                item.lower_name,
-                tinycss2.serialize(item.value).strip(),
-                line0 + item.source_line - 1,
-                item.important,
-                source,
-                selector,
-            )
+@dataclass
+class Css:
+    """A part's CSS: every declaration and at-rule (``<style>`` elements and ``style``
+    attributes), and what checks look for besides: comments and rules nested in rules, as
+    (feature slug, line, what to show)."""
+
+    declarations: list[Declaration] = field(default_factory=list)
+    at_rules: list[AtRule] = field(default_factory=list)
+    extra: list[tuple[str, int, str]] = field(default_factory=list)
 
 
-def style_sheet(css: str, line0: int = 1) -> tuple[list[Declaration], list[AtRule]]:
-    """Declarations and at-rules of a style sheet; ``line0`` is the line where it starts."""
-    tinycss2 = _tinycss2()
-    decls: list[Declaration] = []
-    at_rules: list[AtRule] = []
+_GROUPING_AT_RULES = ("media", "supports", "document", "layer", "container")
 
-    def walk(rules: Any) -> None:
+
+def _no_comments(tokens: Iterable[Any]) -> list[Any]:
+    return [t for t in tokens if t.type != "comment"]
+
+
+def style_sheet(css: str, line0: int = 1, out: Css | None = None) -> Css:
+    """The declarations, at-rules, comments and nested rules of a style sheet, in one tinycss2
+    pass; ``line0`` is the line where it starts."""
+    t = _tinycss2()
+    out = Css() if out is None else out
+
+    def line(node: Any) -> int:
+        return line0 + node.source_line - 1
+
+    def comments(tokens: Iterable[Any]) -> None:
+        for tok in tokens:
+            if tok.type == "comment":
+                out.extra.append(("css-comments", line(tok), f"/*{tok.value[:40]}*/"))
+            elif tok.type in ("() block", "[] block", "{} block"):
+                comments(tok.content)
+            elif tok.type == "function":
+                comments(tok.arguments)
+
+    def block(content: list[Any], selector: str) -> None:
+        for item in t.parse_blocks_contents(content, skip_whitespace=True, skip_comments=False):
+            if item.type == "declaration":
+                comments(item.value)
+                value = t.serialize(_no_comments(item.value)).strip()
+                out.declarations.append(Declaration(
+                    item.lower_name, value, line(item), item.important, "style-element",
+                    selector,
+                ))
+            elif item.type == "comment":
+                comments([item])
+            elif item.type == "qualified-rule":  # a rule inside a rule
+                inner = t.serialize(_no_comments(item.prelude)).strip()
+                out.extra.append(("css-nesting", line(item), f"{selector} {{ {inner} }}"[:80]))
+                block(item.content, inner if "&" in inner else f"{selector} {inner}")
+            elif item.type == "at-rule":
+                at(item, selector)
+
+    def at(rule: Any, selector: str | None) -> None:
+        prelude = t.serialize(_no_comments(rule.prelude)).strip()
+        out.at_rules.append(AtRule(rule.lower_at_keyword, prelude, line(rule)))
+        comments(rule.prelude)
+        if rule.content is None:
+            return
+        if rule.lower_at_keyword == "font-face":
+            block(rule.content, "@font-face")
+        elif rule.lower_at_keyword in _GROUPING_AT_RULES:
+            if selector is not None:  # @media inside a rule: declarations of that rule
+                block(rule.content, selector)
+            else:
+                walk(t.parse_rule_list(rule.content, skip_whitespace=True, skip_comments=False))
+        else:  # @keyframes and the like: their "selectors" (from, 50%) are not selectors
+            comments(rule.content)
+
+    def walk(rules: Iterable[Any]) -> None:
         for rule in rules:
-            if rule.type == "qualified-rule":
-                selector = tinycss2.serialize(rule.prelude).strip()
-                decls.extend(_declarations(rule.content, line0, "style-element", selector))
+            if rule.type == "comment":
+                comments([rule])
+            elif rule.type == "qualified-rule":
+                comments(rule.prelude)
+                block(rule.content, t.serialize(_no_comments(rule.prelude)).strip())
             elif rule.type == "at-rule":
-                at_rules.append(
-                    AtRule(
-                        rule.lower_at_keyword,
-                        tinycss2.serialize(rule.prelude).strip(),
-                        line0 + rule.source_line - 1,
-                    )
-                )
-                if rule.content is not None and rule.lower_at_keyword in (
-                    "media", "supports", "document", "layer", "container",
-                ):
-                    walk(tinycss2.parse_rule_list(
-                        rule.content, skip_whitespace=True, skip_comments=True
-                    ))
-                elif rule.content is not None and rule.lower_at_keyword == "font-face":
-                    decls.extend(_declarations(rule.content, line0, "style-element", "@font-face"))
+                at(rule, None)
 
-    walk(tinycss2.parse_stylesheet(css, skip_whitespace=True, skip_comments=True))
-    return decls, at_rules
+    walk(t.parse_stylesheet(css, skip_whitespace=True, skip_comments=False))
+    return out
 
 
-def inline_style(el: Any) -> list[Declaration]:
-    """The declarations of an element's ``style`` attribute."""
+@functools.lru_cache(maxsize=4096)
+def _inline(style: str) -> tuple[tuple[str, str, int, bool], ...]:
+    """A style attribute's declarations as (property, value, line offset, important); cached
+    by text, since newsletters repeat the same style attribute hundreds of times."""
+    t = _tinycss2()
+    return tuple(
+        (item.lower_name, t.serialize(item.value).strip(), item.source_line - 1, item.important)
+        for item in t.parse_blocks_contents(style, skip_whitespace=True, skip_comments=True)
+        if item.type == "declaration"
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_comment(style: str) -> bool:
+    return any(tok.type == "comment" for tok in
+               _tinycss2().parse_component_value_list(style, skip_comments=False))
+
+
+def inline_style(el: Any, line: int | None = None) -> list[Declaration]:
+    """The declarations of an element's ``style`` attribute; ``line`` is where the attribute
+    is written (by default where lxml puts the element)."""
     style = el.attrib.get("style")
     if not style:
         return []
-    line = el.sourceline or 1
-    return list(_declarations(style, line, "style-attribute", ""))
+    line = line or el.sourceline or 1
+    return [Declaration(prop, value, line + offset, important, "style-attribute", "")
+            for prop, value, offset, important in _inline(style)]
 
 
-def all_css(tree: Any) -> tuple[list[Declaration], list[AtRule]]:
-    """Every declaration and at-rule of a document: ``<style>`` elements and style attributes."""
-    decls: list[Declaration] = []
-    at_rules: list[AtRule] = []
+def all_css(tree: Any, lines: SourceLines | None = None) -> Css:
+    """Every declaration and at-rule of a document (``<style>`` elements and style
+    attributes), with comments and nested rules; ``lines`` places style attributes on the
+    line where they are written."""
+    out = Css()
     for el in elements(tree):
         if el.tag == "style":
-            d, a = style_sheet(el.text or "", el.sourceline or 1)
-            decls.extend(d)
-            at_rules.extend(a)
-        if "style" in el.attrib:
-            decls.extend(inline_style(el))
-    return decls, at_rules
+            style_sheet(el.text or "", el.sourceline or 1, out)
+        style = el.attrib.get("style")
+        if style:
+            line = lines.attribute_line(el, "style") if lines is not None else None
+            out.declarations.extend(inline_style(el, line))
+            if "/*" in style and _has_comment(style):
+                out.extra.append(("css-comments", line or el.sourceline or 1,
+                                  describe(el, "style")))
+    return out
+
+
+def css_of(view: Any, part: Any) -> Css:
+    """The part's Css, found once per view and part."""
+    return view.cached(f"css:{part.section}",
+                       lambda: all_css(view.html_tree(part), source_lines(view, part)))

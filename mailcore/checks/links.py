@@ -34,7 +34,6 @@ What it does, and what it never does:
 from __future__ import annotations
 
 import base64
-import bisect
 import concurrent.futures
 import http.client
 import ipaddress
@@ -310,52 +309,6 @@ def _css_urls(css: str) -> list[tuple[str, int]]:
     return found
 
 
-class _Source:
-    """Lines of an HTML part's source, to put a URL on the line of its attribute.
-
-    libxml2 gives an element the line where its start tag *ends*; for a start tag written over
-    several lines the attribute is often earlier. This finds where the tag starts (the last
-    ``<tag`` before the end of that line; same-named tags ending on one line are matched in
-    order) and then the line of the attribute inside it."""
-
-    _TAG = re.compile(r"<([A-Za-z][A-Za-z0-9:_.-]*)")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self.tags: dict[str, list[int]] = {}
-        for match in self._TAG.finditer(text):
-            self.tags.setdefault(match.group(1).lower(), []).append(match.start())
-        self.starts: dict[Any, int] = {}
-
-    def line_of(self, pos: int) -> int:
-        return bisect.bisect_right(self.line_starts, pos)
-
-    def line_end(self, line: int) -> int:
-        return self.line_starts[line] if line < len(self.line_starts) else len(self.text)
-
-    def locate(self, elements: list[Any]) -> None:
-        groups: dict[tuple[str, int], list[Any]] = {}
-        for el in elements:
-            if el.sourceline:
-                groups.setdefault((el.tag.lower(), el.sourceline), []).append(el)
-        for (tag, line), els in groups.items():
-            positions = self.tags.get(tag, [])
-            before = positions[: bisect.bisect_left(positions, self.line_end(line))]
-            for el, pos in zip(reversed(els), reversed(before)):
-                if self.line_of(pos) <= line:
-                    self.starts[el] = pos
-
-    def attribute_line(self, el: Any, attribute: str) -> int | None:
-        line = el.sourceline
-        pos = self.starts.get(el)
-        if pos is None or not line:
-            return line
-        span = self.text[pos: self.line_end(line)]
-        match = re.search(r"[\s\"'/]" + re.escape(attribute) + r"\s*=", span, re.I)
-        return self.line_of(pos + (match.start() + 1 if match else 0))
-
-
 def _html_links(part: Part, tree: Any) -> list[tuple[str, str, Location]]:
     from mailcore.checks import html
 
@@ -368,7 +321,7 @@ def _html_links(part: Part, tree: Any) -> list[tuple[str, str, Location]]:
             if _scheme(candidate) in VISITED_SCHEMES:
                 base = candidate
             break
-    source = _Source(part.text)
+    source = html.SourceLines(part.text)
     source.locate(everything)
 
     def add(url: str, kind: str, line: int | None, element: str) -> None:

@@ -96,7 +96,8 @@ def test_css_comes_from_a_real_parser_with_lines() -> None:
     view = MessageView.of(newsletter())
     tree = view.html_tree(view.html_parts[0])
     assert view.html_tree(view.html_parts[0]) is tree  # parsed once, shared
-    decls, at_rules = chtml.all_css(tree)
+    css = chtml.all_css(tree)
+    decls, at_rules = css.declarations, css.at_rules
     got = {(d.property, d.value, d.line, d.source) for d in decls}
     # the comment's "display: grid" is not a declaration; the string's ';' does not split
     assert ("display", "flex", 2, "style-element") in got
