@@ -161,6 +161,47 @@ def _announce_when_ready(gui: MailGui, *, inbox: bool) -> None:
     QTimer.singleShot(0, painted)  # runs once the event loop has shown the window
 
 
+START_PROBE_ENV = "MAILGUI_START_PROBE"
+
+
+def _probe_emit(fd: int, line: str) -> None:
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+    except OSError:
+        pass
+
+
+def _start_probe(gui: MailGui, fd_text: str) -> None:
+    """``MAILGUI_START_PROBE=FD`` (bench/gui_start.py only): write to file descriptor FD
+    ``paint T`` once the main window's first frame has gone to the display, and
+    ``to T TEXT`` (TEXT as JSON) each time the To field changes; T is ``time.monotonic()``,
+    the clock the bench reads too. Unset, nothing of this runs."""
+    import json
+    import time
+
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    try:
+        fd = int(fd_text)
+    except ValueError:
+        return
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+            if event.type() == QEvent.Type.Paint:
+                gui.window.removeEventFilter(self)
+                # the frame is flushed to the display once this paint (the window's first)
+                # and its children's are done: the 0 ms timer runs right after that
+                QTimer.singleShot(0, lambda: _probe_emit(fd, f"paint {time.monotonic():.6f}"))
+            return False
+
+    gui._start_probe = FirstPaint(gui.window)  # type: ignore[attr-defined]
+    gui.window.installEventFilter(gui._start_probe)  # type: ignore[attr-defined]
+    to = gui.window.compose.address_edits["to"]
+    to.textChanged.connect(
+        lambda text: _probe_emit(fd, f"to {time.monotonic():.6f} {json.dumps(text)}"))
+
+
 def _inbox_port(text: str) -> int:
     # imported only when the flag is given: mailcore.cli costs 30 ms of start-up
     from mailcore.cli import port_number
@@ -298,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
             QMessageBox.warning(None, "mailgui", refusal)
         return 2
     gui = MailGui(paths, start_inbox=not args.no_inbox, inbox_port=args.inbox_port)
+    probe = os.environ.get(START_PROBE_ENV)
+    if probe:
+        _start_probe(gui, probe)
     gui.show()
     _announce_when_ready(gui, inbox=not args.no_inbox)
     if args.eml:
