@@ -34,6 +34,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -467,6 +468,7 @@ class Spamd:
         self._own_workdir = own_workdir
         self._lock = threading.Lock()
         self._stopped = False
+        self._guard: tuple[subprocess.Popen[bytes], int] | None = None
         with _RUNNING_LOCK:
             _RUNNING.add(self)
 
@@ -568,7 +570,9 @@ class Spamd:
                 env=env,
                 start_new_session=True,  # its own process group: stop() reaps the children
             )
-        return cls(process, port, root, own_workdir=own, program=program)
+        spamd = cls(process, port, root, own_workdir=own, program=program)
+        spamd._guard = _start_guard(process.pid, root if own else None)
+        return spamd
 
     def _wait_ready(self, deadline: float) -> None:
         client = SpamdClient(DEFAULT_HOST, self.port, timeout=2.0)
@@ -617,6 +621,7 @@ class Spamd:
             if not self._stopped:
                 self._stopped = True
                 self._terminate(timeout)
+                self._release_guard()
             with _RUNNING_LOCK:
                 _RUNNING.discard(self)
             if remove and self._own_workdir:
@@ -643,11 +648,73 @@ class Spamd:
                 return
             time.sleep(0.02)
 
+    def _release_guard(self) -> None:
+        if self._guard is None:
+            return
+        guard, fd = self._guard
+        self._guard = None
+        try:
+            os.write(fd, b"stopped")  # spamd is gone: the guard exits without a signal
+        except OSError:
+            pass
+        os.close(fd)
+        try:
+            guard.wait(5)
+        except subprocess.TimeoutExpired:
+            guard.kill()
+            guard.wait()
+
     def __enter__(self) -> Spamd:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# A spamd outlives the process that started it if that process is killed (SIGKILL, a crash)
+# before stop() or atexit can run. So each spamd has a guard: a small Python process that
+# waits on a pipe only we hold; when the pipe closes with nothing written, we are gone, and
+# the guard ends spamd's process group (and removes the work directory we made for it).
+_GUARD = """
+import os, shutil, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+pgid, workdir = int(sys.argv[1]), sys.argv[2]
+if sys.stdin.buffer.read():
+    sys.exit(0)
+for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        break
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+if workdir:
+    time.sleep(0.2)
+    shutil.rmtree(workdir, ignore_errors=True)
+"""
+
+
+def _start_guard(pgid: int, workdir: Path | None) -> tuple[subprocess.Popen[bytes], int] | None:
+    """Start the guard of the spamd whose process group is ``pgid`` (None if it can't run:
+    spamd is then stopped by stop() and atexit only, as before)."""
+    read, write = os.pipe()
+    try:
+        guard = subprocess.Popen(  # noqa: S603 - our interpreter, our fixed program
+            [sys.executable, "-I", "-c", _GUARD, str(pgid), str(workdir or "")],
+            stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not in our terminal's group: Ctrl+C is ours to handle
+        )
+    except OSError:
+        os.close(write)
+        return None
+    finally:
+        os.close(read)
+    return guard, write
 
 
 # -- the check -------------------------------------------------------------------------------

@@ -5,8 +5,12 @@ the real ``spamc`` program as the second opinion. No mocks of spamd."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -292,6 +296,28 @@ def test_spamd_stop_ends_every_process_and_removes_its_directory() -> None:
     assert not server.running and not workdir.exists()
     assert group_members(pid) == set()
     server.stop()  # twice is harmless
+
+
+KILLED_OWNER = """
+import os, signal, sys
+from mailcore.checks.spam import Spamd
+server = Spamd.start()
+print(server.process.pid, server.workdir, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no stop(), no atexit: as a crash would
+"""
+
+
+def test_a_spamd_whose_owner_is_killed_is_stopped_by_its_guard() -> None:
+    owner = subprocess.run([sys.executable, "-c", KILLED_OWNER], capture_output=True,
+                           text=True, timeout=120)
+    assert owner.returncode == -signal.SIGKILL, owner.stderr
+    pid_text, workdir = owner.stdout.split(maxsplit=1)
+    pid, workdir = int(pid_text), Path(workdir.strip())
+    deadline = time.monotonic() + 15
+    while (group_members(pid) or workdir.exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert group_members(pid) == set(), "spamd outlived the process that started it"
+    assert not workdir.exists()
 
 
 def test_spamd_that_cannot_listen_says_why(tmp_path) -> None:
