@@ -84,8 +84,9 @@ __all__ = [
 
 logger = logging.getLogger("mailcore.queue")
 
-TASK_NAME = "mailcore.queue.deliver"
-PAYLOAD_VERSION = 1
+TASK_NAME = "mailcore.queue.deliver"  # one message (the tasks of earlier versions)
+TASK_BATCH = "mailcore.queue.deliver_batch"  # a list of messages: what is published now
+PAYLOAD_VERSION = 2  # 1: the bytes in base64 ("data"); 2: as Latin-1 text ("text")
 _SPOOL_NAME = re.compile(r"[0-9a-f]{32}\.eml\Z")
 _READ_SIZE = 1024 * 1024
 
@@ -154,6 +155,8 @@ class QueueConfig:
     idle_close: float = 30.0
     visibility_timeout: int = 7200
     prefetch: int = 4
+    batch_size: int = 100
+    batch_bytes: int = 1024 * 1024
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> QueueConfig:
@@ -182,10 +185,12 @@ class QueueConfig:
             "idle_close": float(settings.EMAIL_QUEUE_IDLE_CLOSE or 0.0),
             "visibility_timeout": settings.EMAIL_QUEUE_VISIBILITY_TIMEOUT,
             "prefetch": settings.EMAIL_QUEUE_PREFETCH,
+            "batch_size": _optional_setting("EMAIL_QUEUE_BATCH_SIZE", 100),
         }
         if "rate_limits" in overrides:
             overrides["rate_limits"] = _rate_limits(overrides["rate_limits"])
         values.update(overrides)
+        values["batch_size"] = max(1, int(values["batch_size"] or 1))
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", str(values["name"])):
             raise ImproperlyConfigured(
                 f"EMAIL_QUEUE_NAME must be letters, digits, '_', '.', ':' or '-', not "
@@ -204,6 +209,15 @@ class QueueConfig:
     def __repr__(self) -> str:
         return (f"<QueueConfig {self.name!r} broker={redact_url(self.broker_url)} "
                 f"state={redact_url(self.state_url)} delivery={self.delivery_backend}>")
+
+
+def _optional_setting(name: str, default: Any) -> Any:
+    """A setting this version of mailcore.conf may not define yet (then ``default``)."""
+    try:
+        value = getattr(settings, name)
+    except Exception:  # noqa: BLE001 - UnknownSettingError: not defined
+        return default
+    return default if value is None else value
 
 
 def _rate_limits(value: Any) -> dict[str, tuple[int, float]]:
@@ -273,6 +287,16 @@ redis.call('HDEL', KEYS[3], ARGV[3])
 if ok then redis.call('INCR', KEYS[4]) return 1 end
 return 0
 """
+# The same, and the lock released if it is still this worker's. KEYS: sent record, pending set,
+# retrying hash, sent count, lock; ARGV: record, ttl, message id, lock token
+_RECORD_SENT_UNLOCK = """
+local ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[3])
+if redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
+if ok then redis.call('INCR', KEYS[4]) return 1 end
+return 0
+"""
 # KEYS: the destination's counter; ARGV: window (ms), the most in it. Returns 0 (go) or the
 # milliseconds until the window ends.
 _RATE_TAKE = """
@@ -320,6 +344,7 @@ class QueueState:
         self._renew = self.redis.register_script(_RENEW)
         self._record = self.redis.register_script(_RECORD_SENT)
         self._rate = self.redis.register_script(_RATE_TAKE)
+        self._record_unlock = self.redis.register_script(_RECORD_SENT_UNLOCK)
 
     def k_sent(self, message_id: str) -> str:
         return f"{self.config.prefix}sent:{message_id}"
@@ -336,6 +361,13 @@ class QueueState:
                 pipe.hset(self.k_pending, mapping={
                     p["id"]: json.dumps(p, separators=(",", ":"))
                     for p in payloads[start:start + 5000]})
+            pipe.execute()
+
+    def add_pending_encoded(self, items: Sequence[tuple[str, str]]) -> None:
+        """:meth:`add_pending` for payloads already in JSON: (Message-ID, JSON) pairs."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(items), 5000):
+                pipe.hset(self.k_pending, mapping=dict(items[start:start + 5000]))
             pipe.execute()
 
     def remove_pending(self, ids: Sequence[str]) -> None:
@@ -358,6 +390,58 @@ class QueueState:
 
     def unlock(self, message_id: str, token: str) -> None:
         self._release(keys=[self.k_lock(message_id)], args=[token])
+
+    def claim(self, ids: Sequence[str], token: str) -> tuple[list[bool], list[bool]]:
+        """Lock each of ``ids`` (``token``), then look for each one's sent record: one round
+        trip for a batch. (locked?, sent?) for each; a record found after the lock is taken
+        can't be written by another worker while the lock holds."""
+        ttl = int(self.config.lock_ttl * 1000)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for message_id in ids:
+                pipe.set(self.k_lock(message_id), token, nx=True, px=ttl)
+            for message_id in ids:
+                pipe.exists(self.k_sent(message_id))
+            pipe.script_load(_RECORD_SENT_UNLOCK)  # for the recorder's EVALSHA
+            replies = pipe.execute()
+        n = len(ids)
+        return [bool(r) for r in replies[:n]], [bool(r) for r in replies[n:2 * n]]
+
+    def renew_many(self, ids: Iterable[str], token: str) -> list[bool]:
+        """Renew this worker's locks; whether each one was still this worker's."""
+        ids = list(ids)
+        if not ids:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for message_id in ids:
+                self._renew(keys=[self.k_lock(message_id)],
+                            args=[token, int(self.config.lock_ttl * 1000)], client=pipe)
+            return [bool(r) for r in pipe.execute()]
+
+    def recorder(self, token: str) -> _Recorder:
+        return _Recorder(self, token)
+
+    def settle(self, token: str, *, unlock: Iterable[str] = (),
+               duplicates: Iterable[str] = (),
+               retrying: Mapping[str, Mapping[str, Any]] | None = None,
+               dead: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """What a batch ends with, in one round trip: its retried and dead-lettered messages
+        marked, those found sent already counted as duplicates, its other locks released."""
+        duplicates = list(duplicates)
+        with self.redis.pipeline(transaction=False) as pipe:
+            if retrying:
+                pipe.hset(self.k_retrying, mapping={
+                    k: json.dumps(v) for k, v in retrying.items()})
+            for message_id, record in (dead or {}).items():
+                pipe.hset(self.k_dead, message_id, json.dumps(record))
+                pipe.hdel(self.k_pending, message_id)
+                pipe.hdel(self.k_retrying, message_id)
+            if duplicates:
+                pipe.hdel(self.k_pending, *duplicates)
+                pipe.hdel(self.k_retrying, *duplicates)
+                pipe.incrby(self.k_duplicates, len(duplicates))
+            for message_id in unlock:
+                self._release(keys=[self.k_lock(message_id)], args=[token], client=pipe)
+            pipe.execute()
 
     def record_sent(self, message_id: str, record: Mapping[str, Any]) -> bool:
         """The sent record (SET NX with the TTL); False if one was there already."""
@@ -433,8 +517,9 @@ class QueueState:
                     continue
                 lost.append(dict(payload, queued=now))
             if lost and not r.llen(self.config.name):
-                self.add_pending(lost)
-                _publish_redis(app, self.config, lost)
+                items = [_Encoded(p) for p in lost]
+                self.add_pending_encoded([(item.payload["id"], item.json) for item in items])
+                _publish(self.config, _batches(items, self.config), app=app)
                 logger.warning("mailcore queue: %d task(s) the broker lost queued again",
                                len(lost))
                 return len(lost)
@@ -472,6 +557,96 @@ class QueueState:
         self.redis.hset(self.k_dead, message_id, json.dumps(record))
 
 
+class _Recorder:
+    """Sent records of a batch, each written to Redis as soon as its 250 is read, the
+    replies read as they come (never waited for): the record leaves the worker before the
+    next message's final dot is sent, so the window stays one message wide, without a round
+    trip each. (Once written to the socket it reaches Redis even if the worker is killed: the
+    kernel sends what a dead process wrote.) If Redis fails, the records not confirmed are
+    written again at once through the retrying client, which waits for Redis to come back
+    (the records are idempotent: SET NX), and sending waits with it."""
+
+    def __init__(self, state: QueueState, token: str) -> None:
+        self.state = state
+        self.token = token
+        self.items: list[tuple[str, str]] = []  # written, not yet confirmed
+        self.written = 0
+        self.connection: Any = None
+
+    def _args(self, message_id: str, record: str) -> list[Any]:
+        s = self.state
+        return [s.k_sent(message_id), s.k_pending, s.k_retrying, s.k_sent_count,
+                s.k_lock(message_id), record, int(s.config.dedup_ttl), message_id, self.token]
+
+    def sent(self, message_id: str, record: Mapping[str, Any]) -> bool:
+        """Record a message as sent; True if Redis had failed and the records were written
+        again (after waiting for it): the caller should look at its locks."""
+        text = json.dumps(record, separators=(",", ":"))
+        self.items.append((message_id, text))
+        try:
+            if self.connection is None:
+                self.connection = self.state.redis.connection_pool.get_connection()
+            connection = self.connection
+            connection.send_command("EVALSHA", self.state._record_unlock.sha, 5,
+                                    *self._args(message_id, text))
+            self.written += 1
+            while self.written and connection.can_read(timeout=0):
+                connection.read_response()
+                self.written -= 1
+                del self.items[0]
+            return False
+        except Exception:  # noqa: BLE001 - a lost connection, NOSCRIPT after a restart
+            self._drop()
+            self._rewrite()
+            return True
+
+    def _drop(self) -> None:
+        connection, self.connection = self.connection, None
+        self.written = 0
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.disconnect()
+            with contextlib.suppress(Exception):
+                self.state.redis.connection_pool.release(connection)
+
+    def _rewrite(self) -> None:
+        """Every record not confirmed, through the retrying client, trying again for about
+        35 seconds (the client's own retries do not cover a connection refused while Redis
+        restarts); then a RedisError."""
+        import redis
+
+        delay, deadline = 0.05, time.monotonic() + 35.0
+        while self.items:
+            try:
+                with self.state.redis.pipeline(transaction=False) as pipe:
+                    for message_id, text in self.items:
+                        args = self._args(message_id, text)
+                        self.state._record_unlock(keys=args[:5], args=args[5:], client=pipe)
+                    pipe.execute()
+                self.items = []
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(1.0, delay * 2)
+
+    def finish(self) -> None:
+        """Every record confirmed by Redis (raises a RedisError if it stays away)."""
+        connection = self.connection
+        if connection is not None:
+            try:
+                while self.written:
+                    connection.read_response()
+                    self.written -= 1
+                    del self.items[0]
+            except Exception:  # noqa: BLE001 - written again just below
+                self._drop()
+            else:
+                self.connection = None
+                self.state.redis.connection_pool.release(connection)
+        self._rewrite()
+
+
 def _unacked_ids(client: Any) -> set[str]:
     """The Message-IDs of the tasks kombu holds as unacknowledged (delivered to a worker)."""
     ids = set()
@@ -482,7 +657,10 @@ def _unacked_ids(client: Any) -> set[str]:
             if message.get("properties", {}).get("body_encoding") == "base64":
                 body = base64.b64decode(body)
             args = json.loads(body)[0]
-            ids.add(str(args[0]["id"]))
+            if message.get("headers", {}).get("task") == TASK_BATCH:
+                ids.update(str(p["id"]) for p in args[0])
+            else:
+                ids.add(str(args[0]["id"]))
     return ids
 
 
@@ -535,10 +713,10 @@ def retry(message_id: str, config: QueueConfig | None = None) -> bool:
     record = state.take_dead(message_id)
     if record is None:
         return False
-    payload = dict(record["payload"], attempt=0, queued=time.time())
+    item = _Encoded(dict(record["payload"], attempt=0, queued=time.time()))
     try:
-        state.add_pending([payload])
-        _publish(config, [payload])
+        state.add_pending_encoded([(message_id, item.json)])
+        _publish(config, [[item]])
     except BaseException:
         state.remove_pending([message_id])
         state.put_back_dead(message_id, record)
@@ -553,41 +731,64 @@ class SpoolError(ValueError):
     """A spooled message's file is missing a part or changed (its checksum does not match)."""
 
 
-def prepare(message: Any, config: QueueConfig | None = None) -> dict[str, Any] | None:
-    """The task payload of one message: its envelope, its Message-ID and its bytes (or, over
-    the spool threshold, the spool file they were written to). None for a message without
-    recipients. Raises what the SMTP backend raises for a message it can't send (an invalid
-    address: ValueError), before anything is queued."""
-    from mailcore.backends.smtp import envelope
-    from mailcore.message import NeedsSMTPUTF8Error
-    from mailcore.wire import serialize
-
+def prepare(message: Any, config: QueueConfig | None = None,
+            queued: float | None = None) -> dict[str, Any] | None:
+    """The task payload of one message: its envelope, its Message-ID and its bytes (as
+    Latin-1 text, one character a byte; or, over the spool threshold, the spool file they
+    were written to). None for a message without recipients. Raises what the SMTP backend
+    raises for a message it can't send (an invalid address: ValueError), before anything is
+    queued."""
     config = config or QueueConfig.from_settings()
     if not message.recipients():
         return None
-    from_email, recipients = envelope(message)
+    from_email, recipients = _envelope(message)
     smtputf8 = not (from_email.isascii() and all(r.isascii() for r in recipients))
     if smtputf8:
-        data = serialize(message, "\r\n", utf8=True)
+        data = _serialize(message, "\r\n", utf8=True)
     else:
         try:
-            data = serialize(message, "\r\n")
-        except NeedsSMTPUTF8Error:  # a header address (Reply-To...) needs UTF-8 headers
+            data = _serialize(message, "\r\n")
+        except _NeedsSMTPUTF8:  # a header address (Reply-To...) needs UTF-8 headers
             smtputf8 = True
-            data = serialize(message, "\r\n", utf8=True)
+            data = _serialize(message, "\r\n", utf8=True)
     message_id = data.message_id or ""
     if not message_id:
         raise ValueError("the message has no Message-ID: the queue needs one to send it once")
+    size = data.size
     payload: dict[str, Any] = {
         "v": PAYLOAD_VERSION, "id": message_id, "from": from_email, "to": recipients,
-        "smtputf8": smtputf8, "eight_bit": data.eight_bit, "size": data.size,
-        "queued": time.time(), "attempt": 0,
+        "smtputf8": smtputf8, "eight_bit": False, "size": size,
+        "queued": time.time() if queued is None else queued, "attempt": 0,
     }
-    if data.size > config.spool_threshold:
+    if size > config.spool_threshold:
+        payload["eight_bit"] = data.eight_bit
         payload["spool"] = _spool(data, config)
     else:
-        payload["data"] = base64.b64encode(data.getvalue()).decode("ascii")
+        raw = data.getvalue()
+        payload["eight_bit"] = not raw.isascii()
+        payload["text"] = raw.decode("latin-1")
     return payload
+
+
+def _envelope(message: Any) -> tuple[str, list[str]]:
+    from mailcore.backends.smtp import envelope
+
+    return envelope(message)
+
+
+def _serialize(message: Any, linesep: str, utf8: bool = False) -> Any:
+    from mailcore.wire import serialize
+
+    return serialize(message, linesep, utf8=utf8)
+
+
+def _import_needs_smtputf8() -> type[Exception]:
+    from mailcore.message import NeedsSMTPUTF8Error
+
+    return NeedsSMTPUTF8Error
+
+
+_NeedsSMTPUTF8 = _import_needs_smtputf8()
 
 
 def _spool(data: Any, config: QueueConfig) -> dict[str, Any]:
@@ -618,20 +819,59 @@ def _spool(data: Any, config: QueueConfig) -> dict[str, Any]:
     return {"name": name, "sha256": digest.hexdigest(), "size": size}
 
 
+class _Encoded:
+    """A payload and its JSON, made once: the same text goes into the pending record and
+    into the task."""
+
+    __slots__ = ("payload", "json", "size")
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        self.payload = payload
+        self.json = _dumps(payload)
+        self.size = len(self.json)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _batches(items: Sequence[_Encoded], config: QueueConfig) -> list[list[_Encoded]]:
+    """Consecutive messages, ``batch_size`` a task at most and about ``batch_bytes``; a
+    spooled message alone (its lock is renewed as it is written)."""
+    batches: list[list[_Encoded]] = []
+    current: list[_Encoded] = []
+    size = 0
+    limit, most = config.batch_size, config.batch_bytes
+    for item in items:
+        if "spool" in item.payload:
+            batches.append([item])
+            continue
+        if current and (len(current) >= limit or size + item.size > most):
+            batches.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item.size
+    if current:
+        batches.append(current)
+    return batches
+
+
 def enqueue(messages: Iterable[Any], config: QueueConfig | None = None) -> list[str]:
     """Queue ``messages`` (mailcore's or Django's EmailMessage objects); return the Message-IDs
     queued, in order (messages without recipients are left out, as the SMTP backend leaves
     them). Every message is prepared before any is queued: an invalid one raises and nothing
-    is queued."""
+    is queued. Messages go ``batch_size`` to a task (``EMAIL_QUEUE_BATCH_SIZE``): one task,
+    one broker write for many messages; each is still retried, dead-lettered and recorded
+    on its own."""
     config = config or QueueConfig.from_settings()
-    payloads = [p for p in (prepare(m, config) for m in messages) if p is not None]
-    if not payloads:
+    now = time.time()
+    items = [_Encoded(p) for p in (prepare(m, config, now) for m in messages) if p is not None]
+    if not items:
         return []
-    ids = [p["id"] for p in payloads]
+    ids = [item.payload["id"] for item in items]
     state = get_state(config)
-    state.add_pending(payloads)
+    state.add_pending_encoded([(item.payload["id"], item.json) for item in items])
     try:
-        _publish(config, payloads)
+        _publish(config, _batches(items, config))
     except BaseException:
         with contextlib.suppress(Exception):
             state.remove_pending(ids)
@@ -639,41 +879,56 @@ def enqueue(messages: Iterable[Any], config: QueueConfig | None = None) -> list[
     return ids
 
 
-def _publish(config: QueueConfig, payloads: Sequence[Mapping[str, Any]]) -> None:
-    app = get_app(config)
+def _publish(config: QueueConfig, batches: Sequence[Sequence[_Encoded]],
+             countdowns: Sequence[float | None] | None = None, app: Any = None) -> None:
+    """One task per batch (after its countdown, seconds, if one is given)."""
+    app = app or get_app(config)
     if urlsplit(config.broker_url).scheme in ("redis", "rediss"):
-        _publish_redis(app, config, payloads)
+        _publish_redis(app, config, batches, countdowns)
     else:
-        _publish_celery(app, config, payloads)
+        _publish_celery(app, config, batches, countdowns)
 
 
-def _publish_redis(app: Any, config: QueueConfig, payloads: Sequence[Mapping[str, Any]],
-                   batch: int = 2000) -> None:
+def _publish_redis(app: Any, config: QueueConfig, batches: Sequence[Sequence[_Encoded]],
+                   countdowns: Sequence[float | None] | None = None,
+                   messages_per_write: int = 5000) -> None:
     """The tasks as Celery's own publishing writes them to a Redis broker (Celery's message
-    protocol 2, built by Celery's ``as_task_v2``; kombu's Redis envelope: a JSON object LPUSHed
-    to the queue's list), a pipeline of ``batch`` at a time: one round trip per batch, where
-    ``apply_async`` makes one per message, and none of its per-call routing and retry set-up
-    (about ten times the producer's rate). The workers can't tell them apart."""
+    protocol 2, headers from Celery's ``as_task_v2``; kombu's Redis envelope, a JSON object
+    LPUSHed to the queue's list, its body plain JSON: kombu reads a body without
+    ``body_encoding`` as it is). The body is put together from each payload's JSON, made once
+    (the pending record holds the same text). One pipeline, one round trip, per few thousand
+    messages, and none of ``apply_async``'s per-call routing and retry set-up. The workers
+    can't tell these tasks from ``apply_async``'s."""
     build = app.amqp.as_task_v2
     origin = _origin()
     client = _broker_client(config)
     queue = config.name
+    delivery_info = {"exchange": "", "routing_key": queue}
+    tail = None
     with client.pipeline(transaction=False) as pipe:
-        for start in range(0, len(payloads), batch):
-            for payload in payloads[start:start + batch]:
-                task_id = uuid.uuid4().hex
-                headers, properties, body, _ = build(
-                    task_id, TASK_NAME, [payload], {}, origin=origin, ignore_result=True,
-                    argsrepr=f"({payload['id']!r},)", kwargsrepr="{}")
-                encoded = base64.b64encode(json.dumps(body, separators=(",", ":"))
-                                           .encode("utf-8")).decode("ascii")
-                properties.update(
-                    body_encoding="base64", delivery_tag=str(uuid.uuid4()), priority=0,
-                    delivery_mode=2, delivery_info={"exchange": "", "routing_key": queue})
-                pipe.lpush(queue, json.dumps({
-                    "body": encoded, "content-encoding": "utf-8",
-                    "content-type": "application/json", "headers": headers,
-                    "properties": properties}, separators=(",", ":")))
+        waiting = 0
+        for index, batch in enumerate(batches):
+            countdown = countdowns[index] if countdowns is not None else None
+            task_id = uuid.uuid4().hex
+            first = batch[0].payload["id"]
+            more = f" and {len(batch) - 1} more" if len(batch) > 1 else ""
+            headers, properties, body, _ = build(
+                task_id, TASK_BATCH, [[]], {}, origin=origin, ignore_result=True,
+                countdown=countdown or None, argsrepr=f"({first!r}{more},)", kwargsrepr="{}")
+            if tail is None:
+                tail = "]]," + _dumps(body[1]) + "," + _dumps(body[2]) + "]"
+            properties.update(delivery_tag=str(uuid.uuid4()), priority=0, delivery_mode=2,
+                              delivery_info=delivery_info)
+            text = "[[[" + ",".join(item.json for item in batch) + tail
+            pipe.lpush(queue, _dumps({
+                "body": text, "content-encoding": "utf-8",
+                "content-type": "application/json", "headers": headers,
+                "properties": properties}))
+            waiting += len(batch)
+            if waiting >= messages_per_write:
+                pipe.execute()
+                waiting = 0
+        if waiting:
             pipe.execute()
 
 
@@ -694,19 +949,21 @@ def _broker_client(config: QueueConfig) -> Any:
     return client
 
 
-def _publish_celery(app: Any, config: QueueConfig, payloads: Sequence[Mapping[str, Any]]
-                    ) -> None:
-    task = app.tasks[TASK_NAME]
+def _publish_celery(app: Any, config: QueueConfig, batches: Sequence[Sequence[_Encoded]],
+                    countdowns: Sequence[float | None] | None = None) -> None:
+    task = app.tasks[TASK_BATCH]
     with app.producer_or_acquire() as producer:
-        batch = getattr(producer, "batch", None)  # kombu 5.7: one Redis pipeline per 1,000
-        with batch(1000) if batch is not None else contextlib.nullcontext():
-            declare = None  # the queue is declared with the first message only
-            for payload in payloads:
-                # argsrepr: the log line names the message, without a second copy of it
-                task.apply_async(args=[payload], producer=producer, queue=config.name,
-                                 routing_key=config.name, declare=declare,
-                                 argsrepr=f"({payload['id']!r},)", kwargsrepr="{}")
-                declare = []
+        declare = None  # the queue is declared with the first task only
+        for index, batch in enumerate(batches):
+            countdown = countdowns[index] if countdowns is not None else None
+            first = batch[0].payload["id"]
+            # argsrepr: the log line names the messages, without a second copy of them
+            task.apply_async(args=[[item.payload for item in batch]], producer=producer,
+                             queue=config.name, routing_key=config.name, declare=declare,
+                             countdown=countdown or None,
+                             argsrepr=f"({first!r} and {len(batch) - 1} more,)",
+                             kwargsrepr="{}")
+            declare = []
 
 
 # -- the Celery app ----------------------------------------------------------------------------
@@ -768,7 +1025,12 @@ def _make_app(config: QueueConfig) -> Any:
     @app.task(bind=True, name=TASK_NAME, max_retries=None, acks_late=True,
               reject_on_worker_lost=True, ignore_result=True)
     def deliver(task: Any, payload: dict[str, Any]) -> str:
-        return _worker_for(task.app.mailcore_config).handle(task, payload)
+        return _worker_for(task.app.mailcore_config).handle(task, [payload])
+
+    @app.task(bind=True, name=TASK_BATCH, max_retries=None, acks_late=True,
+              reject_on_worker_lost=True, ignore_result=True)
+    def deliver_batch(task: Any, payloads: list[dict[str, Any]]) -> str:
+        return _worker_for(task.app.mailcore_config).handle(task, payloads)
 
     return app
 
@@ -870,17 +1132,43 @@ class _SpoolPiece:
             raise SpoolError(f"the spool file {self.path} changed while it was sent")
 
 
+class _Carried:
+    """Makes the carried bytes a Serialized, as the SMTP client takes them (8-bit as the
+    producer saw); the class is made once, when first needed."""
+
+    cls: type | None = None
+
+    @classmethod
+    def make(cls, pieces: list[Any], message_id: str, eight_bit: bool) -> Any:
+        if cls.cls is None:
+            from mailcore.wire import Serialized
+
+            class Carried(Serialized):
+                def __init__(self, pieces: list[Any], message_id: str, eight_bit: bool) -> None:
+                    super().__init__(pieces, [("Message-ID", message_id)], "\r\n")
+                    self._eight_bit = eight_bit
+
+                @property
+                def eight_bit(self) -> bool:
+                    return self._eight_bit
+
+            cls.cls = Carried
+        return cls.cls(pieces, message_id, eight_bit)
+
+
 def _carried(pieces: list[Any], message_id: str, eight_bit: bool) -> Any:
-    from mailcore.wire import Serialized
+    return _Carried.make(pieces, message_id, eight_bit)
 
-    class Carried(Serialized):
-        """The carried bytes, as the SMTP client takes them; 8-bit as the producer saw."""
 
-        @property
-        def eight_bit(self) -> bool:
-            return eight_bit
+class _Item:
+    """One message of a batch on its way: its payload, its bytes (signed), its MAIL options."""
 
-    return Carried(pieces, [("Message-ID", message_id)], "\r\n")
+    __slots__ = ("payload", "data", "options")
+
+    def __init__(self, payload: Mapping[str, Any], data: Any) -> None:
+        self.payload = payload
+        self.data = data
+        self.options = ["SMTPUTF8"] if payload.get("smtputf8") else []
 
 
 class _Deliverer:
@@ -903,49 +1191,105 @@ class _Deliverer:
         self._closer: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def send(self, payload: Mapping[str, Any], data: Any,
-             progress: Callable[[int, int], None] | None = None) -> tuple[int, str, dict]:
-        """Send the carried message; (code, reply text, refused recipients) of the 250."""
+    def sign(self, data: Any) -> Any:
+        dkim = self.backend.dkim
+        return dkim.sign_serialized(data) if dkim is not None else data
+
+    def send_batch(self, items: Sequence[_Item], report: Callable[[_Item, Any], None],
+                   progress: Callable[[int, int], None] | None = None) -> None:
+        """Send the items over the kept connection, pipelined when the server offers it
+        (one round trip a message, the next message's commands riding with the previous
+        one's final dot); ``report(item, result)`` for each, in order, as soon as its reply
+        is read: a ``(refused, code, text)`` tuple for a 250, or the exception."""
         with self._lock:
             self._used = time.monotonic()
             self._ensure_closer()
             try:
-                return self._send(payload, data, progress, reused=self.backend.connection
-                                  is not None)
+                self._send_batch(list(items), report, progress)
             finally:
                 self._used = time.monotonic()
 
-    def _send(self, payload: Mapping[str, Any], data: Any, progress: Any,
-              reused: bool) -> tuple[int, str, dict]:
+    def _send_batch(self, remaining: list[_Item], report: Callable[[_Item, Any], None],
+                    progress: Any) -> None:
         backend = self.backend
-        if backend.connection is None:
-            backend.open()
-        connection = backend.connection
-        signed = backend.dkim.sign_serialized(data) if backend.dkim is not None else data
-        options = ["SMTPUTF8"] if payload.get("smtputf8") else []
-        try:
-            if hasattr(connection, "send_serialized"):  # mailcore's own client
-                reply = connection.send_serialized(payload["from"], payload["to"], signed,
-                                                   mail_options=options, progress=progress)
-                refused, code, text = reply
-            else:  # an smtplib-compatible connection_class of the user's
-                refused = connection.sendmail(payload["from"], payload["to"],
-                                              signed.getvalue(), options) or {}
-                code, text = 250, b""
-        except Exception as exc:
-            kept = (isinstance(exc, smtplib.SMTPException)
-                    and getattr(connection, "sock", None) is not None)
-            if not kept:
+        fresh_tried = False
+        while remaining:
+            reused = backend.connection is not None
+            if not reused:
+                try:
+                    backend.open()
+                except Exception as exc:  # noqa: BLE001 - classified by the caller
+                    self._discard()
+                    for item in remaining:
+                        report(item, exc)
+                    return
+            connection = backend.connection
+            done = 0
+            stale = False
+            try:
+                for item, result in self._round(connection, remaining, progress):
+                    if (done == 0 and reused and not fresh_tried
+                            and isinstance(result, Exception) and self._stale(result)):
+                        stale = True  # closed by the server while it was idle
+                        break
+                    done += 1
+                    report(item, result)
+            except _Abort:
+                self._discard()  # a message whose DATA is open is not ended
+                raise
+            except Exception as exc:  # noqa: BLE001 - the connection failed mid-message
+                if not (isinstance(exc, smtplib.SMTPException)
+                        and getattr(connection, "sock", None) is not None):
+                    self._discard()
+                rest = remaining[done:]
+                if done == 0 and reused and not fresh_tried and self._stale(exc):
+                    fresh_tried = True
+                    continue
+                for item in rest:
+                    report(item, exc)
+                return
+            remaining = remaining[done:]
+            if remaining:  # the connection ended (a 421, a lost connection): a new one
                 self._discard()
-                failure = classify(exc)
-                # a kept connection the server closed while it was idle: once more, afresh
-                if reused and failure.kind in (Kind.DISCONNECTED, Kind.SERVICE_UNAVAILABLE) \
-                        and failure.stage in (None, _stage("mail")):
-                    return self._send(payload, data, progress, reused=False)
-            raise
-        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-        return code, text, {a: [c, t.decode("utf-8", "replace") if isinstance(t, bytes) else t]
-                            for a, (c, t) in dict(refused).items()}
+                if stale:
+                    fresh_tried = True
+                elif done == 0:
+                    for item in remaining:
+                        report(item, smtplib.SMTPServerDisconnected(
+                            "the connection ended before the message was sent"))
+                    return
+
+    @staticmethod
+    def _stale(exc: BaseException) -> bool:
+        failure = classify(exc)
+        return failure.kind in (Kind.DISCONNECTED, Kind.SERVICE_UNAVAILABLE) \
+            and failure.stage in (None, _stage("mail"))
+
+    @staticmethod
+    def _round(connection: Any, items: Sequence[_Item], progress: Any
+               ) -> Iterator[tuple[_Item, Any]]:
+        if hasattr(connection, "send_pipelined") and connection.pipelining():
+            yield from connection.send_pipelined(
+                ((item, item.payload["from"], item.payload["to"], item.data, item.options)
+                 for item in items), progress=progress)
+            return
+        for item in items:
+            payload = item.payload
+            try:
+                if hasattr(connection, "send_serialized"):  # mailcore's own client
+                    reply = connection.send_serialized(payload["from"], payload["to"],
+                                                       item.data, mail_options=item.options,
+                                                       progress=progress)
+                else:  # an smtplib-compatible connection_class of the user's
+                    refused = connection.sendmail(payload["from"], payload["to"],
+                                                  item.data.getvalue(), item.options)
+                    reply = (refused or {}, 250, b"")
+            except smtplib.SMTPException as exc:
+                yield item, exc
+                if getattr(connection, "sock", None) is None:
+                    return
+                continue
+            yield item, reply
 
     def _discard(self) -> None:
         backend = self.backend
@@ -985,80 +1329,147 @@ def _stage(name: str) -> Any:
     return Stage(name)
 
 
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class _Abort(Exception):  # noqa: N818 - a decision: stop this batch, give it back
+    """Stop sending a batch: Redis is away, or a lock was lost while Redis was."""
+
+
 class _Worker:
-    """What one worker process does with each task."""
+    """What one worker process does with each task: a batch of messages."""
 
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
         self.state = get_state(config)
         self.deliverer = _Deliverer(config)
 
-    def handle(self, task: Any, payload: dict[str, Any]) -> str:
+    def handle(self, task: Any, payloads: list[dict[str, Any]]) -> str:
         import redis
         from celery.exceptions import Reject
 
         try:
-            return self._handle(task, payload)
-        except redis.RedisError as exc:
-            # The state store stayed away: the task goes back to the broker (or, if that is
-            # gone too, is restored to the queue after the visibility timeout).
+            return self._handle(task, payloads)
+        except (redis.RedisError, _Abort) as exc:
+            # The state store stayed away, or a lock expired while it was away: the task goes
+            # back to the broker (or, if that is gone too, is restored to the queue after the
+            # visibility timeout). What was recorded as sent is skipped when it comes back.
             logger.warning("mailcore queue: Redis unavailable (%s): task requeued",
-                           type(exc).__name__)
-            raise Reject(exc, requeue=True) from None
+                           exc.__cause__.__class__.__name__ if isinstance(exc, _Abort)
+                           and exc.__cause__ is not None else exc)
+            raise Reject(str(exc), requeue=True) from None
 
-    def _handle(self, task: Any, payload: dict[str, Any]) -> str:
-        message_id = payload["id"]
-        state = self.state
-        if state.is_sent(message_id):
-            state.skip_duplicate(message_id)
-            return "duplicate"
-        token = state.lock(message_id)
-        if token is None:  # another worker is sending it now: look again when it is done
-            raise task.retry(args=[payload], countdown=min(self.config.lock_ttl, 1.0)
-                             * random.uniform(0.5, 1.0), max_retries=None)
-        try:
-            if state.is_sent(message_id):
-                state.skip_duplicate(message_id)
-                return "duplicate"
-            wait = state.rate_wait(_domains(payload["to"]))
-            if wait > 0:
-                raise task.retry(args=[payload], countdown=wait + random.uniform(0, 0.05),
-                                 max_retries=None)
+    def _handle(self, task: Any, payloads: list[dict[str, Any]]) -> str:
+        """Lock the batch's Message-IDs and look for their sent records (one round trip);
+        send the rest over the kept connection, recording each as sent as its 250 is read;
+        then, in one round trip, mark what failed and release the locks; last, give each
+        message that must wait (a temporary failure, a lock another worker holds, a rate)
+        a task of its own. The batch's task is acknowledged when this returns: a worker
+        killed before leaves the whole batch to another, which skips what was recorded."""
+        import redis
+
+        state, config = self.state, self.config
+        token = uuid.uuid4().hex
+        ids = [p["id"] for p in payloads]
+        locked, found = state.claim(ids, token)
+        held = [mid for mid, is_locked in zip(ids, locked) if is_locked]
+        duplicates: list[str] = []
+        later: list[tuple[dict[str, Any], float]] = []
+        todo: list[dict[str, Any]] = []
+        for payload, is_locked, is_sent in zip(payloads, locked, found):
+            if is_sent:
+                duplicates.append(payload["id"])
+            elif not is_locked:  # another worker is sending it now: look again when done
+                later.append((payload, min(config.lock_ttl, 1.0) * random.uniform(0.5, 1.0)))
+            else:
+                todo.append(payload)
+        if config.rate_limits:
+            going = []
+            for payload in todo:
+                wait = state.rate_wait(_domains(payload["to"]))
+                if wait > 0:  # over its destination's rate: not an attempt
+                    later.append((payload, wait + random.uniform(0, 0.05)))
+                else:
+                    going.append(payload)
+            todo = going
+        retrying: dict[str, dict[str, Any]] = {}
+        dead: dict[str, dict[str, Any]] = {}
+        items: list[_Item] = []
+        for payload in todo:
             try:
-                data = self._load(payload)
-                code, text, refused = self.deliverer.send(
-                    payload, data, self._renewer(message_id, token, data.size))
+                items.append(_Item(payload, self.deliverer.sign(self._load(payload))))
             except Exception as exc:  # noqa: BLE001 - classified: retried or dead-lettered
-                import redis
-
                 if isinstance(exc, redis.RedisError):
                     raise
-                return self._failed(task, payload, exc)
-            state.record_sent(message_id, {"at": time.time(), "code": code, "reply": text,
-                                           "refused": refused,
-                                           "attempts": int(payload.get("attempt", 0)) + 1})
-            self._unspool(payload)
-            return "sent"
-        finally:
-            with contextlib.suppress(Exception):
-                state.unlock(message_id, token)
+                self._failed(payload, exc, retrying, dead, later)
+        recorder = state.recorder(token)
+        sent: list[dict[str, Any]] = []
+        unsent = {item.payload["id"] for item in items}
+        renew = self._renewer(unsent, token)
 
-    def _renewer(self, message_id: str, token: str, size: int) -> Callable[[int, int], None] | None:
-        if size < 4 * _READ_SIZE:
-            return None
-        every = max(1.0, self.config.lock_ttl / 3)
-        last = [time.monotonic()]
+        def report(item: _Item, result: Any) -> None:
+            payload = item.payload
+            unsent.discard(payload["id"])
+            try:
+                waited = False
+                if isinstance(result, BaseException):
+                    self._failed(payload, result, retrying, dead, later)
+                else:
+                    refused, code, text = result
+                    sent.append(payload)
+                    waited = recorder.sent(payload["id"], {
+                        "at": time.time(), "code": code, "reply": _text(text),
+                        "refused": {a: [c, _text(t)] for a, (c, t) in dict(refused).items()},
+                        "attempts": int(payload.get("attempt", 0)) + 1})
+                renew(force=waited)
+            except redis.RedisError as exc:
+                raise _Abort("Redis is away") from exc
 
         def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] >= every:
-                last[0] = now
-                with contextlib.suppress(Exception):
-                    self.state.renew(message_id, token)
+            try:
+                renew()
+            except redis.RedisError as exc:
+                raise _Abort("Redis is away") from exc
 
-        return progress
+        try:
+            if items:
+                big = sum(item.payload.get("size", 0) for item in items) >= 4 * _READ_SIZE
+                self.deliverer.send_batch(items, report, progress if big else None)
+        finally:
+            recorder.finish()  # what was sent is recorded, whatever stopped the batch
+        recorded = {p["id"] for p in sent}
+        state.settle(token, unlock=[mid for mid in held if mid not in recorded],
+                     duplicates=duplicates, retrying=retrying, dead=dead)
+        if later:
+            _publish(config, [[_Encoded(p)] for p, _ in later], [d for _, d in later],
+                     app=task.app)
+        for payload in sent:
+            self._unspool(payload)
+        return (f"sent {len(sent)}, retrying {len(retrying)}, dead {len(dead)}, "
+                f"already sent {len(duplicates)}, waiting {len(later) - len(retrying)}")
+
+    def _renewer(self, unsent: set[str], token: str) -> Callable[..., None]:
+        """Renews the locks of the batch's messages not yet sent every third of their time
+        (and at once after Redis was away); a lock lost meanwhile stops the batch."""
+        every = max(0.2, self.config.lock_ttl / 3)
+        last = [time.monotonic()]
+
+        def renew(force: bool = False) -> None:
+            now = time.monotonic()
+            if force or now - last[0] >= every:
+                last[0] = now
+                ids = list(unsent)
+                lost = [m for m, ok in zip(ids, self.state.renew_many(ids, token)) if not ok]
+                if lost:
+                    raise _Abort(f"{len(lost)} lock(s) expired while Redis was away")
+
+        return renew
 
     def _load(self, payload: Mapping[str, Any]) -> Any:
+        if "text" in payload:
+            return _carried([payload["text"].encode("latin-1")], payload["id"],
+                            bool(payload.get("eight_bit")))
         if "data" in payload:
             return _carried([base64.b64decode(payload["data"])], payload["id"],
                             bool(payload.get("eight_bit")))
@@ -1088,7 +1499,11 @@ class _Worker:
             with contextlib.suppress(OSError):
                 (Path(self.config.spool_dir) / spool["name"]).unlink()
 
-    def _failed(self, task: Any, payload: dict[str, Any], exc: Exception) -> str:
+    def _failed(self, payload: dict[str, Any], exc: Exception,
+                retrying: dict[str, dict[str, Any]], dead: dict[str, dict[str, Any]],
+                later: list[tuple[dict[str, Any], float]]) -> None:
+        """One message failed: tried again on its own later (a temporary failure, with
+        retries left), or dead-lettered with the server's reply."""
         failure = classify(exc)
         attempt = int(payload.get("attempt", 0))
         message_id = payload["id"]
@@ -1100,15 +1515,14 @@ class _Worker:
         }
         if is_temporary(failure) and attempt < self.config.max_retries:
             delay = backoff(attempt, self.config)
-            self.state.mark_retrying(message_id, dict(record, next=time.time() + delay))
+            retrying[message_id] = dict(record, next=time.time() + delay)
+            later.append((dict(payload, attempt=attempt + 1), delay))
             logger.info("mailcore queue: %s: %s, try %d in %.1fs", message_id,
                         failure.reply or failure.kind, attempt + 2, delay)
-            raise task.retry(args=[dict(payload, attempt=attempt + 1)], countdown=delay,
-                             max_retries=None)
-        self.state.mark_dead(message_id, dict(record, payload=payload))
+            return
+        dead[message_id] = dict(record, payload=payload)
         logger.warning("mailcore queue: %s dead-lettered: %s", message_id,
                        failure.reply or failure.kind)
-        return "dead"
 
 
 def _detail(failure: Failure, exc: BaseException) -> str:
