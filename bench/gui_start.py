@@ -309,6 +309,7 @@ def one_start(number: int, returning: bool, root: Path, shot: Path | None = None
                         result["inside_paint"] = float(rest) - t0
                     elif kind == "to":
                         stamp, _, text = rest.partition(" ")
+                        result["to_text"] = json.loads(text)
                         if json.loads(text) == TYPED and "usable" not in result:
                             result["usable"] = float(stamp) - t0
             for win in watcher.mapped_windows():
@@ -335,8 +336,10 @@ def one_start(number: int, returning: bool, root: Path, shot: Path | None = None
                 break
         if typed_at is not None:
             result["typed_at"] = typed_at - t0
+        seen = result.get("to_text")
         for key, what in (("paint", "no drawn window seen"), ("usable", "the typed text "
-                          "never appeared in To (was it focused?)")):
+                          "never appeared in To (was it focused?"
+                          + (f" it holds {seen!r})" if seen is not None else ")"))):
             if key not in result and "error" not in result:
                 result["error"] = f"{what} within {WAIT_S:.0f} s"
         if shot is not None and "paint" in result:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
-from mailgui import __version__
-from mailgui.model.inbox import RUN_SERVER_OPTION
 from mailgui.model.paths import AppPaths
 
 __all__ = ["MailGui", "display_problem", "lock_data_dir", "main"]
@@ -22,22 +17,42 @@ LOCK_FILE = "mailgui.lock"
 
 
 class MailGui:
-    """The whole app for one window: view + controllers. Paths are injectable (tests)."""
+    """The whole app for one window: view + controllers. Paths are injectable (tests).
+
+    ``staged`` (``main`` uses it): only what the first frame shows is built here; call
+    ``complete()`` once it is on the screen for the rest (``MainController.start``)."""
 
     def __init__(self, paths: AppPaths | None = None, *, secrets: object = None,
-                 start_inbox: bool = True, inbox_port: int | None = None) -> None:
+                 start_inbox: bool = True, inbox_port: int | None = None,
+                 staged: bool = False) -> None:
         from mailgui.controllers.main import MainController
         from mailgui.views.main_window import MainWindow
 
         self.paths = paths or AppPaths.default()
         self.window = MainWindow()
+        self._checks: Any = None
         self.controller = MainController(self.window, self.paths, secrets=secrets,
-                                         start_inbox=start_inbox, inbox_port=inbox_port)
-        from mailgui.controllers.checks import ComposerChecks
+                                         start_inbox=start_inbox, inbox_port=inbox_port,
+                                         staged=staged)
+        if self.controller.started:
+            self.complete()
 
-        # the composer's Check (Ctrl+K); one spamd for the app, the inbox's
-        self.checks = ComposerChecks(self.window, self.controller,
-                                     self.controller.inbox.checks.spam)
+    def complete(self) -> None:
+        """Build what a staged start left for after the first frame; idempotent (asking
+        for ``checks`` or one of the controller's parts before does it too)."""
+        self.controller.start()
+        if self._checks is None:
+            from mailgui.controllers.checks import ComposerChecks
+
+            # the composer's Check (Ctrl+K); one spamd for the app, the inbox's
+            self._checks = ComposerChecks(self.window, self.controller,
+                                          self.controller.inbox.checks.spam)
+
+    @property
+    def checks(self) -> Any:
+        """The composer's checks (``mailgui.controllers.checks.ComposerChecks``)."""
+        self.complete()
+        return self._checks
 
     def show(self) -> None:
         self.window.show()
@@ -52,12 +67,48 @@ class MailGui:
         return self.controller.finish(timeout)
 
 
+def after_first_frame(window: Any, fn: Any, fallback_ms: int = 1000) -> None:
+    """Call ``fn`` once, as soon as ``window``'s first frame has gone to the screen (right
+    after its first paint, from the event loop), or after ``fallback_ms`` if it never paints
+    (a window shown minimized)."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    state = {"done": False}
+
+    def run() -> None:
+        if not state["done"]:
+            state["done"] = True
+            window.removeEventFilter(watcher)
+            fn()
+
+    class FirstFrame(QObject):
+        def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+            if event.type() == QEvent.Type.Paint and not state["done"]:
+                # the backing store is flushed once this paint and its children's are done
+                QTimer.singleShot(0, run)
+            return False
+
+    watcher = FirstFrame(window)
+    window.installEventFilter(watcher)
+    QTimer.singleShot(fallback_ms, run)
+
+
 def _x11_problem(display: str) -> str | None:
-    name = ctypes.util.find_library("xcb")
-    if not name:
-        return None
+    import ctypes
+
     try:
-        lib = ctypes.CDLL(name)
+        lib = ctypes.CDLL("libxcb.so.1")  # its soname: no ldconfig run to find it
+    except OSError:
+        import ctypes.util
+
+        name = ctypes.util.find_library("xcb")
+        if not name:
+            return None
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            return None
+    try:
         lib.xcb_connect.restype = ctypes.c_void_p
         lib.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
         lib.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
@@ -120,6 +171,8 @@ def lock_data_dir(data_dir: Path) -> tuple[object | None, str | None]:
         pid, host, _app = lock.getLockInfo()
     except (TypeError, ValueError):
         pass
+    import socket
+
     where = f" on {host}" if host and host != socket.gethostname() else ""
     holder = f" (pid {pid}{where})" if pid else ""
     return None, (f"mailgui is already running with this data folder{holder}: {data_dir}. "
@@ -209,10 +262,22 @@ def _inbox_port(text: str) -> int:
     return port_number(text, allow_zero=True)
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked for (it imports mailcore)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from mailgui import __version__
+
+        sys.stdout.write(f"mailgui {__version__}\n")
+        parser.exit()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mailgui", description="A desktop email composer for developers and testers.")
-    parser.add_argument("--version", action="version", version=f"mailgui {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show program's version number and exit")
     parser.add_argument("--config-dir", type=Path, help="where profiles and settings live")
     parser.add_argument("--data-dir", type=Path,
                         help="where drafts, the Sent log and the local inbox live")
@@ -234,6 +299,7 @@ def run_inbox_server(argv: list[str]) -> int:
     """``mailgui --run-inbox-server DIR [--host H] [--port P] [--ack]``: the local test inbox's
     server process instead of a window. It exists for the frozen app, whose ``sys.executable``
     is mailgui itself; from Python it is ``python -m mailgui.model.inbox_server --dir DIR``."""
+    from mailgui.model.inbox import RUN_SERVER_OPTION
     from mailgui.model.inbox_server import main as serve
 
     if not argv or argv[0].startswith("-"):
@@ -286,8 +352,11 @@ def check_preview(app: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == [RUN_SERVER_OPTION]:  # hidden: the inbox server process (no Qt at all)
-        return run_inbox_server(argv[1:])
+    if argv[:1] and argv[0].startswith("--run-"):
+        from mailgui.model.inbox import RUN_SERVER_OPTION
+
+        if argv[0] == RUN_SERVER_OPTION:  # hidden: the inbox server process (no Qt at all)
+            return run_inbox_server(argv[1:])
     args = parse_args(argv)
     if args.install_desktop:
         from mailgui.desktop import install_desktop
@@ -322,7 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(0.001)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("mailgui")
-    app.setApplicationVersion(__version__)
     app.setDesktopFileName("mailgui")
     app.setWindowIcon(icon("mailgui"))
     if args.check_preview:
@@ -338,15 +406,43 @@ def main(argv: list[str] | None = None) -> int:
 
             QMessageBox.warning(None, "mailgui", refusal)
         return 2
-    gui = MailGui(paths, start_inbox=not args.no_inbox, inbox_port=args.inbox_port)
-    probe = os.environ.get(START_PROBE_ENV)
-    if probe:
-        _start_probe(gui, probe)
+    # What the first frame shows is built now; the rest (the controllers behind it, the
+    # worker pool, the keyring probe, the local inbox's process, mailcore) right after it.
+    gui = MailGui(paths, start_inbox=not args.no_inbox, inbox_port=args.inbox_port,
+                  staged=True)
     gui.show()
-    _announce_when_ready(gui, inbox=not args.no_inbox)
-    if args.eml:
-        # at start: a draft brought back from the last session is kept, not replaced
-        gui.controller.open_eml(str(args.eml), at_start=True)
+
+    def complete() -> None:
+        from mailgui import __version__
+
+        gui.complete()
+        app.setApplicationVersion(__version__)
+        _announce_when_ready(gui, inbox=not args.no_inbox)
+        if args.eml:
+            # at start: a draft brought back from the last session is kept, not replaced
+            gui.controller.open_eml(str(args.eml), at_start=True)
+
+    def import_then_complete() -> None:
+        # the imports run on a thread while this one paints and takes keystrokes (it gets
+        # the GIL back within the 1 ms switch interval); the controllers are built here after
+        from mailgui.controllers.main import import_later_modules
+
+        thread = import_later_modules()
+        poll = QTimer(gui.window)
+        poll.setInterval(5)
+
+        def check() -> None:
+            if not thread.is_alive():
+                poll.stop()
+                complete()
+
+        poll.timeout.connect(check)
+        poll.start()
+
+    after_first_frame(gui.window, import_then_complete)
+    probe = os.environ.get(START_PROBE_ENV)
+    if probe:  # (after: the filter installed last sees the first paint first)
+        _start_probe(gui, probe)
     # Ctrl+C and SIGTERM close the window cleanly (the draft is saved); a timer lets the
     # Python interpreter run its signal handlers while Qt's loop runs.
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -149,17 +149,24 @@ class ComposeController(QObject):
         self._refresh_attachments()
 
     # -- loading a draft into the form -------------------------------------------------------
-    def load(self, draft: Draft, *, saved: bool = True) -> None:
+    def load(self, draft: Draft, *, saved: bool = True, keep_shown: bool = False) -> None:
+        """Show ``draft``. ``keep_shown``: a field that already shows its text is left as it
+        is, with its cursor and undo history (at a staged start the first frame showed the
+        draft's fields, and what was typed since is in the draft)."""
         self._loading = True
         try:
             self.draft = draft
             self._profile_domain(self.profile())
             v = self.view
             for key, _label in ADDRESS_FIELDS:
-                v.address_edits[key].setText(getattr(draft, key))
-            v.subject.setText(draft.subject)
-            v.body.setPlainText(draft.body)
-            v.html.setPlainText(draft.html)
+                if not keep_shown or v.address_edits[key].text() != getattr(draft, key):
+                    v.address_edits[key].setText(getattr(draft, key))
+            if not keep_shown or v.subject.text() != draft.subject:
+                v.subject.setText(draft.subject)
+            if not keep_shown or v.body.toPlainText() != draft.body:
+                v.body.setPlainText(draft.body)
+            if not keep_shown or v.html.toPlainText() != draft.html:
+                v.html.setPlainText(draft.html)
             v.tabs.setCurrentWidget(v.text_page)  # a message opens on its text, never on HTML
             with BlockSignals(v.headers):
                 v.headers.setRowCount(0)

@@ -9,44 +9,78 @@ runner's file lane, cancels a send and tells the inbox process to stop, and retu
 from __future__ import annotations
 
 import html
+import importlib
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from mailgui import __version__
 from mailgui.controllers import folders
-from mailgui.controllers.compose import ComposeController
-from mailgui.controllers.inbox import InboxController, inbox_limits
-from mailgui.controllers.passwords import PasswordsController
-from mailgui.controllers.profile_editor import ProfileEditorController
 from mailgui.controllers.send_target import SendTargetController
-from mailgui.controllers.sending import SendController
-from mailgui.controllers.source import SourceController
-from mailgui.jobs import JobRunner, failure_sentence
 from mailgui.model.draft import Draft, DraftStore
-from mailgui.model.eml import draft_from_eml
-from mailgui.model.errors import describe_error
-from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxStore
-from mailgui.model.passwords import PasswordBroker
 from mailgui.model.paths import AppPaths, atomic_write_json, read_json
 from mailgui.model.profiles import Profile, ProfileStore
-from mailgui.model.secrets import KeyringStatus, SecretStore
-from mailgui.model.sentlog import SentLog
 from mailgui.views.main_window import MainWindow
+
+if TYPE_CHECKING:
+    from mailgui.model.secrets import KeyringStatus, SecretStore
 
 # A quit whose writes do not come back by then (a file system that hangs) ends the loop anyway;
 # ``finish`` still waits for them before the process ends.
 QUIT_WRITES_MS = 10000
+# The fields a draft shown in the first frame may fill (one with more is loaded before it)
+FIRST_FRAME_FIELDS = ("from_email", "to", "cc", "bcc", "reply_to", "subject", "body")
+WELCOME = ("Welcome! Messages go to the built-in Local test inbox: nothing leaves this "
+           "computer, and what arrives is listed on the right. Add your SMTP server "
+           "in Profiles when you are ready.")
+WELCOME_ACTION = "Add SMTP profile\u2026"
+
+
+# What ``start()`` imports (mailcore, the keyring, the worker pool's jobs, the inbox's store):
+# ``import_later_modules`` imports them on a thread of their own while the window shows its
+# first frame and takes keystrokes, so ``start()`` finds them imported.
+LATER_MODULES = (
+    "mailcore", "mailgui.model.secrets", "mailgui.jobs", "mailgui.model.inbox",
+    "mailgui.controllers.compose", "mailgui.controllers.source",
+    "mailgui.controllers.inbox", "mailgui.controllers.passwords",
+    "mailgui.controllers.profile_editor", "mailgui.controllers.sending",
+    "mailgui.controllers.checks",
+)
+
+
+def import_later_modules() -> threading.Thread:
+    """Import ``LATER_MODULES`` on a daemon thread (started; join it or poll it). A module
+    that fails to import is left for the GUI thread's own import to report."""
+
+    def run() -> None:
+        for name in LATER_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112 - start() imports it again and says why
+                continue
+
+    thread = threading.Thread(target=run, name="mailgui-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 class MainController(QObject):
+    """``staged``: build only what the window's first frame shows (the "Send via" list, the
+    restored draft's fields, the banner, the splitter) and leave the rest to ``start()``,
+    which ``app.main`` calls once that frame is on the screen: the other controllers, the
+    worker pool, the keyring probe, the local inbox's process, and the imports of mailcore,
+    the checks and the keyring that they need. Not staged (tests, the screenshot tool), the
+    whole controller is built at once, as ``start()`` has been called."""
+
     quit_ready = Signal()  # after shutdown(): the draft and settings writes are back
 
     def __init__(self, window: MainWindow, paths: AppPaths, *, secrets: SecretStore | None = None,
-                 start_inbox: bool = True, inbox_port: int | None = None) -> None:
+                 start_inbox: bool = True, inbox_port: int | None = None,
+                 staged: bool = False) -> None:
         super().__init__(window)
         self.window = window
         self.paths = paths
@@ -56,19 +90,108 @@ class MainController(QObject):
         # read once; quitting writes it back with this window's own keys updated, so what the
         # person put there by hand (inbox_port) stays
         self.settings: dict = saved if isinstance(saved, dict) else {}
-        self.runner = JobRunner(self)
         self.profile_store = ProfileStore(paths)
         self.draft_store = DraftStore(paths)
-        self.sent_log = SentLog(paths.sent_log_file)
-        self.secrets = secrets or SecretStore()
+        self._secrets = secrets
+        self._inbox_port = inbox_port
+        self.started = False
+        self._shown: dict[str, Any] | None = None  # what the first frame showed (staged)
         self._shut_down = False
         self._quit_writes: set[str] = set()  # what the quit still writes
         self._quit_problems: list[str] = []
         self._quit_ended = False
+        self._quit_after_send = False  # "Wait": the window closes when the send is over
         w = window
+        self.target = SendTargetController(w.target, w.target_detail.setText, self.profile_store)
+        w.close_requested.connect(self.shutdown)
+        w.can_close = self._may_close
+        self._restore_settings()
+        if not (staged and self._first_frame()):
+            self.start()
+
+    # what start() builds; asking for one of them before start() has run runs it
+    LATER = frozenset({"runner", "sent_log", "secrets", "passwords", "profiles", "compose",
+                       "source", "inbox", "sending"})
+
+    def __getattr__(self, name: str) -> Any:
+        if name in MainController.LATER and not self.__dict__.get("started", True):
+            self.start()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _first_frame(self) -> bool:
+        """Staged start: show what the first frame shows, without the other controllers.
+        False when the draft brought back holds more than its text fields (its attachments,
+        headers or HTML are shown by the compose controller: ``start()`` runs at once)."""
+        raw = self.draft_store.peek()
+        fields = {}
+        if raw is not None:
+            if any(raw.get(k) for k in ("html", "headers", "attachments")):
+                return False
+            fields = {k: raw.get(k) if isinstance(raw.get(k), str) else "" for k in
+                      FIRST_FRAME_FIELDS}
+        w = self.window
+        view = w.compose
+        empty = not any(v.strip() if k == "body" else v for k, v in fields.items()
+                        if k != "from_email")
+        if not empty:
+            profile_id = raw.get("profile_id") if raw else None
+            if isinstance(profile_id, str) and profile_id and self.profile_store.get(profile_id):
+                self.target.select(profile_id)
+            for key, value in fields.items():
+                if key == "body":
+                    view.body.setPlainText(value)
+                elif key == "subject":
+                    view.subject.setText(value)
+                else:
+                    view.address_edits[key].setText(value)
+            saved_at = raw.get("saved_at") if raw else 0
+            when = time.strftime("%H:%M:%S on %Y-%m-%d", time.localtime(
+                saved_at if isinstance(saved_at, int | float) else 0))
+            w.banner.show_message("info", f"Your draft from {when} is back.")
+            subject = fields.get("subject", "").strip()
+            w.setWindowTitle(f"{subject} \u2014 mailgui" if subject else "mailgui")
+        elif self.first_start and self.start_inbox:
+            w.banner.show_message("info", WELCOME, action=WELCOME_ACTION)
+        profile = self.target.current()
+        if profile is not None and profile.from_email:
+            view.from_edit.setPlaceholderText(f"{profile.from_email}  (the profile's default From)")
+        w.act_open_folder.setVisible(bool(profile and profile.kind == "file"))
+        if not self.start_inbox:
+            w.inbox.status.setText("The local test inbox is switched off (--no-inbox).")
+        # the inbox pane as its controller sets it up: the hint, no message (so no preview:
+        # the browser engine starts when one is shown), nothing to act on yet
+        w.inbox.set_empty(True)
+        w.inbox.detail_box.hide()
+        for button in (w.inbox.delete, w.inbox.mark_unread, w.inbox.clear):
+            button.setEnabled(False)
+        self._shown = {"fields": fields if not empty else {k: "" for k in FIRST_FRAME_FIELDS}}
+        return True
+
+    def start(self) -> None:
+        """Build the rest of the window's controllers (see the class); idempotent."""
+        if self.started:
+            return
+        self.started = True
+        from mailgui.controllers.compose import ComposeController
+        from mailgui.controllers.inbox import InboxController, inbox_limits
+        from mailgui.controllers.passwords import PasswordsController
+        from mailgui.controllers.profile_editor import ProfileEditorController
+        from mailgui.controllers.sending import SendController
+        from mailgui.controllers.source import SourceController
+        from mailgui.jobs import JobRunner
+        from mailgui.model.inbox import DEFAULT_INBOX_PORT, InboxStore
+        from mailgui.model.passwords import PasswordBroker
+        from mailgui.model.secrets import SecretStore
+        from mailgui.model.sentlog import SentLog
+
+        paths = self.paths
+        self.runner = JobRunner(self)
+        self.sent_log = SentLog(paths.sent_log_file)
+        self.secrets = self._secrets or SecretStore()
+        w = self.window
         self.runner.error.connect(self.show_status)  # the default error path of every job
 
-        self.target = SendTargetController(w.target, w.target_detail.setText, self.profile_store)
         self.passwords = PasswordsController(PasswordBroker(self.secrets), self.runner, w)
         self.profiles = ProfileEditorController(self.runner, self.profile_store, self.passwords,
                                                 self.target, w)
@@ -77,6 +200,7 @@ class MainController(QObject):
         self.source = SourceController(w.source, self.runner, lambda: self.compose.draft,
                                        self.target.current,
                                        lambda: w.side.currentWidget() is w.source)
+        inbox_port = self._inbox_port
         if inbox_port is None:  # the settings file may name one ("inbox_port"), else 1025
             port = self.settings.get("inbox_port")
             valid = isinstance(port, int) and not isinstance(port, bool) and 0 <= port < 65536
@@ -87,6 +211,7 @@ class MainController(QObject):
         self.inbox.attach_app(self)  # its settings, the profiles and passwords, Open as draft
         self.sending = SendController(w, self.runner, self.compose, self.target, self.passwords,
                                       self.sent_log, lambda: self.inbox.running)
+        w.build_panes()  # those the controllers above did not ask for
 
         self.compose.changed.connect(self.source.draft_changed)
         self.compose.changed.connect(self.sending.draft_changed)
@@ -116,20 +241,16 @@ class MainController(QObject):
         w.act_quit.triggered.connect(w.close)
         w.act_about.triggered.connect(self.about)
         w.act_keys.triggered.connect(self.show_shortcuts)
-        w.close_requested.connect(self.shutdown)
-        w.can_close = self._may_close
-        self._quit_after_send = False  # "Wait": the window closes when the send is over
         # files may have been moved or deleted meanwhile: the attachment list says so at once
         w.activated.connect(self.compose.refresh_attachment_info)
 
-        self._restore_settings()
         self._restore_draft()
         if self.profile_store.problem:
             self.sending.banner(
                 "warning", f"Your profiles could not all be read: {self.profile_store.problem}. "
                 "Fix the file and restart mailgui, or set the profiles up again.")
         self.passwords.probe_keyring()
-        if start_inbox:
+        if self.start_inbox:
             self.inbox.start()
         else:
             w.inbox.status.setText("The local test inbox is switched off (--no-inbox).")
@@ -150,24 +271,43 @@ class MainController(QObject):
         if isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) for s in sizes):
             self.window.split.setSizes(sizes)
 
+    def _typed_since_first_frame(self, draft: Draft) -> bool:
+        """What the person typed between the first frame and ``start()`` goes into the
+        draft (the fields still show it; loading the draft then changes nothing on screen).
+        True if there was any."""
+        typed = False
+        if self._shown is None:
+            return typed
+        view = self.window.compose
+        for key, shown in self._shown["fields"].items():
+            if key == "body":
+                now = view.body.toPlainText()
+            elif key == "subject":
+                now = view.subject.text()
+            else:
+                now = view.address_edits[key].text()
+            if now != shown:
+                setattr(draft, key, now)
+                typed = True
+        self._shown = None
+        return typed
+
     def _restore_draft(self) -> None:
         draft = self.draft_store.load()
         if draft is not None and not draft.is_empty:
             if draft.profile_id and self.profile_store.get(draft.profile_id):
                 self.target.select(draft.profile_id)
-            self.compose.load(draft)
+            typed = self._typed_since_first_frame(draft)
+            self.compose.load(draft, saved=not typed, keep_shown=True)
             when = time.strftime("%H:%M:%S on %Y-%m-%d", time.localtime(draft.saved_at))
             self.sending.banner("info", f"Your draft from {when} is back.")
         else:
-            self.compose.load(Draft(profile_id=self.window.target.currentData() or ""))
+            draft = Draft(profile_id=self.window.target.currentData() or "")
+            typed = self._typed_since_first_frame(draft)
+            self.compose.load(draft, saved=not typed, keep_shown=True)
             if self.first_start and self.start_inbox:
-                self.sending.banner(
-                    "info",
-                    "Welcome! Messages go to the built-in Local test inbox: nothing leaves this "
-                    "computer, and what arrives is listed on the right. Add your SMTP server "
-                    "in Profiles when you are ready.",
-                    action="Add SMTP profile\u2026", action_fn=self._first_profile,
-                )
+                self.sending.banner("info", WELCOME, action=WELCOME_ACTION,
+                                    action_fn=self._first_profile)
         self.compose.profile_changed(self.target.current())
 
     def focus_first_field(self) -> None:
@@ -277,6 +417,9 @@ class MainController(QObject):
         folder = self.draft_store.attachments_dir(draft.id)
         store = self.draft_store
 
+        from mailgui.model.eml import draft_from_eml
+        from mailgui.model.errors import describe_error
+
         def load() -> tuple[Draft, Path | None, list[str]]:
             # on the worker: keep the old draft first; if that fails, nothing is opened
             kept = store.save_copy(keep) if keep is not None else None
@@ -334,6 +477,8 @@ class MainController(QObject):
             "the selected attachment, header or received message.</p>")
 
     def about(self) -> None:
+        from mailgui import __version__
+
         QMessageBox.about(
             self.window, "About mailgui",
             f"<b>mailgui {__version__}</b><br>A desktop email composer for developers and "
@@ -360,7 +505,7 @@ class MainController(QObject):
     def _may_close(self) -> bool:
         """Before the window closes: during a send the person chooses to wait for it (the
         window closes once it is over) or to cancel it and quit."""
-        if self._shut_down or not self.sending.sending:
+        if self._shut_down or not self.started or not self.sending.sending:
             return True
         if self.confirm_quit_during_send() == "cancel":
             return True
@@ -386,6 +531,7 @@ class MainController(QObject):
         when both writes are back; a write that failed is said first (``warn``). Idempotent."""
         if self._shut_down:
             return
+        self.start()  # (a staged start not finished yet: the draft is saved as usual)
         self._shut_down = True
         self.compose.autosave.stop()
         self.settings.update(target=self.window.target.currentData(),
@@ -405,6 +551,8 @@ class MainController(QObject):
 
     def _quit_write_back(self, what: str, exc: BaseException | None = None) -> None:
         if exc is not None:
+            from mailgui.jobs import failure_sentence
+
             self._quit_problems.append(failure_sentence(what, exc))
         self._quit_writes.discard(what)
         if not self._quit_writes:
@@ -426,6 +574,8 @@ class MainController(QObject):
         for the writes, the workers and the inbox process to end; True if all did. The
         results that come back meanwhile are delivered (a failed write is still said)."""
         deadline = time.monotonic() + timeout
+        if not self.started:
+            return True
 
         def left_ms() -> int:
             return max(0, int((deadline - time.monotonic()) * 1000))

@@ -14,17 +14,14 @@ import time
 import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
-from email.utils import formatdate, getaddresses
 from pathlib import Path
 from typing import Any
 
-from mailcore.conf import settings
-from mailcore.message import HEADER_LINE_BREAKS, make_msgid
 from mailgui.model.paths import AppPaths, atomic_write_json, read_json
 
 __all__ = [
     "DEFAULT_MSGID_DOMAIN",
-    "LINE_BREAKS",
+    "LINE_BREAKS",  # noqa: F822 - made on first use (the module's __getattr__)
     "AttachmentRef",
     "Draft",
     "DraftStore",
@@ -49,6 +46,8 @@ def _domain_of(text: str) -> str:
     when there is none or it is not a usable domain name (a literal, a typo in progress)."""
     if not text or "@" not in text:
         return ""
+    from email.utils import getaddresses  # (email.utils: after the first frame)
+
     try:
         pairs = getaddresses([text])
     except Exception:  # noqa: BLE001 - half-typed text: no domain yet
@@ -76,17 +75,27 @@ def _with_domain(message_id: str, domain: str) -> str:
     """``<left@old>`` made ``<left@domain>`` (the unique left part stays)."""
     inner = message_id.strip().removeprefix("<").removesuffix(">")
     left = inner.rsplit("@", 1)[0] if "@" in inner else ""
-    return f"<{left}@{domain}>" if left else make_msgid(domain=domain)
+    if left:
+        return f"<{left}@{domain}>"
+    from mailcore.message import make_msgid  # mailcore is imported after the first frame
+
+    return make_msgid(domain=domain)
 
 
 def new_message_id(domain: str = "") -> str:
     """A fresh Message-ID, pinned on the draft so the preview and the sent message share it."""
+    from mailcore.message import make_msgid
+
     return make_msgid(domain=domain or DEFAULT_MSGID_DOMAIN)
 
 
 def new_date() -> str:
     """The Date header for now, as mailcore would write it; pinned on the draft like the
     Message-ID (and set again to the time of sending when the draft is sent)."""
+    from email.utils import formatdate
+
+    from mailcore.conf import settings
+
     return formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
 
 
@@ -202,33 +211,54 @@ class Draft:
 # but a one-line field has no use for it). Every other control character (C0, DEL, C1) can't go
 # into a header either (nor can a lone surrogate); it is kept in the field, shown as a
 # problem, and the send is refused.
-LINE_BREAKS = "".join(c for c in HEADER_LINE_BREAKS if len(f"a{c}b".splitlines()) == 2)
-_PASTE_RUN = re.compile("[" + re.escape(LINE_BREAKS + "\t") + "]+")
+# (mailcore's message module is imported when one of these is first needed, not with the
+# window: see _rules)
 _CONTEXT = 20  # characters of the text before a bad character, to say where it is
+_RULES: tuple[str, str, re.Pattern[str]] | None = None
+
+
+def _rules() -> tuple[str, str, re.Pattern[str]]:
+    """(HEADER_LINE_BREAKS, LINE_BREAKS, the paste-run pattern), made once."""
+    global _RULES  # noqa: PLW0603 - a cache
+    if _RULES is None:
+        from mailcore.message import HEADER_LINE_BREAKS
+
+        breaks = "".join(c for c in HEADER_LINE_BREAKS if len(f"a{c}b".splitlines()) == 2)
+        _RULES = (HEADER_LINE_BREAKS, breaks, re.compile("[" + re.escape(breaks + "\t") + "]+"))
+    return _RULES
+
+
+def __getattr__(name: str) -> str:
+    if name == "LINE_BREAKS":
+        return _rules()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def one_line(text: str) -> str:
     """``text`` as pasted into a one-line field: every run of line breaks and tabs becomes one
     space, and a run at the end is dropped (a copied line's own line break adds nothing).
     Other control characters are left for :func:`unsendable_problem` to show."""
-    return _PASTE_RUN.sub(lambda m: "" if m.end() == len(text) else " ", text)
+    return _rules()[2].sub(lambda m: "" if m.end() == len(text) else " ", text)
 
 
-def _unsendable(ch: str) -> bool:
+def _unsendable(ch: str, header_breaks: str = "") -> bool:
     # Cs: a lone surrogate (a draft file can hold one), which no charset can write
-    return ch in HEADER_LINE_BREAKS or (unicodedata.category(ch) in ("Cc", "Cs") and ch != "\t")
+    return ch in (header_breaks or _rules()[0]) or (
+        unicodedata.category(ch) in ("Cc", "Cs") and ch != "\t")
 
 
 def unsendable_at(text: str) -> list[int]:
     """Where ``text`` holds characters a mail header can't carry: the line breaks of
     ``mailcore.message.HEADER_LINE_BREAKS``, the control characters (all but TAB) and lone
     surrogates."""
-    return [i for i, ch in enumerate(text) if _unsendable(ch)]
+    breaks = _rules()[0]
+    return [i for i, ch in enumerate(text) if _unsendable(ch, breaks)]
 
 
 def clean_one_line(text: str) -> str:
     """``text`` with its line breaks made spaces and its other control characters removed."""
-    return "".join(ch for ch in one_line(text) if not _unsendable(ch))
+    breaks = _rules()[0]
+    return "".join(ch for ch in one_line(text) if not _unsendable(ch, breaks))
 
 
 def unsendable_problem(text: str) -> str | None:
@@ -239,7 +269,7 @@ def unsendable_problem(text: str) -> str | None:
         return None
     first = bad[0]
     ch = text[first]
-    kind = ("a line break" if ch in LINE_BREAKS else "a lone surrogate"
+    kind = ("a line break" if ch in _rules()[1] else "a lone surrogate"
             if unicodedata.category(ch) == "Cs" else "a control character")
     before = clean_one_line(text[:first]).rstrip()
     if len(before) > _CONTEXT:  # the last words before it, not a cut word
@@ -305,6 +335,15 @@ class DraftStore:
 
     def load(self) -> Draft | None:
         return self.load_file(self.path)
+
+    def peek(self) -> dict[str, Any] | None:
+        """The current draft's fields as stored (a dict, as ``Draft.to_dict`` writes them),
+        without making a ``Draft`` (that needs mailcore): what the window's first frame
+        shows. None if there is no draft file or it is not one."""
+        data = read_json(self.path)
+        if not isinstance(data, dict) or not isinstance(data.get("draft"), dict):
+            return None
+        return data["draft"]
 
     @staticmethod
     def load_file(path: Path) -> Draft | None:

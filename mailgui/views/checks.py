@@ -8,7 +8,7 @@ Widgets and layout only; ``mailgui.controllers.checks`` fills it and reacts to i
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon
@@ -34,17 +34,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailcore.checks import Finding, Report, Severity
-from mailgui.model.checks import (
-    CHECK_TITLES,
-    NOT_VERIFIED,
-    check_key_lines,
-    dkim_verdict,
-    spam_score,
-    summary_line,
-)
 from mailgui.views import style
 from mailgui.views.common import named
+
+if TYPE_CHECKING:
+    from mailcore.checks import Finding, Report, Severity
+
+# The checks' model (mailcore.checks and its parsers) is imported when a report is shown,
+# not with the window: the inbox pane holds this panel from the first frame on.
 
 __all__ = ["FINDING_ROLE", "ChecksDialog", "ChecksPanel", "DkimKeysDialog", "LinksDialog",
            "severity_icon"]
@@ -53,15 +50,16 @@ FINDING_ROLE = Qt.ItemDataRole.UserRole  # column 0 of a finding row: its index 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a client row's number in each column (None: no data)
 NO_DATA = "no data"
 NO_HTML = "no HTML part"
-BANNER_OF = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "info"}
+# by Severity (an IntEnum: ERROR 2, WARNING 1, INFO 0)
+BANNER_OF = {2: "error", 1: "warning", 0: "info"}
 ORDER = ("lint", "clients", "dkim", "spam", "links")
 
 
 def severity_icon(severity: Severity | None) -> QIcon:
     pixmap = {
-        Severity.ERROR: QStyle.StandardPixmap.SP_MessageBoxCritical,
-        Severity.WARNING: QStyle.StandardPixmap.SP_MessageBoxWarning,
-        Severity.INFO: QStyle.StandardPixmap.SP_MessageBoxInformation,
+        2: QStyle.StandardPixmap.SP_MessageBoxCritical,  # Severity.ERROR
+        1: QStyle.StandardPixmap.SP_MessageBoxWarning,  # Severity.WARNING
+        0: QStyle.StandardPixmap.SP_MessageBoxInformation,  # Severity.INFO
         None: QStyle.StandardPixmap.SP_DialogApplyButton,
     }[severity]
     return QApplication.style().standardIcon(pixmap)
@@ -79,6 +77,8 @@ def group_text(check: str, summary: dict[str, Any], report: Report, *,
                keys_hint: bool = True) -> str:
     """The line of a check's group: its title and what it says in short. ``keys_hint``: a
     signature not verified for want of a key points to the DKIM keys… button."""
+    from mailgui.model.checks import CHECK_TITLES, NOT_VERIFIED, dkim_verdict, spam_score
+
     title = CHECK_TITLES.get(check, check)
     extra = ""
     if check == "clients" and summary.get("html_parts") == 0:
@@ -285,6 +285,9 @@ class ChecksPanel(QWidget):
 
     def show_report(self, report: Report) -> None:
         """Every result of ``report``: the summary, errors as lines, findings by check."""
+        from mailcore.checks import Severity
+        from mailgui.model.checks import CHECK_TITLES, summary_line
+
         selected = self.current_finding()
         self.findings = []
         self.tree.clear()
@@ -598,6 +601,8 @@ class DkimKeysDialog(QDialog):
 
     def accept(self) -> None:
         """OK only when every line is a key; else the dialog says which lines are not."""
+        from mailgui.model.checks import check_key_lines
+
         keys, problems = check_key_lines(self.text.toPlainText())
         if problems:
             shown = problems[:8] + ([f"\u2026 and {len(problems) - 8} more."]

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.model.paths import RESOURCE_DIRS
-from mailgui.model.source import human_size
 from mailgui.views import style
 
 __all__ = [
@@ -64,6 +63,13 @@ _FALLBACK = {
     "folder": QStyle.StandardPixmap.SP_DirIcon,
     "mailgui": QStyle.StandardPixmap.SP_ComputerIcon,
 }
+
+
+def human_size(n: int) -> str:
+    """``mailgui.model.source.human_size`` (imported on first use, not with the window)."""
+    from mailgui.model.source import human_size as size
+
+    return size(n)
 
 
 def icon(name: str) -> QIcon:

@@ -476,6 +476,7 @@ class ComposeView(QWidget):
         named(self.add_attachment, "Attach files")
         self.remove_attachment = QPushButton("Remove")
         named(self.remove_attachment, "Remove attachment")
+        self.remove_attachment.setEnabled(False)  # nothing attached yet
         arow = QHBoxLayout()
         arow.addWidget(self.attachments_label)
         arow.addWidget(self.attachments_hint, 1)

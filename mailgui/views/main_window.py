@@ -19,13 +19,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailgui.model.source import human_size
 from mailgui.views import style
-from mailgui.views.common import MessageBanner, icon, named
+from mailgui.views.common import BlockSignals, MessageBanner, human_size, icon, named
 from mailgui.views.compose import ComposeView
 from mailgui.views.inbox import InboxView
 from mailgui.views.panes import ConsoleView, MemoryView, SentLogView, SourceView, TranscriptView
 
+# (attribute, view class, icon, tab text) of the side panes after Inbox, in tab order
+LAZY_PANES = (
+    ("source", SourceView, "source", "Source"),
+    ("transcript", TranscriptView, None, "Transcript"),
+    ("console", ConsoleView, None, "Console"),
+    ("memory", MemoryView, None, "Memory"),
+    ("sent", SentLogView, None, "Sent"),
+)
 DETAIL_MAX_WIDTH = 300  # px the "Send via" detail may take in the toolbar; the rest is elided
 
 
@@ -76,21 +83,23 @@ class MainWindow(QMainWindow):
 
         self.compose = ComposeView()
         self.inbox = InboxView()
-        self.source = SourceView()
-        self.transcript = TranscriptView()
-        self.console = ConsoleView()
-        self.memory = MemoryView()
-        self.sent = SentLogView()
         self.side = QTabWidget()
         named(self.side, "Side panes")
         self.side.tabBar().setAccessibleName("Side panes: inbox, source, transcript, console, "
                                              "memory, sent")
         self.side.addTab(self.inbox, icon("inbox"), "Inbox")
-        self.side.addTab(self.source, icon("source"), "Source")
-        self.side.addTab(self.transcript, "Transcript")
-        self.side.addTab(self.console, "Console")
-        self.side.addTab(self.memory, "Memory")
-        self.side.addTab(self.sent, "Sent")
+        # The panes behind the other tabs are built when first asked for (their controllers,
+        # or the tab being opened), not before the window's first frame.
+        self._panes: dict[str, QWidget] = {}
+        self._placeholders: dict[str, QWidget] = {}
+        for name, _cls, icon_name, title in LAZY_PANES:
+            holder = QWidget()
+            self._placeholders[name] = holder
+            if icon_name:
+                self.side.addTab(holder, icon(icon_name), title)
+            else:
+                self.side.addTab(holder, title)
+        self.side.currentChanged.connect(self._build_current_pane)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(self.compose)
         self.split.addWidget(self.side)
@@ -217,6 +226,59 @@ class MainWindow(QMainWindow):
         self.cancel.hide()
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel)
+
+    # -- the side panes, built on first use ---------------------------------------------------
+    def _pane(self, name: str) -> QWidget:
+        pane = self._panes.get(name)
+        if pane is not None:
+            return pane
+        cls = next(spec[1] for spec in LAZY_PANES if spec[0] == name)
+        pane = cls()
+        self._panes[name] = pane
+        holder = self._placeholders.pop(name)
+        index = self.side.indexOf(holder)
+        current = self.side.currentIndex()
+        with BlockSignals(self.side):
+            self.side.removeTab(index)
+            spec = next(spec for spec in LAZY_PANES if spec[0] == name)
+            if spec[2]:
+                self.side.insertTab(index, pane, icon(spec[2]), spec[3])
+            else:
+                self.side.insertTab(index, pane, spec[3])
+            self.side.setCurrentIndex(current)
+        holder.deleteLater()
+        return pane
+
+    def _build_current_pane(self, index: int) -> None:
+        widget = self.side.widget(index)
+        for name, holder in list(self._placeholders.items()):
+            if holder is widget:
+                self._pane(name)
+
+    @property
+    def source(self) -> SourceView:
+        return self._pane("source")  # type: ignore[return-value]
+
+    @property
+    def transcript(self) -> TranscriptView:
+        return self._pane("transcript")  # type: ignore[return-value]
+
+    @property
+    def console(self) -> ConsoleView:
+        return self._pane("console")  # type: ignore[return-value]
+
+    @property
+    def memory(self) -> MemoryView:
+        return self._pane("memory")  # type: ignore[return-value]
+
+    @property
+    def sent(self) -> SentLogView:
+        return self._pane("sent")  # type: ignore[return-value]
+
+    def build_panes(self) -> None:
+        """Build every side pane now (after the first frame: nothing waits for it later)."""
+        for name, *_rest in LAZY_PANES:
+            self._pane(name)
 
     @property
     def banner(self) -> MessageBanner:

@@ -528,3 +528,97 @@ def test_inbox_and_sent_log_survive_a_restart(make_gui, qtbot, paths: AppPaths) 
     assert again.window.sent.list.topLevelItem(0).text(2) == "Kept"
     again.window.sent.list.setCurrentItem(again.window.sent.list.topLevelItem(0))
     assert "S: 250" in again.window.sent.detail.toPlainText()
+
+
+# -- the staged start of main(): the first frame first, the rest right after ---------------------
+
+
+def _staged(qtbot, paths: AppPaths, **kwargs: object):  # noqa: ANN001, ANN202
+    from mailgui.app import MailGui
+
+    gui = MailGui(paths, staged=True, **kwargs)
+    qtbot.addWidget(gui.window)
+    gui.show()
+    qtbot.waitExposed(gui.window)
+    return gui
+
+
+def _end(gui) -> None:  # noqa: ANN001
+    gui.shutdown()
+    assert gui.finish(30), "a quit left something running"
+
+
+def test_a_staged_start_shows_the_first_frame_and_keeps_what_is_typed(qtbot, paths: AppPaths,  # noqa: ANN001
+                                                                      ) -> None:
+    gui = _staged(qtbot, paths)
+    try:
+        w = gui.window
+        assert not gui.controller.started  # no worker pool, no inbox, no mailcore yet
+        # the first frame shows what the whole window shows at a first start
+        assert w.target.currentText() == "Local test inbox"
+        assert w.compose.banner.isVisible() and "Welcome" in w.compose.banner.text.text()
+        assert w.compose.banner.action.isVisible()
+        assert "(the profile's default From)" in w.compose.from_edit.placeholderText()
+        assert w.inbox.stack.currentWidget() is w.inbox.hint
+        assert not w.inbox.detail_box.isVisible()  # (so no browser engine starts behind it)
+        assert not w.compose.remove_attachment.isEnabled()
+        assert [w.side.tabText(i) for i in range(w.side.count())] == [
+            "Inbox", "Source", "Transcript", "Console", "Memory", "Sent"]
+        to = w.compose.address_edits["to"]
+        assert w.focusWidget() is to
+        qtbot.keyClicks(to, "ann@example.org")  # typed before the rest is built
+        gui.complete()
+        assert gui.controller.started
+        assert to.text() == "ann@example.org" and to.cursorPosition() == len(to.text())
+        assert gui.controller.compose.draft.to == "ann@example.org"
+        assert gui.controller.compose.dirty  # typed, so not taken for saved
+        assert w.compose.banner.isVisible() and "Welcome" in w.compose.banner.text.text()
+        qtbot.waitUntil(lambda: gui.controller.inbox.port != 0, timeout=10000)
+        # the panes behind the other tabs are the real ones now
+        w.show_pane(w.source)
+        assert w.side.currentWidget() is w.source
+        assert w.side.tabText(w.side.currentIndex()) == "Source"
+        assert gui.checks is not None
+    finally:
+        _end(gui)
+    # what was typed is in the draft written at quit
+    assert DraftStore(paths).load().to == "ann@example.org"
+
+
+def test_a_staged_start_brings_a_draft_back_in_its_first_frame(qtbot, paths: AppPaths,  # noqa: ANN001
+                                                               ) -> None:
+    DraftStore(paths).save(Draft(to="Bob <bob@example.com>", subject="Half written",
+                                 body="Dear Bob,\n"))
+    gui = _staged(qtbot, paths, start_inbox=False)
+    try:
+        w = gui.window
+        assert not gui.controller.started
+        assert w.compose.address_edits["to"].text() == "Bob <bob@example.com>"
+        assert w.compose.body.toPlainText() == "Dear Bob,\n"
+        assert w.windowTitle() == "Half written \u2014 mailgui"
+        assert "is back" in w.compose.banner.text.text()
+        w.compose.subject.setFocus()
+        w.compose.subject.end(False)
+        qtbot.keyClicks(w.compose.subject, "!")
+        # asking for a part of the controller builds the rest at once
+        draft = gui.controller.compose.draft
+        assert gui.controller.started
+        assert draft.subject == "Half written!" and draft.to == "Bob <bob@example.com>"
+        assert w.windowTitle() == "Half written! \u2014 mailgui"
+        assert "is back" in w.compose.banner.text.text()
+    finally:
+        _end(gui)
+
+
+def test_a_draft_with_attachments_is_loaded_before_the_first_frame(qtbot, paths: AppPaths,  # noqa: ANN001
+                                                                   tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("hello\n")
+    DraftStore(paths).save(Draft(to="bob@example.com", attachments=[AttachmentRef(str(note))]))
+    gui = _staged(qtbot, paths, start_inbox=False)
+    try:
+        # the compose controller shows attachments: the whole window is built at once
+        assert gui.controller.started
+        assert gui.window.compose.remove_attachment.isEnabled()
+    finally:
+        _end(gui)
