@@ -567,7 +567,7 @@ class QueueState:
 
 class _Recorder:
     """Sent records of a batch, each written to Redis as soon as its 250 is read, the
-    replies read as they come (never waited for): the record leaves the worker before the
+    replies read every few records if they are there (never waited for): the record leaves the worker before the
     next message's final dot is sent, so the window stays one message wide, without a round
     trip each. (Once written to the socket it reaches Redis even if the worker is killed: the
     kernel sends what a dead process wrote.) If Redis fails, the records not confirmed are
@@ -598,10 +598,11 @@ class _Recorder:
             connection.send_command("EVALSHA", self.state._record_unlock.sha, 5,
                                     *self._args(message_id, text))
             self.written += 1
-            while self.written and connection.can_read(timeout=0):
-                connection.read_response()
-                self.written -= 1
-                del self.items[0]
+            if self.written % 16 == 0:  # an error seen soon, without a poll for each record
+                while self.written and connection.can_read(timeout=0):
+                    connection.read_response()
+                    self.written -= 1
+                    del self.items[0]
             return False
         except Exception:  # noqa: BLE001 - a lost connection, NOSCRIPT after a restart
             self._drop()

@@ -353,6 +353,97 @@ def test_fifty_megabyte_attachment_goes_through_the_spool(producer, start_worker
     assert list(Path(producer["EMAIL_QUEUE_SPOOL_DIR"]).glob("*.eml")) == []
 
 
+def test_a_batch_with_some_failures_retries_or_dead_letters_only_those(
+        producer, start_workers, redis_server, qname) -> None:
+    plan: dict[str, list[str]] = {}
+    tries: collections.Counter[str] = collections.Counter()
+
+    def reply(record) -> str | None:
+        mid = message_id(record.data)
+        tries[mid] += 1
+        script = plan.get(mid, [])
+        return script[tries[mid] - 1] if tries[mid] <= len(script) else None
+
+    with SMTPServer("plain", pipelining=True, data_reply=reply) as server:
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+        assert backend.send_messages(batch(30, "mixed")) == 30
+        ids = backend.last_message_ids
+        assert redis_server.client().llen(qname) == 1  # one task carries the 30
+        plan[ids[3]] = ["451 4.3.0 Busy, later"]
+        plan[ids[12]] = ["452 4.2.2 Mailbox full", "451 4.3.0 Busy, later"]
+        plan[ids[7]] = ["550 5.1.1 No such user"]
+        plan[ids[29]] = ["554 5.7.1 Rejected by policy"]
+        workers = start_workers(server)
+        workers.start("a")
+        wait_until(lambda: (lambda st: st.pending == 0 and st.sent == 28 and st.dead == 2)(
+            queue.status()), 60, "28 sent and 2 dead", workers)
+
+        # every other message of the batch went once, on the first try, none of them again
+        received = ids_received(server)
+        assert received == {mid: 1 for mid in ids if mid not in (ids[7], ids[29])}
+        assert collections.Counter(message_id(r.data) for r in server.handler.rejected) == {
+            ids[3]: 1, ids[12]: 2, ids[7]: 1, ids[29]: 1}
+        client = redis_server.client()
+        attempts = {mid: json.loads(client.get(f"mailcore:queue:{qname}:sent:{mid}"))["attempts"]
+                    for mid in received}
+        assert attempts == {mid: {ids[3]: 2, ids[12]: 3}.get(mid, 1) for mid in received}
+        # the batch's first pass was pipelined on one kept connection, in order
+        first_pass = [r for r in server.messages if attempts[message_id(r.data)] == 1]
+        assert len({r.connection_id for r in first_pass}) == 1
+        assert [message_id(r.data) for r in first_pass] == [
+            mid for mid in ids if attempts.get(mid) == 1]
+        letters = {d.message_id: d for d in queue.dead_letters()}
+        assert set(letters) == {ids[7], ids[29]}
+        assert (letters[ids[7]].code, letters[ids[7]].reply, letters[ids[7]].attempts) == (
+            550, "550 5.1.1 No such user", 1)
+        assert letters[ids[29]].reply == "554 5.7.1 Rejected by policy"
+        assert queue.status().duplicates == 0
+
+
+def test_worker_killed_mid_batch_leaves_the_whole_batch_to_another(
+        producer, start_workers, redis_server, qname) -> None:
+    def slow(record) -> None:
+        time.sleep(0.01)  # so that the worker is killed in the middle of the batch
+        return None
+
+    with SMTPServer("plain", pipelining=True, data_reply=slow) as server:
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend",
+                                          batch_size=200)
+        assert backend.send_messages(batch(200, "one-task")) == 200
+        ids = set(backend.last_message_ids)
+        assert redis_server.client().llen(qname) == 1
+        workers = start_workers(server)
+        first = workers.start("a")
+        wait_until(lambda: len(server.messages) >= 40, 60, "40 delivered", workers)
+        workers.kill(first)
+        before = set(ids_received(server))
+        assert 40 <= len(before) < 200  # killed mid-batch: its task was not acknowledged
+        workers.start("b")
+        wait_until(lambda: set(ids_received(server)) >= ids, 90, "all 200 delivered", workers)
+        wait_until(finished(), 30, "the queue empty", workers)
+
+        received = ids_received(server)
+        duplicates = [mid for mid, n in received.items() if n > 1]
+        assert len(duplicates) <= 1  # the documented window: one message per killed process
+        st = queue.status()
+        assert (st.sent, st.dead, st.pending) == (200, 0, 0)
+        # the whole batch came back to worker b, which skipped what had been recorded as sent
+        assert st.duplicates >= len(before) - 1
+
+
+def test_payload_json_holds_the_exact_bytes(producer) -> None:
+    plain = batch(1)[0]
+    odd = mailcore.EmailMessage('Quote " and \\ back\tslash', 'tab\there "q" \\ é\n',
+                                "from@example.com", ["to@example.com"])
+    for message in (plain, odd):
+        prepared = queue._prepare(message, queue.QueueConfig.from_settings(), 1.0)
+        assert prepared is not None
+        payload, raw = prepared
+        encoded = json.loads(queue._Encoded(payload, raw).json)
+        assert encoded["text"].encode("latin-1") == raw
+        assert {k: v for k, v in encoded.items() if k != "text"} == payload
+
+
 # -- without workers ----------------------------------------------------------------------------
 
 
