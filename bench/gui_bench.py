@@ -213,6 +213,76 @@ CASES = {
 }
 
 
+WITNESS = """
+import struct, sys, time
+out = open(sys.argv[1], "ab", buffering=0)
+while True:
+    time.sleep(0.004)
+    out.write(struct.pack("d", time.monotonic()))
+"""
+
+
+class Witness:
+    """A process of its own that sleeps 4 ms in a loop and writes down when it woke: its
+    longest gap over a span is what the machine did to any process then (another's load,
+    the hypervisor), beside the GUI thread's."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "witness.bin"
+        self.path.write_bytes(b"")
+        self.proc = subprocess.Popen([sys.executable, "-c", WITNESS, str(self.path)],
+                                     stdin=subprocess.DEVNULL)
+
+    def gap_ms(self, start: float, end: float) -> float | None:
+        import struct
+
+        data = self.path.read_bytes()
+        ticks = [t for (t,) in struct.iter_unpack("d", data[: len(data) // 8 * 8])
+                 if start <= t <= end]
+        if not ticks:
+            return None
+        points = [start, *ticks, end]
+        return max(b - a for a, b in zip(points, points[1:])) * 1000
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process by name (/proc), the GUI thread as "GUI";
+    also "children": the reaped children's and the sender's, if /proc has them."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    main = os.getpid()
+    for task in Path(f"/proc/{main}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            name = "GUI" if int(task.name) == main else stat[stat.index("(") + 1:
+                                                             stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sender_pids() -> list[int]:
+    try:
+        from mailgui.model import send_process
+    except ImportError:
+        return []
+    return [*send_process.idle_pids(), *send_process.busy_pids()]
+
+
 class Frames:
     """Runs on the GUI thread of the real app once its window has painted: the probe timer,
     then the cases of each round, each followed by an idle span as long as it took, then the
@@ -239,6 +309,10 @@ class Frames:
         self.case: dict[str, Any] | None = None
         self.runs: dict[str, list[dict]] = {k: [] for k in args.cases}
         self.result["runs"] = self.runs
+        try:
+            self.witness: Witness | None = Witness(Path(args.workdir))
+        except OSError:
+            self.witness = None
 
     # -- gaps ----------------------------------------------------------------------------
     def gap_at(self, start: float, end: float) -> tuple[float, float]:
@@ -282,6 +356,14 @@ class Frames:
             return
         self.steps.pop(0)()
 
+    def inbox_pid(self) -> int:
+        proc = getattr(self.controller.inbox.server, "_proc", None)
+        return getattr(proc, "pid", 0) or 0
+
+    def other_pids(self) -> list[int]:
+        """The app's sender and inbox processes (their CPU time says where a case's went)."""
+        return [pid for pid in (*sender_pids(), self.inbox_pid()) if pid]
+
     def listed(self) -> int:
         return self.controller.inbox.view.list.topLevelItemCount()
 
@@ -305,6 +387,8 @@ class Frames:
         controller, key = self.controller, case["key"]
         if key in ("b", "c"):
             case["goal"] = self.listed() + (1 if key == "b" else self.args.burst)
+        case["cpu0"] = thread_cpu()
+        case["others0"] = {pid: cpu_of(pid) for pid in self.other_pids()}
         case["t0"] = time.monotonic()
         if key in ("a", "b"):
             if controller.sending.send() is None:
@@ -365,6 +449,16 @@ class Frames:
         self.case = None
         gap, at = self.gap_at(case["t0"], end)
         run = {"gap_ms": gap, "at_ms": at, "seconds": end - case["t0"]}
+        cpu = thread_cpu()
+        run["cpu_s"] = {name: round(cpu.get(name, 0.0) - case["cpu0"].get(name, 0.0), 3)
+                        for name in cpu if cpu.get(name, 0.0) - case["cpu0"].get(name, 0.0)}
+        for pid in self.other_pids():
+            used = cpu_of(pid) - case["others0"].get(pid, 0.0)
+            if used > 0:
+                name = "inbox process" if pid == self.inbox_pid() else "sender process"
+                run["cpu_s"][name] = round(run["cpu_s"].get(name, 0.0) + used, 3)
+        if self.witness is not None:
+            run["witness_ms"] = self.witness.gap_ms(case["t0"], end)
         if case.get("sent"):
             run["sent_s"] = case["sent"] - case["t0"]
         if case.get("source_done"):
@@ -379,7 +473,10 @@ class Frames:
         t0 = time.monotonic()
 
         def done() -> None:
-            run["idle_ms"] = self.gap_at(t0, time.monotonic())[0]
+            end = time.monotonic()
+            run["idle_ms"] = self.gap_at(t0, end)[0]
+            if self.witness is not None:
+                run["idle_witness_ms"] = self.witness.gap_ms(t0, end)
             self.later(200, self.next)
 
         self.later(max(1, round(duration * 1000)), done)
@@ -467,6 +564,14 @@ class Frames:
     def finish(self) -> None:
         self.probe.stop()
         self.poll.stop()
+        if self.witness is not None:
+            self.witness.stop()
+        try:
+            from mailgui.model import send_process
+
+            self.result["sender_starts"] = send_process.stats()
+        except ImportError:
+            pass
         self.app.quit()
 
 
@@ -556,15 +661,30 @@ def case_row(key: str, runs: list[dict], title: str) -> tuple[dict, list[str], d
            "cells": {"mailcore": f"{ms(worst)} (idle {ms(idle)})"},
            "ratio": f"{worst - idle:+.1f} ms over idle",
            "target": target, "met": met}
+    def witness(r: dict, key: str) -> str:
+        value = r.get(key)
+        return f", machine {value:.1f} ms" if value is not None else ""
+
+    def cpu(r: dict) -> str:
+        used = sorted(r.get("cpu_s", {}).items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in used[:5])
+
     each = "; ".join(
         f"{r['gap_ms']:.1f} ms at {r['at_ms'] / 1000:.2f} s of {r['seconds']:.2f} s"
         + (f" (sent after {r['sent_s']:.2f} s)" if "sent_s" in r and key == "b" else "")
         + (f" (smtp-source done after {r['smtp_source_s']:.2f} s)" if "smtp_source_s" in r
            else "")
-        + f", idle {r['idle_ms']:.1f} ms" for r in done)
+        + witness(r, "witness_ms")
+        + f", idle {r['idle_ms']:.1f} ms" + witness(r, "idle_witness_ms")
+        + (f", CPU: {cpu(r)}" if r.get("cpu_s") else "") for r in done)
     notes = [f"1{key}: longest gap {ms(worst)} (worst of {len(done)}), idle gap of the same "
              f"runs {ms(idle)} (each idle span as long as its case, the window shown, nothing "
-             f"happening); every run: {each}"]
+             f"happening; 'machine': the longest gap of a separate process sleeping 4 ms in "
+             f"a loop, over the same span); every run: {each}"]
+    worst_run = max(done, key=lambda r: r["gap_ms"])
+    if worst_run.get("cpu_s"):
+        row["where"] = [f"CPU time in the worst run ({worst_run['seconds']:.2f} s): "
+                        f"{cpu(worst_run)}"]
     gaps = sorted(r["gap_ms"] for r in done)
     detail = {"benchmark": title, "impl": "mailgui", "runs": len(done),
               "best": ms(gaps[0]), "median": ms(statistics.median(gaps))}

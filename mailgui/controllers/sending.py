@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QTreeWidgetItem
 from mailgui.controllers.passwords import PasswordsController
 from mailgui.controllers.send_target import SendTargetController
 from mailgui.jobs import JobRunner, SendJob
+from mailgui.model import send_process
 from mailgui.model.draft import Draft
 from mailgui.model.message import draft_problems
 from mailgui.model.passwords import asked_again_sentence
@@ -27,6 +28,10 @@ from mailgui.model.transcripts import unanswered_note
 from mailgui.views.main_window import MainWindow
 
 ABANDON_AFTER_MS = 1500
+# the sender process starts this long after the window is made (after its first paint, off
+# the start-up's CPU), so the first Send does not wait for its interpreter; a Send before
+# then starts it itself
+WARM_SENDER_AFTER_MS = 1500
 SENT_ROWS = 2000  # the Sent pane lists the newest sends only (the log file keeps them all)
 
 
@@ -98,6 +103,17 @@ class SendController(QObject):
         self.runner.run(sent_log.tail, SENT_ROWS,
                         on_done=lambda result: self._sent_loaded(*result),
                         what="read the Sent log")
+        warm = QTimer(self)
+        warm.setSingleShot(True)
+        warm.setInterval(WARM_SENDER_AFTER_MS)
+        warm.timeout.connect(self.warm_sender)
+        warm.start()
+
+    def warm_sender(self) -> None:
+        """Start the sender process on the pool, unless a send is under way (it starts one
+        itself). A failure to start is not shown here: the next Send reports it."""
+        if self.job is None:
+            self.runner.run(send_process.warm, on_error=lambda _exc: None)
 
     @property
     def sending(self) -> bool:

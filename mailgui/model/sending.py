@@ -38,6 +38,7 @@ from mailgui.model.message import build_message
 from mailgui.model.oauth import TokenSource
 from mailgui.model.profiles import Profile
 from mailgui.model.secrets import KeyringFailed, KeyringUnavailable, SecretStore
+from mailgui.model.send_process import SenderGone
 from mailgui.model.sentlog import SentEntry, SentLog
 
 __all__ = [
@@ -325,14 +326,25 @@ class Delivery:
     linesep: str  # the line ends the backend writes (the size it reports when it reports none)
     conversation: bool = False  # an SMTP conversation: the transcript notes the profile
     after: Callable[[_Send, Any], None] | None = None  # results of its own (file, copy)
+    # built and sent in the sender process (``send_process``): the encoding of a big message
+    # never holds the GUI process's GIL. ``make`` and ``after`` then run in the child, on
+    # its own ``_Send`` (note, tell, token and cancel go over the pipe); False: on the worker
+    # thread, as any row a module adds (its backend object stays in this process)
+    child: bool = False
 
 
 DELIVERIES: dict[str, Delivery] = {  # by Profile.backend_name
-    "smtp": Delivery(_smtp_backend, "", "\r\n", conversation=True),
+    # SMTP (and the local test inbox, which is SMTP to the inbox's process) and the file
+    # backend write the whole encoded message: in the sender process
+    "smtp": Delivery(_smtp_backend, "", "\r\n", conversation=True, child=True),
+    "file": Delivery(_file_backend, "to a file", "\n", after=_written_file, child=True),
+    # the dummy backend writes nothing, but its size is measured by encoding the message
+    "dummy": Delivery(_plain_backend, "to the dummy backend (discarded)", "\r\n",
+                      child=True),
+    # these hand what they made to the window: the message object (the Memory pane), the
+    # printed text (the Console pane); in this process
     "console": Delivery(_console_backend, "to the console", "\n"),
-    "file": Delivery(_file_backend, "to a file", "\n", after=_written_file),
     "locmem": Delivery(_plain_backend, "to memory", "\r\n", after=_captured),
-    "dummy": Delivery(_plain_backend, "to the dummy backend (discarded)", "\r\n"),
 }
 
 
@@ -379,6 +391,8 @@ def _failed(send: _Send, exc: BaseException) -> None:
         exc = Cancelled("cancelled")
     if isinstance(exc, DKIMUnavailable):
         info = ErrorInfo("dkim", str(exc))
+    elif isinstance(exc, SenderGone):  # its text is the sentence
+        info = ErrorInfo("sender-process", str(exc))
     else:
         info = describe_error(exc, send.profile)
     if info.kind.startswith("oauth"):  # nothing went out: say the draft is still there
@@ -392,9 +406,11 @@ def _failed(send: _Send, exc: BaseException) -> None:
 
 
 def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> None:
-    """Read the DKIM key, resolve the password, build the message, send it. Raises what the
-    send raised (DKIMUnavailable first: no password is asked for a send that can't be signed);
-    a password to ask for is not an error (``outcome.password_needed``)."""
+    """Read the DKIM key, resolve the password (both from the keyring, here on the worker),
+    then build the message and send it: in the sender process for a delivery that runs there
+    (``Delivery.child``), else here. Raises what the send raised (DKIMUnavailable first: no
+    password is asked for a send that can't be signed); a password to ask for is not an error
+    (``outcome.password_needed``)."""
     profile, outcome, canceller = send.profile, send.outcome, send.canceller
     canceller.check()
     send.dkim = signer_for(profile, secrets)
@@ -407,6 +423,18 @@ def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> 
         outcome.password_needed = need.reason
         outcome.sentence = need.reason
         return
+    if DELIVERIES[profile.backend_name].child:
+        from mailgui.model import send_process
+
+        send_process.transmit(send, password_value)
+    else:
+        transmit_here(send, password_value)
+
+
+def transmit_here(send: _Send, password: str) -> None:
+    """Build the message and send it through the profile's backend, in this process (the
+    sender process runs this too). Raises what the send raised."""
+    profile, outcome, canceller = send.profile, send.outcome, send.canceller
     send.tell("building")
     profile.check_tls_files()
     message = build_message(send.draft, profile)
@@ -420,7 +448,7 @@ def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> 
     if send.dkim is not None:
         send.note("info", f"DKIM: signing as d={send.dkim.domain}, s={send.dkim.selector}")
     send.tell("connecting")
-    send.backend = backend = delivery.make(send, password_value)
+    send.backend = backend = delivery.make(send, password)
     canceller.attach(backend)
     try:
         sent = backend.send_messages([message])
@@ -432,12 +460,35 @@ def _deliver(send: _Send, password: str | None, secrets: SecretStore | None) -> 
                           "a fresh one and trying once more")
         send.token.invalidate()
         _close_quietly(backend, failed=True)
-        send.backend = backend = delivery.make(send, password_value)
+        send.backend = backend = delivery.make(send, password)
         canceller.attach(backend)
         sent = backend.send_messages([message])
     _measure(send, backend, message, delivery)
     outcome.ok = bool(sent)
     outcome.sentence = _sent_sentence(outcome, profile, delivery)
+
+
+def child_send(draft: Draft, profile: Profile, canceller: Canceller, *, note: Transcript,
+               tell: Callable[..., None], dkim: Any, token: Any) -> _Send:
+    """The sender process's ``_Send`` for a request (``send_process``): its own outcome,
+    transcript and progress going back over the pipe."""
+    outcome = SendOutcome(False, profile.name, draft.subject, [], message_id=draft.message_id)
+    send = _Send(draft, profile, outcome, canceller, note, tell, None)
+    send.dkim, send.token = dkim, token
+    return send
+
+
+def run_transmit(send: _Send, password: str) -> None:
+    """``transmit_here`` with what ``send_draft`` does around it: a failure becomes the
+    outcome's sentence, the backend is closed whatever happens. Never raises."""
+    try:
+        transmit_here(send, password)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a sentence
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        _failed(send, exc)
+    finally:
+        _close_quietly(send.backend, failed=not send.outcome.ok)
 
 
 def send_draft(
