@@ -363,9 +363,17 @@ def one_start(number: int, returning: bool, root: Path, shot: Path | None = None
 # -- where the time goes -------------------------------------------------------------------
 
 def importtime_summary(env: dict[str, str], home: Path, top: int = 8) -> list[str]:
-    env = {**env, "MAILGUI_EXIT_WHEN_READY": "1"}
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mailgui"],  # noqa: S603
-                          env=env, cwd=str(home), capture_output=True, text=True, timeout=120)
+    """The imports done before the first frame (mailgui's main() run until it has painted),
+    by cumulative time."""
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.run([sys.executable, "-X", "importtime",  # noqa: S603
+                               "-c", FIRST_FRAME_CHILD],
+                              env={**env, SCRIPT_PROBE: str(write_fd)}, pass_fds=(write_fd,),
+                              cwd=str(home), capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
     rows = []
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
@@ -376,31 +384,38 @@ def importtime_summary(env: dict[str, str], home: Path, top: int = 8) -> list[st
     total = sum(c for c, depth, _n in rows if depth == 0)
     # the biggest subtrees at the first two levels, each named once
     picked = sorted((r for r in rows if r[1] <= 1), reverse=True)[:top]
-    return [f"imports {total / 1e6:.3f} s in all (python -X importtime, cumulative): "
+    return [f"imports before the first frame {total / 1e6:.3f} s (python -X importtime, "
+            "cumulative, the biggest): "
             + ", ".join(f"{name} {cum / 1e3:.0f} ms" for cum, _d, name in picked)]
 
 
-def child_profile(out: str) -> None:
-    """Run mailgui's main() under cProfile from here to its first painted frame, then quit."""
-    import cProfile
-
-    prof = cProfile.Profile()
+# The child for "where the time goes": mailgui's main() from interpreter start to its first
+# frame and no further (the bench's own imports stay out of it: it is a -c script), under
+# cProfile when given a file to write the stats to. The controllers built after the first
+# frame are not built (their imports would blur the picture of what comes before it).
+FIRST_FRAME_CHILD = r"""
+import sys
+out = sys.argv[1] if len(sys.argv) > 1 else ""
+import cProfile
+prof = cProfile.Profile()
+if out:
     prof.enable()
-    import mailgui.app as appmod
-
-    real_emit = appmod._probe_emit  # noqa: SLF001 - the bench's own hook
-
-    def emit(fd: int, line: str) -> None:
-        if line.startswith("paint "):
+import mailgui.app as appmod
+real_emit = appmod._probe_emit
+def emit(fd, line):
+    if line.startswith("paint "):
+        if out:
             prof.disable()
             prof.dump_stats(out)
-            from PySide6.QtWidgets import QApplication
-
-            QApplication.instance().quit()
         real_emit(fd, line)
-
-    appmod._probe_emit = emit  # noqa: SLF001
-    appmod.main([])
+        sys.stderr.flush()
+        import os
+        os._exit(0)  # no quitting: that would build (and import) the rest first
+    real_emit(fd, line)
+appmod._probe_emit = emit
+appmod.after_first_frame = lambda window, fn, fallback_ms=0: None
+appmod.main([])
+"""
 
 
 def profile_summary(env: dict[str, str], home: Path, top: int = 8) -> list[str]:
@@ -409,8 +424,8 @@ def profile_summary(env: dict[str, str], home: Path, top: int = 8) -> list[str]:
     stats_file = home / "start.prof"
     read_fd, write_fd = os.pipe()
     try:
-        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-profile",  # noqa: S603
-                        str(stats_file)], env={**env, SCRIPT_PROBE: str(write_fd)},
+        subprocess.run([sys.executable, "-c", FIRST_FRAME_CHILD, str(stats_file)],  # noqa: S603
+                       env={**env, SCRIPT_PROBE: str(write_fd)},
                        pass_fds=(write_fd,), cwd=str(home), capture_output=True, timeout=120)
     finally:
         os.close(read_fd)
@@ -462,11 +477,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-profile", action="store_true", help="skip importtime/cProfile")
     parser.add_argument("--shots", type=Path, help="save a screenshot of each first round here")
-    parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_profile:
-        child_profile(args.child_profile)
-        return
     rounds = 2 if args.quick else args.rounds
     out: dict[str, Any] = {"available": True, "reason": "", "rows": [], "notes": [],
                            "details": [], "log": []}
