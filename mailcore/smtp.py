@@ -265,6 +265,34 @@ def _stuff_dots(chunk: bytes, at_line_start: bool) -> bytes:
     return chunk
 
 
+def _small_content(data: Serialized, limit: int = 65536) -> bytes | None:
+    """What :meth:`SMTP._write_content` returns (without a progress callback) for a message
+    of which it writes nothing itself: all of the content, dot-stuffed, with the final dot.
+    For a message made of bytes only (no file or base64 body to read) whose stuffed content
+    stays under the size at which ``_write_content`` starts writing; None otherwise."""
+    pieces = data.byte_pieces()
+    if pieces is None:
+        return None
+    at_line_start = True
+    last = b""
+    total = 0
+    buffer: list[bytes] = []
+    for chunk in pieces:
+        if not chunk:
+            continue
+        if last == b"\r" and chunk[:2] == b"\n.":
+            chunk = b"\n.." + chunk[2:]
+        chunk = _stuff_dots(chunk, at_line_start)
+        at_line_start = chunk[-2:] == CRLF or (last == b"\r" and chunk == b"\n")
+        last = chunk[-1:]
+        total += len(chunk)
+        if total >= limit:
+            return None
+        buffer.append(chunk)
+    buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
+    return b"".join(buffer)
+
+
 class _ReplyStream(io.RawIOBase):
     """The socket as smtplib's ``SMTP.file`` reads it (through an ``io.BufferedReader``,
     whose C ``readline`` splits the lines), with a deadline for each reply: ``getreply``
@@ -700,6 +728,10 @@ class _Transcribing:
                 self.close()
                 raise SMTPConnectionLostError(
                     "Connection unexpectedly closed: " + str(exc), command=command) from exc
+            if (not resp and line[3:4] == b" " and line[:3].isdigit() and not debug
+                    and len(line) <= limit):
+                # the common reply: one line ("250 2.0.0 Ok"), parsed as the loop would
+                return int(line[:3]), line[4:].strip(b" \t\r\n")
             if not line:
                 self.close()
                 raise SMTPConnectionLostError("Connection unexpectedly closed", command=command)
@@ -1255,23 +1287,43 @@ class _Transcribing:
         data_open = False
         deferred: Exception | None = None  # preparing a later message failed
 
+        def prepare(job: tuple[Any, ...]) -> tuple[Any, ...]:
+            # All of a message that does not depend on the server's answers, made while the
+            # server reads and answers the one before: its commands, and (when nothing
+            # watches the content being written) its whole dot-stuffed content with the
+            # final dot. An error is kept for the message's turn, where it was always met.
+            token, from_addr, to_addrs, data, *more = job
+            try:
+                commands, to_addrs = self._envelope(
+                    from_addr, to_addrs, data, more[0] if more else ())
+                head = self._encode_commands([*commands, "data"])
+            except Exception as exc:  # noqa: BLE001 - raised or reported at its turn
+                return token, from_addr, to_addrs, data, b"", exc, None
+            content = None
+            if progress is None and not self._observed():
+                content = _small_content(data)
+            return token, from_addr, to_addrs, data, head, None, content
+
         def take() -> tuple[Any, ...] | None:
             nonlocal deferred
             try:
-                return next(jobs, None)
+                job = next(jobs, None)
             except Exception as exc:  # noqa: BLE001 - raised once the messages before are done
                 deferred = exc
                 return None
+            return None if job is None else prepare(job)
 
         try:
             job = next(jobs, None)
+            if job is not None:
+                job = prepare(job)
             while job is not None:
-                token, from_addr, to_addrs, data, *more = job
-                try:
-                    commands, to_addrs = self._envelope(
-                        from_addr, to_addrs, data, more[0] if more else ())
-                except smtplib.SMTPNotSupportedError as exc:  # SMTPUTF8 needed, not offered
-                    # Nothing of this message is sent; the one before still is.
+                token, from_addr, to_addrs, data, head, error, content = job
+                if error is not None:
+                    if not isinstance(error, smtplib.SMTPNotSupportedError):
+                        raise error
+                    # SMTPUTF8 needed, not offered: nothing of this message is sent; the one
+                    # before still is.
                     if pending is not None:
                         finishing, pending = pending, None
                         with self._committed():
@@ -1281,10 +1333,9 @@ class _Transcribing:
                         yield finishing[0], final
                         if self.sock is None:
                             break
-                    yield token, exc
+                    yield token, error
                     job = take()
                     continue
-                head = self._encode_commands([*commands, "data"])
                 finishing = pending
                 pending = None
                 previous = None
@@ -1314,7 +1365,9 @@ class _Transcribing:
                     continue
                 if previous is not None:
                     yield previous
-                pending = (token, senderrs, to_addrs, self._write_content(data, progress))
+                if content is None or self.sock is None or self._observed():
+                    content = self._write_content(data, progress)
+                pending = (token, senderrs, to_addrs, content)
                 job = upcoming
             if pending is not None:
                 token, senderrs, to_addrs, tail = pending
@@ -1336,7 +1389,7 @@ class _Transcribing:
         self, senderrs: dict[str, tuple[int, bytes]], to_addrs: Sequence[str] = ()
     ) -> SendReply | smtplib.SMTPException:
         code, resp = self._read_final(senderrs, to_addrs)
-        if code != 421 and to_addrs and set(senderrs) >= set(to_addrs):
+        if code != 421 and senderrs and to_addrs and set(senderrs) >= set(to_addrs):
             return smtplib.SMTPRecipientsRefused(dict(senderrs))  # LMTP, after DATA
         if code == 250:
             return SendReply(senderrs, code, resp)
@@ -1455,25 +1508,10 @@ class _Transcribing:
             self.close()
             raise
 
-    @contextlib.contextmanager
-    def _committed(self) -> Iterator[None]:
+    def _committed(self) -> _Committed:
         """From sending a final dot until the server's answer: the message may be delivered
         now, so an abort waits until we know (the answer, or the socket's timeout)."""
-        handle = self.abort_handle
-        if handle is None:
-            yield
-            return
-        handle.hold()
-        try:
-            yield
-        except OSError as exc:
-            if handle.cut_while_held and not isinstance(exc, SMTPAborted):
-                raise SMTPAborted(
-                    "sending was aborted while the server was to confirm the end of the "
-                    "message: it may or may not have been delivered") from exc
-            raise
-        finally:
-            handle.unhold()
+        return _Committed(self.abort_handle)
 
     def _send_tail(self, tail: bytes, head: bytes = b"") -> None:
         """One write: the end of a message's content (``tail``, not shown in
@@ -1487,6 +1525,35 @@ class _Transcribing:
         finally:
             self._in_content = False
         self._awaiting = "end of data"  # the first reply to come (then the next message's)
+
+
+class _Committed:
+    """The context of :meth:`SMTP._committed`: ``abort_handle.hold()`` for its duration; an
+    OSError raised in it after the grace ran out (the line was cut while the answer was
+    awaited) becomes :class:`SMTPAborted` saying the message's fate is unknown."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: AbortHandle | None) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> None:
+        if self.handle is not None:
+            self.handle.hold()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        handle = self.handle
+        if handle is None:
+            return False
+        try:
+            if (isinstance(exc, OSError) and handle.cut_while_held
+                    and not isinstance(exc, SMTPAborted)):
+                raise SMTPAborted(
+                    "sending was aborted while the server was to confirm the end of the "
+                    "message: it may or may not have been delivered") from exc
+        finally:
+            handle.unhold()
+        return False
 
 
 def _options(options: Sequence[str]) -> str:

@@ -34,6 +34,7 @@ import random
 import re
 import struct
 import sys
+import time
 from collections.abc import Iterator
 from email import generator, quoprimime
 from email.message import Message
@@ -48,6 +49,7 @@ from mailcore.conf import settings
 from mailcore.message import (
     _GOOD_HEADER_NAMES,
     _HEADER_UNSAFE,
+    _UTF8_HEADERS,
     ADDRESS_HEADERS,
     RFC5322_EMAIL_LINE_LENGTH_LIMIT,
     EmailMessage,
@@ -68,12 +70,11 @@ from mailcore.message import (
     forbid_multi_line_headers,
     sanitize_address,
     utf8_enabled,
-    utf8_headers,
 )
 from mailcore.utils import DNS_NAME
 
 __all__ = ["Base64Piece", "FileChangedError", "Serialized", "WireFallbackError", "serialize",
-           "can_stream", "stream_refusal", "BASE64_READ_SIZE", "STRICT"]
+           "serialize_in", "can_stream", "stream_refusal", "BASE64_READ_SIZE", "STRICT"]
 
 logger = logging.getLogger("mailcore.wire")
 
@@ -127,9 +128,14 @@ _ORIGINAL_HELPERS = {"make_msgid": make_msgid, "formatdate": formatdate, "DNS_NA
 def stream_refusal(email_message: Any) -> str | None:
     """Why the fast writer leaves ``email_message`` to ``message()``, or None if it knows
     exactly what ``message()`` would build."""
-    cls = type(email_message)
     if not isinstance(email_message, EmailMessage):
-        return f"{cls.__qualname__} is not an EmailMessage"
+        return f"{type(email_message).__qualname__} is not an EmailMessage"
+    return _refusal(email_message, email_message.encoding or settings.DEFAULT_CHARSET)
+
+
+def _refusal(email_message: Any, encoding: str) -> str | None:
+    """:func:`stream_refusal` for an EmailMessage whose charset is ``encoding``."""
+    cls = type(email_message)
     base = (
         EmailMultiAlternatives
         if isinstance(email_message, EmailMultiAlternatives)
@@ -145,7 +151,6 @@ def stream_refusal(email_message: Any) -> str | None:
     for name, original in _ORIGINAL_HELPERS.items():
         if getattr(_message_module, name, None) is not original:
             return f"mailcore.message.{name} is patched"
-    encoding = email_message.encoding or settings.DEFAULT_CHARSET
     if encoding != "utf-8":
         return f"charset {encoding!r}"
     return None
@@ -164,7 +169,9 @@ def fold_header(name: str, value: Any, linesep: str) -> bytes:
     if len(name) + len(value) <= 76 and _PLAIN_HEADER.match(value):
         return f"{name}: {value}{linesep}".encode("ascii")
     if value.isascii() and len(value) < 4000:
-        folded = _fold_ascii(name, value, linesep)
+        folded = _fold_words(name, value, linesep)
+        if folded is None:
+            folded = _fold_ascii(name, value, linesep)
         if folded is not None:
             return folded.encode("ascii")
     key = (name, value, linesep)
@@ -264,6 +271,64 @@ class _Folder:
         self.reset(remainder)
 
 
+def _fold_words(name: str, value: str, linesep: str) -> str | None:
+    """:func:`_fold_ascii` for the usual value: words separated by single spaces, no tab or
+    ";", continuation lines (an encoded header's) starting with one space. Each line is
+    filled greedily to 78 characters and broken after the last comma that lets it, else
+    before the last word, as ``_ValueFormatter`` does for such words; a first word too long
+    for the first line goes alone on the next one. None for any other value."""
+    if "\t" in value or "  " in value or ";" in value:
+        return None
+    lines = value.splitlines()
+    if not lines:
+        return None
+    first = lines[0]
+    if not first or first[0] == " " or first[-1] == " ":
+        return None
+    out: list[str] = []
+    cur: list[str] = []  # the current line's words, each with the space before it
+    initial = length = len(name) + 2
+    for index, line in enumerate(lines):
+        if index:
+            if len(line) < 2 or line[0] != " " or line[-1] == " ":
+                return None
+            out.append("".join(cur))
+            cur = []
+            initial = length = 0
+            words = line[1:].split(" ")
+            fws = " "
+        else:
+            words = line.split(" ")
+            fws = ""
+        for word in words:
+            piece = fws + word
+            fws = " "
+            cur.append(piece)
+            length += len(piece)
+            if length <= _MAXLINELEN:
+                continue
+            i = len(cur) - 1
+            while i >= 1 and cur[i - 1][-1] != ",":
+                i -= 1
+            if i < 1:
+                i = len(cur) - 1
+            if i >= 1:
+                out.append("".join(cur[:i]))
+                cur = cur[i:]
+                initial = 0
+                length = sum(map(len, cur))
+            elif initial > 0:  # one word, too long for the header's first line
+                out.append("")
+                initial = 0
+                cur = [piece if piece[0] == " " else " " + piece]
+                length = len(cur[0])
+    out.append("".join(cur))
+    folded = linesep.join(out)
+    if _EMBEDDED_HEADER.search(folded):
+        return None
+    return f"{name}: {folded}{linesep}"
+
+
 def _fold_ascii(name: str, value: str, linesep: str) -> str | None:
     """``compat32.fold_binary(name, value)`` as text for an ASCII ``value`` (what
     ``Header(value, header_name=name).encode(linesep=linesep, maxlinelen=78)`` makes), or
@@ -283,6 +348,34 @@ def _fold_ascii(name: str, value: str, linesep: str) -> str | None:
     if _EMBEDDED_HEADER.search(folded):
         return None
     return f"{name}: {folded}{linesep}"
+
+
+_DATE_CACHE: list[Any] = [None, ""]  # [(second, localtime), formatdate()'s text for it]
+
+
+def _formatdate(localtime: bool) -> str:
+    """``formatdate(localtime=localtime)``: the same text, made once per second (it has
+    whole seconds only, and mass mail asks for it thousands of times a second)."""
+    now = time.time()
+    key = (int(now), bool(localtime))
+    cached = _DATE_CACHE
+    if cached[0] != key:
+        cached[1] = formatdate(key[0], localtime=localtime)
+        cached[0] = key
+    return cached[1]
+
+
+_PID = [os.getpid()]  # os.getpid() is a system call; a forked child sets its own
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def _make_msgid() -> str:
+    """``make_msgid(domain=DNS_NAME)``, the same form and randomness (a hundredth of a
+    second, the process id, 64 random bits of the ``random`` module, the cached FQDN),
+    without its keyword handling."""
+    return (f"<{int(time.time() * 100)}.{_PID[0]}.{random.getrandbits(64)}"
+            f"@{DNS_NAME.get_fqdn()}>")
 
 
 def _header_value(name: str, value: Any, encoding: str) -> str:
@@ -328,6 +421,23 @@ def _has_long_lines(content: str) -> bool:
     """Django's test: a line over 998 octets once encoded (lines split as
     str.splitlines() splits them). Cheap answers first: a UTF-8 character is
     at most 4 octets, an ASCII one exactly 1."""
+    limit = RFC5322_EMAIL_LINE_LENGTH_LIMIT
+    end = len(content)
+    if end * 4 <= limit:  # (a character is at most 4 octets in UTF-8)
+        return False
+    if content.isascii():
+        # Jump from line feed to line feed, a window of limit + 1 characters at a time: a
+        # window with one means every line started before it is short enough (str.splitlines
+        # breaks at more characters than \n, which only makes lines shorter); one without a
+        # line feed may be a long line, which the exact test below decides.
+        pos = 0
+        while pos + limit < end:
+            found = content.rfind("\n", pos, pos + limit + 1)
+            if found < 0:
+                break
+            pos = found + 1
+        else:
+            return False
     lines = content.splitlines()
     longest = max(map(len, lines), default=0)
     if longest * 4 <= RFC5322_EMAIL_LINE_LENGTH_LIMIT:
@@ -602,6 +712,15 @@ class Serialized:
     def getvalue(self) -> bytes:
         return b"".join(self.chunks())
 
+    def byte_pieces(self) -> list[bytes] | None:
+        """The pieces, if every one is bytes (nothing is read from a file or encoded as it is
+        sent); else None."""
+        pieces = self._pieces
+        for piece in pieces:
+            if type(piece) is not bytes:
+                return None
+        return pieces
+
     def __repr__(self) -> str:
         return f"<Serialized {self.size} bytes in {len(self._pieces)} pieces>"
 
@@ -618,11 +737,12 @@ def _text(value: Any) -> str:
 class _Writer:
     """Builds the list of pieces for one message."""
 
-    def __init__(self, email_message: EmailMessage, linesep: str) -> None:
+    def __init__(self, email_message: EmailMessage, linesep: str,
+                 encoding: str | None = None) -> None:
         self.m = email_message
         self.linesep = linesep
         self.nl = linesep.encode("ascii")
-        self.encoding = email_message.encoding or settings.DEFAULT_CHARSET
+        self.encoding = encoding or email_message.encoding or settings.DEFAULT_CHARSET
         self.pieces: list[Any] = []
         self.rng = _boundary_random(email_message)
 
@@ -763,12 +883,10 @@ class _Writer:
                 headers.append((name, _header_value(name, joined, enc)))
         header_names = [key.lower() for key in extra]
         if "date" not in header_names:
-            date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+            date = _formatdate(settings.EMAIL_USE_LOCALTIME)
             headers.append(("Date", _header_value("Date", date, enc)))
         if "message-id" not in header_names:
-            headers.append(
-                ("Message-ID", _header_value("Message-ID", make_msgid(domain=DNS_NAME), enc))
-            )
+            headers.append(("Message-ID", _header_value("Message-ID", _make_msgid(), enc)))
         for name, value in extra.items():
             if name.lower() not in {"from", "to", "cc", "reply-to"}:
                 headers.append((name, _header_value(name, value, enc)))
@@ -845,16 +963,38 @@ def serialize(email_message: Any, linesep: str = "\r\n", *, utf8: bool = False) 
     """
     if linesep not in _POLICIES:
         raise ValueError("linesep must be '\\n' or '\\r\\n'")
-    with utf8_headers(utf8):
+    token = _UTF8_HEADERS.set(bool(utf8))  # what utf8_headers(utf8) does, without its frame
+    try:
         return _serialize(email_message, linesep)
+    finally:
+        _UTF8_HEADERS.reset(token)
 
 
-def _serialize(email_message: Any, linesep: str) -> Serialized:
+def serialize_in(email_message: Any, linesep: str, encoding: str, *,
+                 utf8: bool = False) -> Serialized:
+    """:func:`serialize` for a caller that has read the message's charset already
+    (``email_message.encoding or settings.DEFAULT_CHARSET``), so it is read once per message
+    (the SMTP backend, which needs it for the envelope too)."""
+    if linesep not in _POLICIES:
+        raise ValueError("linesep must be '\\n' or '\\r\\n'")
+    token = _UTF8_HEADERS.set(bool(utf8))
+    try:
+        return _serialize(email_message, linesep, encoding)
+    finally:
+        _UTF8_HEADERS.reset(token)
+
+
+def _serialize(email_message: Any, linesep: str, encoding: str = "") -> Serialized:
     failure: Exception | None = None
-    refusal = stream_refusal(email_message)
+    if isinstance(email_message, EmailMessage):
+        encoding = encoding or email_message.encoding or settings.DEFAULT_CHARSET
+        refusal = _refusal(email_message, encoding)
+    else:
+        encoding = ""
+        refusal = stream_refusal(email_message)
     if refusal is None:
         try:
-            return _Writer(email_message, linesep).build()
+            return _Writer(email_message, linesep, encoding).build()
         except _Fallback as exc:
             refusal = str(exc)
         except Exception as exc:  # noqa: BLE001 - told apart just below

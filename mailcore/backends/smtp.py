@@ -36,7 +36,7 @@ from mailcore.smtp import (
     is_simple_address,
 )
 from mailcore.utils import DNS_NAME
-from mailcore.wire import Serialized, serialize
+from mailcore.wire import Serialized, serialize, serialize_in
 
 __all__ = ["EmailBackend", "InsecureAuthError", "MailcoreTransport", "SMTPAborted", "SendResult",
            "SmtplibTransport", "TLSFileError", "Transport", "check_tls_files"]
@@ -585,13 +585,18 @@ _QUIT_ALIASES = {"banner": "connect", "helo": "ehlo", "lhlo": "ehlo", "from": "m
 def envelope(email_message: Any) -> tuple[str, list[str]]:
     """MAIL FROM and the RCPT TO addresses of a message, checked as they go on the wire
     (mailcore.backends.celery queues them with the bytes, so the workers send the same)."""
-    encoding = email_message.encoding or settings.DEFAULT_CHARSET
+    return _envelope_in(email_message, email_message.encoding or settings.DEFAULT_CHARSET)
+
+
+def _envelope_in(email_message: Any, encoding: str) -> tuple[str, list[str]]:
     from_email = _envelope_address(email_message.from_email, encoding)
     recipients = [_envelope_address(addr, encoding) for addr in email_message.recipients()]
     return from_email, recipients
 
 
-def _serialize(message: Any, *, utf8: bool = False) -> Serialized:
+def _serialize(message: Any, *, utf8: bool = False, encoding: str = "") -> Serialized:
+    if encoding:  # the message's charset, read once for the envelope and the bytes
+        return serialize_in(message, "\r\n", encoding, utf8=utf8)
     return serialize(message, linesep="\r\n", utf8=utf8)
 
 
@@ -601,12 +606,13 @@ def _prepare(message: Any, connection: Any, dkim: Any = None
     an address that needs SMTPUTF8 and a server that offers it, the headers are written as
     UTF-8 and MAIL gets SMTPUTF8; without SMTPUTF8 on the server the send of this message
     raises SMTPUTF8RequiredError (mailcore.smtp) before its MAIL."""
-    from_email, recipients = envelope(message)
+    encoding = message.encoding or settings.DEFAULT_CHARSET
+    from_email, recipients = _envelope_in(message, encoding)
     utf8 = not (from_email.isascii() and all(r.isascii() for r in recipients))
     options: list[str] = []
     if utf8 and connection.offers_smtputf8():
         options.append("SMTPUTF8")
-        data = _serialize(message, utf8=True)
+        data = _serialize(message, utf8=True, encoding=encoding)
     elif utf8:
         # Refused by the client at MAIL, before anything of it is written: the message is not
         # serialised (its non-ASCII header addresses could not be written without UTF-8).
@@ -614,13 +620,13 @@ def _prepare(message: Any, connection: Any, dkim: Any = None
         return from_email, recipients, data, options
     else:
         try:
-            data = _serialize(message)
+            data = _serialize(message, encoding=encoding)
         except NeedsSMTPUTF8Error:
             # a header address (Reply-To, say) needs UTF-8 headers: with SMTPUTF8 only
             if not connection.offers_smtputf8():
                 raise
             options.append("SMTPUTF8")
-            data = _serialize(message, utf8=True)
+            data = _serialize(message, utf8=True, encoding=encoding)
     if dkim is not None:
         data = dkim.sign_serialized(data)
     return from_email, recipients, data, options

@@ -506,3 +506,56 @@ def test_cram_md5_refused_falls_back_to_plain_but_a_refused_plain_is_final():
             with pytest.raises(smtplib.SMTPAuthenticationError):
                 conn.login("u", "wrong")
         assert server.auth == ["CRAM-MD5", "PLAIN"]  # not LOGIN with the same wrong password
+
+
+def test_pipelined_batch_with_an_smtputf8_message_in_the_middle():
+    """A message that needs SMTPUTF8, to a server without it, in the middle of a pipelined
+    batch (its commands are made while the message before is answered): it alone is refused,
+    before anything of it is written; the ones around it go."""
+    from mailcore.errors import SMTPUTF8RequiredError
+
+    with SMTPServer("plain", pipelining=True, enable_SMTPUTF8=False) as server:
+        backend = backend_for(server)
+        batch = [
+            EmailMessage("one", "b", "f@example.com", ["a@example.com"]),
+            EmailMessage("two", "b", "f@example.com", ["jörg@example.com"]),
+            EmailMessage("three", "b", "f@example.com", ["c@example.com"]),
+        ]
+        with pytest.raises(SMTPUTF8RequiredError):
+            backend.send_messages(batch)
+        assert _subjects(server.handler.wait_for(1)) == ["one"]
+        backend.fail_silently = True
+        assert backend.send_messages(batch) == 2
+        assert _subjects(server.handler.wait_for(3)) == ["one", "one", "three"]
+        assert [r.recipients for r in backend.last_results] == [["a@example.com"],
+                                                               ["c@example.com"]]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_content_made_ahead_is_what_write_content_writes(seed):
+    """The pipelined send makes a small message's dot-stuffed content while the server
+    answers the message before; it is byte for byte what _write_content returns, for pieces
+    cut anywhere (a dot, a CR, an LF at either side of a cut)."""
+    import random
+    import socket
+
+    from mailcore.smtp import SMTP, _small_content
+    from mailcore.wire import Serialized
+
+    rng = random.Random(seed)
+    alphabet = [b".", b"\r", b"\n", b"\r\n", b"\r\n.", b"a", b"..", b"\n."]
+    pieces = [b"".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+              for _ in range(rng.randrange(1, 6))]
+    if seed == 0:
+        pieces = [b""]
+    if seed == 1:
+        pieces = [b"x" * 70000]  # over the write size: written as it goes, not made ahead
+    data = Serialized(pieces, [], "\r\n")
+    client = SMTP()
+    client.sock = socket.socket()  # never written to: the content is returned, not sent
+    try:
+        expected = client._write_content(data) if seed != 1 else None
+    finally:
+        client.sock.close()
+        client.sock = None
+    assert _small_content(data) == expected

@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from email.policy import compat32
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailcore import EmailMessage, EmailMultiAlternatives
 from mailcore.wire import BASE64_READ_SIZE, can_stream, serialize
@@ -145,3 +148,91 @@ def test_base64_piece_head_and_tail_match_the_full_encoding(tmp_path, size):
     assert piece.tail(2) == b"".join(line + b"\r\n" for line in full[-2:] if full)
     joined = b"".join(p if isinstance(p, bytes) else b"".join(p.chunks()) for p in data.pieces)
     assert joined == data.getvalue()
+
+
+# -- the fast paths give the standard library's very results --------------------------------
+
+_WORD_CHARS = "abcXYZ019=?<>@.-_,\"()"
+_words = st.lists(
+    st.one_of(
+        st.text(_WORD_CHARS, min_size=1, max_size=12),
+        st.text(_WORD_CHARS, min_size=60, max_size=100),  # too long for a line
+        st.sampled_from(["=?utf-8?b?SsO2cmcgw4Z2aUrDtsWBdW3DvGxsZXI=?=",
+                         "<li@xn--viqq5aj6h8xif9e.de>,", "a,", ",", "x" * 76, "y" * 78]),
+    ),
+    min_size=1, max_size=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(_words, min_size=1, max_size=3),
+    name=st.sampled_from(["To", "Subject", "From", "X-A-Rather-Long-Header-Name-For-Folding"]),
+    linesep=st.sampled_from(["\n", "\r\n"]),
+    odd=st.sampled_from(["", "  ", " ", "\t", ";"]),
+)
+def test_folding_an_ascii_value_matches_the_email_package(lines, name, linesep, odd):
+    """Every way fold_header folds an ASCII value (the word folder, the general one) gives
+    compat32's bytes, for values of words, encoded words, commas, long words, continuation
+    lines, and a double space, trailing space, tab or ";" (which the word folder leaves)."""
+    from mailcore.wire import fold_header
+
+    value = "\n ".join(" ".join(words) for words in lines)
+    if odd:
+        at = len(value) // 2
+        value = value[:at] + odd + value[at:] if odd != " " else value + " "
+    try:
+        want = compat32.clone(linesep=linesep).fold_binary(name, value)
+    except Exception as exc:  # noqa: BLE001 - then mailcore must refuse as well
+        with pytest.raises(type(exc)):
+            fold_header(name, value, linesep)
+        return
+    assert fold_header(name, value, linesep) == want
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(
+    st.builds(lambda n: "a" * n, st.sampled_from([0, 1, 249, 250, 997, 998, 999, 1500])),
+    st.sampled_from(["\n", "\r\n", "\r", "\x0b", "\x1c", "\x85", "\u2028", "é", "\U0001f69a"]),
+), max_size=8))
+def test_long_line_check_matches_splitlines(parts):
+    from mailcore.message import RFC5322_EMAIL_LINE_LENGTH_LIMIT as LIMIT
+    from mailcore.wire import _has_long_lines
+
+    content = "".join(parts)
+    want = any(len(line.encode("utf-8")) > LIMIT for line in content.splitlines())
+    assert _has_long_lines(content) is want
+
+
+def test_date_and_message_id_are_what_the_email_package_makes():
+    import email.utils
+    import re
+    import time
+
+    ids = set()
+    for _ in range(2000):
+        data = serialize(EmailMessage("s", "b", "f@example.com", ["t@example.com"]))
+        headers = dict(data.headers)
+        before = time.time()
+        stamp = email.utils.parsedate_to_datetime(headers["Date"]).timestamp()
+        assert before - 2 <= stamp <= before + 1
+        assert headers["Date"] == email.utils.formatdate(stamp)
+        assert re.fullmatch(r"<\d+\.%d\.\d+@[^>]+>" % os.getpid(), headers["Message-ID"])
+        ids.add(headers["Message-ID"])
+    assert len(ids) == 2000
+
+
+def test_message_id_after_fork_has_the_childs_pid():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            data = serialize(EmailMessage("s", "b", "f@example.com", ["t@example.com"]))
+            os.write(write, dict(data.headers)["Message-ID"].encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        child_id = f.read().decode()
+    os.waitpid(pid, 0)
+    assert child_id.split(".")[1] == str(pid)
