@@ -481,14 +481,22 @@ class UTF8AddressHeader:
         last = len(self.items) - 1
         for index, item in enumerate(self.items):
             piece = item + ("," if index < last else "")
+            # A display name of several encoded words is already folded between them
+            # ("\n "): each of its lines is a line here, ended by ``linesep`` like the others
+            # (never a bare line feed inside a CRLF message).
+            first, *more = piece.split("\n ")
             if not line:
-                line = piece
-            elif width + len(line) + 1 + len(piece) > limit:
+                line = first
+            elif width + len(line) + 1 + len(first) > limit:
                 lines.append(line)
                 width = 1  # a continuation line starts with a space
-                line = piece
+                line = first
             else:
-                line += " " + piece
+                line += " " + first
+            for segment in more:
+                lines.append(line)
+                width = 1
+                line = segment
         lines.append(line)
         return (linesep + " ").join(lines).encode("utf-8").decode("ascii", "surrogateescape")
 

@@ -303,3 +303,26 @@ def test_locmem_outbox_holds_bytes_not_file_references(tmp_path):
     (kept,) = mailcore.outbox
     assert kept.attachments[0].content == b"as sent"
     assert type(kept.attachments[0].content) is bytes
+
+
+def test_a_utf8_header_with_a_long_encoded_display_name_has_no_bare_line_feed():
+    """A mailbox only SMTPUTF8 carries, whose display name takes several encoded words: the
+    lines between those words end in CRLF like every other (scripts/fuzz_headers.py found
+    them ending in a bare LF, which some readers take for the end of the header)."""
+    import re
+
+    from mailcore.message import utf8_headers
+
+    name = "WbK8=?utf-8?b?QmNjOiB2aWN0aW1AZXZpbC50ZXN0?=" + "字" * 120
+    sender = f'{name} <"用户"@bücher.example>'
+    msg = EmailMessage("Hello", "Hi.\n", sender, ["b@example.com"])
+    with utf8_headers():
+        built = msg.message().as_bytes(linesep="\r\n")
+    streamed = serialize(msg, "\r\n", utf8=True).getvalue()
+    for raw in (built, streamed):
+        assert re.search(rb"(?<!\r)\n|\r(?!\n)", raw) is None
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("utf-8")
+        folded = re.search(r"^From: .*?(?=\r\n\S)", head, re.S | re.M).group()
+        assert folded.count("\r\n ") >= 8  # folded between the words, each line short
+        assert max(len(line) for line in folded.split("\r\n")) <= 78 + len("From: ")
+        assert folded.endswith("<用户@xn--bcher-kva.example>")
