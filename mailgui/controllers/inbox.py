@@ -734,7 +734,7 @@ class InboxController(QObject):
 
         def save() -> tuple[str, int]:
             # decoded and written chunk by chunk: a 100 MB attachment never holds the GIL long
-            _name, size = write_part(self.store.path(msg_id), index, Path(path))
+            _name, size = write_part(self.store.read(msg_id), index, Path(path))
             return path, size
 
         self.runner.run(
@@ -800,8 +800,11 @@ class InboxController(QObject):
         """Open the message as a new draft (as Thunderbird's Edit as New): the composer reads
         the .eml as it reads any."""
         msg_id = self.selected_id()
-        if msg_id is not None:
-            self.open_draft.emit(str(self.store.path(msg_id)))
+        if msg_id is not None:  # (a message just received may have no .eml yet: written)
+            self.runner.run(self.store.file, msg_id,
+                            on_done=lambda path: self.open_draft.emit(str(path)),
+                            on_error=lambda exc: self.status.emit(
+                                failure_sentence("open the message", exc)))
 
     def choose_profile(self, profiles: list[Profile]) -> Profile | None:
         """Ask which SMTP profile to send on through (tests replace this)."""
@@ -860,7 +863,7 @@ class InboxController(QObject):
             return
         self.messages = [m for m in self.messages if m.id != msg_id]
         self.runner.write(self.store.delete, msg_id,
-                          on_done=lambda _r: self.server.rescan(),
+                          on_done=lambda _r: self.server.forget([msg_id]),
                           on_error=lambda exc: self._delete_failed("delete the message", exc,
                                                                    msg_id))
         self._fill()
@@ -892,7 +895,8 @@ class InboxController(QObject):
         if not self.messages or not self.confirm_clear():
             return
         self.messages = []
-        self.runner.write(self.store.clear, on_done=lambda _r: self.server.rescan(),
+        # (the server is told which went, from the worker: also when some could not)
+        self.runner.write(self.store.clear, self.server.forget, on_done=lambda _r: None,
                           on_error=lambda exc: self._delete_failed("delete the messages", exc))
         self._fill()
 

@@ -586,11 +586,11 @@ def inline_parts(data: bytes, limit: int = INLINE_LIMIT) -> dict[str, tuple[str,
     return found
 
 
-def write_part(eml: Path, index: int, target: Path) -> tuple[str, int]:
-    """Decode part ``index`` of the message in ``eml`` into ``target`` chunk by chunk (a temp
-    file, then a rename); return (suggested name, bytes written). Worker side; no single step
-    holds the GIL for long, even for a 100 MB attachment."""
-    data = eml.read_bytes()
+def write_part(eml: Path | bytes, index: int, target: Path) -> tuple[str, int]:
+    """Decode part ``index`` of the message in ``eml`` (a file, or its bytes) into ``target``
+    chunk by chunk (a temp file, then a rename); return (suggested name, bytes written).
+    Worker side; no single step holds the GIL for long, even for a 100 MB attachment."""
+    data = eml if isinstance(eml, bytes) else eml.read_bytes()
     name, chunks = _part_chunks(data, index)
     written = atomic_write_chunks(target, chunks)
     return name, written

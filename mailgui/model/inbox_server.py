@@ -78,6 +78,7 @@ DATA_BUFFER = 4 << 20  # bytes of DATA the reader may buffer (the transport paus
 CHECK_IDLE = 0.3  # seconds without DATA before the checker takes the next message
 CHECKPOINT_IDLE = 0.5  # seconds without a batch before the journal is checkpointed
 BATCH_MAX = 256  # messages in one group commit at most
+FILES_AT_ONCE = 32  # messages whose files the idle thread writes between two looks at the wire
 LINE_LIMIT = 64 << 10  # bytes of a command line without its end
 HOSTNAME = "mailgui-inbox"
 IDENT = "mailgui local test inbox"
@@ -185,12 +186,20 @@ class _Protocol:
             self.out.write(data)
             self.out.flush()
 
-    def announce_batch(self, items: list[InboxMessage], done: Callable[[InboxMessage], None]
-                       ) -> None:
-        """One JSON line per message, in one write; ``done(item)`` once the app acknowledged
-        it (at once without ``--ack``; after ACK_TIMEOUT at the latest)."""
+    def announce_batch(self, items: list[InboxMessage], done: Callable[[InboxMessage], None],
+                       spans: list[int] | None = None) -> None:
+        """One JSON line per message, in one write (with ``"at"``: where its record is in the
+        journal, for the app to read it from there until its file is written); ``done(item)``
+        once the app acknowledged it (at once without ``--ack``; after ACK_TIMEOUT at the
+        latest)."""
         try:
-            self.say_lines([json.dumps(i.to_dict(), ensure_ascii=True) for i in items])
+            lines = []
+            for index, item in enumerate(items):
+                fields = item.to_dict()
+                if spans is not None and spans[index] >= 0:
+                    fields["at"] = spans[index]
+                lines.append(json.dumps(fields, ensure_ascii=True))
+            self.say_lines(lines)
         except (OSError, ValueError):
             for item in items:
                 done(item)
@@ -272,6 +281,11 @@ class _Protocol:
                 self.checker.set_settings(raw.decode("utf-8", "replace")[6:])
             elif len(words) >= 2 and words[0] == "ack":
                 acks += words[1:]
+            elif self.store is not None and words[:1] == ["forget"]:
+                self.store.forget(words[1:])  # deleted by the app (files and journal)
+                self.store.rescan()
+                if self.ingest is not None:
+                    self.loop.call_soon_threadsafe(self.ingest.checkpoint_soon, 0.0)
             elif self.store is not None and words[:1] == ["rescan"]:
                 self.store.rescan()
                 if self.ingest is not None:  # what was deleted stays deleted
@@ -368,10 +382,12 @@ class _Checker:
 
     def _next(self) -> tuple[str, str] | None:
         with self.cond:
-            while not self.queue and not self.details and not self.stopped:
+            while not (self.queue or self.details or self.stopped or self.store.unwritten):
                 self.cond.wait()
             if self.stopped:
                 return None
+            if self.store.unwritten:
+                return "files", ""
             if self.details:
                 return "details", self.details.popleft()
             return "check", self.queue.popleft()
@@ -387,6 +403,22 @@ class _Checker:
         if self.store.path(msg_id).exists():
             self.store.save_details(details)
 
+    def _files(self) -> None:
+        """Write the files of what the journal alone holds, a few at a time (a new burst
+        comes first), then have the journal checkpointed."""
+        try:
+            self.store.materialise(FILES_AT_ONCE)
+        except OSError as exc:
+            print(f"mailgui local inbox: could not write the messages' files: {exc}",
+                  file=sys.stderr, flush=True)
+            with self.cond:
+                self.cond.wait(1.0)
+            return
+        if not self.store.unwritten and self.protocol.ingest is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: stopping anyway
+                self.protocol.loop.call_soon_threadsafe(self.protocol.ingest.checkpoint_soon,
+                                                        0.0)
+
     def _run(self) -> None:
         # imported here, not at start: the server listens at once, lxml loads behind
         from mailgui.model.checks import CheckSettings, check_stored, checks_path
@@ -400,6 +432,9 @@ class _Checker:
         while (job := self._next()) is not None:
             what, msg_id = job
             self.wait_idle()
+            if what == "files":
+                self._files()
+                continue
             if what == "details":
                 try:
                     self._details(msg_id)
@@ -472,6 +507,7 @@ class _Ingest:
             self._write_next()
             return
         future = self.loop.run_in_executor(self.writer, self._sync)
+        spans = [span[0] for span in stored.spans]
         try:
             self.store.write_batch(stored)
         except Exception as exc:  # noqa: BLE001
@@ -479,12 +515,14 @@ class _Ingest:
             future.add_done_callback(lambda _f: (self._failed(batch, error),
                                                  self._write_next()))
             return
-        future.add_done_callback(lambda f: self._written(batch, stored.items, f))
+        future.add_done_callback(lambda f: self._written(batch, stored.items, spans, f))
 
     def _sync(self) -> None:
         self.store.sync_journal()
-        if self.store.journal_size > JOURNAL_MAX:
-            self.store.checkpoint()
+        if self.store.unwritten_bytes > JOURNAL_MAX:
+            # mail without a pause: the journal's backlog gets its files a few at a time
+            # here, so that it stays bounded (otherwise the idle thread does it)
+            self.store.materialise(FILES_AT_ONCE)
 
     @staticmethod
     def _failed(batch: list[_Arrival], exc: BaseException) -> None:
@@ -492,7 +530,7 @@ class _Ingest:
         for *_args, reply in batch:
             reply(f"451 4.3.0 mailgui could not store the message: {text}")
 
-    def _written(self, batch: list[_Arrival], items: list[InboxMessage],
+    def _written(self, batch: list[_Arrival], items: list[InboxMessage], spans: list[int],
                  future: asyncio.Future) -> None:
         self.dirty = True
         try:
@@ -508,7 +546,8 @@ class _Ingest:
         self._write_next()  # the next batch is written while this one is acknowledged
         replies = {item.id: arrival[4] for item, arrival in zip(items, batch, strict=True)}
         self.protocol.announce_batch(
-            items, lambda item: replies.pop(item.id)(f"250 2.0.0 Ok: stored as {item.id}"))
+            items, lambda item: replies.pop(item.id)(f"250 2.0.0 Ok: stored as {item.id}"),
+            spans)
         self.protocol.removed(removed)
         if self.checker is not None:
             self.checker.add_many([i.id for i in items],
@@ -521,7 +560,7 @@ class _Ingest:
 
     def _checkpoint(self) -> None:
         self._checkpoint_timer = None
-        if self.writing:  # busy again: after the burst
+        if self.writing or self.store.unwritten:  # busy again, or files still to write
             return
         self.dirty = False
         self.loop.run_in_executor(self.writer, self._checkpoint_now)
@@ -860,7 +899,7 @@ async def serve(folder: Path, host: str, port: int, *, ack: bool, out: BinaryIO,
     loop = asyncio.get_running_loop()
     store = InboxStore(folder, max_messages, max_bytes)
     try:
-        repaired = store.recover()  # a crash left messages in the journal only: back
+        repaired = store.recover(defer=True)  # a crash left them in the journal only
     except OSError as exc:
         print(f"mailgui local inbox: can't read its folder {folder}: {exc}", file=sys.stderr,
               flush=True)
