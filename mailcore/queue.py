@@ -567,12 +567,12 @@ class QueueState:
 
 class _Recorder:
     """Sent records of a batch, each written to Redis as soon as its 250 is read, the
-    replies read every few records if they are there (never waited for): the record leaves the worker before the
-    next message's final dot is sent, so the window stays one message wide, without a round
-    trip each. (Once written to the socket it reaches Redis even if the worker is killed: the
-    kernel sends what a dead process wrote.) If Redis fails, the records not confirmed are
-    written again at once through the retrying client, which waits for Redis to come back
-    (the records are idempotent: SET NX), and sending waits with it."""
+    replies read every few records if they are there (never waited for): the record leaves
+    the worker before the next message's final dot is sent, so the window stays one message
+    wide, without a round trip each. (Once written to the socket it reaches Redis even if the
+    worker is killed: the kernel sends what a dead process wrote.) If Redis fails, the records
+    not confirmed are written again at once through the retrying client, which waits for
+    Redis to come back (the records are idempotent: SET NX), and sending waits with it."""
 
     def __init__(self, state: QueueState, token: str) -> None:
         self.state = state

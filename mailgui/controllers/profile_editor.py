@@ -557,7 +557,7 @@ class ProfileEditorController(QObject):
         if d is None or self._editing is None or self.store.get(self._editing.id) is None:
             return False
         form = self.form_profile()
-        return bool(d.password.text()) or (
+        return bool(d.password.text()) or bool(d.typed_broker_password()) or (
             form is not None and form.to_dict() != self._editing.to_dict())
 
     def ask_unsaved(self, name: str, default: str = "save") -> str:
@@ -622,6 +622,9 @@ class ProfileEditorController(QObject):
         assert d is not None
         d.password_note.setText("")
         usable = self.broker.keyring_usable
+        if profile.kind == "queue":
+            self._broker_password_note(profile)
+            return
         if self.broker.is_pending(profile.id):
             d.password_note.setText(
                 "The password will be stored as soon as the keyring check is done.")
@@ -632,6 +635,20 @@ class ProfileEditorController(QObject):
                             what="ask the keyring for a saved password")
         elif profile.kind == "smtp" and usable is False:
             d.password_note.setText("No secure keyring: the password is asked when sending.")
+
+    def _broker_password_note(self, profile: Profile) -> None:
+        d = self.dialog
+        assert d is not None
+        note = d.queue_password_note
+        if self.broker.is_pending(profile.id):
+            note.setText("The password will be stored as soon as the keyring check is done.")
+        elif not profile.queue_password:
+            note.setText("No password: the broker is used without one.")
+        elif self.broker.keyring_usable is False:
+            note.setText("No secure keyring: the password is asked when it is needed.")
+        else:
+            note.setText("The broker’s password is in the system keyring. Type a new one "
+                         "to replace it.")
 
     def _password_known(self, profile_id: str, has: bool) -> None:
         if self._shows(profile_id):
@@ -722,6 +739,16 @@ class ProfileEditorController(QObject):
         if profile.kind == "file" and not profile.file_path:
             d.show_message("Choose a folder for the message files.")
             return None
+        broker_password = d.typed_broker_password() if profile.kind == "queue" else ""
+        if profile.kind == "queue":
+            scheme = profile.queue_broker_url.partition("://")[0].lower()
+            if scheme not in ("redis", "rediss"):
+                d.show_message("Enter the broker’s URL: redis://host:6379/0 (or "
+                               "rediss:// for TLS).")
+                d.queue_url.setFocus()
+                return None
+            if broker_password:
+                profile.queue_password = True
         if profile.uses_oauth and not profile.oauth_client_id:
             d.show_message("Enter the OAuth2 client ID of your app registration.")
             d.oauth_client_id.setFocus()
@@ -741,6 +768,11 @@ class ProfileEditorController(QObject):
         if password and profile.kind == "smtp" and not profile.uses_oauth:
             self._store_password(profile, password)
             d.password.clear()
+        if broker_password:  # in the keyring, as an SMTP password; the URL shown without it
+            self._store_password(profile, broker_password)
+            d.queue_password.clear()
+            d.queue_url.setText(profile.queue_broker_url)
+            self._broker_password_note(profile)
         self._after_change(profile.id)
         return profile
 
@@ -782,7 +814,10 @@ class ProfileEditorController(QObject):
         self.status.emit(f"The password of \u201c{profile.name}\u201d is in the system keyring.")
         if self._shows(profile.id):
             assert self.dialog is not None
-            self.dialog.password_note.setText(KEYRING_HOLDS_ONE)
+            if profile.kind == "queue":
+                self._broker_password_note(profile)
+            else:
+                self.dialog.password_note.setText(KEYRING_HOLDS_ONE)
 
     def _password_not_saved(self, exc: BaseException) -> None:
         text = f"The password could not be saved in the keyring: {exc}"

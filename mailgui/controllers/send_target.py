@@ -78,6 +78,11 @@ class SendTargetController(QObject):
             profile.port = self.inbox_port
         return profile
 
+    def current_queue(self) -> Profile | None:
+        """The profile the next message goes to if it is a queue (the Queue panel's)."""
+        profile = self.current()
+        return profile if profile is not None and profile.kind == "queue" else None
+
     def _changed(self, *_args: object) -> None:
         profile = self.current()
         if profile is None:

@@ -4,7 +4,9 @@ A profile file never holds a secret: the SMTP password lives in the OS keyring (
 ``secrets.py``), under the profile's ``id``, and its DKIM private key under ``<id>:dkim``
 (``dkim.py``); the profile keeps only whether it signs, the domain and the selector. An OAuth2
 login keeps its provider, issuer, client ID and scopes here; its refresh token lives only in the
-keyring under ``<id>:oauth`` (``oauth.py``), its access token only in memory.
+keyring under ``<id>:oauth`` (``oauth.py``), its access token only in memory. A queue profile
+(Celery, ``queueing.py``) keeps its broker URL without the password; the password is the
+profile's password in the keyring, under its ``id`` as an SMTP profile's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from mailgui.model.paths import AppPaths, atomic_write_bytes, atomic_write_json
 
@@ -30,6 +33,7 @@ __all__ = [
     "Profile",
     "ProfileStore",
     "builtin_profiles",
+    "split_broker_url",
 ]
 
 KINDS = {
@@ -39,6 +43,7 @@ KINDS = {
     "file": "Files in a folder",
     "memory": "Memory",
     "dummy": "Dummy (discard)",
+    "queue": "Queue (Celery)",
 }
 AUTH = {"password": "Password", "oauth2": "OAuth2 (sign in with the provider)"}
 OAUTH_PROVIDERS = ("google", "microsoft", "custom")
@@ -54,7 +59,9 @@ BACKENDS = {
     "file": "file",
     "memory": "locmem",
     "dummy": "dummy",
+    "queue": "celery",  # mailcore.backends.celery (queueing.queue_backend makes it)
 }
+DEFAULT_QUEUE = "mailcore"
 BUILTIN_IDS = (
     "builtin-inbox", "builtin-console", "builtin-file", "builtin-memory", "builtin-dummy",
 )
@@ -87,6 +94,11 @@ class Profile:
     oauth_scopes: str = ""  # space-separated
     oauth_auth_url: str = ""  # custom provider: empty means discovered from the issuer
     oauth_token_url: str = ""
+    # a queue profile: the broker (a Redis URL, never with its password: that is in the
+    # keyring) and the Celery queue; the delivery settings are the workers' own
+    queue_broker_url: str = ""
+    queue_name: str = DEFAULT_QUEUE
+    queue_password: bool = False  # the broker needs the password kept in the keyring
     builtin: bool = False
 
     def __post_init__(self) -> None:
@@ -110,7 +122,21 @@ class Profile:
 
     @property
     def needs_password(self) -> bool:
+        if self.kind == "queue":
+            return self.queue_password
         return self.kind == "smtp" and bool(self.username) and not self.uses_oauth
+
+    def broker_url(self, password: str | None = None) -> str:
+        """A queue profile's broker URL, with ``password`` put in (for the backend only:
+        never shown, never written)."""
+        url = self.queue_broker_url
+        if not password:
+            return url
+        parts = urlsplit(url)
+        user = quote(unquote(parts.username or ""), safe="")
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, f"{user}:{quote(password, safe='')}@{host}",
+                           parts.path, parts.query, parts.fragment))
 
     @property
     def signs(self) -> bool:
@@ -131,6 +157,8 @@ class Profile:
             return f"{self.host or '?'}:{self.port}, {security}{user}"
         if self.kind == "file":
             return f"files in {self.file_path or '?'}"
+        if self.kind == "queue":
+            return f"Celery queue \u201c{self.queue_name}\u201d at {self.queue_broker_url or '?'}"
         return self.kind_label
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +168,9 @@ class Profile:
         # "password" is the default, and the word has no place in the file)
         for name in _LOGIN_FIELDS:
             if data[name] == _LOGIN_DEFAULTS[name]:
+                del data[name]
+        for name in _QUEUE_FIELDS:  # the same for the queue's (only a queue profile has them)
+            if data[name] == _QUEUE_DEFAULTS[name]:
                 del data[name]
         return data
 
@@ -152,6 +183,10 @@ class Profile:
         for name in ("password", "access_token", "refresh_token", "oauth_token",
                      "client_secret", "oauth_client_secret"):
             kwargs.pop(name, None)
+        if "queue_broker_url" in kwargs:  # a password typed into the file by hand: dropped
+            kwargs["queue_broker_url"] = split_broker_url(str(kwargs["queue_broker_url"]))[0]
+        if "queue_password" in kwargs:
+            kwargs["queue_password"] = bool(kwargs["queue_password"])
         if "dkim_enabled" in kwargs:
             kwargs["dkim_enabled"] = bool(kwargs["dkim_enabled"])
         if "port" in kwargs:
@@ -209,6 +244,8 @@ class Profile:
             }
         if self.kind == "file":
             return {"file_path": self.file_path}
+        if self.kind == "queue":
+            return {"broker_url": self.broker_url(password), "queue": self.queue_name}
         return {}
 
     @property
@@ -220,6 +257,27 @@ class Profile:
 _LOGIN_FIELDS = ("auth", "oauth_provider", "oauth_issuer", "oauth_client_id", "oauth_scopes",
                  "oauth_auth_url", "oauth_token_url")
 _LOGIN_DEFAULTS = {f.name: f.default for f in fields(Profile) if f.name in _LOGIN_FIELDS}
+_QUEUE_FIELDS = ("queue_broker_url", "queue_name", "queue_password")
+_QUEUE_DEFAULTS = {f.name: f.default for f in fields(Profile) if f.name in _QUEUE_FIELDS}
+
+
+def split_broker_url(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password or None): what a profile keeps, and what
+    goes to the keyring. ``redis://:secret@host:6379/0`` -> (``redis://host:6379/0``,
+    ``secret``); a user name stays."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url, None
+    if password is None:
+        return url, None
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{user}@{host}" if user else host
+    return (urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
+            unquote(password))
 
 
 def builtin_profiles(paths: AppPaths) -> list[Profile]:

@@ -30,7 +30,15 @@ from PySide6.QtWidgets import (
 )
 
 from mailgui.model.oauth import PROVIDERS
-from mailgui.model.profiles import AUTH, DEFAULT_PORTS, KINDS, SECURITY, Profile
+from mailgui.model.profiles import (
+    AUTH,
+    DEFAULT_PORTS,
+    DEFAULT_QUEUE,
+    KINDS,
+    SECURITY,
+    Profile,
+    split_broker_url,
+)
 from mailgui.views import style
 from mailgui.views.common import BlockSignals, Role, mono_font, named
 
@@ -153,6 +161,7 @@ class ProfileDialog(QDialog):
         file_form.addRow("&Folder:", self.file_path)
         self.file_group = QGroupBox("Files")
         self.file_group.setLayout(file_form)
+        self.queue_group = self._queue_section()
 
         self.test = QPushButton("Test connection")
         named(self.test, "Test connection")
@@ -194,6 +203,7 @@ class ProfileDialog(QDialog):
         right.addWidget(self.oauth_group)
         right.addWidget(self.dkim_group)
         right.addWidget(self.file_group)
+        right.addWidget(self.queue_group)
         right.addLayout(test_row)
         right.addWidget(self.test_transcript)
         right.addStretch(1)
@@ -213,6 +223,42 @@ class ProfileDialog(QDialog):
         layout.addLayout(bottom)
         # Asked before the dialog closes (Close, Esc, the window's X); False keeps it open.
         self.can_close: Callable[[], bool] | None = None
+
+    def _queue_section(self) -> QGroupBox:
+        """A queue profile: the broker (Redis) and the Celery queue the workers read."""
+        self.queue_url = QLineEdit()
+        self.queue_url.setPlaceholderText("redis://redis.internal:6379/0")
+        named(self.queue_url, "Broker URL", "Celery's broker (Redis); a password typed in it "
+              "goes to the system keyring, not into the profile file")
+        self.queue_password = QLineEdit()
+        self.queue_password.setEchoMode(QLineEdit.EchoMode.Password)
+        named(self.queue_password, "Broker password", "Stored in the system keyring, never "
+              "in a file")
+        self.queue_password_note = QLabel()
+        self.queue_password_note.setWordWrap(True)
+        self.queue_password_note.setStyleSheet(style.muted_label())
+        named(self.queue_password_note, "Broker password note")
+        self.queue_name = QLineEdit()
+        self.queue_name.setPlaceholderText(DEFAULT_QUEUE)
+        named(self.queue_name, "Queue name", "EMAIL_QUEUE_NAME of the workers")
+        note = QLabel("Messages are queued for the workers (<tt>mailcore worker</tt>), which "
+                      "deliver them with their own SMTP settings. Watch the queue drain in "
+                      "the Queue panel.")
+        note.setWordWrap(True)
+        note.setStyleSheet(style.muted_label())
+        form = QFormLayout()
+        form.addRow("&Broker URL:", self.queue_url)
+        form.addRow("Broker pass&word:", self.queue_password)
+        form.addRow("", self.queue_password_note)
+        form.addRow("&Queue:", self.queue_name)
+        form.addRow(note)
+        group = QGroupBox("Queue (Celery)")
+        group.setLayout(form)
+        return group
+
+    def typed_broker_password(self) -> str:
+        """A password typed for the broker: in the URL, else in the password field."""
+        return split_broker_url(self.queue_url.text())[1] or self.queue_password.text()
 
     def _oauth_section(self) -> QGroupBox:
         """Log in with OAuth2: the provider (which fills in the SMTP server), the issuer, the
@@ -408,6 +454,9 @@ class ProfileDialog(QDialog):
         self.client_key.edit.setText(profile.client_key)
         self.ca_file.edit.setText(profile.ca_file)
         self.file_path.edit.setText(profile.file_path)
+        self.queue_url.setText(profile.queue_broker_url)  # never with a password in it
+        self.queue_password.clear()
+        self.queue_name.setText(profile.queue_name)
         self.dkim_enabled.setChecked(profile.dkim_enabled)
         self.dkim_domain.setText(profile.dkim_domain)
         self.dkim_selector.setText(profile.dkim_selector)
@@ -436,6 +485,8 @@ class ProfileDialog(QDialog):
         profile.client_key = self.client_key.edit.text().strip()
         profile.ca_file = self.ca_file.edit.text().strip()
         profile.file_path = self.file_path.edit.text().strip()
+        profile.queue_broker_url = split_broker_url(self.queue_url.text())[0]
+        profile.queue_name = self.queue_name.text().strip() or DEFAULT_QUEUE
         profile.dkim_enabled = self.dkim_enabled.isChecked()
         profile.dkim_domain = self.dkim_domain.text().strip().lower()
         profile.dkim_selector = self.dkim_selector.text().strip()
@@ -454,6 +505,7 @@ class ProfileDialog(QDialog):
         self.dkim_group.setVisible(kind == "smtp")
         self.show_auth(self.auth.currentData(), smtp=kind == "smtp")
         self.file_group.setVisible(kind == "file")
+        self.queue_group.setVisible(kind == "queue")
         self.test.setVisible(kind == "smtp")
         self.test_result.setVisible(kind == "smtp" or not editing)
 

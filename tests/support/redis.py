@@ -25,10 +25,11 @@ class RedisServer:
     """``redis-server`` with its own config in ``directory``; a context manager."""
 
     def __init__(self, directory: str | Path, *, appendonly: bool = False,
-                 port: int | None = None) -> None:
+                 port: int | None = None, password: str | None = None) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
+        self.password = password  # requirepass: clients must AUTH
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.config_file = self.directory / "redis.conf"
@@ -36,7 +37,16 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        """The URL without the password (see ``password``)."""
         return f"redis://{LOCALHOST}:{self.port}/0"
+
+    @property
+    def url_with_password(self) -> str:
+        from urllib.parse import quote
+
+        if not self.password:
+            return self.url
+        return f"redis://:{quote(self.password, safe='')}@{LOCALHOST}:{self.port}/0"
 
     def _write_config(self) -> None:
         lines = [
@@ -49,6 +59,8 @@ class RedisServer:
             'save ""',
             "databases 4",
         ]
+        if self.password:
+            lines.append(f"requirepass {self.password}")
         if self.appendonly:
             lines += ["appendonly yes", "appendfsync everysec", "aof-use-rdb-preamble no"]
         else:
@@ -77,6 +89,10 @@ class RedisServer:
     def ping(self) -> bool:
         try:
             with socket.create_connection((LOCALHOST, self.port), timeout=1) as sock:
+                if self.password:
+                    sock.sendall(b"AUTH " + self.password.encode() + b"\r\n")
+                    if not sock.recv(64).startswith(b"+OK"):
+                        return False
                 sock.sendall(b"PING\r\n")
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
@@ -105,7 +121,7 @@ class RedisServer:
     def client(self):  # -> redis.Redis
         import redis
 
-        return redis.Redis.from_url(self.url)
+        return redis.Redis.from_url(self.url_with_password)
 
     def __enter__(self) -> RedisServer:
         return self.start()

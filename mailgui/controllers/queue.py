@@ -1,0 +1,181 @@
+"""The Queue panel's logic: the counts of the chosen queue profile read about once a second
+on the worker pool (never on the GUI thread; one read at a time, a stale one dropped), its
+dead letters, Retry, and pushing N copies of the draft, each with its own Message-ID."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from mailgui.jobs import JobRunner
+from mailgui.model import queueing
+from mailgui.model.draft import Draft
+from mailgui.model.profiles import Profile
+from mailgui.model.secrets import SecretStore
+from mailgui.views.queue import QueuePanel
+
+REFRESH_MS = 1000
+
+
+def _password(profile: Profile, secrets: SecretStore | None) -> str:
+    """The broker's password from the keyring (on the worker); PasswordNeeded says why not."""
+    from mailgui.model.sending import resolve_password
+
+    return resolve_password(profile, None, secrets)
+
+
+def _read(profile: Profile, secrets: SecretStore | None) -> queueing.QueueReading:
+    return queueing.read_queue(profile, _password(profile, secrets))
+
+
+def _retry(profile: Profile, secrets: SecretStore | None, ids: list[str]) -> int:
+    password = _password(profile, secrets)
+    return sum(queueing.retry_dead(profile, password, mid) for mid in ids)
+
+
+def _push(draft: Draft, profile: Profile, secrets: SecretStore | None, count: int) -> int:
+    return len(queueing.push_copies(draft, profile, _password(profile, secrets), count))
+
+
+def _sentence(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)  # sending.PasswordNeeded
+    return str(reason or exc) or type(exc).__name__
+
+
+class QueueController(QObject):
+    """``profile`` gives the queue profile to show (None: the target is not a queue),
+    ``draft`` a snapshot of the draft to push, ``secrets`` the keyring to read the broker's
+    password from (None: there is none)."""
+
+    status = Signal(str)  # a status-bar message
+    refreshed = Signal(object)  # each QueueReading shown (for whoever wants to know)
+
+    def __init__(self, panel: QueuePanel, runner: JobRunner,
+                 profile: Callable[[], Profile | None], draft: Callable[[], Draft],
+                 secrets: Callable[[], SecretStore | None],
+                 interval_ms: int = REFRESH_MS) -> None:
+        super().__init__(panel)
+        self.panel = panel
+        self.runner = runner
+        self.profile_source = profile
+        self.draft_source = draft
+        self.secrets = secrets
+        self.generation = 0  # a reading started for an earlier profile is dropped
+        self.reading = False
+        self.pushing = False
+        self.shown: Profile | None = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.refresh)
+        panel.push.clicked.connect(self.push)
+        panel.retry.clicked.connect(self.retry_selected)
+        panel.finished.connect(lambda _r: self.timer.stop())
+
+    def open(self) -> QueuePanel:
+        self.target_changed()
+        self.panel.show()
+        self.panel.raise_()
+        self.timer.start()
+        self.refresh()
+        return self.panel
+
+    def target_changed(self, *_args: object) -> None:
+        """The "Send via" target changed: show its queue, or say it is not one."""
+        profile = self.profile_source()
+        if profile is not None and profile.kind != "queue":
+            profile = None
+        if (profile is None) != (self.shown is None) or (
+                profile is not None and self.shown is not None
+                and (profile.id, profile.queue_broker_url, profile.queue_name)
+                != (self.shown.id, self.shown.queue_broker_url, self.shown.queue_name)):
+            self.generation += 1
+            self.reading = False
+            self.panel.clear_counts()
+            self.panel.show_letters([])
+        self.shown = profile
+        if profile is None:
+            self.panel.show_where("\u201cSend via\u201d is not a queue: choose a Queue (Celery) "
+                                  "profile to see its queue.", can_push=False)
+            self.panel.show_state("")
+            return
+        self.panel.show_where(f"{profile.name}: queue \u201c{profile.queue_name}\u201d at "
+                              f"{queueing.shown_url(profile)} (workers deliver with their "
+                              "own settings)", can_push=not self.pushing)
+
+    def refresh(self) -> None:
+        """Read the counts on the worker pool, unless a read is still on its way."""
+        profile = self.shown
+        if profile is None or self.reading or not self.panel.isVisible():
+            return
+        self.reading = True
+        generation = self.generation
+        self.runner.run(_read, profile, self.secrets(),
+                        on_done=lambda r, g=generation: self._read(g, r),
+                        on_error=lambda exc, g=generation: self._failed(g, exc))
+
+    def _read(self, generation: int, reading: queueing.QueueReading) -> None:
+        if generation != self.generation:
+            return
+        self.reading = False
+        self.panel.show_counts(reading.queued, reading.sent, reading.retrying, reading.dead)
+        self.panel.show_letters(reading.letters)
+        if not self.pushing:
+            self.panel.show_state(self._summary(reading))
+        self.refreshed.emit(reading)
+
+    @staticmethod
+    def _summary(reading: queueing.QueueReading) -> str:
+        if reading.queued or reading.retrying:
+            return (f"Draining: {reading.queued + reading.retrying:,} to go "
+                    f"({reading.retrying:,} waiting to be tried again).")
+        return "Nothing waiting." if not reading.dead else (
+            f"Nothing waiting; {reading.dead:,} dead letter(s): select and Retry.")
+
+    def _failed(self, generation: int, exc: BaseException) -> None:
+        if generation != self.generation:
+            return
+        self.reading = False
+        self.panel.show_state(_sentence(exc), ok=False)
+
+    def push(self) -> None:
+        """Queue N copies of the draft (built and queued on the worker)."""
+        profile = self.shown
+        if profile is None or self.pushing:
+            return
+        count = self.panel.copies.value()
+        self.pushing = True
+        self.panel.show_where(self.panel.where.text(), can_push=False)
+        self.panel.show_state(f"Pushing {count:,} copies of the draft\u2026")
+        self.runner.run(_push, self.draft_source(), profile, self.secrets(), count,
+                        on_done=self._pushed, on_error=self._push_failed)
+
+    def _pushed(self, count: int) -> None:
+        self.pushing = False
+        self.target_changed()
+        text = f"Queued {count:,} copies of the draft."
+        self.panel.show_state(text, ok=True)
+        self.status.emit(text)
+        self.refresh()
+
+    def _push_failed(self, exc: BaseException) -> None:
+        self.pushing = False
+        self.target_changed()
+        self.panel.show_state(_sentence(exc), ok=False)
+
+    def retry_selected(self) -> None:
+        profile = self.shown
+        ids = self.panel.selected_ids()
+        if profile is None or not ids:
+            return
+        self.panel.retry.setEnabled(False)
+        self.runner.run(_retry, profile, self.secrets(), ids,
+                        on_done=lambda n: self._retried(n, len(ids)),
+                        on_error=lambda exc: self.panel.show_state(_sentence(exc), ok=False))
+
+    def _retried(self, done: int, asked: int) -> None:
+        missing = asked - done
+        text = f"Queued {done:,} dead letter(s) again." + (
+            f" {missing:,} were no longer in the dead-letter list." if missing else "")
+        self.panel.show_state(text, ok=True)
+        self.refresh()
