@@ -4,6 +4,7 @@ dead letters, Retry, and pushing N copies of the draft, each with its own Messag
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -65,6 +66,7 @@ class QueueController(QObject):
         self.reading = False
         self.pushing = False
         self.shown: Profile | None = None
+        self.last: tuple[float, int] | None = None  # (when, sent) of the reading before
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.refresh)
@@ -91,6 +93,7 @@ class QueueController(QObject):
                 != (self.shown.id, self.shown.queue_broker_url, self.shown.queue_name)):
             self.generation += 1
             self.reading = False
+            self.last = None
             self.panel.clear_counts()
             self.panel.show_letters([])
         self.shown = profile
@@ -120,17 +123,26 @@ class QueueController(QObject):
         self.reading = False
         self.panel.show_counts(reading.queued, reading.sent, reading.retrying, reading.dead)
         self.panel.show_letters(reading.letters)
+        now = time.monotonic()
+        rate = None
+        if self.last is not None and now > self.last[0] and reading.sent >= self.last[1]:
+            rate = (reading.sent - self.last[1]) / (now - self.last[0])
+        self.last = (now, reading.sent)
         if not self.pushing:
-            self.panel.show_state(self._summary(reading))
+            self.panel.show_state(self._summary(reading, rate))
         self.refreshed.emit(reading)
 
     @staticmethod
-    def _summary(reading: queueing.QueueReading) -> str:
+    def _summary(reading: queueing.QueueReading, rate: float | None = None) -> str:
         if reading.queued or reading.retrying:
-            return (f"Draining: {reading.queued + reading.retrying:,} to go "
-                    f"({reading.retrying:,} waiting to be tried again).")
+            text = f"Draining: {reading.queued + reading.retrying:,} to go"
+            if rate:
+                text += f", about {rate:,.0f} sent a second"
+            if reading.retrying:
+                text += f"; {reading.retrying:,} waiting to be tried again"
+            return text + "."
         return "Nothing waiting." if not reading.dead else (
-            f"Nothing waiting; {reading.dead:,} dead letter(s): select and Retry.")
+            f"Nothing waiting; {reading.dead:,} dead letter(s): select them and press Retry.")
 
     def _failed(self, generation: int, exc: BaseException) -> None:
         if generation != self.generation:
