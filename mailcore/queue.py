@@ -2,34 +2,39 @@
 
 The producer side is :class:`mailcore.backends.celery.EmailBackend` (or :func:`enqueue`):
 each message is serialised once, with :func:`mailcore.wire.serialize`, into the very bytes the
-SMTP backend would send, with its envelope and its Message-ID, and one Celery task per message
-is put in the broker (a message over ``EMAIL_QUEUE_SPOOL_THRESHOLD`` is written to the shared
-``EMAIL_QUEUE_SPOOL_DIR`` instead, the task carrying its file name and SHA-256).
+SMTP backend would send, with its envelope and its Message-ID; that payload is kept, once, in
+the message's pending record in Redis (a message over ``EMAIL_QUEUE_SPOOL_THRESHOLD`` is
+written to the shared ``EMAIL_QUEUE_SPOOL_DIR`` instead, the payload carrying its file name
+and SHA-256), and one Celery task per ``EMAIL_QUEUE_BATCH_SIZE`` messages carries their
+Message-IDs: one broker write for many messages.
 
 The workers (``celery -A mailcore.queue worker`` or ``mailcore worker``) deliver with the SMTP
-backend of ``EMAIL_QUEUE_DELIVERY_BACKEND``, keeping one connection (pipelined when the server
-offers it) per worker process between tasks and closing it after ``EMAIL_QUEUE_IDLE_CLOSE``
-seconds unused. DKIM signing and SMTPUTF8 are decided there, as the SMTP backend decides them:
-the worker signs the carried bytes with its backend's ``dkim`` (``EMAIL_DKIM`` on the workers),
-and a message serialised for SMTPUTF8 is sent with it, or dead-lettered by a server that does not
-offer it.
+backend of ``EMAIL_QUEUE_DELIVERY_BACKEND``, keeping one connection per worker process between
+tasks and closing it after ``EMAIL_QUEUE_IDLE_CLOSE`` seconds unused; a task's messages go
+over it pipelined when the server offers PIPELINING (one round trip a message). Each message
+of a task is locked, recorded, retried and dead-lettered on its own. DKIM signing and
+SMTPUTF8 are decided there, as the SMTP backend decides them: the worker signs the carried
+bytes with its backend's ``dkim`` (``EMAIL_DKIM`` on the workers), and a message serialised
+for SMTPUTF8 is sent with it, or dead-lettered by a server that does not offer it.
 
 What happens to a task:
 
 * tasks are acknowledged late (``acks_late``, ``reject_on_worker_lost``): a worker that dies
-  leaves its task to another (at once for a killed pool process; after
+  leaves its whole task to another (at once for a killed pool process; after
   ``EMAIL_QUEUE_VISIBILITY_TIMEOUT`` seconds for a whole worker that vanished);
-* before sending, the worker takes a lock on the Message-ID (``SET NX PX``, renewed while a big
-  message is written, ``EMAIL_QUEUE_LOCK_TTL``); a task whose Message-ID is locked waits;
-* after the server's 250 it records the Message-ID as sent (``SET NX EX
-  EMAIL_QUEUE_DEDUP_TTL``); a task delivered again finds the record and is not sent again;
+* before sending, the worker takes a lock on each Message-ID of the task (``SET NX PX``, one
+  round trip for the task, renewed while it is sent, ``EMAIL_QUEUE_LOCK_TTL``); a message
+  whose Message-ID another worker holds gets a task of its own, a little later;
+* as the server's 250 for a message is read, its sent record (``SET NX EX
+  EMAIL_QUEUE_DEDUP_TTL``) is written to Redis, before the next message's final dot is sent;
+  a task delivered again finds the records and skips those messages;
 * a temporary failure (a 4xx reply, a connection refused or lost, a timeout: decided by
   :func:`mailcore.errors.classify`, never by an exception's text) is retried after
   ``RETRY_BACKOFF * 2**n`` seconds with full jitter (at most ``RETRY_BACKOFF_MAX``), up to
   ``EMAIL_QUEUE_MAX_RETRIES`` times; a permanent one (5xx, a message the server can't take)
   goes to the dead-letter list with the server's reply, untried again;
 * ``EMAIL_QUEUE_RATE_LIMIT`` is shared by all workers: a message over its destination's rate
-  waits (it is not an attempt).
+  waits, in a task of its own (it is not an attempt).
 
 **The one window where a message can be sent twice**: the server has answered 250 to the
 final dot and the worker dies (SIGKILL, power, the machine) before its sent record reaches

@@ -20,8 +20,9 @@ class EmailBackend(BaseEmailBackend):
     """Queue each message for the workers instead of sending it.
 
     ``send_messages()`` serialises each message once (the bytes the SMTP backend would send,
-    with the envelope and the Message-ID) and enqueues one task per message; it returns the
-    number queued, and ``last_message_ids`` holds their Message-IDs. A message that can't be
+    with the envelope and the Message-ID), keeps it in its pending record in Redis and
+    enqueues one task per ``EMAIL_QUEUE_BATCH_SIZE`` messages (their Message-IDs); it returns
+    the number queued, and ``last_message_ids`` holds their Message-IDs. A message that can't be
     sent (an invalid address, an attachment that can't be read) raises before anything of the
     call is queued, as the SMTP backend raises before anything is sent; a broker that can't be
     reached raises, or with ``fail_silently`` makes it return 0.
