@@ -29,6 +29,7 @@ from __future__ import annotations
 import binascii
 import functools
 import logging
+import operator
 import os
 import random
 import re
@@ -133,6 +134,39 @@ def stream_refusal(email_message: Any) -> str | None:
     return _refusal(email_message, email_message.encoding or settings.DEFAULT_CHARSET)
 
 
+# The same checks, all at once in C for the usual answer (every builder and helper mailcore's).
+_HELPER_NAMES = tuple(_ORIGINAL_HELPERS)
+_HELPER_ORIGINALS = tuple(_ORIGINAL_HELPERS.values())
+_GET_HELPERS = operator.attrgetter(*_HELPER_NAMES)
+_BUILDER_GETTERS = {
+    base: operator.attrgetter(*(n for n in _BUILDERS if _ORIGINAL_BUILDERS[base][n] is not None))
+    for base in _ORIGINAL_BUILDERS
+}
+_BUILDER_ORIGINALS = {
+    base: tuple(f for f in _ORIGINAL_BUILDERS[base].values() if f is not None)
+    for base in _ORIGINAL_BUILDERS
+}
+_BUILDERS_ABSENT = {  # builders the base does not have (attach_alternative on EmailMessage)
+    base: tuple(n for n in _BUILDERS if _ORIGINAL_BUILDERS[base][n] is None)
+    for base in _ORIGINAL_BUILDERS
+}
+
+
+def _all_originals(email_message: Any, cls: type, base: type) -> bool:
+    try:
+        if not all(map(operator.is_, _BUILDER_GETTERS[base](cls), _BUILDER_ORIGINALS[base])):
+            return False
+        if not all(map(operator.is_, _GET_HELPERS(_message_module), _HELPER_ORIGINALS)):
+            return False
+    except AttributeError:
+        return False
+    for name in _BUILDERS_ABSENT[base]:
+        if getattr(cls, name, None) is not None:
+            return False
+    instance_dict = getattr(email_message, "__dict__", None)
+    return not instance_dict or instance_dict.keys().isdisjoint(_BUILDERS)
+
+
 def _refusal(email_message: Any, encoding: str) -> str | None:
     """:func:`stream_refusal` for an EmailMessage whose charset is ``encoding``."""
     cls = type(email_message)
@@ -141,6 +175,8 @@ def _refusal(email_message: Any, encoding: str) -> str | None:
         if isinstance(email_message, EmailMultiAlternatives)
         else (EmailMessage)
     )
+    if _all_originals(email_message, cls, base):
+        return None if encoding == "utf-8" else f"charset {encoding!r}"
     instance_dict = getattr(email_message, "__dict__", {})
     originals = _ORIGINAL_BUILDERS[base]
     for name in _BUILDERS:
@@ -368,6 +404,18 @@ def _formatdate(localtime: bool) -> str:
 _PID = [os.getpid()]  # os.getpid() is a system call; a forked child sets its own
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+_DATE_HEADER: list[Any] = [None, None]  # [(date text, charset), ("Date", stored value)]
+
+
+def _date_header(localtime: bool, encoding: str) -> tuple[str, str]:
+    date = _formatdate(localtime)
+    cached = _DATE_HEADER
+    if cached[0] != (date, encoding):
+        cached[1] = ("Date", _header_value("Date", date, encoding))
+        cached[0] = (date, encoding)
+    return cached[1]
 
 
 def _make_msgid() -> str:
@@ -734,6 +782,12 @@ def _text(value: Any) -> str:
     return text
 
 
+# Headers the writer makes itself from a handful of values (text parts' Content-Type with
+# charset="utf-8", MIME-Version, Content-Transfer-Encoding): their folded bytes are kept.
+_CONSTANT_NAMES = frozenset(("MIME-Version", "Content-Transfer-Encoding"))
+_CONSTANT_FOLDS: dict[tuple[str, str, str], bytes] = {}
+
+
 class _Writer:
     """Builds the list of pieces for one message."""
 
@@ -833,7 +887,21 @@ class _Writer:
 
     def header_block(self, headers: list[tuple[str, str]]) -> bytes:
         linesep = self.linesep
-        return b"".join(fold_header(n, v, linesep) for n, v in headers) + self.nl
+        cache = _CONSTANT_FOLDS
+        lines = []
+        for name, value in headers:
+            if name in _CONSTANT_NAMES:  # the same few values on every part: folded once
+                key = (name, value, linesep)
+                line = cache.get(key)
+                if line is None:
+                    line = fold_header(name, value, linesep)
+                    if len(cache) < 256:
+                        cache[key] = line
+            else:
+                line = fold_header(name, value, linesep)
+            lines.append(line)
+        lines.append(self.nl)
+        return b"".join(lines)
 
     def multipart(
         self, subtype: str, children: list[list[Any]], extra_headers: list[tuple[str, str]]
@@ -883,8 +951,7 @@ class _Writer:
                 headers.append((name, _header_value(name, joined, enc)))
         header_names = [key.lower() for key in extra]
         if "date" not in header_names:
-            date = _formatdate(settings.EMAIL_USE_LOCALTIME)
-            headers.append(("Date", _header_value("Date", date, enc)))
+            headers.append(_date_header(settings.EMAIL_USE_LOCALTIME, enc))
         if "message-id" not in header_names:
             headers.append(("Message-ID", _header_value("Message-ID", _make_msgid(), enc)))
         for name, value in extra.items():
