@@ -63,9 +63,14 @@ def import_later_modules() -> threading.Thread:
             except Exception:  # noqa: BLE001, S112 - start() imports it again and says why
                 continue
 
+    global _IMPORTS  # noqa: PLW0603 - the one import thread; start() waits for it
     thread = threading.Thread(target=run, name="mailgui-imports", daemon=True)
+    _IMPORTS = thread
     thread.start()
     return thread
+
+
+_IMPORTS: threading.Thread | None = None
 
 
 class MainController(QObject):
@@ -173,6 +178,10 @@ class MainController(QObject):
         if self.started:
             return
         self.started = True
+        if _IMPORTS is not None:
+            # the GUI thread never imports a module while the import thread is half-way
+            # through it (asked for early: Ctrl+C, a test harness): it waits for them instead
+            _IMPORTS.join()
         from mailgui.controllers.compose import ComposeController
         from mailgui.controllers.inbox import InboxController, inbox_limits
         from mailgui.controllers.passwords import PasswordsController
