@@ -193,6 +193,18 @@ class XWatcher:
 # -- one start -------------------------------------------------------------------------------
 
 def start_xvfb(number: int) -> tuple[subprocess.Popen, str]:
+    """A fresh Xvfb on ``:number``, or on the next free one of a few further up (another
+    program may hold it); (its process, its display)."""
+    problem = RuntimeError(f"no Xvfb started on :{number}")
+    for candidate in (number, number + 20, number + 40):
+        try:
+            return _start_xvfb(candidate)
+        except RuntimeError as exc:
+            problem = exc
+    raise problem
+
+
+def _start_xvfb(number: int) -> tuple[subprocess.Popen, str]:
     read, write = os.pipe()
     proc = subprocess.Popen(  # noqa: S603 - fixed arguments
         ["Xvfb", f":{number}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten",
@@ -493,7 +505,10 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"first-time": [], "returning": []}
     try:
         # untimed: writes the byte code (as installing does) and warms the page cache
-        warm = one_start(FIRST_DISPLAY, False, root)
+        try:
+            warm = one_start(FIRST_DISPLAY, False, root)
+        except RuntimeError as exc:
+            warm = {"error": str(exc)}
         if "error" in warm:
             out["log"].append(f"warm-up start: {warm['error']}")
         for i in range(rounds):
@@ -516,13 +531,19 @@ def main() -> None:
         where: list[str] = []
         if not args.no_profile:
             home = make_home(root, returning=False)
-            xvfb, display = start_xvfb(FIRST_DISPLAY)
             try:
-                env = user_env(home, display)
-                where += importtime_summary(env, home)
-                where += profile_summary(env, make_home(root, returning=False))
-            finally:
-                stop(xvfb)
+                xvfb, display = start_xvfb(FIRST_DISPLAY)
+            except RuntimeError as exc:
+                where.append(f"no profile: {exc}")
+            else:
+                try:
+                    env = user_env(home, display)
+                    where += importtime_summary(env, home)
+                    where += profile_summary(env, make_home(root, returning=False))
+                except (OSError, subprocess.SubprocessError) as exc:
+                    where.append(f"no profile: {exc}")
+                finally:
+                    stop(xvfb)
         for user, label in (("first-time", "first-time user (no config)"),
                             ("returning", "returning user (one SMTP profile)")):
             good = [r for r in runs[user] if "error" not in r]

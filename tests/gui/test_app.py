@@ -622,3 +622,25 @@ def test_a_draft_with_attachments_is_loaded_before_the_first_frame(qtbot, paths:
         assert gui.window.compose.remove_attachment.isEnabled()
     finally:
         _end(gui)
+
+
+def test_the_side_panes_are_built_when_first_asked_for(qtbot) -> None:  # noqa: ANN001
+    from mailgui.views.main_window import LAZY_PANES, MainWindow
+    from mailgui.views.panes import SourceView, TranscriptView
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    titles = [w.side.tabText(i) for i in range(w.side.count())]
+    assert titles == ["Inbox", "Source", "Transcript", "Console", "Memory", "Sent"]
+    assert not any(isinstance(w.side.widget(i), SourceView) for i in range(w.side.count()))
+    w.side.setCurrentIndex(2)  # the person opens the Transcript tab: it is built then
+    assert isinstance(w.side.currentWidget(), TranscriptView)
+    assert w.side.currentIndex() == 2 and w.transcript is w.side.currentWidget()
+    source = w.source  # a controller asks for one: built in its place, the tab stays
+    assert isinstance(source, SourceView) and w.side.indexOf(source) == 1
+    assert w.side.currentIndex() == 2
+    w.build_panes()
+    assert [w.side.tabText(i) for i in range(w.side.count())] == titles
+    assert [type(w.side.widget(i + 1)) for i in range(len(LAZY_PANES))] == [
+        spec[1] for spec in LAZY_PANES]
+    assert not w.side.tabIcon(1).isNull()  # Source keeps its icon
