@@ -64,6 +64,8 @@ PROBE_MS = 4  # the probe timer of issue 16
 FRAME_MS = 16.0  # one frame at 60 Hz
 OVER_IDLE_MS = 4.0  # how far above the idle gap a case may be
 CASE_TIMEOUT_S = 240
+SETTLE_S = 30.0  # the longest wait for the app's processes to be quiet before a span
+QUIET_CPU_S = 0.02  # quiet: its processes used at most this much CPU in 300 ms
 
 
 def emit(prefix: str, data: dict) -> None:
@@ -306,6 +308,8 @@ class Frames:
         self.poll.setInterval(20)
         self.poll.timeout.connect(self.watch)
         self.steps: list[Any] = []
+        self.settled: list[float] = []  # seconds waited for quiet before each span
+        self.result["settled"] = self.settled
         self.case: dict[str, Any] | None = None
         self.runs: dict[str, list[dict]] = {k: [] for k in args.cases}
         self.result["runs"] = self.runs
@@ -381,7 +385,7 @@ class Frames:
             controller.target.select("builtin-inbox")
             window.show_pane(window.inbox)  # the list is visible while it fills
         # what the window redraws for the choice of target and pane is not the case's work
-        self.later(300, lambda: self.begin(case))
+        self.later(300, lambda: self.settle(lambda: self.begin(case)))
 
     def begin(self, case: dict[str, Any]) -> None:
         controller, key = self.controller, case["key"]
@@ -467,7 +471,28 @@ class Frames:
         # the idle span: the same window, nothing happening, as long as the case took
         # (after a pause for what the case left behind: the inbox's checks of the burst)
         duration = end - case["t0"]
-        self.later(500, lambda: self.idle(run, duration))
+        self.later(300, lambda: self.settle(lambda: self.idle(run, duration)))
+
+    def settle(self, then: Any, quiet_ms: int = 300, most_s: float = SETTLE_S) -> None:
+        """Call ``then`` once the app's processes are quiet (the inbox's work on what the last
+        case delivered, a sender still closing): each case and each idle span starts from
+        the same calm window, and none inherits another's load. At most ``most_s``."""
+        t0 = time.monotonic()
+
+        def used() -> float:
+            return sum(cpu_of(pid) for pid in self.other_pids())
+
+        def check(before: float) -> None:
+            now = used()
+            waited = time.monotonic() - t0
+            if now - before <= QUIET_CPU_S or waited > most_s:
+                self.settled.append(waited)
+                then()
+            else:
+                self.later(quiet_ms, lambda: check(now))
+
+        start = used()
+        self.later(quiet_ms, lambda: check(start))
 
     def idle(self, run: dict, duration: float) -> None:
         t0 = time.monotonic()
@@ -593,6 +618,17 @@ def child_frames(args: argparse.Namespace) -> None:
         holder["f"] = Frames(app, args, result, gui)
         holder["f"].start()
 
+    if args.sender_thread:
+        # the comparison: the heavy deliveries back on the worker thread, as before the
+        # sender process
+        import dataclasses
+
+        from mailgui.model import sending
+
+        for name, row in list(sending.DELIVERIES.items()):
+            if getattr(row, "child", False):
+                sending.DELIVERIES[name] = dataclasses.replace(row, child=False)
+        result["sender"] = "worker thread (--sender-thread)"
     try:
         argv, _ = prepare_dirs(Path(args.workdir), args.host, args.port)
         state = run_main_with_hook(go, argv)
@@ -751,7 +787,8 @@ def parent(args: argparse.Namespace) -> dict:
                        args.host, "--port", str(args.port), "--workdir", str(home / "frames"),
                        "--sends", str(args.sends), "--cases", args.cases, "--burst",
                        str(args.burst), "--sessions", str(args.sessions), "--smtp-source",
-                       args.smtp_source] + (["--quick"] if args.quick else []),
+                       args.smtp_source] + (["--quick"] if args.quick else [])
+                      + (["--sender-thread"] if args.sender_thread else []),
                       env, timeout=timeout)
         if not r.get("available"):
             out["available"] = False
@@ -794,6 +831,22 @@ def parent(args: argparse.Namespace) -> dict:
                 f"process (a QRunnable): {r['mailcore_send_s']:.2f} s, longest gap "
                 f"{r['mailcore_gap_ms']:.1f} ms"
                 + (f" (error {r['mailcore_error']})" if r.get("mailcore_error") else ""))
+        starts = r.get("sender_starts") or []
+        if starts:
+            out["notes"].append(
+                "the sender process: started " + ", ".join(
+                    f"in {s_['ready_s']:.2f} s" for s_ in starts)
+                + " (from Popen until it had imported mailcore and the model; started 1.5 s "
+                  "after the window, or by the first Send)")
+        if r.get("sender"):
+            out["notes"].append("sending on: " + r["sender"])
+        if r.get("settled"):
+            waits = r["settled"]
+            out["notes"].append(
+                f"before each case and each idle span the bench waited until the app's sender "
+                f"and inbox processes were quiet (≤ {QUIET_CPU_S * 1000:.0f} ms of CPU in "
+                f"300 ms, at most {SETTLE_S:.0f} s): {len(waits)} waits, longest "
+                f"{max(waits):.1f} s")
         out["notes"].append(
             f"frames: a precise {PROBE_MS} ms QTimer on the GUI thread, offscreen; target: "
             f"≤ {FRAME_MS:.0f} ms (one 60 Hz frame) and ≤ {OVER_IDLE_MS:.0f} ms above the idle "
@@ -824,6 +877,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=None, help="messages of case c (2000)")
     parser.add_argument("--sessions", type=int, default=4, help="smtp-source's sessions (-s)")
     parser.add_argument("--smtp-source", default="/usr/sbin/smtp-source")
+    parser.add_argument("--sender-thread", action="store_true",
+                        help="for comparison: send on the worker thread, not in the sender "
+                             "process")
     parser.add_argument("--child", choices=("cold", "frames"))
     parser.add_argument("--spawned", type=float, default=T_PROCESS)
     parser.add_argument("--workdir", default="", help="(child) folder for config and data")

@@ -9,11 +9,21 @@ the server says the token expired, the token is refreshed and the send tried onc
 comes before MAIL: nothing was sent). A refused refresh says "sign in again" and the draft
 stays.
 
+Where the message is built and encoded: the rows of ``DELIVERIES`` marked ``child`` (SMTP, the
+local test inbox, the file and dummy backends) do it in the sender process
+(``send_process``), so that encoding a big message never holds the GUI process's GIL; the
+keyring is read here on the worker first, and the password, the DKIM signer and OAuth2 tokens
+reach the child only over its pipe. The child runs the same steps (``transmit_here``, then
+``_failed`` on a failure), so the outcome, its sentence and its ``ErrorInfo`` are those an
+in-process send makes. The other rows (console, memory, and any row added without ``child``)
+run here on the worker, as ever.
+
 Cancelling is real: ``Canceller.cancel()`` (called from the GUI thread) calls mailcore's
-``EmailBackend.abort()``, which shuts down the connection's socket (also while it is still
-connecting, waiting for the greeting or in STARTTLS) and wakes the worker at once; between the
-chunks of the message content the progress callback checks the flag too, so a cancelled send
-never delivers half a message.
+``EmailBackend.abort()`` (in the child: it is told over the pipe, and killed if it does not
+answer within ``send_process.KILL_AFTER``), which shuts down the connection's socket (also
+while it is still connecting, waiting for the greeting or in STARTTLS) and wakes the sender at
+once; between the chunks of the message content the progress callback checks the flag too, so
+a cancelled send never delivers half a message.
 """
 
 from __future__ import annotations
