@@ -158,6 +158,8 @@ class MainController(QObject):
             w.setWindowTitle(f"{subject} \u2014 mailgui" if subject else "mailgui")
         elif self.first_start and self.start_inbox:
             w.banner.show_message("info", WELCOME, action=WELCOME_ACTION)
+        if self.profile_store.problem:
+            w.banner.show_message("warning", self._profiles_problem())
         profile = self.target.current()
         if profile is not None and profile.from_email:
             view.from_edit.setPlaceholderText(f"{profile.from_email}  (the profile's default From)")
@@ -255,15 +257,17 @@ class MainController(QObject):
 
         self._restore_draft()
         if self.profile_store.problem:
-            self.sending.banner(
-                "warning", f"Your profiles could not all be read: {self.profile_store.problem}. "
-                "Fix the file and restart mailgui, or set the profiles up again.")
+            self.sending.banner("warning", self._profiles_problem())
         self.passwords.probe_keyring()
         if self.start_inbox:
             self.inbox.start()
         else:
             w.inbox.status.setText("The local test inbox is switched off (--no-inbox).")
         self._target_changed(self.target.current())
+
+    def _profiles_problem(self) -> str:
+        return (f"Your profiles could not all be read: {self.profile_store.problem}. "
+                "Fix the file and restart mailgui, or set the profiles up again.")
 
     # -- start --------------------------------------------------------------------------
     def _restore_settings(self) -> None:

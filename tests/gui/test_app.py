@@ -644,3 +644,20 @@ def test_the_side_panes_are_built_when_first_asked_for(qtbot) -> None:  # noqa: 
     assert [type(w.side.widget(i + 1)) for i in range(len(LAZY_PANES))] == [
         spec[1] for spec in LAZY_PANES]
     assert not w.side.tabIcon(1).isNull()  # Source keeps its icon
+
+
+def test_a_staged_start_says_at_once_that_profiles_could_not_be_read(qtbot,  # noqa: ANN001
+                                                                    paths: AppPaths) -> None:
+    paths.profiles_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.profiles_file.write_text('{"version": 1, "profiles": [,]}')
+    gui = _staged(qtbot, paths, start_inbox=False)
+    try:
+        banner = gui.window.compose.banner
+        assert not gui.controller.started
+        assert banner.isVisible() and banner.kind == "warning"
+        first = banner.text.text()
+        assert "could not all be read" in first
+        gui.complete()
+        assert banner.isVisible() and banner.kind == "warning" and banner.text.text() == first
+    finally:
+        _end(gui)
