@@ -53,6 +53,7 @@ SMTP_SOURCE = "/usr/sbin/smtp-source"
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
 TARGET = 1500  # messages per second, 4 sessions (issue 16, target 2)
 RSS_TARGET_MB = 64
+WARM_UP = 2.0  # seconds between the server's start and the flood
 
 # The app's side: the Inbox pane in an offscreen window. Says "PORT <port> <server pid>", then
 # answers "wait N TIMEOUT" (DONE <monotonic time the list reached N rows> <rows>), "search
@@ -188,6 +189,7 @@ class Side:
             raise RuntimeError(f"{row}: the server did not start: {' '.join(words)}")
         self.port = int(words[1])
         self.server_pid = int(words[2])
+        time.sleep(WARM_UP)  # as in the app, started a while before mail comes: imports done
 
     def _ask(self, line: str | None) -> list[str]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -272,19 +274,26 @@ def one(row: str, tree: Path, n: int, sessions: int, scratch: Path,
     folder = Path(tempfile.mkdtemp(prefix=f"{row}-", dir=scratch)) / "inbox"
     folder.mkdir()
     side = Side(row, tree, folder)
-    spy = None
+    spies: dict[str, subprocess.Popen] = {}
     try:
         if profile:
-            spy = subprocess.Popen([PY_SPY, "record", "--format", "raw", "--rate", "200",
-                                    "--nonblocking", "--output",
-                                    str(folder.parent / "profile.txt"),
-                                    "--pid", str(side.server_pid)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1.0)  # py-spy attaches
+            for name, pid in (("server", side.server_pid), ("app", side.proc.pid)):
+                spies[name] = subprocess.Popen(
+                    [PY_SPY, "record", "--format", "raw", "--rate", "200", "--nonblocking",
+                     "--output", str(folder.parent / f"profile-{name}.txt"), "--pid",
+                     str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)  # py-spy attaches
         cpu0, app0 = side.server_cpu(), side.app_cpu()
         start, sent, source_cpu = smtp_source(side.port, n, sessions)
         last, listed = side.wait(sent)
         server_cpu, app_cpu = side.server_cpu() - cpu0, side.app_cpu() - app0
+        for spy in spies.values():  # the burst only (not the idle work after it)
+            spy.send_signal(2)
+        for spy in spies.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(30)
+        profiles = {name: summarize(folder.parent / f"profile-{name}.txt")
+                    for name in spies}
         result = {"row": row, "sessions": sessions, "sent": sent, "listed": listed,
                   "rate": sent / max(last - start, 1e-9) if listed == sent and sent else 0.0,
                   "rss_peak_mb": side.rss_peak_mb(),
@@ -298,16 +307,14 @@ def one(row: str, tree: Path, n: int, sessions: int, scratch: Path,
             result["sent"] = sent + sent_last
             result["found"], subject = side.search(token)
             result["found_right"] = subject == f"last {token}"
-        if spy is not None:
-            spy.send_signal(2)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                spy.wait(30)
-            result["profile"] = summarize(folder.parent / "profile.txt")
+        if spies:
+            result["profile"] = profiles
     finally:
         side.stop()
-        if spy is not None and spy.poll() is None:
-            spy.kill()
-            spy.wait()
+        for spy in spies.values():
+            if spy.poll() is None:
+                spy.kill()
+                spy.wait()
     if row != "aiosmtpd-null":
         result["stored"] = stored_count(tree, folder)
     shutil.rmtree(folder.parent, ignore_errors=True)
@@ -328,7 +335,7 @@ PARTS = (
 )
 
 
-def summarize(raw: Path, top: int = 4) -> dict:
+def summarize(raw: Path, top: int = 5) -> dict:
     """Busy samples of the server's threads from py-spy's collapsed stacks (waits left out),
     by part and by function."""
     parts: collections.Counter[str] = collections.Counter()
@@ -430,7 +437,7 @@ def main() -> int:
                     f"{r.get('found', '-')}  server {r['server_ms']:.2f} ms/msg, app "
                     f"{r['app_ms']:.2f}, smtp-source {r['source_ms']:.2f}; server peak RSS "
                     f"{r['rss_peak_mb']:.0f} MB")
-        profiles: dict[str, dict] = {}
+        profiles: dict[str, dict[str, dict]] = {}
         if not args.no_profile and Path(PY_SPY).exists():
             for row, sessions in (("inbox", 4),):
                 with contextlib.suppress(RuntimeError, OSError, ValueError, IndexError):
@@ -457,10 +464,13 @@ def report(args: argparse.Namespace, results: list[dict], profiles: dict[str, di
     ok = bool(inbox4 + inbox1) and all(all_ok(r) for r in inbox4 + inbox1)
     peak = max((r["rss_peak_mb"] for r in inbox4 + inbox1), default=0.0)
     where = []
-    for name, prof in profiles.items():
-        where.append(f"server process, {name}, by part: {prof.get('parts', '')}")
-        if prof.get("top"):
-            where.append(f"hottest functions: {prof['top']}")
+    for name, by_process in profiles.items():
+        for process, prof in by_process.items():
+            where.append(f"{process} process ({name}), by part: {prof.get('parts', '')}"
+                         if process == "server" else
+                         f"app process ({name}), hottest: {prof.get('top', '')}")
+            if process == "server" and prof.get("top"):
+                where.append(f"server's hottest functions: {prof['top']}")
     if inbox4:
         med = {k: statistics.median(r[k] for r in inbox4)
                for k in ("server_ms", "app_ms", "source_ms")}

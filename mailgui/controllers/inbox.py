@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from mailgui.views.inbox import InboxView
 __all__ = ["InboxController", "inbox_limits", "read_details", "summary_html"]
 
 ARRIVALS_EVERY_MS = 16  # new rows join the list at most once per frame (60 Hz)
+WARM_AFTER_MS = 400  # after the server started: the viewer made ready for the first message
 
 
 def inbox_limits(settings: dict) -> tuple[int, int]:
@@ -171,18 +172,9 @@ class LimitsDialog(QDialog):
         return self.count.value(), self.megabytes.value() * 1_000_000
 
 
-def _ends_first(count: int) -> Iterator[int]:
-    """0, count-1, 1, count-2, ...: the indexes of a list from both ends."""
-    low, high = 0, count - 1
-    while low <= high:
-        yield low
-        if high != low:
-            yield high
-        low, high = low + 1, high - 1
-
-
 class InboxController(QObject):
-    received = Signal(object)  # InboxMessage, emitted from the server's reader thread -> queued
+    received = Signal(object)  # an InboxMessage (queued from another thread, or direct)
+    received_many = Signal(object)  # [InboxMessage]: one read of the server's reader thread
     removed = Signal(object)  # ids the retention limits removed (from the reader thread)
     started = Signal(int)
     failed = Signal(str)
@@ -201,14 +193,17 @@ class InboxController(QObject):
         self.view = view
         self.runner = runner
         self.store = store
-        self.server = InboxServer(store, on_message=self.received.emit, on_exit=self.ended.emit,
-                                  on_removed=self.removed.emit, port=port,
-                                  on_checked=self.checked.emit)
+        # (the messages of one read from the server's pipe come in one signal: a burst
+        # costs the GUI thread one queued call per read, not one per message)
+        self.server = InboxServer(store, on_messages=self.received_many.emit,
+                                  on_exit=self.ended.emit, on_removed=self.removed.emit,
+                                  port=port, on_checked=self.checked.emit)
         self.messages: list[InboxMessage] = []
         self.read: set[str] = set()
         # arrivals wait here for the next frame: the list takes them in one go (a burst of
         # mail adds rows once per frame, not once per message)
         self._arrivals: list[InboxMessage] = []
+        self._rows: dict[str, QTreeWidgetItem] = {}  # the list's row of each message shown
         self._arrival_timer = QTimer(self)
         self._arrival_timer.setSingleShot(True)
         self._arrival_timer.setInterval(ARRIVALS_EVERY_MS)
@@ -233,6 +228,7 @@ class InboxController(QObject):
         self.checks = InboxChecks(self)  # the badge column and the Checks tab
         self.checked.connect(self.checks.checked)
         self.received.connect(self._received)
+        self.received_many.connect(self._received_many)
         self.removed.connect(self._removed)
         self.ended.connect(self._ended)
         view.list.currentItemChanged.connect(self._selected)
@@ -314,6 +310,19 @@ class InboxController(QObject):
             + (f" Not on the usual port: {html.escape(fallback)}." if fallback else "")
         )
         self.started.emit(port)
+        QTimer.singleShot(WARM_AFTER_MS, self._warm_viewer)
+
+    def _warm_viewer(self) -> None:
+        """Once the window has settled, do now what the first message shown would otherwise
+        do in the middle of a burst (tens of ms of the GUI thread): polish the viewer's widgets
+        and start the preview's engine."""
+        if self.view.list.currentItem() is not None or self._arrivals:
+            return  # a message is being shown already: nothing left to warm
+        for widget in self.view.detail_box.findChildren(QWidget):
+            widget.ensurePolished()
+        start = getattr(self.view.rendered, "start_engine", None)
+        if start is not None:
+            start()
 
     def _failed(self, exc: BaseException) -> None:
         self.error = str(exc)
@@ -373,7 +382,7 @@ class InboxController(QObject):
         selected = self.selected_id()
         with BlockSignals(tree):
             for msg_id in gone:
-                item = self._find_item(msg_id)
+                item = self._rows.pop(msg_id, None)
                 if item is not None:
                     tree.takeTopLevelItem(tree.indexOfTopLevelItem(item))
         if selected in gone:
@@ -411,6 +420,7 @@ class InboxController(QObject):
         scroll = bar.value()
         with BlockSignals(tree):
             tree.clear()
+            self._rows = {}
             shown = [m for m in self.messages if self._visible(m)]
             tree.addTopLevelItems([self._item(m) for m in reversed(shown)])
             again = self._find_item(selected) if selected else None
@@ -427,14 +437,7 @@ class InboxController(QObject):
     def _find_item(self, msg_id: str | None) -> QTreeWidgetItem | None:
         if msg_id is None:
             return None
-        tree = self.view.list
-        # newest first; the ones looked for (arrivals, removals of the oldest) sit at the ends
-        count = tree.topLevelItemCount()
-        for index in _ends_first(count):
-            item = tree.topLevelItem(index)
-            if item.data(0, Role.INBOX_ID) == msg_id:
-                return item
-        return None
+        return self._rows.get(msg_id)
 
     def _update_found(self) -> None:
         shown = self.view.list.topLevelItemCount()
@@ -453,6 +456,7 @@ class InboxController(QObject):
         item.setToolTip(1, f"Envelope from: {message.mail_from}")
         item.setToolTip(2, "Envelope recipients: " + ", ".join(message.rcpt_tos))
         item.setData(0, Role.INBOX_ID, message.id)
+        self._rows[message.id] = item  # (every row of the list is made here)
         self.checks.decorate(item, message.id)
         self._mark(item, message.id not in self.read)
         return item
@@ -470,6 +474,11 @@ class InboxController(QObject):
         """A message arrived (queued from the reader thread): it joins the list at the next
         frame, with whatever else arrives until then."""
         self._arrivals.append(message)
+        if not self._arrival_timer.isActive():
+            self._arrival_timer.start()
+
+    def _received_many(self, messages: list[InboxMessage]) -> None:
+        self._arrivals.extend(messages)
         if not self._arrival_timer.isActive():
             self._arrival_timer.start()
 

@@ -913,8 +913,10 @@ class InboxServer:
                  host: str = "127.0.0.1", port: int = 0,
                  on_exit: Callable[[str], None] | None = None,
                  on_removed: Callable[[list[str]], None] | None = None,
-                 on_checked: Callable[[str], None] | None = None) -> None:
+                 on_checked: Callable[[str], None] | None = None,
+                 on_messages: Callable[[list[InboxMessage]], None] | None = None) -> None:
         self.store = store
+        self.on_messages = on_messages  # the messages of one read from the pipe, in one call
         self.on_checked = on_checked  # a message's checks are stored (reader thread)
         self._check_settings = ""  # the last "checks <json>" line, sent again at each start
         self.host = host
@@ -1015,8 +1017,12 @@ class InboxServer:
             while chunk := stdout.read(65536):
                 *lines, pending = (pending + chunk).split(b"\n")
                 acks: list[str] = []
+                heard: list[InboxMessage] = []
                 for line in lines:
-                    self._line(proc, line.decode("utf-8", "replace").strip(), acks)
+                    self._line(proc, line.decode("utf-8", "replace").strip(), acks, heard)
+                if heard and self.on_messages is not None:  # one call (one signal) per read
+                    with contextlib.suppress(Exception):
+                        self.on_messages(heard)
                 if acks:  # the messages of one read acknowledged in one write
                     self._write(proc, f"ack {' '.join(acks)}\n".encode())
         except (OSError, ValueError):
@@ -1034,7 +1040,8 @@ class InboxServer:
             with contextlib.suppress(Exception):
                 self.on_exit(_summary(self._stderr_text()) or how)
 
-    def _line(self, proc: subprocess.Popen[bytes], line: str, acks: list[str]) -> None:
+    def _line(self, proc: subprocess.Popen[bytes], line: str, acks: list[str],
+              heard: list[InboxMessage]) -> None:
         if line.startswith("READY "):
             with contextlib.suppress(ValueError, IndexError):
                 self.port = int(line.split()[1])
@@ -1061,6 +1068,7 @@ class InboxServer:
             if self.on_message is not None:
                 with contextlib.suppress(Exception):  # the observer must not stop the reader
                     self.on_message(item)
+            heard.append(item)
             acks.append(item.id)
 
     def _write(self, proc: subprocess.Popen[bytes], data: bytes) -> None:

@@ -344,11 +344,11 @@ class _Checker:
             self.cond.notify_all()
 
     def receiving(self, started: bool) -> None:
-        with self.cond:
-            self.busy += 1 if started else -1
-            if not started:
-                self.last = time.monotonic()
-                self.cond.notify_all()
+        """A DATA phase starts or ends (the loop's thread, twice per message: no lock, no
+        wake-up; the thread looks again within CHECK_IDLE)."""
+        self.busy += 1 if started else -1
+        if not started:
+            self.last = time.monotonic()
 
     def add(self, msg_id: str, *, first: bool = False) -> None:
         if not self.checks:
