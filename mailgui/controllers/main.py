@@ -126,19 +126,22 @@ class MainController(QObject):
 
     def _first_frame(self) -> bool:
         """Staged start: show what the first frame shows, without the other controllers.
-        False when the draft brought back holds more than its text fields (its attachments,
-        headers or HTML are shown by the compose controller: ``start()`` runs at once)."""
+        False when the draft brought back has attachments or extra headers (the compose
+        controller shows them, in the attachment list and the Headers tab's title: ``start()``
+        runs at once). Its HTML is on a tab the first frame does not show."""
         raw = self.draft_store.peek()
         fields = {}
+        html = ""
         if raw is not None:
-            if any(raw.get(k) for k in ("html", "headers", "attachments")):
+            if any(raw.get(k) for k in ("headers", "attachments")):
                 return False
             fields = {k: raw.get(k) if isinstance(raw.get(k), str) else "" for k in
                       FIRST_FRAME_FIELDS}
+            html = raw.get("html") if isinstance(raw.get("html"), str) else ""
         w = self.window
         view = w.compose
-        empty = not any(v.strip() if k == "body" else v for k, v in fields.items()
-                        if k != "from_email")
+        empty = not html.strip() and not any(v.strip() if k == "body" else v
+                                             for k, v in fields.items() if k != "from_email")
         if not empty:
             profile_id = raw.get("profile_id") if raw else None
             if isinstance(profile_id, str) and profile_id and self.profile_store.get(profile_id):

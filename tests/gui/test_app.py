@@ -588,7 +588,7 @@ def test_a_staged_start_shows_the_first_frame_and_keeps_what_is_typed(qtbot, pat
 def test_a_staged_start_brings_a_draft_back_in_its_first_frame(qtbot, paths: AppPaths,  # noqa: ANN001
                                                                ) -> None:
     DraftStore(paths).save(Draft(to="Bob <bob@example.com>", subject="Half written",
-                                 body="Dear Bob,\n"))
+                                 body="Dear Bob,\n", html="<p>Dear <b>Bob</b>,</p>"))
     gui = _staged(qtbot, paths, start_inbox=False)
     try:
         w = gui.window
@@ -606,6 +606,8 @@ def test_a_staged_start_brings_a_draft_back_in_its_first_frame(qtbot, paths: App
         assert draft.subject == "Half written!" and draft.to == "Bob <bob@example.com>"
         assert w.windowTitle() == "Half written! \u2014 mailgui"
         assert "is back" in w.compose.banner.text.text()
+        assert draft.html == "<p>Dear <b>Bob</b>,</p>"  # (on its tab, not in the first frame)
+        assert w.compose.html.toPlainText() == draft.html
     finally:
         _end(gui)
 
