@@ -304,20 +304,35 @@ def transmit(send: Any, password: str) -> None:
     ``send`` (the outcome, the transcript and progress through ``send.note``/``send.tell``,
     access tokens from ``send.token``). The child classified a failure itself: the outcome then
     carries its ``ErrorInfo``. Raises ``SenderGone`` if the child died, ``Cancelled`` if it was
-    killed after a cancel."""
+    killed after a cancel. A child that dies before it said anything of this send (an idle
+    one killed meanwhile: nothing was sent) is replaced once, without an error."""
+    request = {"seq": 0, "draft": send.draft, "profile": send.profile, "password": password,
+               "dkim": send.dkim, "oauth": send.token is not None}
+    for attempt in (1, 2):
+        send.canceller.check()
+        try:
+            _transmit_once(send, request)
+            return
+        except _Unheard as gone:
+            if attempt == 2:
+                raise SenderGone(str(gone)) from None
+
+
+class _Unheard(SenderGone):
+    """The child died before it reported anything of the send."""
+
+
+def _transmit_once(send: Any, request: dict) -> None:
     from mailgui.model.errors import Cancelled
 
     canceller = send.canceller
-    canceller.check()
     child = _acquire()
-    child.seq += 1
-    seq = child.seq
-    request = {"seq": seq, "draft": send.draft, "profile": send.profile, "password": password,
-               "dkim": send.dkim, "oauth": send.token is not None}
-    remote = _Remote(child, seq)
+    heard = False
     done = False
+    remote = _Remote(child, 0)
     try:
-        child.post(("send", request))
+        _post_request(child, request)
+        remote.seq = child.seq
         canceller.attach(remote)
         while True:
             if remote.cancelled_at is not None and (
@@ -327,32 +342,46 @@ def transmit(send: Any, password: str) -> None:
             got, message = child.receive(0.1)
             if not got:
                 continue
+            heard = True
             kind = message[0]
             if kind == "note":
                 send.note(message[1], message[2])
             elif kind == "tell":
                 send.tell(message[1], message[2], message[3])
             elif kind == "token":
-                _answer_token(child, send, seq, invalidate=message[1])
+                _answer_token(child, send, remote.seq, invalidate=message[1])
             elif kind == "done":
                 for name, value in message[1].items():
                     if name in OUTCOME_FIELDS:
                         setattr(send.outcome, name, value)
                 done = True
                 return
-    except SenderGone:
+    except SenderGone as gone:
         if canceller.cancelled:
             raise Cancelled("cancelled") from None
+        if not heard:
+            raise _Unheard(str(gone)) from None
         raise
     finally:
         if done:
             _release(child)
         else:
-            child.kill()
-            with _POOL_LOCK:
-                _BUSY.discard(child)
-            with contextlib.suppress(Exception):
-                child.close()
+            _drop(child)
+
+
+def _post_request(child: SenderProcess, request: dict) -> None:
+    child.seq += 1
+    request["seq"] = child.seq
+    child.post(("send", request))
+
+
+def _drop(child: SenderProcess) -> None:
+    """A child that failed or was cancelled is not used again."""
+    child.kill()
+    with _POOL_LOCK:
+        _BUSY.discard(child)
+    with contextlib.suppress(Exception):
+        child.close()
 
 
 def _answer_token(child: SenderProcess, send: Any, seq: int, *, invalidate: bool) -> None:

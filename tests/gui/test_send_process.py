@@ -266,3 +266,13 @@ def test_the_window_shows_progress_and_keeps_the_draft_when_the_child_dies(
         assert outcome.ok, outcome.sentence
         assert shown and max(shown) == 1000
         assert [m.message()["Message-ID"] for m in server.wait_for(1)] == [message_id]
+
+
+def test_an_idle_child_that_died_is_replaced_without_an_error(smtp_server: SMTPServer) -> None:
+    send_process.warm()
+    (idle,) = send_process.idle_pids()
+    os.kill(idle, signal.SIGKILL)
+    outcome = send_draft(Draft(to="bob@example.com", subject="Fresh"), _smtp(smtp_server))
+    assert outcome.ok, outcome.sentence
+    assert [m.message()["Subject"] for m in smtp_server.wait_for(1)] == ["Fresh"]
+    assert idle not in send_process.idle_pids() and len(send_process.idle_pids()) == 1
