@@ -291,8 +291,10 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_start(number: int, returning: bool, root: Path, shot: Path | None = None) -> dict:
-    """Start mailgui once on a fresh display; the times are seconds from just before spawn."""
+def one_start(number: int, returning: bool, root: Path, shot: Path | None = None,
+              watch: float = 0.0) -> dict:
+    """Start mailgui once on a fresh display; the times are seconds from just before spawn.
+    ``watch``: keep watching the display that long after the spawn (for a window re-made)."""
     xvfb, display = start_xvfb(number)
     result: dict[str, Any] = {"user": "returning" if returning else "first-time"}
     app = None
@@ -339,6 +341,11 @@ def one_start(number: int, returning: bool, root: Path, shot: Path | None = None
                 if not window and w >= 600 and h >= 300:
                     window, width = win, w
                     result["mapped"] = now - t0
+                elif window and win != window and w >= 600 and h >= 300:
+                    # the main window's X window destroyed and made anew (Qt does that when
+                    # a widget needing OpenGL, such as the browser engine's view, joins a
+                    # window already shown): keys typed meanwhile are lost, the window blinks
+                    result.setdefault("recreated", []).append(now - t0)
             if window and "paint" not in result:
                 drawn = watcher.drawn(window, width)
                 if drawn:
@@ -350,7 +357,7 @@ def one_start(number: int, returning: bool, root: Path, shot: Path | None = None
                         ["xdotool", "type", "--delay", "1", TYPED], env={**os.environ,
                                                                          "DISPLAY": display},
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if "usable" in result and "inside_paint" in result:
+            if "usable" in result and "inside_paint" in result and now - t0 >= watch:
                 break
             if app.poll() is not None:
                 result["error"] = f"mailgui exited ({app.returncode}): " + (
@@ -498,9 +505,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-profile", action="store_true", help="skip importtime/cProfile")
+    parser.add_argument("--watch", type=float, default=None,
+                        help="seconds after the spawn to keep watching whether the main "
+                        "window is re-made (default 3; 0 with --quick)")
     parser.add_argument("--shots", type=Path, help="save a screenshot of each first round here")
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
+    if args.watch is None:
+        args.watch = 0.0 if args.quick else 3.0
     out: dict[str, Any] = {"available": True, "reason": "", "rows": [], "notes": [],
                            "details": [], "log": []}
     missing = [tool for tool in ("Xvfb", "xdotool") if not shutil.which(tool)]
@@ -528,7 +540,7 @@ def main() -> None:
                     args.shots.mkdir(parents=True, exist_ok=True)
                     shot = args.shots / f"start-{'returning' if returning else 'first'}.png"
                 try:
-                    r = one_start(FIRST_DISPLAY + i, returning, root, shot)
+                    r = one_start(FIRST_DISPLAY + i, returning, root, shot, args.watch)
                 except RuntimeError as exc:
                     r = {"user": "returning" if returning else "first-time", "error": str(exc)}
                 runs[r["user"]].append(r)
@@ -590,6 +602,14 @@ def main() -> None:
                     "wall time beyond it is mostly waiting for a core on a busy machine)"
                     if cpu else "")
             out["notes"].extend(f"{user}: {e}" for e in errors)
+            remade = [r["recreated"][0] for r in good if r.get("recreated")]
+            if remade:
+                out["notes"].append(
+                    f"{user}: the main window's X window was destroyed and made anew in "
+                    f"{len(remade)} of {len(good)} starts, at {statistics.median(remade):.2f} s "
+                    f"(median; watched for {args.watch:g} s): Qt does that when the browser "
+                    "engine's view (OpenGL) is first created in a window already shown; keys "
+                    "typed at that moment are lost and the window blinks")
         out["notes"].append(
             f"{rounds} rounds after one untimed warm-up start (it writes the byte code, as "
             "installing does, and fills the page cache), first-time and returning user "
