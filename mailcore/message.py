@@ -535,8 +535,9 @@ def encoded_header_value(
             val = Header(val).encode()
     elif lname in ADDRESS_HEADERS:
         sanitize = sanitize or sanitize_address
-        pairs = _simple_pairs(val) or getaddresses((val,))
-        if any(needs_smtputf8(spec) for _nm, spec in pairs):
+        simple = _simple_pairs(val)  # (their local parts are ASCII: no SMTPUTF8 needed)
+        pairs = simple or getaddresses((val,))
+        if simple is None and any(needs_smtputf8(spec) for _nm, spec in pairs):
             if not _UTF8_HEADERS.get():
                 raise _smtputf8_error(name, val)
             return UTF8AddressHeader(name, [
@@ -743,6 +744,23 @@ def header_encode(text: str, charset: str | None = None) -> str:
         if b64:
             return "=?utf-8?b?" + binascii.b2a_base64(raw, newline=False).decode("ascii") + "?="
         return "=?utf-8?q?" + q + "?="
+    if b64:
+        # Base64 words of at most 48 octets (64 characters, the most that fits a line's 66 or
+        # 65 beside the chrome), each ending at a character's end: _words' greedy runs, cut
+        # in the UTF-8 bytes (a continuation byte is 10xxxxxx) instead of character by
+        # character.
+        words = []
+        pos, size = 0, len(raw)
+        while size - pos > 48:
+            end = pos + 48
+            while raw[end] & 0xC0 == 0x80:
+                end -= 1
+            words.append(raw[pos:end])
+            pos = end
+        words.append(raw[pos:])
+        return "\n ".join(
+            ["=?utf-8?b?" + binascii.b2a_base64(w, newline=False).decode("ascii") + "?="
+             for w in words])
     return "\n ".join(_words(text, b64, [_qp_lengths(c) for c in text]))
 
 

@@ -326,3 +326,21 @@ def test_a_utf8_header_with_a_long_encoded_display_name_has_no_bare_line_feed():
         assert folded.count("\r\n ") >= 8  # folded between the words, each line short
         assert max(len(line) for line in folded.split("\r\n")) <= 78 + len("From: ")
         assert folded.endswith("<用户@xn--bcher-kva.example>")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_header_encode_gives_the_email_packages_words(seed):
+    """mailcore's RFC 2047 encoder (base64 words cut in the UTF-8 bytes, quoted-printable
+    words character by character) gives Header(text, "utf-8").encode() exactly, for text of
+    every width of UTF-8 character and every length around the words' limits."""
+    import random
+    from email.header import Header
+
+    from mailcore.message import header_encode
+
+    rng = random.Random(seed)
+    pools = ["abc XYZ 019 =?_", "äöüßéèçñøåæœ", "李小龙王芳张伟刘", "\U0001f69a\U0001f600",
+             "αβγ", "–…"]
+    for _ in range(3000):
+        text = "".join(rng.choice(rng.choice(pools)) for _ in range(rng.randrange(1, 160)))
+        assert header_encode(text, "utf-8") == Header(text, "utf-8").encode()
