@@ -4,9 +4,10 @@ The orchestrator (bench/run.py) starts one worker per measurement, so Django
 and mailcore never share a process, an import cache or a heap. The worker
 prints one line ``RESULT {json}`` on stdout.
 
-Spec keys: ``kind`` (compose, mass, smtplib, large, verify), ``impl`` (mailcore,
-django; not for smtplib/verify), ``profile`` (after the timed runs, one more run of the
-same work under cProfile, untimed: ``profile`` in the result says where its time went)
+Spec keys: ``kind`` (compose, mass, smtplib, large, verify, floor_mass, floor_large),
+``impl`` (mailcore, django; not for smtplib/verify/floor_*), ``profile`` (after the timed
+runs, one more run of the same work under cProfile, untimed: ``profile`` in the result says
+where its time went)
 and the kind's own parameters (see below).
 Times come from ``time.perf_counter``; ``runs`` is the most repetitions,
 ``budget`` stops repeating once that many seconds were spent (at least one run).
@@ -322,6 +323,99 @@ def bench_large(spec: dict) -> dict:
     return result
 
 
+# -- floors: what the sink allows any client (prebuilt bytes, plain sockets) -----------------
+
+
+def _smtp_session(host: str, port: int) -> tuple[Any, Any]:
+    import socket
+
+    sock = socket.create_connection((host, port))
+    reader = sock.makefile("rb")
+    reader.readline()  # the greeting
+    sock.sendall(b"EHLO bench.example\r\n")
+    while reader.readline()[3:4] == b"-":
+        pass
+    return sock, reader
+
+
+def _replies(reader: Any, count: int) -> None:
+    for _ in range(count):
+        line = reader.readline()
+        if line[:1] not in (b"2", b"3"):
+            raise RuntimeError(f"the sink answered {line!r}")
+
+
+def bench_floor_mass(spec: dict) -> dict:
+    """The mass-sending conversation mailcore has, with everything made beforehand: one
+    write (the end of message N, its dot, message N+1's MAIL, RCPT and DATA) and one read of
+    the four replies per message, on a plain socket. What the sink and the machine allow a
+    Python client that does no work at all."""
+    n = spec["n"]
+    body = workloads.MASS_BODY.replace("\n", "\r\n").encode("ascii")
+
+    def head(i: int) -> bytes:
+        return (f"MAIL FROM:<{workloads.FROM}>\r\nRCPT TO:<reader{i}@example.com>\r\n"
+                "DATA\r\n").encode("ascii")
+
+    contents = [f"Subject: Newsletter {i}\r\nFrom: {workloads.FROM}\r\n"
+                f"To: reader{i}@example.com\r\n\r\n".encode("ascii") + body + b"\r\n.\r\n"
+                for i in range(n)]
+    writes = [contents[i] + (head(i + 1) if i + 1 < n else b"") for i in range(n)]
+
+    def run() -> float:
+        sock, reader = _smtp_session(spec["host"], spec["port"])
+        try:
+            t0 = perf_counter()
+            sock.sendall(head(0))
+            _replies(reader, 3)
+            for i, data in enumerate(writes):
+                sock.sendall(data)
+                _replies(reader, 4 if i + 1 < n else 1)
+            dt = perf_counter() - t0
+            sock.sendall(b"QUIT\r\n")
+            reader.readline()
+        finally:
+            reader.close()
+            sock.close()
+        return dt
+
+    return {"times": repeat(run, spec["runs"], spec["budget"]), "n": n,
+            "size": len(contents[0])}
+
+
+def bench_floor_large(spec: dict) -> dict:
+    """The large attachment's content (the very bytes mailcore sends: its serialisation,
+    dot-stuffed; made beforehand, untimed) written after DATA by plain ``sendall`` in 1 MiB
+    pieces, until the sink's 250: how fast the sink takes it in."""
+    mail = setup("mailcore")
+    from mailcore.wire import serialize
+
+    data = serialize(workloads.large_message(mail, spec["path"]), "\r\n")
+    content = data.getvalue().replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n"
+    piece = 1 << 20
+
+    def run() -> float:
+        sock, reader = _smtp_session(spec["host"], spec["port"])
+        try:
+            sock.sendall(f"MAIL FROM:<{workloads.FROM}>\r\nRCPT TO:<{workloads.TO}>\r\n"
+                         "DATA\r\n".encode("ascii"))
+            _replies(reader, 3)
+            view = memoryview(content)
+            t0 = perf_counter()
+            for start in range(0, len(view), piece):
+                sock.sendall(view[start : start + piece])
+            _replies(reader, 1)
+            dt = perf_counter() - t0
+            sock.sendall(b"QUIT\r\n")
+            reader.readline()
+        finally:
+            reader.close()
+            sock.close()
+        return dt
+
+    return {"times": repeat(run, spec["runs"], spec["budget"]), "n": 1, "size": len(content)}
+
+
 # -- verification (not timed) ----------------------------------------------------------------
 
 
@@ -409,6 +503,8 @@ KINDS = {
     "smtplib": bench_smtplib,
     "large": bench_large,
     "verify": bench_verify,
+    "floor_mass": bench_floor_mass,
+    "floor_large": bench_floor_large,
 }
 
 
