@@ -2,7 +2,8 @@
 # Set up what the project needs on a Debian 12 or 13 machine, idempotently.
 #   scripts/bootstrap.sh              what the app needs (scripts/run.sh)
 #   scripts/bootstrap.sh --test       also what the test suite needs (scripts/test.sh)
-#   BOOTSTRAP_BENCH=1 ...             also the benchmark extras (Python packages)
+#   BOOTSTRAP_BENCH=1 ...             also the benchmark extras (Python packages, and
+#                                     xdotool and redis-server from Debian)
 # Fast when everything is already there: apt is skipped when the packages are installed, pip
 # when pyproject.toml has not changed and the wanted extras are in, and Django's mail tests
 # are fetched once.
@@ -56,6 +57,10 @@ TEST_PACKAGES=(
   redis-server
 )
 ((FOR_TESTS)) && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
+# What the benchmarks add (bench/run.sh): xdotool types into the window in the cold-start
+# bench; Redis is the queue bench's broker (Postfix's smtp-sink/smtp-source: bench/run.sh)
+BENCH_PACKAGES=(xdotool redis-server)
+[[ "${BOOTSTRAP_BENCH:-0}" == 1 ]] && APT_PACKAGES+=("${BENCH_PACKAGES[@]}")
 
 PY="${PYTHON:-python3}"
 # Python with venv and pip (Debian splits them out of python3)
