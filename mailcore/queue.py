@@ -292,15 +292,21 @@ redis.call('HDEL', KEYS[3], ARGV[3])
 if ok then redis.call('INCR', KEYS[4]) return 1 end
 return 0
 """
-# The same, and the lock released if it is still this worker's. KEYS: sent record, pending set,
-# retrying hash, sent count, lock; ARGV: record, ttl, message id, lock token
-_RECORD_SENT_UNLOCK = """
-local ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[3])
-redis.call('HDEL', KEYS[3], ARGV[3])
-if redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
-if ok then redis.call('INCR', KEYS[4]) return 1 end
-return 0
+# Messages of a batch recorded as sent (their SET NX records written as each 250 was read):
+# each one still pending leaves the pending set and is counted as sent, once (whoever removes
+# it from the pending set counts it: the batch's worker, or the one a dead worker's batch went
+# to); the retrying mark goes, the lock is released if it is still this worker's.
+# KEYS: pending set, retrying hash, sent count, then each message's lock; ARGV: lock token,
+# then each message's id. Returns how many were counted.
+_SETTLE_SENT = """
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then n = n + 1 end
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  if redis.call('GET', KEYS[i + 2]) == ARGV[1] then redis.call('DEL', KEYS[i + 2]) end
+end
+if n > 0 then redis.call('INCRBY', KEYS[3], n) end
+return n
 """
 # KEYS: the destination's counter; ARGV: window (ms), the most in it. Returns 0 (go) or the
 # milliseconds until the window ends.
@@ -349,7 +355,7 @@ class QueueState:
         self._renew = self.redis.register_script(_RENEW)
         self._record = self.redis.register_script(_RECORD_SENT)
         self._rate = self.redis.register_script(_RATE_TAKE)
-        self._record_unlock = self.redis.register_script(_RECORD_SENT_UNLOCK)
+        self._settle_sent = self.redis.register_script(_SETTLE_SENT)
 
     def k_sent(self, message_id: str) -> str:
         return f"{self.config.prefix}sent:{message_id}"
@@ -409,7 +415,6 @@ class QueueState:
             for message_id in ids:
                 pipe.exists(self.k_sent(message_id))
             pipe.hmget(self.k_pending, list(ids))
-            pipe.script_load(_RECORD_SENT_UNLOCK)  # for the recorder's EVALSHA
             replies = pipe.execute()
         n = len(ids)
         return ([bool(r) for r in replies[:n]], [bool(r) for r in replies[n:2 * n]],
@@ -429,16 +434,23 @@ class QueueState:
     def recorder(self, token: str) -> _Recorder:
         return _Recorder(self, token)
 
-    def settle(self, token: str, *, unlock: Iterable[str] = (),
+    def settle(self, token: str, *, sent: Sequence[str] = (), unlock: Iterable[str] = (),
                duplicates: Iterable[str] = (),
                retrying: Mapping[str, Mapping[str, Any]] | None = None,
                again: Sequence[_Encoded] = (),
                dead: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        """What a batch ends with, in one round trip: its retried messages marked (and
+        """What a batch ends with, in one round trip: its messages recorded as sent
+        (``sent``, their records written already) taken out of the pending set and counted,
+        once (``_SETTLE_SENT``), their locks released; its retried messages marked (and
         their pending records, ``again``, with the attempt counted), its dead-lettered ones
         moved, those found sent already counted as duplicates, its other locks released."""
         duplicates = list(duplicates)
         with self.redis.pipeline(transaction=False) as pipe:
+            if sent:
+                self._settle_sent(
+                    keys=[self.k_pending, self.k_retrying, self.k_sent_count,
+                          *(self.k_lock(m) for m in sent)],
+                    args=[token, *sent], client=pipe)
             if again:
                 pipe.hset(self.k_pending, mapping={e.payload["id"]: e.json for e in again})
             if retrying:
@@ -523,8 +535,9 @@ class QueueState:
                 payload = json.loads(raw)
                 if message_id in held or now - float(payload.get("queued", 0)) < older_than:
                     continue
-                if r.exists(self.k_sent(message_id)):
-                    r.hdel(self.k_pending, message_id)
+                if r.exists(self.k_sent(message_id)):  # sent, its batch never settled
+                    self._settle_sent(keys=[self.k_pending, self.k_retrying, self.k_sent_count,
+                                            self.k_lock(message_id)], args=["", message_id])
                     continue
                 if r.exists(self.k_lock(message_id)) or r.hexists(self.k_retrying, message_id):
                     continue
@@ -574,10 +587,12 @@ class _Recorder:
     """Sent records of a batch, each written to Redis as soon as its 250 is read, the
     replies read every few records if they are there (never waited for): the record leaves
     the worker before the next message's final dot is sent, so the window stays one message
-    wide, without a round trip each. (Once written to the socket it reaches Redis even if the
-    worker is killed: the kernel sends what a dead process wrote.) If Redis fails, the records
-    not confirmed are written again at once through the retrying client, which waits for
-    Redis to come back (the records are idempotent: SET NX), and sending waits with it."""
+    wide, without a round trip each; the rest (the pending set, the count, the locks) waits
+    for the end of the batch (``QueueState.settle``). (Once written to the socket a record
+    reaches Redis even if the worker is killed: the kernel sends what a dead process wrote.)
+    If Redis fails, the records not confirmed are written again at once through the retrying
+    client, which waits for Redis to come back (the records are idempotent: SET NX), and
+    sending waits with it."""
 
     def __init__(self, state: QueueState, token: str) -> None:
         self.state = state
@@ -586,10 +601,9 @@ class _Recorder:
         self.written = 0
         self.connection: Any = None
 
-    def _args(self, message_id: str, record: str) -> list[Any]:
-        s = self.state
-        return [s.k_sent(message_id), s.k_pending, s.k_retrying, s.k_sent_count,
-                s.k_lock(message_id), record, int(s.config.dedup_ttl), message_id, self.token]
+    def _command(self, message_id: str, record: str) -> tuple[Any, ...]:
+        return ("SET", self.state.k_sent(message_id), record, "NX", "EX",
+                int(self.state.config.dedup_ttl))
 
     def sent(self, message_id: str, record: Mapping[str, Any]) -> bool:
         """Record a message as sent; True if Redis had failed and the records were written
@@ -600,8 +614,7 @@ class _Recorder:
             if self.connection is None:
                 self.connection = self.state.redis.connection_pool.get_connection()
             connection = self.connection
-            connection.send_command("EVALSHA", self.state._record_unlock.sha, 5,
-                                    *self._args(message_id, text))
+            connection.send_command(*self._command(message_id, text))
             self.written += 1
             if self.written % 16 == 0:  # an error seen soon, without a poll for each record
                 while self.written and connection.can_read(timeout=0):
@@ -609,7 +622,7 @@ class _Recorder:
                     self.written -= 1
                     del self.items[0]
             return False
-        except Exception:  # noqa: BLE001 - a lost connection, NOSCRIPT after a restart
+        except Exception:  # noqa: BLE001 - a lost connection
             self._drop()
             self._rewrite()
             return True
@@ -634,8 +647,7 @@ class _Recorder:
             try:
                 with self.state.redis.pipeline(transaction=False) as pipe:
                     for message_id, text in self.items:
-                        args = self._args(message_id, text)
-                        self.state._record_unlock(keys=args[:5], args=args[5:], client=pipe)
+                        pipe.execute_command(*self._command(message_id, text))
                     pipe.execute()
                 self.items = []
             except (redis.ConnectionError, redis.TimeoutError):
@@ -1409,11 +1421,14 @@ class _Worker:
         locked, found, stored = state.claim(ids, token)
         held = [mid for mid, is_locked in zip(ids, locked) if is_locked]
         duplicates: list[str] = []
+        unsettled: list[str] = []  # sent by a worker that died before it settled its batch
         later: list[tuple[dict[str, Any], float]] = []
         todo: list[dict[str, Any]] = []
         for ref, message_id, is_locked, is_sent, raw in zip(refs, ids, locked, found, stored):
-            if is_sent:
+            if is_sent:  # not sent again
                 duplicates.append(message_id)
+                if raw is not None:
+                    unsettled.append(message_id)
                 continue
             if raw is None and not isinstance(ref, dict):
                 continue  # not pending: dead-lettered (or never queued); its lock is released
@@ -1476,9 +1491,10 @@ class _Worker:
                 self.deliverer.send_batch(items, report, progress if big else None)
         finally:
             recorder.finish()  # what was sent is recorded, whatever stopped the batch
-        recorded = {p["id"] for p in sent}
+        settled = {p["id"] for p in sent} | set(unsettled)  # their locks go with them
         again = [_Encoded(p) for p, _ in later]
-        state.settle(token, unlock=[mid for mid in held if mid not in recorded],
+        state.settle(token, sent=[p["id"] for p in sent] + unsettled,
+                     unlock=[mid for mid in held if mid not in settled],
                      duplicates=duplicates, retrying=retrying, dead=dead,
                      again=[e for e in again if e.payload["id"] in retrying])
         if later:
