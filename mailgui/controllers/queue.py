@@ -19,24 +19,37 @@ from mailgui.views.queue import QueuePanel
 REFRESH_MS = 1000
 
 
-def _password(profile: Profile, secrets: SecretStore | None) -> str:
-    """The broker's password from the keyring (on the worker); PasswordNeeded says why not."""
-    from mailgui.model.sending import resolve_password
-
-    return resolve_password(profile, None, secrets)
+class BrokerPasswordNeeded(RuntimeError):
+    """The broker wants a password that neither the keyring nor this session holds."""
 
 
-def _read(profile: Profile, secrets: SecretStore | None) -> queueing.QueueReading:
-    return queueing.read_queue(profile, _password(profile, secrets))
+def _password(profile: Profile, given: str | None, secrets: SecretStore | None) -> str:
+    """The broker's password: ``given`` (this session's), else the keyring's (read here, on
+    the worker)."""
+    from mailgui.model.sending import PasswordNeeded, resolve_password
+
+    try:
+        return resolve_password(profile, given, secrets)
+    except PasswordNeeded as need:
+        raise BrokerPasswordNeeded(
+            f"The broker of \u201c{profile.name}\u201d needs its password, and none is at "
+            f"hand ({need.reason.rstrip('.')}). Type it in Profiles.") from None
 
 
-def _retry(profile: Profile, secrets: SecretStore | None, ids: list[str]) -> int:
-    password = _password(profile, secrets)
+def _read(profile: Profile, given: str | None,
+          secrets: SecretStore | None) -> queueing.QueueReading:
+    return queueing.read_queue(profile, _password(profile, given, secrets))
+
+
+def _retry(profile: Profile, given: str | None, secrets: SecretStore | None,
+           ids: list[str]) -> int:
+    password = _password(profile, given, secrets)
     return sum(queueing.retry_dead(profile, password, mid) for mid in ids)
 
 
-def _push(draft: Draft, profile: Profile, secrets: SecretStore | None, count: int) -> int:
-    return len(queueing.push_copies(draft, profile, _password(profile, secrets), count))
+def _push(draft: Draft, profile: Profile, given: str | None, secrets: SecretStore | None,
+          count: int) -> int:
+    return len(queueing.push_copies(draft, profile, _password(profile, given, secrets), count))
 
 
 def _sentence(exc: BaseException) -> str:
@@ -47,7 +60,8 @@ def _sentence(exc: BaseException) -> str:
 class QueueController(QObject):
     """``profile`` gives the queue profile to show (None: the target is not a queue),
     ``draft`` a snapshot of the draft to push, ``secrets`` the keyring to read the broker's
-    password from (None: there is none)."""
+    password from (None: there is none), ``session_password`` a password this session holds
+    for a profile (typed where there is no keyring), on the GUI thread."""
 
     status = Signal(str)  # a status-bar message
     refreshed = Signal(object)  # each QueueReading shown (for whoever wants to know)
@@ -55,6 +69,7 @@ class QueueController(QObject):
     def __init__(self, panel: QueuePanel, runner: JobRunner,
                  profile: Callable[[], Profile | None], draft: Callable[[], Draft],
                  secrets: Callable[[], SecretStore | None],
+                 session_password: Callable[[Profile], str | None] | None = None,
                  interval_ms: int = REFRESH_MS) -> None:
         super().__init__(panel)
         self.panel = panel
@@ -62,6 +77,7 @@ class QueueController(QObject):
         self.profile_source = profile
         self.draft_source = draft
         self.secrets = secrets
+        self.session_password = session_password or (lambda _profile: None)
         self.generation = 0  # a reading started for an earlier profile is dropped
         self.reading = False
         self.pushing = False
@@ -113,7 +129,7 @@ class QueueController(QObject):
             return
         self.reading = True
         generation = self.generation
-        self.runner.run(_read, profile, self.secrets(),
+        self.runner.run(_read, profile, self.session_password(profile), self.secrets(),
                         on_done=lambda r, g=generation: self._read(g, r),
                         on_error=lambda exc, g=generation: self._failed(g, exc))
 
@@ -159,7 +175,8 @@ class QueueController(QObject):
         self.pushing = True
         self.panel.show_where(self.panel.where.text(), can_push=False)
         self.panel.show_state(f"Pushing {count:,} copies of the draft\u2026")
-        self.runner.run(_push, self.draft_source(), profile, self.secrets(), count,
+        self.runner.run(_push, self.draft_source(), profile, self.session_password(profile),
+                        self.secrets(), count,
                         on_done=self._pushed, on_error=self._push_failed)
 
     def _pushed(self, count: int) -> None:
@@ -181,7 +198,7 @@ class QueueController(QObject):
         if profile is None or not ids:
             return
         self.panel.retry.setEnabled(False)
-        self.runner.run(_retry, profile, self.secrets(), ids,
+        self.runner.run(_retry, profile, self.session_password(profile), self.secrets(), ids,
                         on_done=lambda n: self._retried(n, len(ids)),
                         on_error=lambda exc: self.panel.show_state(_sentence(exc), ok=False))
 

@@ -90,7 +90,7 @@ def draft() -> Draft:
 
 
 def panel_and_controller(qtbot, profile: Profile | None, secrets: SecretStore | None,
-                         the_draft: Draft):  # noqa: ANN001, ANN201
+                         the_draft: Draft, session_password=None):  # noqa: ANN001, ANN201
     from mailgui.controllers.queue import QueueController
     from mailgui.views.queue import QueuePanel
 
@@ -98,7 +98,7 @@ def panel_and_controller(qtbot, profile: Profile | None, secrets: SecretStore | 
     qtbot.addWidget(panel)
     runner = JobRunner(panel)
     controller = QueueController(panel, runner, lambda: profile, lambda: the_draft,
-                                 lambda: secrets, interval_ms=200)
+                                 lambda: secrets, session_password, interval_ms=200)
     return panel, controller
 
 
@@ -227,6 +227,23 @@ def test_unreachable_broker_is_a_clear_sentence(  # noqa: ANN001
     panel.push.click()
     qtbot.waitUntil(lambda: panel.push.isEnabled(), timeout=60000)
     assert "can\u2019t be reached" in panel.state.text()
+    panel.close()
+
+
+def test_without_a_keyring_the_sessions_password_is_used(qtbot, redis_server) -> None:  # noqa: ANN001
+    profile = Profile("Bulk queue", "queue", queue_broker_url=redis_server.url,
+                      queue_name=f"g{uuid.uuid4().hex[:10]}", queue_password=True)
+    panel, controller = panel_and_controller(qtbot, profile, None, draft())
+    controller.open()
+    qtbot.waitUntil(lambda: "needs its password" in panel.state.text(), timeout=10000)
+    assert counts(panel)["sent"] == "\u2013"
+    panel.close()
+
+    typed = {profile.id: PASSWORD}  # typed in Profiles, kept in memory (no keyring)
+    panel, controller = panel_and_controller(qtbot, profile, None, draft(),
+                                             lambda p: typed.get(p.id))
+    controller.open()
+    qtbot.waitUntil(lambda: counts(panel)["queued"] == "0", timeout=10000)
     panel.close()
 
 
