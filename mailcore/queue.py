@@ -284,14 +284,6 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
-# KEYS: sent record, pending set, retrying hash, sent count; ARGV: record, ttl, message id
-_RECORD_SENT = """
-local ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[3])
-redis.call('HDEL', KEYS[3], ARGV[3])
-if ok then redis.call('INCR', KEYS[4]) return 1 end
-return 0
-"""
 # Messages of a batch recorded as sent (their SET NX records written as each 250 was read):
 # each one still pending leaves the pending set and is counted as sent, once (whoever removes
 # it from the pending set counts it: the batch's worker, or the one a dead worker's batch went
@@ -353,7 +345,6 @@ class QueueState:
         self.k_duplicates = p + "count:duplicates"
         self._release = self.redis.register_script(_RELEASE)
         self._renew = self.redis.register_script(_RENEW)
-        self._record = self.redis.register_script(_RECORD_SENT)
         self._rate = self.redis.register_script(_RATE_TAKE)
         self._settle_sent = self.redis.register_script(_SETTLE_SENT)
 
@@ -364,18 +355,10 @@ class QueueState:
         return f"{self.config.prefix}lock:{message_id}"
 
     # -- the producer --------------------------------------------------------------------
-    def add_pending(self, payloads: Sequence[Mapping[str, Any]]) -> None:
-        """Each message's payload until it is sent or dead: what :meth:`recover_lost` puts
-        back in the queue if the broker lost its task."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(payloads), 5000):
-                pipe.hset(self.k_pending, mapping={
-                    p["id"]: json.dumps(p, separators=(",", ":"))
-                    for p in payloads[start:start + 5000]})
-            pipe.execute()
-
     def add_pending_encoded(self, items: Sequence[tuple[str, str]]) -> None:
-        """:meth:`add_pending` for payloads already in JSON: (Message-ID, JSON) pairs."""
+        """Each message's payload (Message-ID, its JSON) until it is sent or dead: the
+        bytes the workers send, and what :meth:`recover_lost` puts back in the queue if the
+        broker lost its task."""
         with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(items), 5000):
                 pipe.hset(self.k_pending, mapping=dict(items[start:start + 5000]))
@@ -386,22 +369,6 @@ class QueueState:
             self.redis.hdel(self.k_pending, *ids)
 
     # -- the worker ----------------------------------------------------------------------
-    def is_sent(self, message_id: str) -> bool:
-        return bool(self.redis.exists(self.k_sent(message_id)))
-
-    def lock(self, message_id: str) -> str | None:
-        token = uuid.uuid4().hex
-        ok = self.redis.set(self.k_lock(message_id), token, nx=True,
-                            px=int(self.config.lock_ttl * 1000))
-        return token if ok else None
-
-    def renew(self, message_id: str, token: str) -> None:
-        self._renew(keys=[self.k_lock(message_id)],
-                    args=[token, int(self.config.lock_ttl * 1000)])
-
-    def unlock(self, message_id: str, token: str) -> None:
-        self._release(keys=[self.k_lock(message_id)], args=[token])
-
     def claim(self, ids: Sequence[str], token: str
               ) -> tuple[list[bool], list[bool], list[bytes | None]]:
         """Lock each of ``ids`` (``token``), then look for each one's sent record and read
@@ -466,29 +433,6 @@ class QueueState:
                 pipe.incrby(self.k_duplicates, len(duplicates))
             for message_id in unlock:
                 self._release(keys=[self.k_lock(message_id)], args=[token], client=pipe)
-            pipe.execute()
-
-    def record_sent(self, message_id: str, record: Mapping[str, Any]) -> bool:
-        """The sent record (SET NX with the TTL); False if one was there already."""
-        return bool(self._record(
-            keys=[self.k_sent(message_id), self.k_pending, self.k_retrying, self.k_sent_count],
-            args=[json.dumps(record), int(self.config.dedup_ttl), message_id]))
-
-    def skip_duplicate(self, message_id: str) -> None:
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(self.k_pending, message_id)
-            pipe.hdel(self.k_retrying, message_id)
-            pipe.incr(self.k_duplicates)
-            pipe.execute()
-
-    def mark_retrying(self, message_id: str, record: Mapping[str, Any]) -> None:
-        self.redis.hset(self.k_retrying, message_id, json.dumps(record))
-
-    def mark_dead(self, message_id: str, record: Mapping[str, Any]) -> None:
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.k_dead, message_id, json.dumps(record))
-            pipe.hdel(self.k_pending, message_id)
-            pipe.hdel(self.k_retrying, message_id)
             pipe.execute()
 
     def rate_wait(self, domains: Iterable[str]) -> float:
