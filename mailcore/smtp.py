@@ -270,7 +270,8 @@ def _small_content(data: Serialized, limit: int = 65536) -> bytes | None:
     of which it writes nothing itself: all of the content, dot-stuffed, with the final dot.
     For a message made of bytes only (no file or base64 body to read) whose stuffed content
     stays under the size at which ``_write_content`` starts writing; None otherwise."""
-    pieces = data.byte_pieces()
+    byte_pieces = getattr(data, "byte_pieces", None)  # (a Serialized; anything else: None)
+    pieces = byte_pieces() if byte_pieces is not None else None
     if pieces is None:
         return None
     at_line_start = True

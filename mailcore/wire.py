@@ -762,7 +762,9 @@ class Serialized:
 
     def byte_pieces(self) -> list[bytes] | None:
         """The pieces, if every one is bytes (nothing is read from a file or encoded as it is
-        sent); else None."""
+        sent) and they are what :meth:`stuffable_chunks` yields (not overridden); else None."""
+        if type(self).stuffable_chunks is not Serialized.stuffable_chunks:
+            return None
         pieces = self._pieces
         for piece in pieces:
             if type(piece) is not bytes:

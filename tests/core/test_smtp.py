@@ -559,3 +559,23 @@ def test_content_made_ahead_is_what_write_content_writes(seed):
         client.sock.close()
         client.sock = None
     assert _small_content(data) == expected
+
+
+def test_content_is_made_ahead_only_from_a_plain_serialized():
+    """A Serialized whose chunks are produced otherwise (a subclass's stuffable_chunks, a
+    spool file piece, an object of another class) is written by _write_content as it goes."""
+    from mailcore.smtp import _small_content
+    from mailcore.wire import Serialized
+
+    class Shouting(Serialized):
+        def stuffable_chunks(self):
+            for chunk, flag in super().stuffable_chunks():
+                yield chunk.upper(), flag
+
+    class Duck:
+        size = 3
+        linesep = "\r\n"
+
+    assert _small_content(Serialized([b"hi\r\n"], [], "\r\n")) == b"hi\r\n.\r\n"
+    assert _small_content(Shouting([b"hi\r\n"], [], "\r\n")) is None
+    assert _small_content(Duck()) is None
