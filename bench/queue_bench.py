@@ -84,12 +84,27 @@ def messages(mailcore, n: int, tag: str) -> list:
             for i in range(n)]
 
 
+CPU: dict[str, list[float]] = collections.defaultdict(list)  # CPU µs per message, by what
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def direct(mailcore, sink: Sink, n: int) -> float:
     msgs = messages(mailcore, n, "direct")
     backend = mailcore.get_connection("smtp", host=HOST, port=sink.port)
     started = time.perf_counter()
+    cpu = time.process_time()
     sent = backend.send_messages(msgs)
     elapsed = time.perf_counter() - started
+    CPU["direct send_messages (serialising too)"].append(
+        (time.process_time() - cpu) / n * 1e6)
     assert sent == n, sent
     return n / elapsed
 
@@ -104,7 +119,8 @@ def enqueue(mailcore, n: int, queue_name: str, chunk: int = 10000) -> float:
 
 
 def drain(redis_url: str, sink: Sink, n: int, queue_name: str, processes: int,
-          logs: Path, layout: str, profile: Path | None = None) -> tuple[float, float]:
+          logs: Path, layout: str, profile: Path | None = None,
+          redis_pid: int | None = None) -> tuple[float, float]:
     """(messages/s from the first sent to the last, seconds until the first was sent)."""
     from mailcore import queue
 
@@ -131,14 +147,29 @@ def drain(redis_url: str, sink: Sink, n: int, queue_name: str, processes: int,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = last = None
     first_count = 0
+    pids = [proc.pid for proc in procs]
+    if layout == "prefork":  # the pool's processes too
+        time.sleep(0.5)
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                pids += [int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                         .read_text().split()]
     try:
         while True:
             st = queue.status(config)
             now = time.perf_counter()
             if first is None and st.sent:
                 first, first_count = now, st.sent
+                cpu_first = sum(cpu_seconds(pid) for pid in pids)
+                redis_first = cpu_seconds(redis_pid) if redis_pid else 0.0
             if st.sent >= n:
                 last = now
+                done = max(1, n - first_count)
+                CPU[f"{processes} {layout} worker process(es), all of them"].append(
+                    (sum(cpu_seconds(pid) for pid in pids) - cpu_first) / done * 1e6)
+                if redis_pid:
+                    CPU["redis-server, for the queue"].append(
+                        (cpu_seconds(redis_pid) - redis_first) / done * 1e6)
                 break
             if any(proc.poll() is not None for proc in procs):
                 raise RuntimeError(f"a worker exited; see {log.name}")
@@ -281,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                     name = f"bench{round_}{processes}{layout}"
                     enqueues.append(enqueue(mailcore, n, name))
                     got, startup = drain(redis_server.url, sink, n, name, processes,
-                                         Path(tmp), layout)
+                                         Path(tmp), layout, redis_pid=redis_server.proc.pid)
                     flush(redis_server.url)
                     delivered[(layout, processes)].append(got)
                     startups[(layout, processes)].append(startup)
@@ -342,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             for p in counts) + ".",
         "The machine has 2 cores, shared by the workers, Redis, smtp-sink and this script "
         "(and whatever else runs): figures swing from run to run, compare within a round.",
+        "CPU time per message (best of the runs; steadier than the rates on a busy machine): "
+        + "; ".join(f"{what} {min(values):.0f} µs" for what, values in CPU.items()) + ".",
     ]
     details = [{"benchmark": "direct send_messages", "impl": "mailcore", "runs": len(directs),
                 "best": rate(max(directs)), "median": rate(sorted(directs)[len(directs) // 2])},
