@@ -316,13 +316,18 @@ class InboxController(QObject):
         """Once the window has settled, do now what the first message shown would otherwise
         do in the middle of a burst (tens of ms of the GUI thread): polish the viewer's widgets
         and start the preview's engine."""
-        if self.view.list.currentItem() is not None or self._arrivals:
+        box = self.view.detail_box
+        if self.view.list.currentItem() is not None or self._arrivals or box.isVisible():
             return  # a message is being shown already: nothing left to warm
-        for widget in self.view.detail_box.findChildren(QWidget):
+        for widget in box.findChildren(QWidget):
             widget.ensurePolished()
         start = getattr(self.view.rendered, "start_engine", None)
         if start is not None:
             start()
+        # shown once, hidden at the next turn of the loop: its layout and native parts are
+        # made now, not when the first message comes
+        box.setVisible(True)
+        QTimer.singleShot(0, lambda: box.setVisible(self.view.list.currentItem() is not None))
 
     def _failed(self, exc: BaseException) -> None:
         self.error = str(exc)
@@ -518,9 +523,15 @@ class InboxController(QObject):
         if self.view.list.currentItem() is None and self.view.list.topLevelItemCount():
             # nothing is being read: the first to arrive is shown (what you just sent, say),
             # as if each had come in a frame of its own; a message being read is never
-            # replaced
-            first = next((self._find_item(m.id) for m in new if self._visible(m)), None)
-            self.view.list.setCurrentItem(first or self.view.list.topLevelItem(0))
+            # replaced. (In the next frame: the rows are painted before the viewer fills.)
+            first = next((m.id for m in new if self._visible(m)), None)
+            self._show_first(first)
+
+    def _show_first(self, msg_id: str | None) -> None:
+        tree = self.view.list
+        if tree.currentItem() is not None or not tree.topLevelItemCount():
+            return
+        tree.setCurrentItem(self._find_item(msg_id) or tree.topLevelItem(0))
 
     # -- search --------------------------------------------------------------------------------
 

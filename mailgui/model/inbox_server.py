@@ -6,24 +6,30 @@
 mailgui binary). It listens with its own lean SMTP loop (``_Session``: an asyncio protocol that
 parses commands from the bytes received, with pipelining, and finds the end of DATA with one C
 search per chunk; ``--engine aiosmtpd`` uses aiosmtpd instead), stores what arrives in batches
-with ``InboxStore.add_batch`` (group commit: one journal sync for every message that came in
-while the previous batch was being written; see ``mailgui.model.inbox``), and speaks a line
-protocol on stdout:
+(group commit: the messages that came in while the previous batch was being synced are
+appended to ``ingest.journal`` and made durable with one ``fdatasync``; their "250"s go out
+after it, never before; their ``.eml``/``.json`` files are written by the idle thread after
+the burst, see ``mailgui.model.inbox``), and speaks a line protocol on stdout:
 
     READY <port>            once, when it listens
-    {"id": ..., ...}        one JSON object (an InboxMessage) per stored message
+    {"id": ..., "at": N}    one JSON object (an InboxMessage) per stored message; "at": where
+                            its record is in the journal (the app reads it there until its
+                            .eml is written)
     REMOVED <id> ...        messages the retention limits removed (oldest first)
     CHECKED <id>            the local checks of a message are in ``<id>.checks.json``
 
 and reads ``ack <id> [<id> ...]``, ``limits <max messages> <max bytes>`` (applied at once),
 ``rescan`` (the app deleted messages: read the folder again before the next limit check),
+``forget <id> ...`` (the app deleted these: their files go, the journal records it, and those
+still to be written are not),
 ``check <id>`` (check this one next: it is being shown) and ``checks <json>`` (the checks'
 settings: pasted DKIM keys, DNS or not; see ``mailgui.model.checks.CheckSettings``).
 
 The local checks (client support, lint, DKIM) run on a thread of their own (``_Checker``),
 one message at a time and only while no DATA is being received: they never stand between a
 client and its "250", and a burst of mail is checked once it is over. The same thread first
-works out the viewer's details of the small messages of the burst (``<id>.details.json``).
+writes the files of the burst's messages (a few at a time, a new burst first), then works out
+the viewer's details of the small ones (``<id>.details.json``).
 The JSON lines of one batch go out in one write, and the client's "250" is sent once the batch
 is durable and (with ``--ack``) acknowledged.
 
