@@ -59,7 +59,7 @@ __all__ = [
 outbox: list[EmailMessage] = []
 
 # Short names and Django's dotted paths are accepted wherever a backend is named.
-_BUILTIN_BACKENDS = ("smtp", "console", "filebased", "locmem", "dummy")
+_BUILTIN_BACKENDS = ("smtp", "console", "filebased", "locmem", "dummy", "celery")
 _ALIASES = {"file": "filebased", "memory": "locmem"}
 
 

@@ -97,7 +97,7 @@ EXIT_REFUSED = 6
 EXIT_REJECTED = 7
 
 PROFILE_ENTRY_POINTS = "mailcore.profiles"
-BACKENDS = ("smtp", "console", "file", "locmem", "dummy")
+BACKENDS = ("smtp", "console", "file", "locmem", "dummy", "celery")
 
 
 class CLIError(Exception):
@@ -1260,6 +1260,23 @@ FAILURES: dict[Kind, tuple[int, Line]] = {
 EXIT_CODES: dict[Kind, int] = {kind: code for kind, (code, _line) in FAILURES.items()}
 
 
+def _broker_error(exc: BaseException, connection: Any) -> BaseException:
+    """What the queue's broker said, as one line (a Redis or Celery error is not a fault of
+    the message); other exceptions are left to explain()."""
+    module = type(exc).__module__.split(".")[0]
+    if module not in ("redis", "kombu", "celery", "amqp"):
+        return exc
+    from mailcore.queue import redact_url
+
+    broker = redact_url(connection.config.broker_url)
+    auth = "Authentication" in type(exc).__name__  # redis's AuthenticationError (NOAUTH too)
+    said = _one_line(str(exc)).rstrip(".")
+    return CLIError(EXIT_AUTH if auth else EXIT_CONNECTION,
+                    f"the queue's broker at {broker} refused the login: {said}; nothing was "
+                    "queued" if auth else f"the queue's broker at {broker} could not be "
+                    f"reached: {said}; nothing was queued")
+
+
 def explain(exc: BaseException, where: str, *, mechanism: str | None = None,
             oauth: bool = False) -> CLIError:
     """Turn a library exception into an exit code and one clear line: ``classify()`` says
@@ -1513,6 +1530,8 @@ def run(
         try:
             sent = connection.send_messages([msg])
         except Exception as exc:
+            if backend_name == "celery":
+                raise _broker_error(exc, connection) from None
             if backend_name != "smtp":
                 raise  # (the console's reader gone away is handled below)
             raise explain(exc, where, mechanism=forced, oauth=oauth) from None
@@ -1550,6 +1569,14 @@ def run(
                 stderr.write("mailcore: kept in memory (locmem backend)\n")
             elif backend_name == "dummy":
                 stderr.write("mailcore: discarded (dummy backend)\n")
+            elif backend_name == "celery":
+                from mailcore.queue import redact_url
+
+                ids = getattr(connection, "last_message_ids", None) or []
+                queued = f" {ids[0]}" if ids else ""
+                stderr.write(f"mailcore: queued{queued} on "
+                             f"{redact_url(connection.config.broker_url)} (queue "
+                             f"{connection.config.name}); `mailcore queue status` follows it\n")
         return EXIT_OK
     except KeyboardInterrupt:
         stderr.write("mailcore: interrupted\n")

@@ -106,6 +106,9 @@ DEFAULTS: dict[str, Any] = {
     "EMAIL_QUEUE_VISIBILITY_TIMEOUT": 7200,
     # Tasks each worker process takes from the broker ahead of the one it runs.
     "EMAIL_QUEUE_PREFETCH": 4,
+    # messages one task carries (a task of several messages is one broker round trip; each
+    # message is still locked, recorded as sent, retried and dead-lettered on its own)
+    "EMAIL_QUEUE_BATCH_SIZE": 100,
 }
 
 # How to read each setting from a MAILCORE_* environment variable.
@@ -124,6 +127,7 @@ _TYPES: dict[str, str] = {
     "MANAGERS": "people",
     "EMAIL_QUEUE_STATE_URL": "str_or_none",
     "EMAIL_QUEUE_MAX_RETRIES": "int",
+    "EMAIL_QUEUE_BATCH_SIZE": "int",
     "EMAIL_QUEUE_RETRY_BACKOFF": "float_or_none",
     "EMAIL_QUEUE_RETRY_BACKOFF_MAX": "float_or_none",
     "EMAIL_QUEUE_SPOOL_DIR": "str_or_none",

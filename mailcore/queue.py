@@ -315,15 +315,35 @@ return 0
 """
 
 
+class _LoginRefused(Exception):  # noqa: N818 - carries redis's AuthenticationError past Retry
+    pass
+
+
 def _redis_client(url: str) -> Any:
-    """A client that rides out a Redis restart (about 35 s of retries on connection errors)."""
+    """A client that rides out a Redis restart (about 35 s of retries on connection errors),
+    but not a refused login: redis's AuthenticationError is a ConnectionError, and a wrong or
+    missing password does not mend by waiting."""
     import redis
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
+    class LoginAwareRetry(Retry):
+        def call_with_retry(self, do: Callable[[], Any], fail: Callable[[Exception], Any],
+                            *args: Any, **kwargs: Any) -> Any:
+            def once() -> Any:
+                try:
+                    return do()
+                except redis.AuthenticationError as exc:
+                    raise _LoginRefused(exc) from exc
+
+            try:
+                return super().call_with_retry(once, fail, *args, **kwargs)
+            except _LoginRefused as refused:
+                raise refused.args[0] from None
+
     return redis.Redis.from_url(
         url,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 40),
+        retry=LoginAwareRetry(ExponentialBackoff(cap=1.0, base=0.05), 40),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         socket_connect_timeout=5,
         socket_timeout=30,

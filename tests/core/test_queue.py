@@ -522,3 +522,30 @@ def test_settings_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("MAILCORE_EMAIL_QUEUE_RATE_LIMIT", "lots")
     with pytest.raises(ImproperlyConfigured, match="RATE_LIMIT"):
         queue.QueueConfig.from_settings()
+
+
+def test_the_command_queues_and_says_where(producer, redis_server, tmp_path) -> None:
+    """`mailcore send --backend celery` queues the message on the configured broker; a broker
+    that is not there or refuses the login is one line and an exit code, and queues nothing."""
+    from mailcore.cli import EXIT_AUTH, EXIT_CONNECTION, EXIT_OK
+    from mailcore.cli import run as cli_run
+
+    argv = ["send", "--backend", "celery", "--from", "a@example.com", "--to",
+            "b@example.com", "--subject", "queued from the command", "--body", "x"]
+    err = io.StringIO()
+    assert cli_run(argv, stdout=io.StringIO(), stderr=err) == EXIT_OK
+    said = err.getvalue()
+    assert said.startswith("mailcore: queued <") and redis_server.url in said
+    assert queue.status().queued == 1
+
+    with RedisServer(tmp_path / "locked", password="s3cret-pass") as locked:
+        settings.configure(EMAIL_QUEUE_BROKER_URL=locked.url)  # no password given
+        err = io.StringIO()
+        assert cli_run(argv, stdout=io.StringIO(), stderr=err) == EXIT_AUTH
+        assert "refused the login" in err.getvalue() and "nothing was queued" in err.getvalue()
+        gone = locked.url
+    settings.configure(EMAIL_QUEUE_BROKER_URL=gone)  # stopped: nobody listens there
+    err = io.StringIO()
+    assert cli_run(argv, stdout=io.StringIO(), stderr=err) == EXIT_CONNECTION
+    assert f"broker at {gone} could not be reached" in err.getvalue()
+    assert "s3cret" not in err.getvalue()
