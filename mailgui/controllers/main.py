@@ -100,6 +100,7 @@ class MainController(QObject):
         self._secrets = secrets
         self._inbox_port = inbox_port
         self.started = False
+        self.queue: Any = None  # the Queue panel's controller, made when first opened
         self._shown: dict[str, Any] | None = None  # what the first frame showed (staged)
         self._shut_down = False
         self._quit_writes: set[str] = set()  # what the quit still writes
@@ -248,6 +249,7 @@ class MainController(QObject):
         w.act_save.triggered.connect(self.save_draft)
         w.act_attach.triggered.connect(self.compose.choose_attachments)
         w.act_profiles.triggered.connect(self.profiles.open_dialog)
+        w.act_queue.triggered.connect(self.open_queue)
         w.act_open.triggered.connect(lambda: self.open_eml())
         w.act_save_eml.triggered.connect(self.source.save_as)
         w.act_open_folder.triggered.connect(self.sending.open_output_folder)
@@ -267,6 +269,23 @@ class MainController(QObject):
         else:
             w.inbox.status.setText("The local test inbox is switched off (--no-inbox).")
         self._target_changed(self.target.current())
+
+    def open_queue(self) -> None:
+        """The Queue panel (made when first asked for: it is off the first frame)."""
+        if not self.started:
+            self.start()
+        if self.queue is None:
+            from mailgui.controllers.queue import QueueController
+            from mailgui.views.queue import QueuePanel
+
+            broker = self.passwords.broker
+            self.queue = QueueController(
+                QueuePanel(self.window), self.runner, self.target.current_queue,
+                lambda: self.compose.snapshot(dated=True), lambda: broker.worker_secrets,
+                lambda profile: broker.plan(profile).password)
+            self.queue.status.connect(self.show_status)
+            self.target.target_changed.connect(self.queue.target_changed)
+        self.queue.open()
 
     def _profiles_problem(self) -> str:
         return (f"Your profiles could not all be read: {self.profile_store.problem}. "

@@ -18,7 +18,7 @@ from mailgui.model.secrets import KeyringUnavailable, SecretStore
 __all__ = ["load_profile"]
 
 # The local test inbox listens on a port of the running app only: not offered to the command.
-_NOT_FOR_THE_COMMAND = ("inbox",)
+_NOT_FOR_THE_COMMAND = ("inbox", "queue")
 
 
 def load_profile(

@@ -64,6 +64,8 @@ def reply_text(code: int | None, message: bytes | str | None) -> str:
 
 
 def _where(profile: Profile | None) -> str:
+    if profile is not None and profile.kind == "queue":  # its URL never holds the password
+        return f"the queue\u2019s broker at {profile.queue_broker_url or 'the default address'}"
     if profile is None or not profile.is_smtp:
         return "the server"
     return f"{profile.host or 'localhost'}:{profile.port}"

@@ -136,6 +136,8 @@ class MainWindow(QMainWindow):
                                 "Show the messages the local test inbox received")
         self.act_profiles = action("&Profiles\u2026", "profile", ["Ctrl+Shift+P"],
                                    "Create and edit SMTP and test profiles")
+        self.act_queue = action("&Queue\u2026", None, ["Ctrl+Shift+Q"],
+                                "Watch a queue profile's queue drain; push copies of the draft")
         self.act_new = action("&New draft", "new", [QKeySequence.StandardKey.New],
                               "Start a new, empty draft")
         self.act_open = action("&Open .eml\u2026", "open", [QKeySequence.StandardKey.Open],
@@ -210,7 +212,9 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, i=index: self.show_pane(i))
             view_menu.addAction(act)
             self.pane_actions.append(act)
-        menu.addMenu("&Profiles").addAction(self.act_profiles)
+        profiles_menu = menu.addMenu("&Profiles")
+        profiles_menu.addAction(self.act_profiles)
+        profiles_menu.addAction(self.act_queue)
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.act_keys)
         help_menu.addAction(self.act_about)
