@@ -853,20 +853,24 @@ def sanitize_address(addr: str | tuple[str, str], encoding: str) -> str:
             "(readers decode it into another address)"
         )
 
-    # Avoid UTF-8 encode, if it's possible.
-    try:
-        nm.encode("ascii")
+    # Avoid UTF-8 encode, if it's possible. (str.isascii() is exactly when encode("ascii")
+    # succeeds, without the exception's cost.)
+    if nm.isascii():
         # mailcore only: a display name that looks like an encoded word is encoded itself,
         # so that readers show it as given.
         nm = Header(nm, "utf-8" if has_encoded_word(nm) else None).encode()
-    except UnicodeEncodeError:
+    else:
         nm = header_encode(nm, encoding)
-    try:
-        localpart.encode("ascii")
-    except UnicodeEncodeError:
+    if not localpart.isascii():
         localpart = header_encode(localpart, encoding)
     domain = _idna(domain, addr)
 
+    if (domain and parser.DOT_ATOM_ENDS.isdisjoint(localpart)
+            and "\n" not in localpart and "\r" not in localpart and "\r" not in domain
+            and "\n" not in domain):
+        # what Address(username=localpart, domain=domain).addr_spec gives for a local part
+        # it does not quote (and with no line break, which Address refuses)
+        return formataddr((nm, f"{localpart}@{domain}"))
     try:
         parsed_address = Address(username=localpart, domain=domain)
     except (ValueError, TypeError, IndexError, HeaderParseError) as exc:
