@@ -212,6 +212,7 @@ class InboxStore:
         self._pending_bytes = 0
         self._located: dict[str, int] = {}
         self._deleted: set[str] = set()  # (app side) deleted here, still in the journal
+        self._made = False  # the folder exists (made once by begin_batch)
 
     # -- retention (the server's side: enforced as messages arrive) -------------------------
 
@@ -239,7 +240,11 @@ class InboxStore:
         """Delete the oldest messages beyond the limits (by count, then by total size; the
         newest message always stays); return their ids."""
         with self._lock:
+            if not self.max_messages and not self.max_bytes:
+                return []  # no limits (and no walk over every message per batch)
             index = self._load_index()
+            if not self.max_bytes and len(index) <= self.max_messages:
+                return []
             total = sum(index.values())
             removed: list[str] = []
             for msg_id in list(index):
@@ -308,7 +313,9 @@ class InboxStore:
     def begin_batch(self, arrivals: Sequence[tuple[str, list[str], bytes, str]]) -> Batch:
         """Give each message its id and list entry and append them all to the journal (not
         synced yet; a big message's .eml is written and synced now)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not self._made:  # (once: a mkdir and a stat per batch showed in the profile)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._made = True
         batch = Batch()
         records: list[bytes] = []
         at = 0

@@ -368,10 +368,12 @@ class _Checker:
     def add_many(self, ids: list[str], *, details: list[str]) -> None:
         """New arrivals: to be checked, and those in ``details`` to get their details first."""
         with self.cond:
+            idle = not self.queue and not self.details  # (else it is awake, or looks again)
             self.details.extend(details)
             if self.checks:
                 self.queue.extend(ids)
-            self.cond.notify_all()
+            if idle:  # one wake-up per burst, not one per batch
+                self.cond.notify_all()
 
     def set_settings(self, text: str) -> None:
         with self.cond:
@@ -512,8 +514,8 @@ class _Ingest:
             self._failed(batch, exc)
             self._write_next()
             return
-        future = self.loop.run_in_executor(self.writer, self._sync)
         spans = [span[0] for span in stored.spans]
+        future = self.loop.run_in_executor(self.writer, self._sync)
         try:
             self.store.write_batch(stored)
         except Exception as exc:  # noqa: BLE001
