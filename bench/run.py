@@ -338,6 +338,11 @@ class Bench:
                 label = f"smtplib.SMTP.sendmail(prebuilt bytes) → {sink.name}"
                 spec = {**common, "kind": "smtplib"}
                 jobs.append(("smtplib", label, self._profiled_once(label, spec)))
+                if sink.name == "smtp-sink":  # what the sink allows a client doing no work
+                    label = f"floor: prebuilt conversation on a plain socket → {sink.name}"
+                    spec = {**common, "kind": "floor_mass"}
+                    jobs.append(("floor", label,
+                                 lambda label=label, spec=spec: self.worker(label, spec, 120)))
                 if self.smtp_source:
                     label = f"smtp-source -d -s 1 → {sink.name}"
                     jobs.append(("smtp-source", label,
@@ -356,6 +361,7 @@ class Bench:
                         busy[key] = max(res[key]["sink_cpu"])
                         self.details[-1]["sink_busy"] = f"{busy[key]:.0%}"
                 self._smtp_source_notes(sink, res)
+                self._floor_note(sink, res, rates)
                 pipelined = bool(res["mass:mailcore"] and
                                  res["mass:mailcore"].get("pipelining_used"))
                 source = rates.get("smtp-source")
@@ -406,6 +412,26 @@ class Bench:
                         profile_note=(self._source_profile.get(sink.name, "")
                                       if mode == "mass" else ""),
                     ))
+
+    def _floor_note(self, sink: Sink, res: dict[str, dict | None],
+                    rates: dict[str, float | None]) -> None:
+        """How near the floor mailcore is: a Python client that does nothing but write the
+        prebuilt conversation (one write and one read per message) against this sink."""
+        floor = rates.get("floor")
+        if not floor:
+            return
+        runs = [self.cfg.mass_n / t for t in (res["floor"] or {}).get("times", [])]
+        django = max((rates.get(k) or 0) for k in ("mass:django", "send_messages:django"))
+        ten = f"; 10× Django's best here is {fmt_rate(10 * django)}" if django else ""
+        parts = [f"{name} {rates[key] / floor:.0%} of it" for key, name in
+                 (("mass:mailcore", "send_mass_mail"), ("send_messages:mailcore",
+                                                         "send_messages")) if rates.get(key)]
+        self.notes.append(
+            f"{sink.name} floor: the same conversation with every byte made beforehand, on a "
+            f"plain socket (bench/worker.py floor_mass), reached {fmt_rate(floor)} (runs: "
+            + ", ".join(fmt_rate(x) for x in runs) + f"){ten}; mailcore's "
+            + ", ".join(parts) + " (the floor is what the sink and the machine allowed a "
+            "Python client doing no work, in the same rounds: a measurement, not a target)")
 
     @staticmethod
     def _sink_busy(sink: Sink, fn: Any) -> Any:
@@ -518,6 +544,8 @@ class Bench:
                         r["verified"] = self._verify(r, path, verify, f"{title} [{impl}]")
                 finally:
                     shutil.rmtree(outdir, ignore_errors=True)
+            if target == "smtp" and with_django and sink.name == "smtp-sink":
+                self._large_floor(path, sink, title)
             mc, dj = res.get("mailcore"), res.get("django")
             mc_t = best(mc["times"]) if mc else None
             dj_t = best(dj["times"]) if dj else None
@@ -554,6 +582,28 @@ class Bench:
                     cells=cells, target="verified",
                     met=None if mc is None else mc.get("verified") == "verified",
                 ))
+
+    def _large_floor(self, path: Path, sink: Sink, title: str) -> None:
+        """The very bytes mailcore sends, prebuilt, written by plain sendall: what the sink
+        takes in at best, and the sink's own CPU time for it (notes)."""
+        label = f"floor: {title} (prebuilt bytes by sendall)"
+        spec = {"kind": "floor_large", "path": str(path), "runs": self.cfg.large_runs,
+                "budget": 30.0, "host": HOST, "port": sink.port}
+        before = sink.cpu_seconds()
+        r = self.worker(label, spec, timeout=120)
+        after = sink.cpu_seconds()
+        if not r or not r.get("times"):
+            return
+        self.record(label, "plain socket", r, "s")
+        sink_cpu = ((after - before) / len(r["times"]) if before is not None
+                    and after is not None else None)
+        floor = best(r["times"])
+        cpu = f"; the sink itself used {sink_cpu:.2f} s of CPU to take it in" if sink_cpu else ""
+        self.notes.append(
+            f"{title}: floor {fmt_seconds(floor)} (the same bytes made beforehand and written "
+            f"by plain sendall in 1 MiB pieces, best of {len(r['times'])}){cpu}. A "
+            f"{LARGE_TARGET:g}× speed-up needs Django's time ÷ {LARGE_TARGET:g} to be above this "
+            "floor")
 
     def _verify(self, result: dict, source: Path, method: str, label: str) -> str:
         outputs = result.get("output") or []
