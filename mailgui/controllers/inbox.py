@@ -55,6 +55,13 @@ __all__ = ["InboxController", "inbox_limits", "read_details", "summary_html"]
 
 ARRIVALS_EVERY_MS = 16  # new rows join the list at most once per frame (60 Hz)
 WARM_AFTER_MS = 400  # after the server started: the viewer made ready for the first message
+# Starting the preview's engine puts a browser view into the shown window, which makes Qt
+# destroy and make anew the window's native (X11) window: keys typed in that moment are lost
+# and the window blinks. So the warm-up waits until nobody has typed for this long (the
+# composer says when the draft is edited: ``note_input``). An application-wide event filter
+# written in Python would see every key too, but PySide6 then wraps objects that are being
+# destroyed, and crashes.
+WARM_QUIET_MS = 1500
 
 
 def inbox_limits(settings: dict) -> tuple[int, int]:
@@ -192,6 +199,7 @@ class InboxController(QObject):
         super().__init__(view)
         self.view = view
         self.runner = runner
+        self._last_input = 0.0  # when the person last typed (note_input)
         self.store = store
         # (the messages of one read from the server's pipe come in one signal: a burst
         # costs the GUI thread one queued call per read, not one per message)
@@ -312,10 +320,18 @@ class InboxController(QObject):
         self.started.emit(port)
         QTimer.singleShot(WARM_AFTER_MS, self._warm_viewer)
 
+    def note_input(self) -> None:
+        """The person typed (the composer's draft changed): the viewer's warm-up waits."""
+        self._last_input = time.monotonic()
+
     def _warm_viewer(self) -> None:
         """Once the window has settled, do now what the first message shown would otherwise
         do in the middle of a burst (tens of ms of the GUI thread): polish the viewer's widgets
         and start the preview's engine."""
+        quiet = (time.monotonic() - self._last_input) * 1000
+        if quiet < WARM_QUIET_MS:  # the person is typing: not now
+            QTimer.singleShot(int(WARM_QUIET_MS - quiet) + 50, self._warm_viewer)
+            return
         box = self.view.detail_box
         if self.view.list.currentItem() is not None or self._arrivals or box.isVisible():
             return  # a message is being shown already: nothing left to warm

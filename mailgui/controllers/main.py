@@ -231,6 +231,7 @@ class MainController(QObject):
         self.compose.changed.connect(self.source.draft_changed)
         self.compose.changed.connect(self.sending.draft_changed)
         self.compose.changed.connect(self._update_title)
+        self.compose.changed.connect(self.inbox.note_input)  # its viewer's warm-up waits
         self.compose.status.connect(self.show_status)
         self.source.status.connect(self.show_status)
         self.profiles.status.connect(self.show_status)

@@ -126,3 +126,25 @@ def test_a_part_that_cannot_be_saved_says_so(make_gui, qtbot, tmp_path, monkeypa
         qtbot.mouseClick(view.save_part, Qt.MouseButton.LeftButton)
     assert said.args[0] == f"Could not save the part: is a directory ({target})."
     assert target.is_dir()  # nothing was written over it
+
+
+def test_the_viewer_is_warmed_only_once_nobody_types(make_gui, qtbot) -> None:  # noqa: ANN001
+    """Warming the viewer starts the preview's engine, which makes Qt remake the window's
+    native window (keys typed then would be lost): it waits while the person types."""
+    import time
+
+    from mailgui.controllers import inbox as inbox_controller
+
+    gui = make_gui()
+    rendered = gui.window.inbox.rendered
+    to = gui.window.compose.address_edits["to"]
+    to.setFocus()
+    typing_until = time.monotonic() + (inbox_controller.WARM_AFTER_MS
+                                       + inbox_controller.WARM_QUIET_MS) / 1000 + 0.5
+    while time.monotonic() < typing_until:  # a key every 150 ms, longer than the warm-up waits
+        qtbot.keyClick(to, "a")
+        qtbot.wait(150)
+        assert not getattr(rendered, "_started", False), "the engine started while typing"
+    assert to.text().startswith("aaaa")
+    qtbot.waitUntil(lambda: getattr(rendered, "_started", False),
+                    timeout=inbox_controller.WARM_QUIET_MS + 5000)
