@@ -614,7 +614,9 @@ class InboxChecks(QObject):
         if not isinstance(msg_id, str):
             return
         results = list(self.checks.network.get(msg_id, {}).values())
+        inbox = self.inbox
         self.inbox.runner.write(save_net_checks, self.store.folder, msg_id, results,
+                                alive=lambda: inbox.message(msg_id) is not None,
                                 what="keep the link and spam results of a message")
 
     # -- the message shown ----------------------------------------------------------------

@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -501,16 +501,23 @@ def net_checks_path(folder: Path, msg_id: str) -> Path:
     return folder / f"{Path(msg_id).name}.netchecks.json"
 
 
-def save_net_checks(folder: Path, msg_id: str, results: Iterable[CheckResult]) -> bool:
+def save_net_checks(folder: Path, msg_id: str, results: Iterable[CheckResult], *,
+                    alive: Callable[[], bool] | None = None) -> bool:
     """Write the network checks of a message (on the worker's write lane); False, and
-    nothing written, when the message is gone (deleted meanwhile)."""
+    nothing written, when the message is gone (deleted meanwhile). ``alive`` says whether
+    it is still in the inbox (during a burst a message is in the journal before it has an
+    .eml); without it, its .eml is looked for."""
     kept = [r for r in results if r.check in NET_CHECKS]
-    if not (folder / f"{Path(msg_id).name}.eml").exists():
+
+    def present() -> bool:
+        return alive() if alive is not None else (folder / f"{Path(msg_id).name}.eml").exists()
+
+    if not present():
         return False
     atomic_write_json(net_checks_path(folder, msg_id), {
         "format": CHECKS_FORMAT, "id": msg_id, "results": [r.to_json() for r in kept],
     }, compact=True)
-    if not (folder / f"{Path(msg_id).name}.eml").exists():  # deleted while written
+    if not present():  # deleted while written
         with contextlib.suppress(FileNotFoundError):
             net_checks_path(folder, msg_id).unlink()
         return False

@@ -302,6 +302,12 @@ def test_network_checks_are_kept_beside_the_message_and_deleted_with_it(
     # a message deleted meanwhile: nothing is written
     assert not save_net_checks(tmp_path, item.id, [spam])
     assert not net_checks_path(tmp_path, item.id).exists()
+    # during a burst a message is in the journal before it has an .eml: the inbox says it is
+    # there, and its results are kept; once it is gone they are not
+    assert save_net_checks(tmp_path, "in-journal", [spam], alive=lambda: True)
+    assert load_net_checks(tmp_path, "in-journal")[0].to_json() == spam.to_json()
+    assert not save_net_checks(tmp_path, "deleted", [spam], alive=lambda: False)
+    assert not net_checks_path(tmp_path, "deleted").exists()
 
 
 def test_a_message_without_html_has_no_client_score() -> None:
