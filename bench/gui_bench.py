@@ -251,22 +251,34 @@ class Witness:
         self.proc.wait()
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds of each thread of this process by name (/proc), the GUI thread as "GUI";
-    also "children": the reaped children's and the sender's, if /proc has them."""
-    out: dict[str, float] = {}
+def thread_cpu() -> dict[tuple[int, str], float]:
+    """CPU seconds of each thread of this process (/proc), by (thread id, name); the GUI
+    thread is named "GUI"."""
+    out: dict[tuple[int, str], float] = {}
     tick = os.sysconf("SC_CLK_TCK")
     main = os.getpid()
     for task in Path(f"/proc/{main}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
-            name = "GUI" if int(task.name) == main else stat[stat.index("(") + 1:
-                                                             stat.rindex(")")]
+            tid = int(task.name)
+            name = "GUI" if tid == main else stat[stat.index("(") + 1:stat.rindex(")")]
             fields = stat.rsplit(")", 1)[1].split()
         except (OSError, ValueError):
             continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out[(tid, name)] = (int(fields[11]) + int(fields[12])) / tick
     return out
+
+
+def cpu_used(before: dict[tuple[int, str], float], after: dict[tuple[int, str], float]
+             ) -> dict[str, float]:
+    """CPU seconds by thread name between two ``thread_cpu()`` (a thread born meanwhile counts
+    whole; one that ended is not seen)."""
+    used: dict[str, float] = {}
+    for key, seconds in after.items():
+        delta = seconds - before.get(key, 0.0)
+        if delta > 0:
+            used[key[1]] = used.get(key[1], 0.0) + delta
+    return {name: round(seconds, 3) for name, seconds in used.items()}
 
 
 def cpu_of(pid: int) -> float:
@@ -453,9 +465,7 @@ class Frames:
         self.case = None
         gap, at = self.gap_at(case["t0"], end)
         run = {"gap_ms": gap, "at_ms": at, "seconds": end - case["t0"]}
-        cpu = thread_cpu()
-        run["cpu_s"] = {name: round(cpu.get(name, 0.0) - case["cpu0"].get(name, 0.0), 3)
-                        for name in cpu if cpu.get(name, 0.0) - case["cpu0"].get(name, 0.0)}
+        run["cpu_s"] = cpu_used(case["cpu0"], thread_cpu())
         for pid in self.other_pids():
             used = cpu_of(pid) - case["others0"].get(pid, 0.0)
             if used > 0:
@@ -782,7 +792,9 @@ def parent(args: argparse.Namespace) -> dict:
         else:
             out["rows"].append({"title": cold_title, "met": None, "target": "", "cells": {
                 "mailcore": out["reasons"].get("cold_start_s", "not measured")}})
-        timeout = CASE_TIMEOUT_S * 3 + 120 * args.sends * len(args.cases)
+        # start, preview and reference, then each run of a case: the case, its idle span and
+        # two waits for quiet (a 2,000-message burst at 170/s: 12 + 12 + up to 60 s)
+        timeout = 120 + 90 * args.sends * len(args.cases)
         r = run_child(["--child", "frames", "--attachment", args.attachment, "--host",
                        args.host, "--port", str(args.port), "--workdir", str(home / "frames"),
                        "--sends", str(args.sends), "--cases", args.cases, "--burst",
