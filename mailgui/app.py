@@ -357,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
 
         if argv[0] == RUN_SERVER_OPTION:  # hidden: the inbox server process (no Qt at all)
             return run_inbox_server(argv[1:])
+        from mailgui.model.send_process import RUN_SENDER_OPTION
+
+        if argv[0] == RUN_SENDER_OPTION:  # hidden: the sender process of a frozen app
+            from mailgui.model.send_process import serve
+
+            return serve()
     args = parse_args(argv)
     if args.install_desktop:
         from mailgui.desktop import install_desktop

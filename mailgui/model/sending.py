@@ -40,6 +40,7 @@ import mailcore
 from mailcore.backends.smtp import EmailBackend as SMTPBackend
 from mailcore.message import message_needs_smtputf8
 from mailcore.wire import serialize
+from mailgui.model import queueing
 from mailgui.model.addresses import split_addresses
 from mailgui.model.dkim import DKIMUnavailable, signer_for
 from mailgui.model.draft import Draft
@@ -355,6 +356,8 @@ DELIVERIES: dict[str, Delivery] = {  # by Profile.backend_name
     # printed text (the Console pane); in this process
     "console": Delivery(_console_backend, "to the console", "\n"),
     "locmem": Delivery(_plain_backend, "to memory", "\r\n", after=_captured),
+    # the queue: a few KB to Redis per message, the delivery is the workers'; in this process
+    "celery": Delivery(queueing.queue_backend, queueing.WHERE, "\r\n", after=queueing.queued),
 }
 
 
