@@ -630,8 +630,10 @@ class Bench:
         argv = [PY, str(HERE / "gui_bench.py"), "--repeats", str(self.cfg.gui_repeats),
                 "--sends", str(self.cfg.gui_sends),
                 "--attachment", str(path), "--host", HOST, "--port", str(sink.port)]
+        if self.cfg.name == "quick":
+            argv.append("--quick")  # a 200-message burst, one run of each case
         try:
-            proc = run_group(argv, 900, cwd=ROOT, env=env)
+            proc = run_group(argv, 450 if self.cfg.name == "quick" else 1100, cwd=ROOT, env=env)
             data = parse_result(proc, "gui_bench.py")
         except subprocess.TimeoutExpired:
             data = {"available": False, "reason": "gui_bench.py timed out"}
@@ -715,9 +717,9 @@ EXTERNALS: dict[str, tuple[str, str, list[str], list[str], float, bool]] = {
     "start": ("5. Cold start under Xvfb (mailgui, from process start)", "gui_start.py",
               [], ["--quick"], 600, False),
     "inbox": ("6. The local test inbox (mailgui)", "inbox_ingest.py",
-              [], ["--quick"], 900, True),
+              [], ["--quick"], 600, True),
     "queue": ("7. Queued sending (Celery workers, Redis)", "queue_bench.py",
-              [], ["--quick"], 1800, False),
+              [], ["--quick"], 1200, False),
 }
 SECTIONS = ("compose", "mass", "large", "gui", *EXTERNALS)
 
