@@ -917,11 +917,12 @@ class _Encoded:
         self.payload = payload
         if raw is None:
             self.json = _dumps(payload)
-        elif not raw.translate(None, _PLAIN):  # the bytes (most of it) the quick way,
-            # marked for the workers' quick reading (_loads_payload); the rest through json
-            self.json = f'{_dumps(payload)[:-1]},"q":1,"text":{_json_bytes(raw)}}}'
-        else:
-            self.json = f'{_dumps(payload)[:-1]},"text":{_json_bytes(raw)}}}'
+        else:  # the bytes (most of it) through the quick literal, the rest through json; a
+            # quick literal is marked for the workers' quick reading (_loads_payload)
+            literal = _json_bytes(raw)
+            quick = ',"q":1' if literal is not None else ""
+            self.json = (f'{_dumps(payload)[:-1]}{quick},"text":'
+                         f'{literal or _dumps(raw.decode("latin-1"))}}}')
         self.size = len(self.json)
 
 
@@ -930,10 +931,10 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _PLAIN = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 
 
-def _json_bytes(raw: bytes) -> str:
+def _json_bytes(raw: bytes) -> str | None:
     """``json.dumps(raw.decode("latin-1"))``, several times quicker for the bytes of most
     messages (printable ASCII lines): json's escaper takes about 4 ns a character,
-    bytes.replace a fraction of it. Anything else goes through json."""
+    bytes.replace a fraction of it. None for anything else (for json)."""
     if not raw.translate(None, _PLAIN):
         if b"\\" in raw:
             raw = raw.replace(b"\\", b"\\\\")
@@ -942,7 +943,7 @@ def _json_bytes(raw: bytes) -> str:
         if b"\t" in raw:
             raw = raw.replace(b"\t", b"\\t")
         return '"' + raw.replace(b"\r", b"\\r").replace(b"\n", b"\\n").decode("ascii") + '"'
-    return _dumps(raw.decode("latin-1"))
+    return None
 
 
 _TEXT_KEY = b',"text":"'
