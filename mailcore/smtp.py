@@ -265,6 +265,33 @@ def _stuff_dots(chunk: bytes, at_line_start: bool) -> bytes:
     return chunk
 
 
+class _DotStuffer:
+    """Dot-stuffing (RFC 5321 4.5.2) of content written in chunks: a line that begins with
+    "." gets one more, also when the line break before it ended the chunk before; then the
+    end of the data (``end()``: the final dot, after a line break of its own if needed)."""
+
+    __slots__ = ("at_line_start", "last", "total")
+
+    def __init__(self) -> None:
+        self.at_line_start = True
+        self.last = b""
+        self.total = 0  # bytes given out, stuffed
+
+    def feed(self, chunk: bytes, may_need_stuffing: bool = True) -> bytes:
+        last = self.last
+        if may_need_stuffing:
+            if last == b"\r" and chunk[:2] == b"\n.":
+                chunk = b"\n.." + chunk[2:]
+            chunk = _stuff_dots(chunk, self.at_line_start)
+        self.at_line_start = chunk[-2:] == CRLF or (last == b"\r" and chunk == b"\n")
+        self.last = chunk[-1:]
+        self.total += len(chunk)
+        return chunk
+
+    def end(self) -> bytes:
+        return b".\r\n" if self.at_line_start and self.total else b"\r\n.\r\n"
+
+
 def _small_content(data: Serialized, limit: int = 65536) -> bytes | None:
     """What :meth:`SMTP._write_content` returns (without a progress callback) for a message
     of which it writes nothing itself: all of the content, dot-stuffed, with the final dot.
@@ -274,23 +301,15 @@ def _small_content(data: Serialized, limit: int = 65536) -> bytes | None:
     pieces = byte_pieces() if byte_pieces is not None else None
     if pieces is None:
         return None
-    at_line_start = True
-    last = b""
-    total = 0
+    stuffer = _DotStuffer()
     buffer: list[bytes] = []
     for chunk in pieces:
         if not chunk:
             continue
-        if last == b"\r" and chunk[:2] == b"\n.":
-            chunk = b"\n.." + chunk[2:]
-        chunk = _stuff_dots(chunk, at_line_start)
-        at_line_start = chunk[-2:] == CRLF or (last == b"\r" and chunk == b"\n")
-        last = chunk[-1:]
-        total += len(chunk)
-        if total >= limit:
+        buffer.append(stuffer.feed(chunk))
+        if stuffer.total >= limit:
             return None
-        buffer.append(chunk)
-    buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
+    buffer.append(stuffer.end())
     return b"".join(buffer)
 
 
@@ -1425,9 +1444,7 @@ class _Transcribing:
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         started = time.monotonic()
-        at_line_start = True
-        last = b""
-        total = 0
+        stuffer = _DotStuffer()
         buffer: list[bytes] = []
         buffered = 0
         size = data.size if progress is not None else 0
@@ -1441,13 +1458,7 @@ class _Transcribing:
                 self._report(progress, 0, size)
             for chunk, may_need_stuffing in data.stuffable_chunks():
                 raw_length = len(chunk)
-                if may_need_stuffing:
-                    if last == b"\r" and chunk[:2] == b"\n.":
-                        chunk = b"\n.." + chunk[2:]
-                    chunk = _stuff_dots(chunk, at_line_start)
-                at_line_start = chunk[-2:] == CRLF or (last == b"\r" and chunk == b"\n")
-                last = chunk[-1:]
-                total += len(chunk)
+                chunk = stuffer.feed(chunk, may_need_stuffing)
                 if show_content:
                     partial = self._note_content(partial + chunk)
                 # Small pieces are gathered into one write; large ones go at once.
@@ -1470,7 +1481,8 @@ class _Transcribing:
                     self._report(progress, size, size)
         finally:
             self._in_content = False
-        buffer.append(b".\r\n" if at_line_start and total else b"\r\n.\r\n")
+        buffer.append(stuffer.end())
+        total = stuffer.total
         if show_content and partial:
             self._note("content", partial.decode("utf-8", "replace"))
         if self._observed():
