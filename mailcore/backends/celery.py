@@ -15,6 +15,34 @@ from mailcore.conf import ImproperlyConfigured
 
 __all__ = ["EmailBackend"]
 
+# What a producer in a Django project may set in Django's settings (the workers, which run
+# outside Django, read the same names from mailcore.settings or MAILCORE_* variables).
+_DJANGO_SETTINGS = {
+    "EMAIL_QUEUE_BROKER_URL": "broker_url",
+    "EMAIL_QUEUE_STATE_URL": "state_url",
+    "EMAIL_QUEUE_NAME": "name",
+    "EMAIL_QUEUE_SPOOL_DIR": "spool_dir",
+    "EMAIL_QUEUE_SPOOL_THRESHOLD": "spool_threshold",
+    "EMAIL_QUEUE_BATCH_SIZE": "batch_size",
+    "EMAIL_QUEUE_RATE_LIMIT": "rate_limits",
+    "EMAIL_QUEUE_VISIBILITY_TIMEOUT": "visibility_timeout",
+}
+
+
+def _django_settings() -> dict[str, Any]:
+    """The EMAIL_QUEUE_* settings of a configured Django project that uses this backend as
+    its EMAIL_BACKEND (nothing when Django is not loaded or not configured)."""
+    import sys
+
+    if "django.conf" not in sys.modules:
+        return {}
+    from django.conf import settings as django_settings
+
+    if not django_settings.configured:
+        return {}
+    return {field: getattr(django_settings, name) for name, field in _DJANGO_SETTINGS.items()
+            if getattr(django_settings, name, None) is not None}
+
 
 class EmailBackend(BaseEmailBackend):
     """Queue each message for the workers instead of sending it.
@@ -44,7 +72,9 @@ class EmailBackend(BaseEmailBackend):
         self.dkim = None
         from mailcore.queue import QueueConfig
 
-        overrides = {k: v for k, v in kwargs.items() if k in QueueConfig.__dataclass_fields__}
+        overrides = _django_settings()
+        overrides.update({k: v for k, v in kwargs.items()
+                          if k in QueueConfig.__dataclass_fields__})
         if broker_url:
             overrides["broker_url"] = broker_url
         if queue:

@@ -559,3 +559,40 @@ def test_the_command_queues_and_says_where(producer, redis_server, tmp_path) -> 
     assert cli_run(argv, stdout=io.StringIO(), stderr=err) == EXIT_CONNECTION
     assert f"broker at {gone} could not be reached" in err.getvalue()
     assert "s3cret" not in err.getvalue()
+
+
+DJANGO_PROJECT = """
+import json, sys
+from django.conf import settings
+settings.configure(
+    EMAIL_BACKEND="mailcore.backends.celery.EmailBackend",  # the one setting
+    EMAIL_QUEUE_BROKER_URL=sys.argv[1], EMAIL_QUEUE_NAME=sys.argv[2],
+    DEFAULT_FROM_EMAIL="shop@example.com",
+)
+from django.core import mail
+sent = mail.send_mail("Your order", "It ships today.", None, ["ann@example.com"])
+mass = mail.send_mass_mail([("Note %d" % i, "Body", None, ["b%d@example.com" % i])
+                            for i in range(3)])
+print(json.dumps([sent, mass]))
+"""
+
+
+def test_a_django_project_queues_with_one_setting(redis_server, qname, start_workers) -> None:
+    """A real Django project (its own process, Django's settings and django.core.mail) sets
+    only EMAIL_BACKEND and the broker; `mailcore worker` delivers what it queued."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILCORE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    project = subprocess.run([sys.executable, "-c", DJANGO_PROJECT, redis_server.url, qname],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert project.returncode == 0, project.stderr
+    assert json.loads(project.stdout) == [1, 3]
+    assert queue.status().queued == 4  # this process's settings: the same broker and queue
+    with SMTPServer("plain", pipelining=True) as server:
+        workers = start_workers(server)
+        workers.start("a")
+        wait_until(lambda: len(server.messages) >= 4, 60, "4 delivered", workers)
+        wait_until(finished(sent=4), 30, "the queue empty", workers)
+        subjects = sorted(m.data.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0]
+                          for m in server.messages)
+        assert subjects == [b"Note 0", b"Note 1", b"Note 2", b"Your order"]
+        assert all(b"From: shop@example.com" in m.data for m in server.messages)
