@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtGui import QFont, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -54,6 +54,9 @@ from mailgui.views.inbox import InboxView
 __all__ = ["InboxController", "inbox_limits", "read_details", "summary_html"]
 
 ARRIVALS_EVERY_MS = 16  # new rows join the list at most once per frame (60 Hz)
+# rows made in one frame: at most this long (ms) of the GUI thread, the rest in the next frame
+# (the list's paint and the probe of a frame need the remainder of the 16 ms)
+ARRIVALS_BUDGET_MS = 6.0
 WARM_AFTER_MS = 400  # after the server started: the viewer made ready for the first message
 # Starting the preview's engine puts a browser view into the shown window, which makes Qt
 # destroy and make anew the window's native (X11) window: keys typed in that moment are lost
@@ -216,6 +219,19 @@ class InboxController(QObject):
         self._arrival_timer.setSingleShot(True)
         self._arrival_timer.setInterval(ARRIVALS_EVERY_MS)
         self._arrival_timer.timeout.connect(self._take_arrivals)
+        # the message shown is filled a piece per turn of the event loop (headers, parts,
+        # source, text, HTML source, the preview): no one frame does it all; a newer
+        # selection replaces the pieces still waiting
+        self._show_steps: list[Callable[[], None]] = []
+        self._step_timer = QTimer(self)
+        self._step_timer.setSingleShot(True)
+        self._step_timer.setInterval(0)
+        self._step_timer.timeout.connect(self._next_show_step)
+        # the rows' fonts, made once (a row is bold while unread)
+        self._bold = QFont(view.list.font())
+        self._bold.setBold(True)
+        self._regular = QFont(view.list.font())
+        self._regular.setBold(False)
         self.index = SearchIndex(store)
         self.matches: set[str] | None = None  # the search's ids; None: no search
         self._search_generation = 0
@@ -225,7 +241,8 @@ class InboxController(QObject):
         self._search_timer.timeout.connect(self._search_now)
         self.error = ""
         self._port = 0
-        self._shown: MessageDetails | None = None
+        self._shown: MessageDetails | None = None  # the message shown, once fully filled in
+        self._filling: MessageDetails | None = None  # the message being filled in, piece by piece
         self._keep_id: str | None = None  # the message being read (stays under "Unread only")
         # Send on: the profiles and how to get a password (set by the main controller)
         self.profiles: Callable[[], list[Profile]] = list
@@ -482,11 +499,9 @@ class InboxController(QObject):
         self._mark(item, message.id not in self.read)
         return item
 
-    @staticmethod
-    def _mark(item: QTreeWidgetItem, unread: bool) -> None:
+    def _mark(self, item: QTreeWidgetItem, unread: bool) -> None:
+        font = self._bold if unread else self._regular
         for column in range(item.columnCount()):
-            font = item.font(column)
-            font.setBold(unread)
             item.setFont(column, font)
         item.setData(1, Role.UNREAD, unread)
         item.setStatusTip(0, "unread" if unread else "read")
@@ -504,34 +519,48 @@ class InboxController(QObject):
             self._arrival_timer.start()
 
     def flush_arrivals(self) -> None:
-        """Take the waiting arrivals into the list now (also what the frame timer does)."""
+        """Take the waiting arrivals into the list now, all of them (the frame timer takes
+        a frame's worth at a time)."""
         self._arrival_timer.stop()
-        self._take_arrivals()
+        self._take_arrivals(budget_ms=None)
 
-    def _take_arrivals(self) -> None:
+    def _take_arrivals(self, budget_ms: float | None = ARRIVALS_BUDGET_MS) -> None:
+        """The arrivals join the list: as many as ``budget_ms`` of rows allows (None: all);
+        the rest wait for the next frame, in the order they came."""
+        start = time.perf_counter()
         known = {m.id for m in self.messages}
         new: list[InboxMessage] = []
+        items: list[QTreeWidgetItem] = []
+        searching = self.matches is not None  # (then they show when the search finds them)
+        taken = 0
         for message in self._arrivals:
+            if budget_ms is not None and items and \
+                    (time.perf_counter() - start) * 1000 >= budget_ms:
+                break
+            taken += 1
             if message.id not in known:
                 known.add(message.id)
                 new.append(message)
-        self._arrivals = []
+                if not searching and self._visible(message):
+                    items.append(self._item(message))
+        self._arrivals = self._arrivals[taken:]
+        if self._arrivals:
+            self._arrival_timer.start()  # the rest in the next frame
         if not new:
             return
         self.messages.extend(new)
-        if self.matches is not None:  # they show when the search finds them
+        if searching:
             self._search_now()
-        else:
-            shown = [m for m in new if self._visible(m)]
-            if shown:
-                tree = self.view.list
-                bar = tree.verticalScrollBar()
-                at_top = bar.value() == bar.minimum()
-                top = tree.itemAt(0, 0)
-                with BlockSignals(tree):
-                    tree.insertTopLevelItems(0, [self._item(m) for m in reversed(shown)])
-                if not at_top and top is not None:  # the rows being looked at stay put
-                    tree.scrollToItem(top, tree.ScrollHint.PositionAtTop)
+        elif items:
+            tree = self.view.list
+            bar = tree.verticalScrollBar()
+            at_top = bar.value() == bar.minimum()
+            top = tree.itemAt(0, 0)
+            with BlockSignals(tree):
+                items.reverse()
+                tree.insertTopLevelItems(0, items)
+            if not at_top and top is not None:  # the rows being looked at stay put
+                tree.scrollToItem(top, tree.ScrollHint.PositionAtTop)
         self.view.set_empty(False)
         self._update_found()
         self._update_buttons()
@@ -611,9 +640,11 @@ class InboxController(QObject):
     def _selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         self._update_buttons()
         v = self.view
-        v.detail_box.setVisible(item is not None)
         if item is None:
+            v.detail_box.setVisible(False)
             self._shown = None
+            self._filling = None
+            self._show_steps = []
             self.checks.selected(None)
             v.headers.clear()
             v.parts.clear()
@@ -624,10 +655,18 @@ class InboxController(QObject):
             return
         msg_id = item.data(0, Role.INBOX_ID)
         self._keep_id = msg_id
+        self._show_steps = []  # what was being filled in for another message stops
+        self._filling = None
         self._set_read(msg_id, True)
         self.checks.selected(msg_id)
         self.runner.run(_details_for_view, self.store, msg_id, on_done=lambda r: self._show(*r),
-                        on_error=lambda exc: v.rendered.show_text(f"Can't read it: {exc}"))
+                        on_error=lambda exc: self._unreadable(msg_id, exc))
+
+    def _unreadable(self, msg_id: str, exc: BaseException) -> None:
+        if self.selected_id() != msg_id:
+            return
+        self.view.detail_box.setVisible(True)
+        self.view.rendered.show_text(f"Can't read it: {exc}")
 
     def _show(self, details: MessageDetails, urls: list[str] | None = None,
               parts: dict[str, tuple[str, bytes]] | None = None) -> None:
@@ -635,9 +674,50 @@ class InboxController(QObject):
         current = v.list.currentItem()
         if current is None or current.data(0, Role.INBOX_ID) != details.id:
             return
-        self._shown = details
-        self.checks.details_shown(details)
-        self._show_headers()
+        self._shown = None  # (until the last piece is in)
+        self._filling = details
+
+        def summary() -> None:
+            v.summary.setText(summary_html(details, message=self.message(details.id)))
+            self._show_headers(details)
+
+        def text() -> None:
+            v.text.setPlainText(details.text or "(This message has no text/plain part.)")
+
+        def html_source() -> None:
+            v.html_source.setPlainText(details.html or "(This message has no HTML part.)")
+            v.body.setTabEnabled(2, bool(details.html))
+
+        def preview() -> None:
+            if details.html:
+                # remote resources load only when asked (the bar above it), for this message
+                v.rendered.show_html(details.html, urls or [], parts)
+            else:
+                v.rendered.show_text(details.text)
+            v.body.setTabText(0, "&HTML" if details.html else "&Message")
+
+        def done() -> None:
+            self._shown = details
+            self._filling = None
+            self.checks.details_shown(details)
+
+        # (showing the viewer lays out all of it: a turn of its own, before it is filled)
+        self._show_steps = [lambda: v.detail_box.setVisible(True), summary,
+                            lambda: self._show_parts(details),
+                            lambda: v.source.setPlainText(details.source), text, html_source,
+                            preview, done]
+        self._next_show_step()
+
+    def _next_show_step(self) -> None:
+        if not self._show_steps:
+            return
+        step = self._show_steps.pop(0)
+        step()
+        if self._show_steps:
+            self._step_timer.start()
+
+    def _show_parts(self, details: MessageDetails) -> None:
+        v = self.view
         v.parts.clear()
         self._show_part(None)
         stack: list[QTreeWidgetItem] = []
@@ -656,22 +736,10 @@ class InboxController(QObject):
                 v.parts.addTopLevelItem(item)
             stack.append(item)
         v.parts.expandAll()
-        v.source.setPlainText(details.source)
-        v.text.setPlainText(details.text or "(This message has no text/plain part.)")
-        v.html_source.setPlainText(details.html or "(This message has no HTML part.)")
-        v.body.setTabEnabled(2, bool(details.html))
-        if details.html:
-            # remote resources load only when asked (the bar above it), for this message
-            v.rendered.show_html(details.html, urls or [], parts)
-        else:
-            v.rendered.show_text(details.text)
-        v.body.setTabText(0, "&HTML" if details.html else "&Message")
-        # (the bar above the preview says how many remote images it blocked)
-        v.summary.setText(summary_html(details, message=self.message(details.id)))
 
-    def _show_headers(self) -> None:
+    def _show_headers(self, details: MessageDetails | None = None) -> None:
         v = self.view
-        details = self._shown
+        details = details or self._shown or self._filling
         v.headers.clear()
         if details is None:
             return
@@ -706,7 +774,7 @@ class InboxController(QObject):
     def _part_selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         container = item is not None and bool(item.data(1, Role.IS_MULTIPART))
         self.view.save_part.setEnabled(item is not None and not container)
-        details, msg_id = self._shown, self.selected_id()
+        details, msg_id = self._shown or self._filling, self.selected_id()
         if item is None or container or details is None or msg_id != details.id:
             self._show_part(None)
             return

@@ -423,7 +423,9 @@ def test_big_attachment_is_listed_without_the_gui_process_parsing_it(
     items = tree_items(view.parts)
     part = next(i for i in items if i.text(1) == "big.bin")
     assert part.text(2) == human_size(len(payload))
-    assert "lines of base64 folded" in view.source.toPlainText()
+    # (the viewer fills its tabs a piece per turn of the event loop: the source comes next)
+    qtbot.waitUntil(lambda: "lines of base64 folded" in view.source.toPlainText(),
+                    timeout=10000)
     assert "see attached" in preview_text(qtbot, view.rendered)
     assert parsed == [] and computed == []  # shown from details.json alone
     # "Save part" decodes on a worker, chunk by chunk, and writes the same bytes
