@@ -57,6 +57,10 @@ ARRIVALS_EVERY_MS = 16  # new rows join the list at most once per frame (60 Hz)
 # rows made in one frame: at most this long (ms) of the GUI thread, the rest in the next frame
 # (the list's paint and the probe of a frame need the remainder of the 16 ms)
 ARRIVALS_BUDGET_MS = 6.0
+# the unread count (the pane's tab) follows a burst at most this often: a new tab text lays
+# out the tab bar and the panes again (about 4 ms of the GUI thread); a lone arrival, and the
+# last of a burst, are counted at once or within this time
+COUNT_EVERY_MS = 100
 WARM_AFTER_MS = 400  # after the server started: the viewer made ready for the first message
 # Starting the preview's engine puts a browser view into the shown window, which makes Qt
 # destroy and make anew the window's native (X11) window: keys typed in that moment are lost
@@ -227,6 +231,10 @@ class InboxController(QObject):
         self._step_timer.setSingleShot(True)
         self._step_timer.setInterval(0)
         self._step_timer.timeout.connect(self._next_show_step)
+        self._counted_at = 0.0  # when the arrivals last changed the unread count shown
+        self._count_timer = QTimer(self)
+        self._count_timer.setSingleShot(True)
+        self._count_timer.timeout.connect(self._count_arrivals)
         # the rows' fonts, made once (a row is bold while unread)
         self._bold = QFont(view.list.font())
         self._bold.setBold(True)
@@ -564,13 +572,22 @@ class InboxController(QObject):
         self.view.set_empty(False)
         self._update_found()
         self._update_buttons()
-        self.count_changed.emit(self.unread)
+        wait = COUNT_EVERY_MS - (time.monotonic() - self._counted_at) * 1000
+        if wait <= 0:
+            self._count_arrivals()
+        elif not self._count_timer.isActive():
+            self._count_timer.start(int(wait) + 1)
         if self.view.list.currentItem() is None and self.view.list.topLevelItemCount():
             # nothing is being read: the first to arrive is shown (what you just sent, say),
             # as if each had come in a frame of its own; a message being read is never
             # replaced. (In the next frame: the rows are painted before the viewer fills.)
             first = next((m.id for m in new if self._visible(m)), None)
             self._show_first(first)
+
+    def _count_arrivals(self) -> None:
+        self._count_timer.stop()
+        self._counted_at = time.monotonic()
+        self.count_changed.emit(self.unread)
 
     def _show_first(self, msg_id: str | None) -> None:
         tree = self.view.list
@@ -640,8 +657,8 @@ class InboxController(QObject):
     def _selected(self, item: QTreeWidgetItem | None, _prev: object = None) -> None:
         self._update_buttons()
         v = self.view
+        v.detail_box.setVisible(item is not None)  # (its buttons act on the selected message)
         if item is None:
-            v.detail_box.setVisible(False)
             self._shown = None
             self._filling = None
             self._show_steps = []
@@ -665,7 +682,6 @@ class InboxController(QObject):
     def _unreadable(self, msg_id: str, exc: BaseException) -> None:
         if self.selected_id() != msg_id:
             return
-        self.view.detail_box.setVisible(True)
         self.view.rendered.show_text(f"Can't read it: {exc}")
 
     def _show(self, details: MessageDetails, urls: list[str] | None = None,
@@ -701,9 +717,7 @@ class InboxController(QObject):
             self._filling = None
             self.checks.details_shown(details)
 
-        # (showing the viewer lays out all of it: a turn of its own, before it is filled)
-        self._show_steps = [lambda: v.detail_box.setVisible(True), summary,
-                            lambda: self._show_parts(details),
+        self._show_steps = [summary, lambda: self._show_parts(details),
                             lambda: v.source.setPlainText(details.source), text, html_source,
                             preview, done]
         self._next_show_step()
