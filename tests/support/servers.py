@@ -819,14 +819,14 @@ class _RawServer:
         self._stopping.set()
         with contextlib.suppress(OSError):
             self._listener.close()
-        with self._lock:
+        with self._lock:  # (a connection's thread is started under it: all in the list run)
             conns = list(self._conns)
+            threads = list(self._threads)
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 conn.close()
-        threads = list(self._threads)
         if self._accept_thread is not None:
             threads.append(self._accept_thread)
         deadline = time.monotonic() + timeout
@@ -861,7 +861,7 @@ class _RawServer:
                     daemon=True,
                 )
                 self._threads.append(thread)
-            thread.start()
+                thread.start()  # under the lock: stop() never joins a thread not yet started
 
     def _serve(self, conn: socket.socket, peer: Any) -> None:
         try:
