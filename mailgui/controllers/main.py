@@ -386,8 +386,11 @@ class MainController(QObject):
             self.source.pane_shown()
 
     def _inbox_count(self, n: int) -> None:
-        index = self.window.side.indexOf(self.window.inbox)
-        self.window.side.setTabText(index, f"Inbox ({n})" if n else "Inbox")
+        side = self.window.side
+        index = side.indexOf(self.window.inbox)
+        text = f"Inbox ({n})" if n else "Inbox"
+        if side.tabText(index) != text:  # a new text lays out the tab bar and the panes again
+            side.setTabText(index, text)
 
     def _sent(self, outcome: object) -> None:
         profile = self.sending.last_profile
