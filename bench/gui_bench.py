@@ -653,20 +653,11 @@ def child_frames(args: argparse.Namespace) -> None:
 
 
 def sandbox_env(home: Path) -> dict[str, str]:
+    from userdirs import throwaway_user
+
     env = dict(os.environ)
-    env.update({
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_STATE_HOME": str(home / ".local" / "state"),
-        "XDG_RUNTIME_DIR": str(home / "run"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-        "QT_QPA_PLATFORM": "offscreen",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
-    (home / "run").mkdir(parents=True, exist_ok=True)
-    os.chmod(home / "run", 0o700)
+    env.update(throwaway_user(home))
+    env.update({"QT_QPA_PLATFORM": "offscreen", "PYTHONDONTWRITEBYTECODE": "1"})
     return env
 
 

@@ -54,6 +54,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+from userdirs import throwaway_user  # noqa: E402
 
 PAINT_TARGET = 0.5
 USABLE_TARGET = 0.8
@@ -250,19 +252,8 @@ def user_env(home: Path, display: str) -> dict[str, str]:
         # an installed mailgui has its byte code (pip compiles it); a checkout run with
         # PYTHONDONTWRITEBYTECODE would compile every module from source at each start
         env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    env.update({
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_STATE_HOME": str(home / ".local" / "state"),
-        "XDG_RUNTIME_DIR": str(home / "run"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-        "DISPLAY": display,
-        "QT_QPA_PLATFORM": "xcb",
-    })
-    (home / "run").mkdir(parents=True, exist_ok=True)
-    os.chmod(home / "run", 0o700)
+    env.update(throwaway_user(home))
+    env.update({"DISPLAY": display, "QT_QPA_PLATFORM": "xcb"})
     return env
 
 
