@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import email
 import gc
 import hashlib
@@ -29,7 +30,7 @@ import shutil
 import smtplib
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -326,16 +327,25 @@ def bench_large(spec: dict) -> dict:
 # -- floors: what the sink allows any client (prebuilt bytes, plain sockets) -----------------
 
 
-def _smtp_session(host: str, port: int) -> tuple[Any, Any]:
+@contextlib.contextmanager
+def _smtp_session(host: str, port: int) -> Iterator[tuple[Any, Any]]:
+    """A plain socket past the greeting and EHLO, and its reader; QUIT when the work ended
+    well, closed whatever happened."""
     import socket
 
     sock = socket.create_connection((host, port))
     reader = sock.makefile("rb")
-    reader.readline()  # the greeting
-    sock.sendall(b"EHLO bench.example\r\n")
-    while reader.readline()[3:4] == b"-":
-        pass
-    return sock, reader
+    try:
+        reader.readline()  # the greeting
+        sock.sendall(b"EHLO bench.example\r\n")
+        while reader.readline()[3:4] == b"-":
+            pass
+        yield sock, reader
+        sock.sendall(b"QUIT\r\n")
+        reader.readline()
+    finally:
+        reader.close()
+        sock.close()
 
 
 def _replies(reader: Any, count: int) -> None:
@@ -363,21 +373,14 @@ def bench_floor_mass(spec: dict) -> dict:
     writes = [contents[i] + (head(i + 1) if i + 1 < n else b"") for i in range(n)]
 
     def run() -> float:
-        sock, reader = _smtp_session(spec["host"], spec["port"])
-        try:
+        with _smtp_session(spec["host"], spec["port"]) as (sock, reader):
             t0 = perf_counter()
             sock.sendall(head(0))
             _replies(reader, 3)
             for i, data in enumerate(writes):
                 sock.sendall(data)
                 _replies(reader, 4 if i + 1 < n else 1)
-            dt = perf_counter() - t0
-            sock.sendall(b"QUIT\r\n")
-            reader.readline()
-        finally:
-            reader.close()
-            sock.close()
-        return dt
+            return perf_counter() - t0
 
     return {"times": repeat(run, spec["runs"], spec["budget"]), "n": n,
             "size": len(contents[0])}
@@ -395,8 +398,7 @@ def bench_floor_large(spec: dict) -> dict:
     piece = 1 << 20
 
     def run() -> float:
-        sock, reader = _smtp_session(spec["host"], spec["port"])
-        try:
+        with _smtp_session(spec["host"], spec["port"]) as (sock, reader):
             sock.sendall(f"MAIL FROM:<{workloads.FROM}>\r\nRCPT TO:<{workloads.TO}>\r\n"
                          "DATA\r\n".encode("ascii"))
             _replies(reader, 3)
@@ -405,13 +407,7 @@ def bench_floor_large(spec: dict) -> dict:
             for start in range(0, len(view), piece):
                 sock.sendall(view[start : start + piece])
             _replies(reader, 1)
-            dt = perf_counter() - t0
-            sock.sendall(b"QUIT\r\n")
-            reader.readline()
-        finally:
-            reader.close()
-            sock.close()
-        return dt
+            return perf_counter() - t0
 
     return {"times": repeat(run, spec["runs"], spec["budget"]), "n": 1, "size": len(content)}
 
