@@ -22,7 +22,9 @@ backend, so nothing of the user's is read or written.
       message is listed there.
   (c) a burst of ``--burst`` messages of 5 KB from Postfix's ``smtp-source`` (4 sessions) at
       the app's inbox port, the Inbox pane shown; until the pane lists them all (its row
-      count grew by the count sent).
+      count grew by the count sent). smtp-source is started before the case, held by a
+      shell until the case starts with one write to its pipe: the bench's own fork and exec
+      are not the app's frames.
 
   After each case the window stays idle (nothing happening) for as long as the case took,
   and the longest gap of that span is the case's **idle gap**: the floor the machine gives
@@ -251,6 +253,56 @@ class Witness:
         self.proc.wait()
 
 
+class StallSampler:
+    """``--stalls MS``: where the GUI thread's long stretches went. A profile function on the
+    GUI thread (``sys.setprofile``: no other thread, no GIL taken from it) notes every call
+    into C (Qt, the stdlib) that lasted ``MS`` ms or more, with its Python caller, and every
+    stretch of ``MS`` or more with no Python at all (Qt's own work between two slots: layout,
+    painting; or the thread waiting for the GIL), with the last call before it and the first
+    after. Off by default: the profile function slows the GUI thread's Python."""
+
+    def __init__(self, threshold_ms: float) -> None:
+        self.threshold = threshold_ms / 1000
+        self.samples: list[tuple[float, float, str]] = []  # (start, seconds, what)
+        self.stack: list[tuple[float, str]] = []
+        self.last = (time.monotonic(), "start")
+        self.pending: tuple[float, float, str] | None = None  # a stretch, awaiting its end
+        sys.setprofile(self.event)
+
+    @staticmethod
+    def where(frame: Any) -> str:
+        return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
+
+    def event(self, frame: Any, kind: str, arg: Any) -> None:
+        now = time.monotonic()
+        then, before = self.last
+        if now - then >= self.threshold:
+            self.samples.append((then, now - then, f"no Python after {before}, until "
+                                 + (getattr(arg, "__qualname__", str(arg))
+                                    if kind.startswith("c_") else self.where(frame))))
+        if kind == "c_call":
+            self.stack.append((now, getattr(arg, "__qualname__", str(arg))))
+            what = "call " + self.stack[-1][1]
+        elif kind in ("c_return", "c_exception") and self.stack:
+            began, name = self.stack.pop()
+            if now - began >= self.threshold and name != "exec":
+                self.samples.append((began, now - began, f"{name} from {self.where(frame)}"))
+            what = "return " + name
+        else:
+            what = f"{kind} {self.where(frame)}"
+        self.last = (time.monotonic(), what)
+
+    def between(self, start: float, end: float) -> list[str]:
+        """The longest stretches that began in [start, end], at most 40, in time order."""
+        inside = [x for x in self.samples if start <= x[0] <= end]
+        longest = sorted(sorted(inside, key=lambda x: -x[1])[:40])
+        return [f"{(t - start) * 1000:.1f} ms, {seconds * 1000:.1f} ms: {what}"
+                for t, seconds, what in longest]
+
+    def stop(self) -> None:
+        sys.setprofile(None)
+
+
 def thread_cpu() -> dict[tuple[int, str], float]:
     """CPU seconds of each thread of this process (/proc), by (thread id, name); the GUI
     thread is named "GUI"."""
@@ -312,6 +364,7 @@ class Frames:
         self.controller = gui.controller
         self.window = gui.window
         self.ticks: list[float] = []
+        self.sampler: StallSampler | None = None
         self.probe = QTimer()
         self.probe.setTimerType(Qt.TimerType.PreciseTimer)
         self.probe.setInterval(PROBE_MS)
@@ -352,6 +405,7 @@ class Frames:
         self.controller.sending.finished.connect(self.sent)
         self.controller.compose.load(self.draft.copy())
         self.probe.start()
+        self.sampler = StallSampler(args.stalls) if args.stalls else None
         for _round in range(args.sends):
             for key in args.cases:
                 self.steps.append(lambda k=key: self.run_case(k))
@@ -396,8 +450,26 @@ class Frames:
         else:
             controller.target.select("builtin-inbox")
             window.show_pane(window.inbox)  # the list is visible while it fills
+        if key == "c" and not self.spawn_source(case):
+            return
         # what the window redraws for the choice of target and pane is not the case's work
         self.later(300, lambda: self.settle(lambda: self.begin(case)))
+
+    def spawn_source(self, case: dict[str, Any]) -> bool:
+        """Start smtp-source now, held by a shell until ``begin`` writes a line to it: the
+        fork and exec of the bench's own tool (several ms of the GUI thread's process) are
+        not charged to the app's case, which starts with one write to a pipe."""
+        argv = [self.args.smtp_source, "-s", str(self.args.sessions), "-m",
+                str(self.args.burst), "-l", "5120", "-f", "a@example.com", "-t",
+                "b@example.com", f"127.0.0.1:{self.controller.inbox.port}"]
+        try:
+            case["proc"] = subprocess.Popen(
+                ["/bin/sh", "-c", 'read go && exec "$@" </dev/null', "sh", *argv],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as exc:
+            self.case_failed(case, f"smtp-source could not start: {exc}")
+            return False
+        return True
 
     def begin(self, case: dict[str, Any]) -> None:
         controller, key = self.controller, case["key"]
@@ -411,13 +483,10 @@ class Frames:
                 self.case_failed(case, "controller.sending.send() did not start a send")
                 return
         else:
-            argv = [self.args.smtp_source, "-s", str(self.args.sessions), "-m",
-                    str(self.args.burst), "-l", "5120", "-f", "a@example.com", "-t",
-                    "b@example.com", f"127.0.0.1:{controller.inbox.port}"]
+            proc = case["proc"]
             try:
-                case["proc"] = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.DEVNULL,
-                                                stderr=subprocess.PIPE)
+                proc.stdin.write(b"go\n")
+                proc.stdin.close()
             except OSError as exc:
                 self.case_failed(case, f"smtp-source could not start: {exc}")
                 return
@@ -477,6 +546,8 @@ class Frames:
             run["sent_s"] = case["sent"] - case["t0"]
         if case.get("source_done"):
             run["smtp_source_s"] = case["source_done"] - case["t0"]
+        if self.sampler is not None:
+            run["stalls"] = self.sampler.between(case["t0"], end)
         self.runs[case["key"]].append(run)
         # the idle span: the same window, nothing happening, as long as the case took
         # (after a pause for what the case left behind: the inbox's checks of the burst)
@@ -598,6 +669,8 @@ class Frames:
 
     def finish(self) -> None:
         self.probe.stop()
+        if self.sampler is not None:
+            self.sampler.stop()
         self.poll.stop()
         if self.witness is not None:
             self.witness.stop()
@@ -718,6 +791,10 @@ def case_row(key: str, runs: list[dict], title: str) -> tuple[dict, list[str], d
              f"runs {ms(idle)} (each idle span as long as its case, the window shown, nothing "
              f"happening; 'machine': the longest gap of a separate process sleeping 4 ms in "
              f"a loop, over the same span); every run: {each}"]
+    for r in done:
+        if r.get("stalls"):
+            notes.append(f"1{key} stalls (--stalls), run of {r['seconds']:.2f} s: "
+                         + "; ".join(r["stalls"]))
     worst_run = max(done, key=lambda r: r["gap_ms"])
     if worst_run.get("cpu_s"):
         row["where"] = [f"CPU time in the worst run ({worst_run['seconds']:.2f} s): "
@@ -791,7 +868,8 @@ def parent(args: argparse.Namespace) -> dict:
                        "--sends", str(args.sends), "--cases", args.cases, "--burst",
                        str(args.burst), "--sessions", str(args.sessions), "--smtp-source",
                        args.smtp_source] + (["--quick"] if args.quick else [])
-                      + (["--sender-thread"] if args.sender_thread else []),
+                      + (["--sender-thread"] if args.sender_thread else [])
+                      + (["--stalls", str(args.stalls)] if args.stalls else []),
                       env, timeout=timeout)
         if not r.get("available"):
             out["available"] = False
@@ -883,6 +961,9 @@ def main() -> None:
     parser.add_argument("--sender-thread", action="store_true",
                         help="for comparison: send on the worker thread, not in the sender "
                              "process")
+    parser.add_argument("--stalls", type=float, default=0.0, metavar="MS",
+                        help="for finding causes: note the GUI thread's stack in every gap "
+                             "longer than MS (the sampler's GIL use disturbs the figures)")
     parser.add_argument("--child", choices=("cold", "frames"))
     parser.add_argument("--spawned", type=float, default=T_PROCESS)
     parser.add_argument("--workdir", default="", help="(child) folder for config and data")
