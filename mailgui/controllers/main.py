@@ -387,11 +387,7 @@ class MainController(QObject):
             self.source.pane_shown()
 
     def _inbox_count(self, n: int) -> None:
-        side = self.window.side
-        index = side.indexOf(self.window.inbox)
-        text = f"Inbox ({n})" if n else "Inbox"
-        if side.tabText(index) != text:  # a new text lays out the tab bar and the panes again
-            side.setTabText(index, text)
+        self.window.show_unread(n)
 
     def _sent(self, outcome: object) -> None:
         profile = self.sending.last_profile

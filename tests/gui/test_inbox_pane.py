@@ -28,7 +28,11 @@ def test_inbox_delete_and_clear(make_gui, qtbot, monkeypatch) -> None:  # noqa: 
     qtbot.waitUntil(lambda: len(inbox.messages) == 2)
     # the tab counts the unread: the first was shown as it came (nothing else was being read);
     # during a burst the count follows within 100 ms
-    qtbot.waitUntil(lambda: gui.window.side.tabText(0) == "Inbox (1)", timeout=2000)
+    qtbot.waitUntil(lambda: gui.window.inbox_badge.count == 1, timeout=2000)
+    tabs = gui.window.side.tabBar()
+    assert gui.window.inbox_badge.text() == "1" and tabs.tabText(0) == "Inbox"
+    assert tabs.accessibleTabName(0) == "Inbox, 1 unread"  # what a screen reader says
+    assert tabs.tabToolTip(0) == "1 unread message"
     view = gui.window.inbox
     view.list.setCurrentItem(view.list.topLevelItem(0))
     qtbot.mouseClick(view.delete, Qt.MouseButton.LeftButton)
@@ -96,7 +100,7 @@ def test_a_delete_that_fails_says_so_and_the_list_shows_the_truth(  # noqa: ANN0
     qtbot.waitUntil(lambda: [m.subject for m in inbox.messages] == ["one", "two", "three"])
     # (the tab counts the unread: "one" was shown as it came, "three" was opened)
     assert view.list.topLevelItemCount() == 3
-    qtbot.waitUntil(lambda: gui.window.side.tabText(0) == "Inbox (1)", timeout=2000)
+    qtbot.waitUntil(lambda: gui.window.inbox_badge.count == 1, timeout=2000)
     assert inbox.selected_id() == stuck_id  # and still selected
     assert stuck_id in [m.id for m in inbox.store.list()]
     # Delete all removes what it can and says what it could not
@@ -106,7 +110,8 @@ def test_a_delete_that_fails_says_so_and_the_list_shows_the_truth(  # noqa: ANN0
     assert said.args[0].startswith("Could not delete the messages: is a directory (")
     qtbot.waitUntil(lambda: [m.id for m in inbox.messages] == [stuck_id])
     assert [m.id for m in inbox.store.list()] == [stuck_id]
-    assert gui.window.side.tabText(0) == "Inbox"  # the one left was read: nothing unread
+    assert gui.window.inbox_badge.count == 0  # the one left was read: nothing unread
+    assert gui.window.side.tabBar().accessibleTabName(0) == "Inbox"
 
 
 def test_a_part_that_cannot_be_saved_says_so(make_gui, qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001

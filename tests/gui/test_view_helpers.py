@@ -52,3 +52,50 @@ def test_send_via_entries_carry_their_id_and_where_they_send(make_gui) -> None: 
     index = combo.findData("builtin-file", Role.PROFILE_ID)
     assert index >= 0 and combo.itemText(index) == "Files"
     assert combo.itemData(index, Role.TOOLTIP) == f"files in {gui.paths.file_backend_dir}"
+
+
+def test_count_badge_repaints_alone_and_resizes_only_with_its_digits(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QLabel, QTabWidget
+
+    from mailgui.views.main_window import CountBadge
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QLabel("pane"), "Inbox")
+    badge = CountBadge()
+    tabs.tabBar().setTabButton(0, tabs.tabBar().ButtonPosition.RightSide, badge)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    assert badge.width() == 0 and badge.text() == ""  # nothing shown at 0
+
+    requests: list[QObject] = []
+
+    class Watch(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+            if event.type() == QEvent.Type.LayoutRequest:
+                requests.append(obj)
+            return False
+
+    watch = Watch()
+    tabs.tabBar().installEventFilter(watch)
+    tabs.installEventFilter(watch)
+
+    badge.set_count(7)
+    one_digit = badge.width()
+    assert one_digit > 0 and badge.text() == "7"
+    qtbot.waitUntil(lambda: bool(requests))  # 0 -> 1 digit: the tab makes room once
+    requests.clear()
+    for n in range(1, 10):  # the same number of digits: the pill alone is repainted
+        badge.set_count(n)
+        qtbot.wait(5)
+    assert badge.width() == one_digit and requests == []
+    badge.set_count(1234)
+    assert badge.text() == "1,234" and badge.width() > one_digit
+    qtbot.waitUntil(lambda: bool(requests))
+
+    pixels = badge.grab().toImage()
+    highlight = badge.palette().color(badge.palette().ColorRole.Highlight)
+    centre_row = [QColor(pixels.pixel(x, pixels.height() // 2)) for x in range(pixels.width())]
+    assert any(c == highlight for c in centre_row)  # the pill is drawn
