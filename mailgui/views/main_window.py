@@ -86,14 +86,17 @@ class CountBadge(QWidget):
     def text(self) -> str:
         return f"{self.count:,}" if self.count else ""
 
-    def set_count(self, n: int) -> None:
+    def set_count(self, n: int) -> bool:
+        """Show ``n``; True if the pill changed size (its tab must make room)."""
         if n == self.count:
-            return
+            return False
         before = len(self.text())
         self.count = n
-        if len(self.text()) != before:
-            self._size_for(len(self.text()))
         self.update()
+        if len(self.text()) == before:
+            return False
+        self._size_for(len(self.text()))
+        return True
 
     def _size_for(self, digits: int) -> None:
         metrics = self.fontMetrics()
@@ -367,9 +370,10 @@ class MainWindow(QMainWindow):
 
     def show_unread(self, n: int) -> None:
         """The Inbox tab's count of unread messages (none shown at 0)."""
-        self.inbox_badge.set_count(n)
         bar = self.side.tabBar()
         index = self.side.indexOf(self.inbox)
+        if self.inbox_badge.set_count(n):
+            bar.setTabText(index, bar.tabText(index))  # (the tab bar sizes its tabs anew)
         bar.setAccessibleTabName(index, f"Inbox, {n:,} unread" if n else "Inbox")
         bar.setTabToolTip(index, f"{n:,} unread message{'s' if n != 1 else ''}" if n else "")
 

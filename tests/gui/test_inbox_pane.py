@@ -33,6 +33,8 @@ def test_inbox_delete_and_clear(make_gui, qtbot, monkeypatch) -> None:  # noqa: 
     assert gui.window.inbox_badge.text() == "1" and tabs.tabText(0) == "Inbox"
     assert tabs.accessibleTabName(0) == "Inbox, 1 unread"  # what a screen reader says
     assert tabs.tabToolTip(0) == "1 unread message"
+    qtbot.waitUntil(lambda: tabs.tabRect(0).contains(gui.window.inbox_badge.geometry()))
+    assert not tabs.tabRect(1).intersects(gui.window.inbox_badge.geometry())  # room was made
     view = gui.window.inbox
     view.list.setCurrentItem(view.list.topLevelItem(0))
     qtbot.mouseClick(view.delete, Qt.MouseButton.LeftButton)

@@ -64,6 +64,7 @@ def test_count_badge_repaints_alone_and_resizes_only_with_its_digits(qtbot) -> N
     tabs = QTabWidget()
     qtbot.addWidget(tabs)
     tabs.addTab(QLabel("pane"), "Inbox")
+    tabs.addTab(QLabel("other"), "Source")
     badge = CountBadge()
     tabs.tabBar().setTabButton(0, tabs.tabBar().ButtonPosition.RightSide, badge)
     tabs.show()
@@ -82,13 +83,14 @@ def test_count_badge_repaints_alone_and_resizes_only_with_its_digits(qtbot) -> N
     tabs.tabBar().installEventFilter(watch)
     tabs.installEventFilter(watch)
 
-    badge.set_count(7)
+    assert badge.set_count(7)  # (True: the tab must make room; MainWindow.show_unread does)
+    tabs.tabBar().setTabText(0, "Inbox")
     one_digit = badge.width()
     assert one_digit > 0 and badge.text() == "7"
     qtbot.waitUntil(lambda: bool(requests))  # 0 -> 1 digit: the tab makes room once
     requests.clear()
     for n in range(1, 10):  # the same number of digits: the pill alone is repainted
-        badge.set_count(n)
+        assert not badge.set_count(n)
         qtbot.wait(5)
     assert badge.width() == one_digit and requests == []
     badge.set_count(1234)
