@@ -337,6 +337,11 @@ class MainWindow(QMainWindow):
         """Build every side pane now (after the first frame: nothing waits for it later)."""
         for name, *_rest in LAZY_PANES:
             self._pane(name)
+        # the status bar's busy parts, made ready while hidden: their first show (the
+        # first Send) otherwise polishes them and renders Cancel's icon in the click's frame
+        for widget in (self.progress, self.cancel):
+            widget.ensurePolished()
+        self.cancel.icon().pixmap(self.cancel.iconSize())
 
     @property
     def banner(self) -> MessageBanner:
