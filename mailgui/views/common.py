@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from types import TracebackType
 
-from PySide6.QtCore import QObject, QRegularExpression, Qt, Signal
+from PySide6.QtCore import QObject, QRegularExpression, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -14,6 +14,7 @@ from PySide6.QtGui import (
     QFontDatabase,
     QIcon,
     QKeySequence,
+    QResizeEvent,
     QSyntaxHighlighter,
     QTextCharFormat,
     QTextDocument,
@@ -145,6 +146,30 @@ def hint_label(text: str) -> QLabel:
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setStyleSheet(style.muted_label("padding: 24px; font-size: 11pt;"))
     return label
+
+
+class Pane(QWidget):
+    """A part of the window (the compose form, a side pane) whose contents' size changes
+    stay inside it: its layout is on ``pane_body``, a child it fills; it has no layout
+    itself. In Qt, every text set on a label lays out each parent up to the window (a
+    layout's activation always updates its widget's geometry, and so its parent's): 2 ms
+    of the GUI thread for the Transcript's result line, more during a send. A pane's size
+    comes from the splitter and tabs it sits in, never from its texts, so the climb stops
+    here: the pane lays out its own widgets, nothing above it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pane_body = QWidget(self)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        self.pane_body.setGeometry(self.rect())
+        super().resizeEvent(event)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self.pane_body.sizeHint()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self.pane_body.minimumSizeHint()
 
 
 class MessageBanner(QFrame):

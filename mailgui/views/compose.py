@@ -55,7 +55,7 @@ from PySide6.QtWidgets import (
 
 from mailgui.model.draft import one_line
 from mailgui.views import style
-from mailgui.views.common import MessageBanner, delete_key, icon, mono_font, named
+from mailgui.views.common import MessageBanner, Pane, delete_key, icon, mono_font, named
 from mailgui.views.webpreview import WebPreview
 
 BREAK_EVERY = 24  # characters of a word in a problem sentence between two break chances
@@ -324,7 +324,7 @@ def _notice_bar(button_text: str, severity: str) -> tuple[QFrame, QLabel, QPushB
     return bar, label, button
 
 
-class ComposeView(QWidget):
+class ComposeView(Pane):
     """All the compose widgets, exposed as attributes; signals for the controller."""
 
     files_dropped = Signal(list)
@@ -483,7 +483,7 @@ class ComposeView(QWidget):
         arow.addWidget(self.add_attachment)
         arow.addWidget(self.remove_attachment)
 
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self.pane_body)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(self.banner)
         layout.addLayout(grid)

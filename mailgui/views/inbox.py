@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from mailgui.views import style
 from mailgui.views.checks import ChecksPanel
-from mailgui.views.common import delete_key, hint_label, mono_font, named, source_editor
+from mailgui.views.common import Pane, delete_key, hint_label, mono_font, named, source_editor
 from mailgui.views.compose import HtmlPreview, _notice_bar
 from mailgui.views.webpreview import WebPreview
 
@@ -88,7 +88,7 @@ def _text_view(name: str, *, mono: bool = False) -> QPlainTextEdit:
     return edit
 
 
-class InboxView(QWidget):
+class InboxView(Pane):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.status = QLabel("Starting the local test inbox\u2026")
@@ -289,7 +289,7 @@ class InboxView(QWidget):
         split.setStretchFactor(1, 3)
         split.setChildrenCollapsible(False)
         self.split = split
-        box = QVBoxLayout(self)
+        box = QVBoxLayout(self.pane_body)
         box.setContentsMargins(6, 6, 6, 6)
         box.addLayout(top)
         box.addLayout(find_row)

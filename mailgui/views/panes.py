@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from mailgui.model.sentlog import SentEntry
 from mailgui.views import style
 from mailgui.views.common import (
+    Pane,
     Role,
     TranscriptHighlighter,
     hint_label,
@@ -45,7 +46,7 @@ def _tree(name: str, headers: list[str]) -> QTreeWidget:
     return tree
 
 
-class SourceView(QWidget):
+class SourceView(Pane):
     """The MIME source of the draft: the bytes mailcore would send."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -71,14 +72,14 @@ class SourceView(QWidget):
         self.error.setStyleSheet(style.problem_label())
         named(self.error, "Source problem")
         self.error.hide()
-        box = QVBoxLayout(self)
+        box = QVBoxLayout(self.pane_body)
         box.setContentsMargins(6, 6, 6, 6)
         box.addLayout(top)
         box.addWidget(self.error)
         box.addWidget(self.text, 1)
 
 
-class TranscriptView(QWidget):
+class TranscriptView(Pane):
     """The result of the latest send (or connection test) and its SMTP conversation."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -96,7 +97,7 @@ class TranscriptView(QWidget):
         )
         self.highlighter = TranscriptHighlighter(self.text.document())
         named(self.text, "SMTP transcript")
-        box = QVBoxLayout(self)
+        box = QVBoxLayout(self.pane_body)
         box.setContentsMargins(6, 6, 6, 6)
         box.addWidget(self.result)
         box.addWidget(self.text, 1)
@@ -115,7 +116,7 @@ class TranscriptView(QWidget):
         self.result.setStyleSheet(style.result_label(ok))
 
 
-class ConsoleView(QWidget):
+class ConsoleView(Pane):
     """What the console backend printed (also written to stdout)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -135,7 +136,7 @@ class ConsoleView(QWidget):
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(self.clear)
-        box = QVBoxLayout(self)
+        box = QVBoxLayout(self.pane_body)
         box.setContentsMargins(6, 6, 6, 6)
         box.addWidget(self.text, 1)
         box.addLayout(row)
@@ -146,7 +147,7 @@ class ConsoleView(QWidget):
         self.text.appendPlainText(text.rstrip("\n") + "\n")
 
 
-class MessageListView(QWidget):
+class MessageListView(Pane):
     """A list of messages above a source viewer, with a hint while the list is empty."""
 
     def __init__(self, name: str, columns: list[str], hint: str,
@@ -169,7 +170,7 @@ class MessageListView(QWidget):
         self.buttons = QHBoxLayout()
         self.buttons.addStretch(1)
         self.buttons.addWidget(self.clear)
-        box = QVBoxLayout(self)
+        box = QVBoxLayout(self.pane_body)
         box.setContentsMargins(6, 6, 6, 6)
         box.addWidget(self.split, 1)
         box.addLayout(self.buttons)
@@ -207,7 +208,7 @@ class MemoryView(MessageListView):
         self.set_empty(True)
 
 
-class SentLogView(QWidget):
+class SentLogView(Pane):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.list = _tree("Sent log",
@@ -239,7 +240,7 @@ class SentLogView(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.stack)
         split.addWidget(self.detail)
-        box = QVBoxLayout(self)
+        box = QVBoxLayout(self.pane_body)
         box.setContentsMargins(6, 6, 6, 6)
         box.addWidget(self.note)
         box.addWidget(split, 1)
