@@ -55,6 +55,8 @@ TEST_PACKAGES=(
   # queued sending: a real Redis for the broker, started by the tests on loopback (never the
   # system's instance)
   redis-server
+  # the local inbox's disk syncs, counted from the server's system calls (tests/gui)
+  strace
 )
 ((FOR_TESTS)) && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 # What the benchmarks add (bench/run.sh): xdotool types into the window in the cold-start

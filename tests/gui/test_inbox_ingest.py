@@ -12,6 +12,8 @@ import os
 import signal
 import smtplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,9 @@ from mailgui.model.inbox_tools import SearchIndex
 
 BURST = 2000
 CLIENTS = 4
+
+
+ROOT = Path(__file__).parents[2]
 
 
 def message(i: int, size: int = 5120) -> bytes:
@@ -303,3 +308,52 @@ def test_the_window_lists_every_message_of_a_burst(make_gui, qtbot) -> None:  # 
     # share of time allows; the rest waits for the next)
     assert sum(batches) == BURST and len(batches) < BURST
     assert len(inbox.store.list()) == BURST
+
+
+def _journal_syncs(trace: Path) -> int:
+    """The fdatasync/fsync calls on the journal in an ``strace -y`` log."""
+    return sum(1 for line in trace.read_text().splitlines()
+               if ("fdatasync(" in line or "fsync(" in line) and JOURNAL_NAME in line
+               and "= 0" in line)
+
+
+@pytest.mark.parametrize("sync_each", [False, True], ids=["synced-soon", "sync-each"])
+def test_a_250_means_stored_and_the_journal_reaches_the_disk(tmp_path: Path,
+                                                             sync_each: bool) -> None:
+    """By default a "250" follows the message's journal record being written (a killed
+    server loses nothing) and the journal is synced to the disk within SYNC_AFTER, once for
+    many messages; ``--sync-each`` syncs before every batch's 250s. Counted from the real
+    process's system calls (strace), the server killed with SIGKILL (no shutdown sync)."""
+    from mailgui.model.inbox_server import SYNC_AFTER
+
+    folder, trace = tmp_path / "in", tmp_path / "trace"
+    argv = [sys.executable, "-m", "mailgui.model.inbox_server", "--dir", str(folder),
+            *(["--sync-each"] if sync_each else [])]
+    proc = subprocess.Popen(["strace", "-f", "-y", "-qq", "-e", "trace=fdatasync,fsync",
+                             "-o", str(trace), *argv],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    sent = 20
+    try:
+        ready = proc.stdout.readline().split()
+        assert ready and ready[0] == b"READY", proc.stderr.read()
+        port = int(ready[1])
+        for i in range(sent):  # one at a time: each its own batch
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.sendmail("a@example.test", ["b@example.test"], message(i))
+        time.sleep(SYNC_AFTER + 0.2)  # (before the idle checkpoint at 0.5 s)
+        syncs = _journal_syncs(trace)
+        proc.send_signal(signal.SIGKILL)  # the server only: strace reports and exits
+        proc.wait(10)
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+    if sync_each:
+        assert syncs >= sent  # before each 250
+    else:
+        assert 1 <= syncs <= sent // 4  # it reached the disk, in few syncs for many messages
+    # everything acknowledged is there for the store a restart opens
+    stored = InboxStore(folder).list()
+    assert sorted(m.subject for m in stored) == sorted(f"burst {i}" for i in range(sent))
