@@ -182,3 +182,27 @@ def test_a_dkim_key_in_the_settings_is_never_in_repr():
                            "private_key": "-----BEGIN PRIVATE KEY-----sekrit"}
     assert "sekrit" not in repr(settings)
     assert "sekrit" not in str(settings.as_dict())
+
+
+def test_every_change_to_the_environment_is_read_at_once(monkeypatch) -> None:  # noqa: ANN001
+    """The settings read the environment through os.environ's own mapping (a fast path):
+    whatever changes it, the next read sees."""
+    import os
+
+    monkeypatch.delenv("MAILCORE_DEFAULT_CHARSET", raising=False)
+    assert mailcore.settings.DEFAULT_CHARSET == "utf-8"
+    os.environ["MAILCORE_DEFAULT_CHARSET"] = "iso-8859-1"
+    try:
+        assert mailcore.settings.DEFAULT_CHARSET == "iso-8859-1"
+        os.environ.update({"MAILCORE_DEFAULT_CHARSET": "ascii"})
+        assert mailcore.settings.DEFAULT_CHARSET == "ascii"
+        os.environ.setdefault("MAILCORE_DEFAULT_CHARSET", "utf-16")  # (already set: kept)
+        assert mailcore.settings.DEFAULT_CHARSET == "ascii"
+        assert os.environ.pop("MAILCORE_DEFAULT_CHARSET") == "ascii"
+        assert mailcore.settings.DEFAULT_CHARSET == "utf-8"
+        monkeypatch.setenv("MAILCORE_DEFAULT_CHARSET", "koi8-r")
+        assert mailcore.settings.DEFAULT_CHARSET == "koi8-r"
+        monkeypatch.setenv("MAILCORE_DEFAULT_CHARSET", "caf\u00e9")  # not ASCII: decoded back
+        assert mailcore.settings.DEFAULT_CHARSET == "caf\u00e9"
+    finally:
+        os.environ.pop("MAILCORE_DEFAULT_CHARSET", None)
