@@ -8,7 +8,9 @@ not a test; its last line is ``RESULT {json}`` for bench/run.py.
     .venv/bin/python bench/queue_bench.py            # 100,000 messages, 2 rounds (~5 min)
     .venv/bin/python bench/queue_bench.py --quick    # 5,000 messages, 1 round, no profiles
 
-Redis is a private ``redis-server`` on 127.0.0.1 (no persistence) started here; the sink is
+Redis is a private ``redis-server`` (no persistence) started here, reached over TCP on
+127.0.0.1 (``--redis socket``: through its Unix socket, ``redis+socket://``, as with Redis on
+the workers' machine; no faster here on 2026-12-02, within the noise); the sink is
 ``/usr/sbin/smtp-sink`` (PIPELINING offered). Each worker count gets a queue of its own,
 filled before its workers start; their rate is counted from the first message sent to the
 last (the workers' start-up is left out and shown apart). Rounds are interleaved (direct,
@@ -46,25 +48,35 @@ PRODUCER_TARGET = 10_000
 
 
 class Redis:
-    def __init__(self, folder: Path) -> None:
+    """A private redis-server on 127.0.0.1 and on a Unix socket in ``folder``; ``url`` is
+    the one the run uses (``--redis``: TCP by default, as for workers on other machines)."""
+
+    def __init__(self, folder: Path, transport: str = "tcp") -> None:
         self.port = free_port()
         self.folder = folder
+        self.socket = folder / "redis.sock"
+        self.transport = transport
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
+        if self.transport == "socket":
+            return f"redis+socket://{self.socket}"
         return f"redis://{HOST}:{self.port}/0"
 
     def __enter__(self) -> Redis:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         conf = self.folder / "redis.conf"
         conf.write_text(f"bind {HOST}\nport {self.port}\ndir {self.folder}\nsave \"\"\n"
+                        f"unixsocket {self.socket}\nunixsocketperm 700\n"
                         "appendonly no\nlogfile redis.log\n")
         self.proc = subprocess.Popen([exe, str(conf)], stdout=subprocess.DEVNULL,
                                      start_new_session=True)
         import redis
 
-        client = redis.Redis.from_url(self.url)
+        from mailcore.queue import redis_py_url
+
+        client = redis.Redis.from_url(redis_py_url(self.url))
         for _ in range(200):
             try:
                 client.ping()
@@ -198,7 +210,9 @@ def flush(redis_url: str) -> None:
     """What a finished row left in Redis (sent records, counts): gone before the next."""
     import redis
 
-    redis.Redis.from_url(redis_url).flushdb()
+    from mailcore.queue import redis_py_url
+
+    redis.Redis.from_url(redis_py_url(redis_url)).flushdb()
 
 
 def spy_summary(raw: Path, top: int = 7) -> str:
@@ -263,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="default 2 (--quick: 1)")
     parser.add_argument("--quick", action="store_true", help="5,000 messages, one round")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--redis", choices=("tcp", "socket"), default="tcp",
+                        help="how the producer and the workers reach Redis: TCP on 127.0.0.1 "
+                             "(the default, as for workers on other machines) or its Unix "
+                             "socket (redis+socket://, Redis on the workers' machine)")
     args = parser.parse_args(argv)
     n = args.messages or (5000 if args.quick else 100_000)
     rounds = args.rounds or (1 if args.quick else 2)
@@ -298,10 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     delivered: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
     startups: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
     where_producer = where_worker = ""
-    with tempfile.TemporaryDirectory() as tmp, sink, Redis(Path(tmp)) as redis_server:
+    with tempfile.TemporaryDirectory() as tmp, sink, \
+            Redis(Path(tmp), args.redis) as redis_server:
         settings.configure(EMAIL_QUEUE_BROKER_URL=redis_server.url)
+        where = ("its Unix socket (redis+socket://, as for Redis on the workers' machine)"
+                 if args.redis == "socket" else f"{HOST} over TCP")
         say(f"{n:,} messages of {len(MASS_BODY):,} bytes of text; {os.cpu_count()} CPUs; "
-            f"sink: smtp-sink (PIPELINING: {sink.pipelining}); Redis on {HOST}; "
+            f"sink: smtp-sink (PIPELINING: {sink.pipelining}); Redis on {where}; "
             f"{rounds} round(s)")
         for round_ in range(rounds):
             directs.append(direct(mailcore, sink, n))

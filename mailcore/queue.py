@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mailcore.conf import ImproperlyConfigured, settings
 from mailcore.errors import Failure, Kind, classify
@@ -320,12 +320,32 @@ class _LoginRefused(Exception):  # noqa: N818 - carries redis's AuthenticationEr
     pass
 
 
+REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
+
+
+def redis_py_url(url: str) -> str:
+    """The URL redis-py reads for a broker URL in Celery's (kombu's) form: the same, but a
+    Unix socket (``redis+socket:///run/redis/redis.sock``, its database as
+    ``?virtual_host=N``) is ``unix:///run/redis/redis.sock?db=N`` there. With Redis on the
+    workers' machine a Unix socket saves the kernel's TCP path on every command."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis+socket":
+        return url
+    query = [("db" if k == "virtual_host" else k, v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    # (urlunsplit would drop the "//" of an empty host for a scheme it does not know)
+    return f"unix://{parts.netloc}{parts.path}" + (f"?{urlencode(query)}" if query else "")
+
+
 def _redis_client(url: str) -> Any:
     """A client that rides out a Redis restart (about 35 s of retries on connection errors),
     but not a refused login: redis's AuthenticationError is a ConnectionError, and a wrong or
-    missing password does not mend by waiting."""
+    missing password does not mend by waiting. ``url``: redis://, rediss://, or a Unix
+    socket as redis+socket:// (Celery's form) or unix:// (redis-py's)."""
     import redis
     from redis.backoff import ExponentialBackoff
+
+    url = redis_py_url(url)
     from redis.retry import Retry
 
     class LoginAwareRetry(Retry):
@@ -1027,7 +1047,7 @@ def _publish(config: QueueConfig, batches: Sequence[Sequence[_Encoded]],
              countdowns: Sequence[float | None] | None = None, app: Any = None) -> None:
     """One task per batch (after its countdown, seconds, if one is given)."""
     app = app or get_app(config)
-    if urlsplit(config.broker_url).scheme in ("redis", "rediss"):
+    if urlsplit(config.broker_url).scheme in REDIS_SCHEMES:
         _publish_redis(app, config, batches, countdowns)
     else:
         _publish_celery(app, config, batches, countdowns)

@@ -194,6 +194,35 @@ def test_thousand_messages_delivered_exactly_once(producer, start_workers) -> No
         assert (counts["queued"], counts["sent"], counts["dead"]) == (0, 1000, 0)
 
 
+def test_redis_on_a_unix_socket_delivers_exactly_once(tmp_path_factory, qname,
+                                                      start_workers, producer) -> None:
+    """Redis on the workers' machine, reached through its Unix socket: the broker URL in
+    Celery's form (redis+socket://) serves Celery, the producer's fast publishing and the
+    queue's records alike."""
+    folder = tmp_path_factory.mktemp("redis-socket")
+    with RedisServer(folder, unix_socket=True) as local, \
+            SMTPServer("plain", pipelining=True) as server:
+        url = local.socket_url + "?virtual_host=2"
+        assert queue.redis_py_url(url) == f"unix://{local.socket_path}?db=2"
+        settings.configure(EMAIL_QUEUE_BROKER_URL=url)
+        backend = mailcore.get_connection("mailcore.backends.celery.EmailBackend")
+        assert backend.send_messages(batch(200, "sock")) == 200
+        ids = backend.last_message_ids
+        # the tasks are in database 2 of the socket's Redis, none on the TCP one
+        import redis
+
+        assert redis.Redis(unix_socket_path=str(local.socket_path), db=2).llen(qname) > 0
+        assert redis.Redis(unix_socket_path=str(local.socket_path), db=0).llen(qname) == 0
+        workers = start_workers(server, EMAIL_QUEUE_BROKER_URL=url)
+        workers.start("s")
+        wait_until(lambda: len(server.messages) >= 200, 60, "200 delivered", workers)
+        wait_until(finished(sent=200), 30, "the queue empty", workers)
+        received = ids_received(server)
+        assert set(received) == set(ids) and max(received.values()) == 1
+        st = queue.status()
+        assert (st.queued, st.sent, st.dead) == (0, 200, 0)
+
+
 def test_temporary_failure_retried_then_delivered_once(producer, start_workers) -> None:
     tries: collections.Counter[str] = collections.Counter()
 

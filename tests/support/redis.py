@@ -25,8 +25,11 @@ class RedisServer:
     """``redis-server`` with its own config in ``directory``; a context manager."""
 
     def __init__(self, directory: str | Path, *, appendonly: bool = False,
-                 port: int | None = None, password: str | None = None) -> None:
+                 port: int | None = None, password: str | None = None,
+                 unix_socket: bool = False) -> None:
         self.directory = Path(directory)
+        # also listening on a Unix socket in ``directory`` (socket_url)
+        self.socket_path = self.directory / "redis.sock" if unix_socket else None
         self.directory.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
         self.password = password  # requirepass: clients must AUTH
@@ -39,6 +42,12 @@ class RedisServer:
     def url(self) -> str:
         """The URL without the password (see ``password``)."""
         return f"redis://{LOCALHOST}:{self.port}/0"
+
+    @property
+    def socket_url(self) -> str:
+        """The Unix socket as Celery (kombu) writes it: ``redis+socket:///path``."""
+        assert self.socket_path is not None, "started without unix_socket=True"
+        return f"redis+socket://{self.socket_path}"
 
     @property
     def url_with_password(self) -> str:
@@ -61,6 +70,8 @@ class RedisServer:
         ]
         if self.password:
             lines.append(f"requirepass {self.password}")
+        if self.socket_path is not None:
+            lines += [f"unixsocket {self.socket_path}", "unixsocketperm 700"]
         if self.appendonly:
             lines += ["appendonly yes", "appendfsync everysec", "aof-use-rdb-preamble no"]
         else:
