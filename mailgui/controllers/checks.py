@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QPoint, QRect, Qt, Signal
+from PySide6.QtCore import QObject, QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QTextCursor
 from PySide6.QtWidgets import QDialog, QPlainTextEdit, QTreeWidgetItem
 
@@ -499,6 +499,12 @@ def read_stored(folder: Any, msg_id: str) -> tuple[StoredChecks | None, list[Che
     return load_checks(folder, msg_id), load_net_checks(folder, msg_id)
 
 
+# After a burst the inbox server says "CHECKED <id>" once per message: the badges of those
+# that arrive within this long are read in one job (one per message was a pool job, its
+# signals and a whole report parsed each, on the GUI thread's account, for 2,000 at once)
+CHECKED_EVERY_MS = 50
+
+
 class InboxChecks(QObject):
     """The checks of received mail in the inbox pane: the badge column of the list, the
     Checks tab of the message shown, and going from a finding to its part or line.
@@ -526,6 +532,11 @@ class InboxChecks(QObject):
         self.checks.network_done.connect(self._network_done)
         self.view.checks.keys.clicked.connect(self.edit_keys)
         self.sections: list[str] = []  # of the parts list shown, in its order
+        self._checked: list[str] = []  # CHECKED ids whose badges are read next
+        self._checked_timer = QTimer(self)
+        self._checked_timer.setSingleShot(True)
+        self._checked_timer.setInterval(CHECKED_EVERY_MS)
+        self._checked_timer.timeout.connect(self._read_checked)
 
     # -- settings -------------------------------------------------------------------------
     def attach_app(self, app: Any) -> None:
@@ -587,11 +598,25 @@ class InboxChecks(QObject):
                 self.decorate(item, msg_id)
 
     def checked(self, msg_id: str) -> None:
-        """The inbox server stored the checks of ``msg_id`` (``CHECKED``)."""
+        """The inbox server stored the checks of ``msg_id`` (``CHECKED``). The message shown
+        (its Checks tab fills) and one with links or spam results of this session are read
+        at once, each on its own; the rest's badges in one job for all that came meanwhile."""
+        if msg_id != self.inbox.selected_id() and msg_id not in self.checks.network:
+            self._checked.append(msg_id)
+            if not self._checked_timer.isActive():
+                self._checked_timer.start()
+            return
         folder = self.store.folder
         self.inbox.runner.run(load_checks, folder, msg_id,
                               on_done=lambda stored: self._loaded(msg_id, stored),
                               what="read the checks of a received message")
+
+    def _read_checked(self) -> None:
+        ids, self._checked = self._checked, []
+        if ids:
+            self.inbox.runner.run(read_badges, self.store.folder, ids,
+                                  on_done=self._badges_read,
+                                  what="read the checks of the inbox's messages")
 
     def _loaded(self, msg_id: str, stored: StoredChecks | None) -> None:
         if stored is None:

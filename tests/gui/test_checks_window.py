@@ -367,6 +367,38 @@ def _links_message(web: str, subject: str) -> bytes:
     return serialize(msg, linesep="\r\n").getvalue()
 
 
+def test_a_burst_gets_every_badge_while_one_message_is_read(make_gui, qtbot) -> None:  # noqa: ANN001
+    """The messages not shown get their badges from the inbox process's checks in batches
+    (one job for the CHECKED lines of a moment), the one shown its own at once."""
+    gui = make_gui(inbox_port=0)
+    inbox = gui.controller.inbox
+    column = inbox.checks.BADGE_COLUMN
+    deliver(gui, html_message())
+    qtbot.waitUntil(lambda: len(inbox.messages) == 1, timeout=15000)
+    first = inbox.messages[0].id
+    qtbot.waitUntil(lambda: inbox.selected_id() == first, timeout=10000)  # shown as it came
+    bursts = [html_message(cc=[f"cc{i}@example.com"]) if i % 2 else
+              html_message(headers={"List-Unsubscribe": "<https://example.com/u>"})
+              for i in range(6)]
+    for raw in bursts:
+        deliver(gui, raw)
+    qtbot.waitUntil(lambda: len(inbox.messages) == 7, timeout=15000)
+    ids = [m.id for m in inbox.messages]
+
+    def badged() -> bool:
+        items = [inbox._find_item(i) for i in ids]  # noqa: SLF001
+        return all(it is not None and it.text(column) != PENDING.text for it in items)
+
+    qtbot.waitUntil(badged, timeout=60000)
+    assert inbox.selected_id() == first  # the one being read stayed
+    for msg_id in ids:
+        item = inbox._find_item(msg_id)  # noqa: SLF001
+        expected = badge(run_local(inbox.store.read(msg_id)))
+        assert item.text(column) == expected.text, msg_id
+        assert item.toolTip(column) == expected.tooltip, msg_id
+    assert inbox.checks._checked == []  # noqa: SLF001 - nothing left waiting
+
+
 def test_link_results_stay_with_their_message_and_the_badge_counts_them(  # noqa: ANN001
         make_gui, qtbot, web) -> None:
     from mailgui.model.checks import net_checks_path
