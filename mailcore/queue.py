@@ -344,9 +344,9 @@ def _redis_client(url: str) -> Any:
     socket as redis+socket:// (Celery's form) or unix:// (redis-py's)."""
     import redis
     from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
 
     url = redis_py_url(url)
-    from redis.retry import Retry
 
     class LoginAwareRetry(Retry):
         def call_with_retry(self, do: Callable[[], Any], fail: Callable[[Exception], Any],

@@ -614,9 +614,7 @@ class InboxChecks(QObject):
     def _read_checked(self) -> None:
         ids, self._checked = self._checked, []
         if ids:
-            self.inbox.runner.run(read_badges, self.store.folder, ids,
-                                  on_done=self._badges_read,
-                                  what="read the checks of the inbox's messages")
+            self.load_badges(ids)
 
     def _loaded(self, msg_id: str, stored: StoredChecks | None) -> None:
         if stored is None:

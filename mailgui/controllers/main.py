@@ -241,7 +241,7 @@ class MainController(QObject):
         self.target.target_changed.connect(self._target_changed)
         self.passwords.keyring_checked.connect(self._keyring_checked)
         self.inbox.started.connect(self.target.inbox_started)
-        self.inbox.count_changed.connect(self._inbox_count)
+        self.inbox.count_changed.connect(w.show_unread)
         self.sending.started.connect(self.source.refresh_now)
         self.sending.finished.connect(self._sent)
         w.side.currentChanged.connect(self._pane_changed)
@@ -385,9 +385,6 @@ class MainController(QObject):
     def _pane_changed(self, _index: int) -> None:
         if self.window.side.currentWidget() is self.window.source:
             self.source.pane_shown()
-
-    def _inbox_count(self, n: int) -> None:
-        self.window.show_unread(n)
 
     def _sent(self, outcome: object) -> None:
         profile = self.sending.last_profile

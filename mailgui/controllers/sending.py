@@ -92,7 +92,7 @@ class SendController(QObject):
         self.last_outcome: SendOutcome | None = None
         self.last_folder = ""
         self._lines: list[str] = []  # transcript lines not yet shown
-        self._progress_shown: tuple[str, int, int] | None = None  # the newest, not yet shown
+        self._progress_pending: tuple[str, int, int] | None = None  # the newest, not shown
         self._show_timer = QTimer(self)
         self._show_timer.setSingleShot(True)
         self._show_timer.setInterval(SHOW_EVERY_MS)
@@ -226,7 +226,7 @@ class SendController(QObject):
         job.signals.failed.connect(lambda exc, j=job: self._crashed(j, exc))
         self.job = job
         self._lines.clear()
-        self._progress_shown = None
+        self._progress_pending = None
         self._busy(True, f"Sending via {profile.name}\u2026")
         banner = self.window.banner
         if banner.isVisible():
@@ -258,7 +258,7 @@ class SendController(QObject):
 
     def _progress(self, job: SendJob, phase: str, done: int, total: int) -> None:
         if job is self.job:
-            self._progress_shown = (phase, done, total)
+            self._progress_pending = (phase, done, total)
             self._show_soon()
 
     def _transcript(self, job: SendJob, event: str, text: str) -> None:
@@ -276,7 +276,7 @@ class SendController(QObject):
         if self._lines:
             self.window.transcript.add_line("\n".join(self._lines))
             self._lines.clear()
-        shown, self._progress_shown = self._progress_shown, None
+        shown, self._progress_pending = self._progress_pending, None
         if shown is None or self.job is None or self.job.canceller.cancelled:
             return  # (Cancelling… stays until the outcome)
         phase, done, total = shown

@@ -481,6 +481,11 @@ class _Checker:
 _Arrival = tuple[str, list[str], bytes, str, Callable[[str], None]]
 
 
+def _sync_failed(exc: BaseException) -> None:
+    print(f"mailgui local inbox: could not sync its journal to the disk: {exc}",
+          file=sys.stderr, flush=True)
+
+
 class _Ingest:
     """Group commit. Messages whose DATA is complete wait in ``pending``; while one batch is
     being written (on the writer thread: journal, one sync, files), the next gathers. Once a
@@ -500,9 +505,8 @@ class _Ingest:
         self.writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inbox-sync")
         self._checkpoint_timer: asyncio.TimerHandle | None = None
         self._sync_timer: asyncio.TimerHandle | None = None
-        self._syncing = False
-        self._appended = 0  # batches appended to the journal; ``_synced``: of those, synced
-        self._synced = 0
+        self._syncing = False  # a background sync is on the writer thread
+        self._unsynced = False  # appended to the journal since the last background sync began
         self.dirty = False
 
     def submit(self, mail_from: str, rcpt_tos: list[str], data: bytes, peer: str,
@@ -510,12 +514,9 @@ class _Ingest:
         self.pending.append((mail_from, rcpt_tos, data, peer, reply))
         if not self.writing:
             self.writing = True
-            if self.sync_each:
-                self._write_next()
-            else:
-                # what else arrives in this turn of the loop joins the batch (one write to
-                # the journal, one announcement to the app)
-                self.loop.call_soon(self._write_next)
+            # what else arrives in this turn of the loop joins the batch (one write to the
+            # journal, one announcement to the app)
+            self.loop.call_soon(self._write_next)
 
     def _write_next(self) -> None:
         batch, self.pending = self.pending[:BATCH_MAX], self.pending[BATCH_MAX:]
@@ -536,7 +537,6 @@ class _Ingest:
             self._write_next()
             return
         spans = [span[0] for span in stored.spans]
-        self._appended += 1
         if not self.sync_each:
             try:
                 self.store.write_batch(stored)
@@ -544,6 +544,7 @@ class _Ingest:
                 self._failed(batch, exc)
                 self.loop.call_soon(self._write_next)
                 return
+            self._unsynced = True
             self._sync_soon()
             self._published(batch, stored.items, spans)
             return
@@ -564,18 +565,16 @@ class _Ingest:
     def _sync_background(self) -> None:
         self._sync_timer = None
         self._syncing = True
-        upto = self._appended
+        self._unsynced = False
         future = self.loop.run_in_executor(self.writer, self._sync)
 
         def done(f: asyncio.Future) -> None:
             self._syncing = False
-            if f.exception() is not None:
-                exc = f.exception()
-                print(f"mailgui local inbox: could not sync its journal to the disk: {exc}",
-                      file=sys.stderr, flush=True)
-            else:
-                self._synced = max(self._synced, upto)
-            if self._appended > self._synced:
+            exc = f.exception()
+            if exc is not None:
+                _sync_failed(exc)
+                self._unsynced = True
+            if self._unsynced:  # failed, or appended to while it ran: once more
                 self._sync_soon()
 
         future.add_done_callback(done)
@@ -602,7 +601,6 @@ class _Ingest:
             self._failed(batch, exc)
             self._write_next()
             return
-        self._synced = self._appended
         self._published(batch, items, spans)
 
     def _published(self, batch: list[_Arrival], items: list[InboxMessage],
@@ -613,11 +611,7 @@ class _Ingest:
             removed = self.store.enforce()
         except OSError:  # a file that can't be removed now goes at a later arrival
             removed = []
-        # the next batch is written while this one is acknowledged
-        if self.sync_each:
-            self._write_next()
-        else:
-            self.loop.call_soon(self._write_next)
+        self.loop.call_soon(self._write_next)  # the next batch, once this one is acknowledged
         replies = {item.id: arrival[4] for item, arrival in zip(items, batch, strict=True)}
         self.protocol.announce_batch(
             items, lambda item: replies.pop(item.id)(f"250 2.0.0 Ok: stored as {item.id}"),
@@ -643,8 +637,7 @@ class _Ingest:
         try:
             self.store.sync_journal()
         except OSError as exc:
-            print(f"mailgui local inbox: could not sync its journal to the disk: {exc}",
-                  file=sys.stderr, flush=True)
+            _sync_failed(exc)
 
     def _checkpoint_now(self) -> None:
         try:

@@ -98,10 +98,10 @@ class CountBadge(QWidget):
         self._size_for(len(self.text()))
         return True
 
-    def _size_for(self, digits: int) -> None:
+    def _size_for(self, chars: int) -> None:
         metrics = self.fontMetrics()
         height = metrics.height()
-        width = metrics.horizontalAdvance("8" * digits) + height if digits else 0
+        width = metrics.horizontalAdvance("8" * chars) + height if chars else 0
         self.setFixedSize(width, height)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
