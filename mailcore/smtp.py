@@ -38,6 +38,7 @@ import ipaddress
 import json
 import logging
 import re
+import select
 import smtplib
 import socket
 import ssl
@@ -97,6 +98,18 @@ MAX_REPLY_LINES = 1000  # lines of one reply: a rich EHLO reply has about 20
 MAX_REPLY_BYTES = 64 * 1024  # bytes of one reply
 # The buffer of the reply reader: bytes asked of the socket per read (smtplib's asks 8192).
 _READ_SIZE = 16384
+# Waiting for a reply that is due within microseconds (a server on this machine or next to it),
+# the reader first watches the socket on the CPU for up to SPIN_MAX_NS before it sleeps: a
+# sleeping process is woken only after its CPU has been woken, which on a virtual machine whose
+# idle CPUs halt costs about as much again as the reply itself (measured: a client doing no
+# work, one connection, pipelined, to smtp-sink: 8-11k messages/s sleeping, 16-22k watching).
+# The watch adapts per connection, as Linux's haltpoll does for idle CPUs: it starts at
+# SPIN_START_NS, doubles (up to SPIN_MAX_NS) after a wait that a longer watch would have caught,
+# halves after one that was longer than SPIN_MAX_NS, and stops below SPIN_START_NS / 4, to
+# start again after the next wait shorter than SPIN_MAX_NS. A distant server thus costs a few
+# short watches per connection, and never more than SPIN_MAX_NS of CPU per reply.
+SPIN_MAX_NS = 200_000
+SPIN_START_NS = 50_000
 # The commands whose reply an error names (``command``, see mailcore.errors); others leave the
 # last one in place.
 _COMMANDS = frozenset(("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET",
@@ -325,20 +338,69 @@ class _ReplyStream(io.RawIOBase):
     read before the TLS handshake is ever taken for a reply after it.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, spin: bool = True) -> None:
         super().__init__()
         self.sock: socket.socket | None = sock
         self.deadline: float | None = None
         self.timeout: float | None = None  # the socket's, as this reply started
         self.received = 0  # bytes read from the socket since the reply's first read
+        # the watch before sleeping (-1: never; select.poll is not on every system)
+        self.spin_ns = SPIN_START_NS if spin and hasattr(select, "poll") else -1
+        self.caught = 0  # replies that came while the socket was watched
+        self.missed = 0  # watches that ran out (the read then slept)
+        self._poll: Any = None
 
     def readable(self) -> bool:
         return True
+
+    def _watch(self, sock: Any, window: int) -> bool:
+        """Watch the socket on the CPU for up to ``window`` ns before a read that would
+        sleep (see SPIN_MAX_NS): True once it is readable, False if the watch ran out (or
+        ``window`` is 0 and nothing has come)."""
+        pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
+        if pending is not None and pending():
+            return True
+        poll = self._poll
+        if poll is None:
+            registered = select.poll()
+            registered.register(sock.fileno(), select.POLLIN)
+            poll = self._poll = registered.poll
+        if poll(0):
+            return True
+        if not window:
+            return False
+        clock = time.perf_counter_ns
+        start = clock()
+        while not poll(0):
+            if clock() - start >= window:
+                self.missed += 1
+                return False
+        self.caught += 1
+        return True
+
+    def _adapt(self, waited: int) -> None:
+        """``waited``: ns from the watch's start until the socket had data."""
+        window = self.spin_ns
+        if waited <= SPIN_MAX_NS:  # a watch this long catches such a reply
+            if window < SPIN_MAX_NS:
+                self.spin_ns = min(SPIN_MAX_NS, max(window * 2, SPIN_START_NS))
+        else:
+            window //= 2
+            self.spin_ns = window if window >= SPIN_START_NS // 4 else 0
 
     def readinto(self, buffer: Any) -> int:
         sock = self.sock
         if sock is None:
             raise OSError("the connection is closed")
+        if self.spin_ns < 0:
+            return self._recv_into(sock, buffer)
+        started = time.perf_counter_ns()
+        self._watch(sock, self.spin_ns)
+        count = self._recv_into(sock, buffer)
+        self._adapt(time.perf_counter_ns() - started)
+        return count
+
+    def _recv_into(self, sock: Any, buffer: Any) -> int:
         timeout = sock.gettimeout()
         if timeout is None:
             count = sock.recv_into(buffer)
@@ -534,6 +596,10 @@ class _Transcribing:
     max_reply_line = MAX_REPLY_LINE
     max_reply_lines = MAX_REPLY_LINES
     max_reply_bytes = MAX_REPLY_BYTES
+    # Watch the socket for a short while before sleeping on a reply (see SPIN_MAX_NS); set
+    # it to False (on the class or a connection, before it connects) for processes that
+    # outnumber the CPUs and would rather give the CPU away at once.
+    watch_replies = True
     _address: tuple[str, int] | None = None  # the host and port connected to
     _closing: tuple[int, bytes] | None = None  # the 421 after which the server closed
     _awaiting = ""  # the command whose reply comes next ("greeting", "EHLO"...), for errors
@@ -728,7 +794,8 @@ class _Transcribing:
             sock = self.sock  # type: ignore[attr-defined]
             if sock is None:
                 raise self._not_connected()
-            file = self.file = io.BufferedReader(_ReplyStream(sock), _READ_SIZE)
+            file = self.file = io.BufferedReader(
+                _ReplyStream(sock, self.watch_replies), _READ_SIZE)
         stream = file.raw
         stream.deadline = None  # a new reply: its first read (if it needs one) sets it
         readline = file.readline

@@ -1,0 +1,101 @@
+"""How the SMTP client waits for a reply: it watches the socket on the CPU for a short while
+before it sleeps (mailcore.smtp.SPIN_MAX_NS), and stops watching on a connection whose replies
+take longer than that, so a distant server costs no CPU.
+
+The server is a separate process on 127.0.0.1 (so that its replies do not wait for this
+process's GIL): ``NOOP <ms>`` is answered after that many milliseconds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from mailcore.smtp import SMTP, SPIN_MAX_NS, SPIN_START_NS
+
+SERVER = textwrap.dedent("""
+    import socket, sys, time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    print(listener.getsockname()[1], flush=True)
+    conn, _ = listener.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = conn.makefile("rb")
+    conn.sendall(b"220 localhost ESMTP\\r\\n")
+    for line in reader:
+        verb, _, argument = line.strip().partition(b" ")
+        verb = verb.upper()
+        if verb == b"NOOP" and argument:
+            time.sleep(int(argument) / 1000)
+        if verb == b"QUIT":
+            conn.sendall(b"221 Bye\\r\\n")
+            break
+        conn.sendall(b"250-localhost\\r\\n250 PIPELINING\\r\\n" if verb == b"EHLO"
+                     else b"250 2.0.0 OK\\r\\n")
+""")
+
+
+@pytest.fixture
+def connection() -> Iterator[SMTP]:
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        smtp = SMTP("127.0.0.1", port, timeout=10)
+        smtp.ehlo()
+        yield smtp
+        if smtp.sock is not None:
+            smtp.quit()
+        smtp.close()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def noop(smtp: SMTP, delay_ms: int = 0) -> None:
+    code, _ = smtp.docmd("NOOP", str(delay_ms) if delay_ms else "")
+    assert code == 250
+
+
+def test_replies_from_a_server_on_this_machine_are_caught_by_the_watch(connection):
+    stream = connection.file.raw
+    for _ in range(200):
+        noop(connection)
+    assert stream.caught > 0, "no reply came within the watch"
+    assert 0 < stream.spin_ns <= SPIN_MAX_NS
+
+
+def test_a_slow_server_stops_the_watch_and_a_fast_one_starts_it_again(connection):
+    stream = connection.file.raw
+    for _ in range(6):  # 5 ms each: each watch runs out, and the next one is half as long
+        noop(connection, 5)
+    assert stream.spin_ns == 0
+    watched = stream.missed
+    for _ in range(10):
+        noop(connection, 5)
+    assert stream.spin_ns == 0
+    assert stream.missed == watched, "the client kept watching for replies that come late"
+    noop(connection)  # an answer at once: the next wait is watched again
+    for _ in range(20):
+        noop(connection)
+    assert stream.spin_ns >= SPIN_START_NS, (stream.spin_ns, stream.caught, stream.missed)
+
+
+def test_a_timeout_still_bounds_the_wait(connection):
+    connection.sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        connection.docmd("NOOP", "2000")
+
+
+def test_the_watch_can_be_turned_off(connection, monkeypatch):
+    monkeypatch.setattr(SMTP, "watch_replies", False)
+    connection.file = None  # the reader is made again (as after STARTTLS), now without it
+    for _ in range(20):
+        noop(connection)
+    stream = connection.file.raw
+    assert stream.spin_ns == -1
+    assert stream.caught == stream.missed == 0
