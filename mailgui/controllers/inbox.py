@@ -583,7 +583,7 @@ class InboxController(QObject):
             # as if each had come in a frame of its own; a message being read is never
             # replaced. (In the next frame: the rows are painted before the viewer fills.)
             first = next((m.id for m in new if self._visible(m)), None)
-            self._show_first(first)
+            QTimer.singleShot(ARRIVALS_EVERY_MS, self, lambda: self._show_first(first))
 
     def _count_arrivals(self) -> None:
         self._count_timer.stop()

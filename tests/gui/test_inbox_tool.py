@@ -54,6 +54,9 @@ def select(view, msg_id: str) -> None:  # noqa: ANN001
     for i in range(view.list.topLevelItemCount()):
         if view.list.topLevelItem(i).data(0, Role.INBOX_ID) == msg_id:
             view.list.setCurrentItem(view.list.topLevelItem(i))
+            # The detail box may have just appeared: let it lay out its buttons before a
+            # click (a button of no size yet ignores a click, as none could reach it).
+            QApplication.processEvents()
             return
     raise AssertionError(f"{msg_id} is not listed")
 
