@@ -99,3 +99,37 @@ def test_the_watch_can_be_turned_off(connection, monkeypatch):
     stream = connection.file.raw
     assert stream.spin_ns == -1
     assert stream.caught == stream.missed == 0
+
+
+CLIENT = textwrap.dedent("""
+    import json, os, sys
+    os.sched_setaffinity(0, {0})
+    from mailcore.smtp import SMTP
+    smtp = SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)
+    smtp.ehlo()
+    for _ in range(30):
+        smtp.docmd("NOOP", "1")
+    stream = smtp.file.raw
+    print(json.dumps({"yielded": stream.yielded, "spin_ns": stream.spin_ns}))
+    smtp.quit()
+""")
+HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
+
+
+def test_the_watch_gives_way_to_a_process_that_wants_the_cpu():
+    """A client and a busy process on one CPU: the client's watch yields, the busy process
+    runs, and the watch ends there (the read sleeps) instead of spinning on."""
+    import json
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    try:
+        port = server.stdout.readline().strip()
+        out = subprocess.run([sys.executable, "-c", CLIENT, port], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        seen = json.loads(out)
+        assert seen["yielded"] > 0, seen
+    finally:
+        for proc in (hog, server):
+            proc.kill()
+            proc.wait()
