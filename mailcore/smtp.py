@@ -112,8 +112,9 @@ _READ_SIZE = 16384
 # looks the watch yields the CPU (sched_yield): another process that is ready to run (the
 # server, another worker) runs at once; with none, the CPU stays awake for this one. A yield
 # that gave the CPU away ends the watch: with more busy processes than CPUs, watching only
-# takes CPU from the others (4 queue workers, Redis and smtp-sink on 2 cores: 4 workers
-# went from 6.8-7.6k to 8.4-8.6k messages/s, and 7.1-7.3k without the watch).
+# takes CPU from the others (4 queue workers, Redis and smtp-sink on 2 cores, runs minutes
+# apart on a noisy machine: 6.8-7.6k messages/s watching without yielding, 8.4-8.6k
+# yielding, 7.1-7.3k not watching at all).
 SPIN_MAX_NS = 200_000
 SPIN_START_NS = 50_000
 SPIN_YIELDED_NS = 20_000  # a yield that took longer: another process ran (see _watch)
@@ -613,8 +614,8 @@ class _Transcribing:
     max_reply_lines = MAX_REPLY_LINES
     max_reply_bytes = MAX_REPLY_BYTES
     # Watch the socket for a short while before sleeping on a reply (see SPIN_MAX_NS); set
-    # it to False (on the class or a connection, before it connects) for processes that
-    # outnumber the CPUs and would rather give the CPU away at once.
+    # it to False (on the class or a connection, before it connects) for a process that
+    # should never spend CPU on waiting (on battery, say).
     watch_replies = True
     _address: tuple[str, int] | None = None  # the host and port connected to
     _closing: tuple[int, bytes] | None = None  # the 421 after which the server closed
