@@ -347,14 +347,14 @@ class _ReplyStream(io.RawIOBase):
     read before the TLS handshake is ever taken for a reply after it.
     """
 
-    def __init__(self, sock: socket.socket, spin: bool = True) -> None:
+    def __init__(self, sock: socket.socket, watch: bool = True) -> None:
         super().__init__()
         self.sock: socket.socket | None = sock
         self.deadline: float | None = None
         self.timeout: float | None = None  # the socket's, as this reply started
         self.received = 0  # bytes read from the socket since the reply's first read
         # the watch before sleeping (-1: never; select.poll is not on every system)
-        self.spin_ns = SPIN_START_NS if spin and hasattr(select, "poll") else -1
+        self.spin_ns = SPIN_START_NS if watch and hasattr(select, "poll") else -1
         self.caught = 0  # replies that came while the socket was watched
         self.missed = 0  # watches that ran out (the read then slept)
         self.yielded = 0  # watches ended because other processes wanted the CPU
@@ -363,37 +363,34 @@ class _ReplyStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _watch(self, sock: Any, window: int) -> bool:
+    def _watch(self, sock: Any, window: int) -> None:
         """Watch the socket on the CPU for up to ``window`` ns before a read that would
-        sleep (see SPIN_MAX_NS): True once it is readable, False if the watch ran out (or
-        ``window`` is 0 and nothing has come)."""
+        sleep (see SPIN_MAX_NS): until it is readable, the watch runs out, or another
+        process took the CPU in a yield. The read that follows does any waiting left."""
         pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
         if pending is not None and pending():
-            return True
+            return
         poll = self._poll
         if poll is None:
             registered = select.poll()
             registered.register(sock.fileno(), select.POLLIN)
             poll = self._poll = registered.poll
-        if poll(0):
-            return True
-        if not window:
-            return False
+        if poll(0) or not window:
+            return
         clock = time.perf_counter_ns
         start = now = clock()
         while not poll(0):
             if now - start >= window:
                 self.missed += 1
-                return False
+                return
             _yield()  # a process waiting for this CPU gets it; none: back at once, awake
             then, now = now, clock()
             if now - then > SPIN_YIELDED_NS:
                 # Another process had the CPU meanwhile: it is wanted, and busy, so it will
                 # not halt, and sleeping costs no waking. Sleep (the read) and let them run.
                 self.yielded += 1
-                return False
+                return
         self.caught += 1
-        return True
 
     def _adapt(self, waited: int) -> None:
         """``waited``: ns from the watch's start until the socket had data."""

@@ -741,10 +741,12 @@ class ProfileEditorController(QObject):
             return None
         broker_password = d.typed_broker_password() if profile.kind == "queue" else ""
         if profile.kind == "queue":
+            from mailcore.queue import REDIS_SCHEMES
+
             scheme = profile.queue_broker_url.partition("://")[0].lower()
-            if scheme not in ("redis", "rediss"):
-                d.show_message("Enter the broker’s URL: redis://host:6379/0 (or "
-                               "rediss:// for TLS).")
+            if scheme not in REDIS_SCHEMES:
+                d.show_message("Enter the broker’s URL: redis://host:6379/0 (rediss:// for "
+                               "TLS, redis+socket:///path/redis.sock for a Unix socket).")
                 d.queue_url.setFocus()
                 return None
             if broker_password:

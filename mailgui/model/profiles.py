@@ -276,8 +276,11 @@ def split_broker_url(url: str) -> tuple[str, str | None]:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{user}@{host}" if user else host
-    return (urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
-            unquote(password))
+    # (not urlunsplit: it drops the "//" of an empty host for a scheme it does not know,
+    # redis+socket:///run/redis.sock)
+    rest = (f"?{parts.query}" if parts.query else "") + (
+        f"#{parts.fragment}" if parts.fragment else "")
+    return f"{parts.scheme}://{netloc}{parts.path}{rest}", unquote(password)
 
 
 def builtin_profiles(paths: AppPaths) -> list[Profile]:

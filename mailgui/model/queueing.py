@@ -78,7 +78,10 @@ def _check_reachable(profile: Profile, password: str | None) -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    client = redis.Redis.from_url(profile.broker_url(password), socket_connect_timeout=3,
+    from mailcore.queue import redis_py_url
+
+    client = redis.Redis.from_url(redis_py_url(profile.broker_url(password)),
+                                  socket_connect_timeout=3,
                                   socket_timeout=5, retry=Retry(NoBackoff(), 0))
     try:
         client.ping()

@@ -84,7 +84,7 @@ class CountBadge(QWidget):
         font = self.font()
         font.setBold(True)
         self.setFont(font)
-        self._size_for(0)
+        self._size_for(self._room())
 
     def text(self) -> str:
         return f"{self.count:,}" if self.count else ""
@@ -93,18 +93,22 @@ class CountBadge(QWidget):
         """Show ``n``; True if the pill changed size (its tab must make room)."""
         if n == self.count:
             return False
-        before = len(self.text())
+        before = self._room()
         self.count = n
         self.update()
-        if max(1, len(self.text())) == max(1, before):
+        if self._room() == before:
             return False
-        self._size_for(len(self.text()))
+        self._size_for(self._room())
         return True
+
+    def _room(self) -> int:
+        """Characters of room the pill takes: its text's, one at least (see the class)."""
+        return max(1, len(self.text()))
 
     def _size_for(self, chars: int) -> None:
         metrics = self.fontMetrics()
         height = metrics.height()
-        self.setFixedSize(metrics.horizontalAdvance("8" * max(1, chars)) + height, height)
+        self.setFixedSize(metrics.horizontalAdvance("8" * chars) + height, height)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         if not self.count:

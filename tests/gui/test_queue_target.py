@@ -36,7 +36,8 @@ MESSAGE_ID = re.compile(rb"^Message-ID: (.+?)\r\n", re.M | re.I)
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis"), password=PASSWORD) as server:
+    with RedisServer(tmp_path_factory.mktemp("redis"), password=PASSWORD,
+                     unix_socket=True) as server:
         yield server
 
 
@@ -147,6 +148,31 @@ def test_broker_password_goes_to_the_keyring_not_the_profile_file(  # noqa: ANN0
         target = gui.controller.target
         assert target.select(saved.id)
         assert target.current_queue() is not None
+    finally:
+        secrets.delete(saved.id)
+
+
+def test_a_broker_on_a_unix_socket_is_taken_and_reached(  # noqa: ANN001
+        make_gui, qtbot, paths: AppPaths, secrets: SecretStore, redis_server) -> None:
+    """Celery's form for Redis on the same machine, redis+socket:///path, with a password:
+    the editor takes it, keeps it whole without the password, and the backend reaches it."""
+    gui = make_gui(secrets, start_inbox=False)
+    p = gui.controller.profiles
+    d = p.open_dialog()
+    p.new_profile()
+    d.kind.setCurrentIndex(d.kind.findData("queue"))
+    d.name.setText("Local queue")
+    socket_url = redis_server.socket_url
+    typed = PASSWORD.replace("/", "%2F").replace("@", "%40")
+    d.queue_url.setText(socket_url.replace("://", f"://:{typed}@"))
+    saved = p.save_profile()
+    assert saved is not None
+    try:
+        assert saved.queue_broker_url == socket_url == d.queue_url.text()
+        qtbot.waitUntil(lambda: secrets.get(saved.id) == PASSWORD, timeout=10000)
+        from mailgui.model.queueing import read_queue
+
+        assert read_queue(saved, secrets.get(saved.id)).queued == 0
     finally:
         secrets.delete(saved.id)
 
