@@ -66,7 +66,9 @@ def test_replies_from_a_server_on_this_machine_are_caught_by_the_watch(connectio
     for _ in range(200):
         noop(connection)
     assert stream.caught > 0, "no reply came within the watch"
-    assert 0 < stream.spin_ns <= SPIN_MAX_NS
+    # (where it ends depends on the machine's last few replies: on a loaded one several in
+    # a row may take longer than the watch, which then stops, as it should)
+    assert 0 <= stream.spin_ns <= SPIN_MAX_NS
 
 
 def test_a_slow_server_stops_the_watch_and_a_fast_one_starts_it_again(connection):
