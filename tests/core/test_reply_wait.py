@@ -106,13 +106,18 @@ def test_the_watch_can_be_turned_off(connection, monkeypatch):
 CLIENT = textwrap.dedent("""
     import json, os, sys
     os.sched_setaffinity(0, {0})
+    import mailcore.smtp
     from mailcore.smtp import SMTP
+    # the machine counts as busy here (the busy process and the server), which skips the
+    # watch altogether (see the next test); this one is about the yield on its own
+    mailcore.smtp._CPUS = 1 << 20
     smtp = SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)
     smtp.ehlo()
     for _ in range(30):
         smtp.docmd("NOOP", "1")
     stream = smtp.file.raw
-    print(json.dumps({"yielded": stream.yielded, "spin_ns": stream.spin_ns}))
+    print(json.dumps({"yielded": stream.yielded, "spin_ns": stream.spin_ns,
+                      "skipped": stream.skipped, "caught": stream.caught}))
     smtp.quit()
 """)
 HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
@@ -131,7 +136,44 @@ def test_the_watch_gives_way_to_a_process_that_wants_the_cpu():
                              text=True, timeout=60, check=True).stdout
         seen = json.loads(out)
         assert seen["yielded"] > 0, seen
+        assert seen["skipped"] == 0, seen
     finally:
         for proc in (hog, server):
+            proc.kill()
+            proc.wait()
+
+
+BUSY_CLIENT = textwrap.dedent("""
+    import json, sys
+    from mailcore.smtp import SMTP
+    smtp = SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)
+    smtp.ehlo()
+    for _ in range(10):  # each reply 1 ms away: on a quiet machine, watches that run out
+        smtp.docmd("NOOP", "1")
+    stream = smtp.file.raw
+    print(json.dumps({"skipped": stream.skipped, "caught": stream.caught,
+                      "missed": stream.missed, "yielded": stream.yielded}))
+    smtp.quit()
+""")
+
+
+def test_with_every_cpu_busy_the_client_does_not_watch():
+    """As many busy processes as CPUs: no CPU would halt while the client waits, so it sleeps
+    on each reply at once instead of watching (the watch would only take CPU from them)."""
+    import json
+    import os
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"])
+            for _ in range(os.cpu_count() or 1)]
+    try:
+        port = server.stdout.readline().strip()
+        out = subprocess.run([sys.executable, "-c", BUSY_CLIENT, port], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        seen = json.loads(out)
+        assert seen["skipped"] > 0, seen
+        assert seen["caught"] == seen["missed"] == seen["yielded"] == 0, seen
+    finally:
+        for proc in (*hogs, server):
             proc.kill()
             proc.wait()
