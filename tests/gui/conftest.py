@@ -31,6 +31,29 @@ def paths(tmp_path: Path) -> AppPaths:
     return AppPaths.under(tmp_path / "app")
 
 
+def _fail_if_locked() -> None:
+    """Under scripts/sandbox.sh: its gnome-keyring unlocked the login collection at the start.
+    A locked one means that daemon has gone and D-Bus started another (seen once, in a fresh
+    Debian root), whose unlock prompt has no display to show on: the keyring call would wait
+    for it until the test's timeout, test after test. Fail at once, saying so."""
+    import os
+
+    if os.environ.get("MAILCORE_TEST_KEYRING") != "secret-service":
+        return
+    import secretstorage
+
+    connection = secretstorage.dbus_init()
+    try:
+        collection = secretstorage.get_default_collection(connection)
+        if collection.is_locked():
+            pytest.fail("the sandbox's keyring collection is locked: the gnome-keyring-daemon "
+                        "that scripts/sandbox.sh started (and unlocked) is gone "
+                        f"(GNOME_KEYRING_CONTROL={os.environ.get('GNOME_KEYRING_CONTROL')})",
+                        pytrace=False)
+    finally:
+        connection.close()
+
+
 @pytest.fixture
 def secrets() -> Iterator[SecretStore]:
     """The real system keyring (gnome-keyring under scripts/sandbox.sh), own service name."""
@@ -40,6 +63,7 @@ def secrets() -> Iterator[SecretStore]:
         # a missing keyring is a broken test setup, never a reason to skip
         pytest.fail(f"no usable keyring here ({status.reason}); run under scripts/sandbox.sh",
                     pytrace=False)
+    _fail_if_locked()
     created: list[str] = []
     original_set = store.set
 
