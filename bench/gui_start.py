@@ -594,6 +594,11 @@ def main() -> None:
                     if cpu else "")
             out["notes"].extend(f"{user}: {e}" for e in errors)
             remade = [r["recreated"][0] for r in good if r.get("recreated")]
+            if good and args.watch and not remade:
+                out["notes"].append(
+                    f"{user}: the main window's X window stayed the same in all {len(good)} "
+                    f"starts (watched for {args.watch:g} s; the browser engine's view is born "
+                    "in a native window of its own, which alone is made anew)")
             if remade:
                 out["notes"].append(
                     f"{user}: the main window's X window was destroyed and made anew in "

@@ -62,12 +62,12 @@ ARRIVALS_BUDGET_MS = 6.0
 # last of a burst, are counted at once or within this time
 COUNT_EVERY_MS = 100
 WARM_AFTER_MS = 400  # after the server started: the viewer made ready for the first message
-# Starting the preview's engine puts a browser view into the shown window, which makes Qt
-# destroy and make anew the window's native (X11) window: keys typed in that moment are lost
-# and the window blinks. So the warm-up waits until nobody has typed for this long (the
-# composer says when the draft is edited: ``note_input``). An application-wide event filter
-# written in Python would see every key too, but PySide6 then wraps objects that are being
-# destroyed, and crashes.
+# Starting the preview's engine takes tens of ms of the GUI thread (and, before its view was
+# born in a native window of its own, made Qt destroy and make anew the main window's X11
+# window: see WebPreview.start_engine). So the warm-up waits until nobody has typed for this
+# long (the composer says when the draft is edited: ``note_input``). An application-wide
+# event filter written in Python would see every key too, but PySide6 then wraps objects that
+# are being destroyed, and crashes.
 WARM_QUIET_MS = 1500
 
 

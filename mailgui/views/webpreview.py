@@ -243,6 +243,15 @@ class WebPreview(QWidget):
         self._started = True
         if self._engine is not None or self._fallback is not None:
             return
+        # The engine's view is composited with OpenGL. Put into a shown window, it makes Qt
+        # destroy and make anew the native (X11) window it lands in, so that window blinks and
+        # keys typed in it at that moment are lost. Born in a native window of its own (the
+        # page's area, not its ancestors), only that one is made anew: the main window and
+        # its focus stay (measured under Xvfb: the main window's X window id changed in every
+        # start before, and stays the same now).
+        host = self.stack_host
+        host.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
+        host.setAttribute(Qt.WidgetAttribute.WA_NativeWindow)
         try:
             self._engine = _Engine(self)
         except Exception as exc:  # noqa: BLE001 - any failure to start means: fall back
@@ -537,7 +546,7 @@ class _Engine:
                     engine.owner._link_clicked(url)
                 return False
 
-        self.view = QWebEngineView(owner)
+        self.view = QWebEngineView(owner.stack_host)  # born in its native host
         self.page = Page(shared.profile, self.view)
         self.interceptor = Interceptor(self.page)
         self.page.setUrlRequestInterceptor(self.interceptor)

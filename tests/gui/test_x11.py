@@ -56,3 +56,54 @@ def test_ctrl_u_shows_the_source_instead_of_emptying_the_field(tmp_path: Path) -
                if line.startswith("RESULT ")]
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert results == ["to xcb 'bob@example.com' True", "subject xcb 'bob@example.com' True"]
+
+
+ENGINE = textwrap.dedent("""
+    import sys, tempfile
+    from pathlib import Path
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from mailgui.app import MailGui
+    from mailgui.model.paths import AppPaths
+
+    gui = MailGui(AppPaths.under(Path(tempfile.mkdtemp())), start_inbox=False)
+    gui.show()
+    QTest.qWaitForWindowExposed(gui.window)
+    gui.window.activateWindow()
+    assert QTest.qWaitForWindowActive(gui.window)
+    w = gui.window
+    edit = w.compose.address_edits["to"]
+    edit.setFocus()
+    QTest.keyClicks(edit, "bob@")
+    before = int(w.winId())
+    preview = w.inbox.rendered
+    preview.start_engine()  # what the inbox's warm-up (or the first message) does
+    for _ in range(40):  # the engine's view is made, laid out and shown
+        QTest.qWait(50)
+    QTest.keyClicks(edit, "example.com")
+    QTest.qWait(50)
+    print("RESULT", app.platformName(), preview.engine_ready, int(w.winId()) == before,
+          repr(edit.text()), edit.hasFocus(), flush=True)
+    gui.shutdown()
+""")
+
+
+def test_the_preview_engine_starting_leaves_the_main_window_as_it_is(tmp_path: Path) -> None:
+    """The browser engine's view is composited with OpenGL; put into the shown main window, it
+    made Qt destroy and make anew the main window's X window (it blinked, keys typed then were
+    lost). Born in a native window of its own, only that one is made anew."""
+    xvfb_run = shutil.which("xvfb-run")
+    assert xvfb_run, "xvfb-run is installed by scripts/bootstrap.sh"
+    script = tmp_path / "engine.py"
+    script.write_text(ENGINE)
+    env = dict(os.environ, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT),
+               PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
+    proc = subprocess.run([xvfb_run, "-a", "-s", "-screen 0 1280x800x24", sys.executable,
+                           str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    results = [line.split(" ", 1)[1] for line in proc.stdout.splitlines()
+               if line.startswith("RESULT ")]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results == ["xcb True True 'bob@example.com' True"], proc.stderr[-2000:]
