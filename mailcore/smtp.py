@@ -115,10 +115,10 @@ _READ_SIZE = 16384
 # takes CPU from the others (4 queue workers, Redis and smtp-sink on 2 cores, runs minutes
 # apart on a noisy machine: 6.8-7.6k messages/s watching without yielding, 8.4-8.6k
 # yielding, 7.1-7.3k not watching at all). A yield only sees the processes queued on its own
-# CPU, though, and a watching process counts as busy to the scheduler: with every CPU busy no
-# CPU halts, so there is nothing to save and the watch is skipped (machine_busy: the number
-# of processes ready to run, from /proc/loadavg, smoothed, read at most every
-# BUSY_CHECK_NS). 4 queue workers, Redis and smtp-sink on 2 cores had 3-7 processes ready
+# CPU, though, and a watching process counts as busy to the scheduler: with more processes
+# ready to run than CPUs no CPU halts, so there is nothing to save and the watch is skipped
+# (machine_busy: the number of processes ready to run, from /proc/loadavg, smoothed, read at
+# most every BUSY_CHECK_NS). 4 queue workers, Redis and smtp-sink on 2 cores had 3-7 processes ready
 # to run besides the one looking, a direct send to smtp-sink 0-1; in 5 interleaved pairs of
 # runs on one afternoon, the 4 workers delivered 6.1-7.7k messages/s without watching and
 # 5.5-6.9k watching (with the yield), at 136-170 against 161-197 us of CPU a message.
@@ -135,8 +135,10 @@ _BUSY: list[Any] = [0, None, False, None]
 
 
 def machine_busy(now_ns: int) -> bool:
-    """Whether every CPU has a process ready to run besides this one (Linux's
-    /proc/loadavg; elsewhere never), looked at no more often than every BUSY_CHECK_NS."""
+    """Whether there are more processes ready to run besides this one than CPUs (Linux's
+    /proc/loadavg; elsewhere never), looked at no more often than every BUSY_CHECK_NS. (More,
+    not as many: a look comes right after a command was sent, when the server that reads it,
+    and Redis for a queue worker, have just been woken; they sleep again in microseconds.)"""
     state = _BUSY
     if now_ns < state[0]:
         return state[2]
@@ -150,7 +152,7 @@ def machine_busy(now_ns: int) -> bool:
         return False
     previous = state[1]
     state[1] = smoothed = running if previous is None else previous * 0.75 + running * 0.25
-    state[2] = busy = smoothed >= _CPUS
+    state[2] = busy = smoothed > _CPUS
     return busy
 
 

@@ -157,15 +157,15 @@ BUSY_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_with_every_cpu_busy_the_client_does_not_watch():
-    """As many busy processes as CPUs: no CPU would halt while the client waits, so it sleeps
+def test_with_more_busy_processes_than_cpus_the_client_does_not_watch():
+    """More busy processes than CPUs: no CPU would halt while the client waits, so it sleeps
     on each reply at once instead of watching (the watch would only take CPU from them)."""
     import json
     import os
 
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"])
-            for _ in range(os.cpu_count() or 1)]
+            for _ in range((os.cpu_count() or 1) + 1)]
     try:
         port = server.stdout.readline().strip()
         out = subprocess.run([sys.executable, "-c", BUSY_CLIENT, port], capture_output=True,
