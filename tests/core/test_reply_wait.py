@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import mailcore.smtp
 from mailcore.smtp import SMTP, SPIN_MAX_NS, SPIN_START_NS
 
 SERVER = textwrap.dedent("""
@@ -41,7 +42,11 @@ SERVER = textwrap.dedent("""
 
 
 @pytest.fixture
-def connection() -> Iterator[SMTP]:
+def connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[SMTP]:
+    # The watch is skipped while more processes are ready to run than there are CPUs (a test
+    # of its own, below); these tests are about the watch itself, whatever else runs
+    monkeypatch.setattr(mailcore.smtp, "_CPUS", 1 << 20)
+    monkeypatch.setattr(mailcore.smtp, "_BUSY", [0, None, False, None])
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
@@ -126,19 +131,25 @@ HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 def test_the_watch_gives_way_to_a_process_that_wants_the_cpu():
     """A client and a busy process on one CPU: the client's watch yields, the busy process
     runs, and the watch ends there (the read sleeps) instead of spinning on."""
+    seen = client_beside_busy_processes(CLIENT, [HOG])
+    assert seen["yielded"] > 0, seen
+    assert seen["skipped"] == 0, seen
+
+
+def client_beside_busy_processes(client: str, busy: list[str]) -> dict:
+    """Run ``client`` (a script given the server's port) against the NOOP server while the
+    ``busy`` scripts spin; what it printed (JSON)."""
     import json
 
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
-    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    hogs = [subprocess.Popen([sys.executable, "-c", script]) for script in busy]
     try:
         port = server.stdout.readline().strip()
-        out = subprocess.run([sys.executable, "-c", CLIENT, port], capture_output=True,
+        out = subprocess.run([sys.executable, "-c", client, port], capture_output=True,
                              text=True, timeout=60, check=True).stdout
-        seen = json.loads(out)
-        assert seen["yielded"] > 0, seen
-        assert seen["skipped"] == 0, seen
+        return json.loads(out)
     finally:
-        for proc in (hog, server):
+        for proc in (*hogs, server):
             proc.kill()
             proc.wait()
 
@@ -160,20 +171,9 @@ BUSY_CLIENT = textwrap.dedent("""
 def test_with_more_busy_processes_than_cpus_the_client_does_not_watch():
     """More busy processes than CPUs: no CPU would halt while the client waits, so it sleeps
     on each reply at once instead of watching (the watch would only take CPU from them)."""
-    import json
     import os
 
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"])
-            for _ in range((os.cpu_count() or 1) + 1)]
-    try:
-        port = server.stdout.readline().strip()
-        out = subprocess.run([sys.executable, "-c", BUSY_CLIENT, port], capture_output=True,
-                             text=True, timeout=60, check=True).stdout
-        seen = json.loads(out)
-        assert seen["skipped"] > 0, seen
-        assert seen["caught"] == seen["missed"] == seen["yielded"] == 0, seen
-    finally:
-        for proc in (*hogs, server):
-            proc.kill()
-            proc.wait()
+    seen = client_beside_busy_processes(
+        BUSY_CLIENT, ["while True:\n    pass\n"] * ((os.cpu_count() or 1) + 1))
+    assert seen["skipped"] > 0, seen
+    assert seen["caught"] == seen["missed"] == seen["yielded"] == 0, seen
