@@ -50,6 +50,33 @@ assert mailcore.wire.STRICT, "mailcore.wire was imported before tests/conftest.p
 AUTH = {TEST_USER: TEST_PASSWORD}
 
 
+# scripts/sandbox.sh's keyring daemon writes here how each of its runs ended; read at import,
+# as tests/core's fixtures clear MAILCORE_* variables while their tests run.
+_KEYRING_LOG = os.environ.get("MAILCORE_KEYRING_LOG")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's reporter
+    """If the sandbox's keyring daemon ended during the run (D-Bus then started it again,
+    unlocked, at the next keyring call), say when and how, from the daemon's own words: a
+    test that failed around then may have failed for that, and the cause is worth finding."""
+    if not _KEYRING_LOG:
+        return
+    try:
+        lines = Path(_KEYRING_LOG).read_text(errors="replace").splitlines()
+    except OSError:
+        return
+    ends = [line for line in lines if " ended, exit status " in line]
+    if not ends:
+        return
+    terminalreporter.section("keyring daemon")
+    terminalreporter.write_line(
+        f"the sandbox's gnome-keyring-daemon ended {len(ends)} time(s) during the run; D-Bus "
+        "started it again, unlocked. Its log:")
+    for line in lines[-60:]:
+        if "keyring alias directory" not in line:
+            terminalreporter.write_line("  " + line)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Keep the switch in the environment while each test runs, for the processes it starts

@@ -32,10 +32,10 @@ def paths(tmp_path: Path) -> AppPaths:
 
 
 def _fail_if_locked() -> None:
-    """Under scripts/sandbox.sh: its gnome-keyring unlocked the login collection at the start.
-    A locked one means that daemon has gone and D-Bus started another (seen once, in a fresh
-    Debian root), whose unlock prompt has no display to show on: the keyring call would wait
-    for it until the test's timeout, test after test. Fail at once, saying so."""
+    """Under scripts/sandbox.sh: its gnome-keyring is unlocked whenever D-Bus starts it (also
+    again, should it end). A locked collection means some other daemon answers, whose unlock
+    prompt has no display to show on: the keyring call would wait for it until the test's
+    timeout, test after test. Fail at once, saying so."""
     import os
 
     if os.environ.get("MAILCORE_TEST_KEYRING") != "secret-service":
@@ -46,10 +46,10 @@ def _fail_if_locked() -> None:
     try:
         collection = secretstorage.get_default_collection(connection)
         if collection.is_locked():
-            pytest.fail("the sandbox's keyring collection is locked: the gnome-keyring-daemon "
-                        "that scripts/sandbox.sh started (and unlocked) is gone "
-                        f"(GNOME_KEYRING_CONTROL={os.environ.get('GNOME_KEYRING_CONTROL')})",
-                        pytrace=False)
+            log = os.environ.get("MAILCORE_KEYRING_LOG", "")
+            pytest.fail("the sandbox's keyring collection is locked: the Secret Service that "
+                        f"answers is not the one scripts/sandbox.sh starts unlocked (its log: "
+                        f"{log or 'none'})", pytrace=False)
     finally:
         connection.close()
 
