@@ -85,6 +85,11 @@ __all__ = [
 DEFAULT_INBOX_PORT = 1025
 DEFAULT_MAX_MESSAGES = 500  # Mailpit's default
 DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB of .eml files
+# The server's CPU priority below the app's, in the app's own scheduling group (it shares the
+# app's session): while it takes in a big message or a burst it uses a core, and the GUI
+# thread, when it wakes for a frame, gets the CPU before it instead of waiting for its time
+# slice. Its share against other programs (a client flooding it) is the app's, unchanged.
+INBOX_NICE = 5
 RUN_SERVER_OPTION = "--run-inbox-server"  # mailgui's hidden option (the frozen app's way in)
 JOURNAL_NAME = "ingest.journal"
 JOURNAL_MAX = 32 << 20  # bytes of journal before a checkpoint is made at once
@@ -877,7 +882,8 @@ def server_command(folder: Path, host: str = "127.0.0.1", port: int = 0,
     """How to start the inbox server process. In a frozen app (PyInstaller) ``sys.executable``
     is mailgui itself, which runs the server when given RUN_SERVER_OPTION."""
     options = ["--host", host, "--port", str(port), "--ack",
-               "--max-messages", str(limits[0]), "--max-bytes", str(limits[1])]
+               "--max-messages", str(limits[0]), "--max-bytes", str(limits[1]),
+               "--nice", str(INBOX_NICE)]
     if getattr(sys, "frozen", False):
         return [sys.executable, RUN_SERVER_OPTION, str(folder), *options]
     return [sys.executable, "-m", "mailgui.model.inbox_server", "--dir", str(folder), *options]

@@ -1053,11 +1053,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(one fdatasync per batch): survives a power loss, slower")
     parser.add_argument("--engine", choices=("lean", "aiosmtpd"), default="lean",
                         help="the SMTP loop: mailgui's own (the default) or aiosmtpd's")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="run N steps below the caller's CPU priority (the app: 5)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.nice > 0:
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(args.nice)
     # The protocol owns stdout: anything else printed (a library's warning) goes to stderr.
     try:
         out = os.fdopen(os.dup(1), "wb")

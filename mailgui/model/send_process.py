@@ -491,6 +491,20 @@ class _ChildConn:
                 self.tokens.put(message)
 
 
+def _lower_priority() -> None:
+    """SENDER_NICE for this child, in the way the scheduler heeds. The child leads a session
+    of its own (start_new_session), and on Linux with autogroup scheduling (the desktop
+    default) each session is a group the scheduler shares the CPU between as equals: a nice
+    value only ranks tasks within their group, so the child's own was ignored against the GUI
+    thread. The group's nice (/proc/self/autogroup: this session holds the child alone) is
+    what ranks it against the app. Raising it needs no privilege; the kernel rate-limits the
+    write, so a refusal is let be (the child then runs at the app's priority, as before)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(SENDER_NICE)
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/autogroup", "w") as f:
+        f.write(str(SENDER_NICE))
+
+
 def serve() -> int:
     """The child's main: serve sends until stdin closes (``mailgui --run-sender`` in a frozen
     app, ``python -m mailgui.model.send_process`` otherwise)."""
@@ -503,8 +517,7 @@ def _serve() -> None:
     t0 = time.monotonic()
     out_fd = os.dup(1)
     os.dup2(2, 1)  # anything printed goes to stderr, never into the frames
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(SENDER_NICE)
+    _lower_priority()
     from mailgui.model import sending
 
     conn = _ChildConn(out_fd)

@@ -127,6 +127,18 @@ def test_server_is_a_child_process_and_stop_leaves_none(tmp_path: Path) -> None:
     srv.stop()  # idempotent
 
 
+def test_the_server_runs_below_the_app_s_cpu_priority_in_the_app_s_session(server) -> None:  # noqa: ANN001
+    """While it takes in a big message it uses a core: the GUI thread, when it wakes for a
+    frame, comes first (INBOX_NICE). It stays in the app's session, so the kernel's autogroup
+    weighs that nice against the app's own threads, not against other programs."""
+    from mailgui.model.inbox import INBOX_NICE
+
+    srv, _seen = server
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, srv.pid) == min(19, mine + INBOX_NICE) > mine
+    assert os.getsid(srv.pid) == os.getsid(0)
+
+
 def test_message_sent_by_mailcore_is_stored_reported_and_acknowledged(server) -> None:  # noqa: ANN001
     srv, seen = server
     draft = Draft(to="x@example.com", subject="Through the process", body="plain",

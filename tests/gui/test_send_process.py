@@ -276,3 +276,21 @@ def test_an_idle_child_that_died_is_replaced_without_an_error(smtp_server: SMTPS
     assert outcome.ok, outcome.sentence
     assert [m.message()["Subject"] for m in smtp_server.wait_for(1)] == ["Fresh"]
     assert idle not in send_process.idle_pids() and len(send_process.idle_pids()) == 1
+
+
+def test_the_child_runs_below_the_app_in_the_scheduler_s_own_terms(smtp_server: SMTPServer) -> None:
+    """SENDER_NICE is heeded. The child leads a session of its own, and with the kernel's
+    autogroup scheduling (Linux's desktop default) each session is a group weighed against the
+    others as an equal: the child's own nice then ranked it only within its group, against
+    nothing. So its group's nice is set too (/proc/PID/autogroup)."""
+    outcome = send_draft(Draft(to="bob@example.com", subject="Low"), _smtp(smtp_server))
+    assert outcome.ok, outcome.sentence  # the child started and served
+    (pid,) = send_process.idle_pids()
+    assert os.getsid(pid) == pid
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + send_process.SENDER_NICE)
+    group = Path(f"/proc/{pid}/autogroup")
+    if Path("/proc/self/autogroup").exists():  # a kernel built with autogroup scheduling
+        assert group.read_text().split()[-2:] == ["nice", str(send_process.SENDER_NICE)]
+    else:
+        assert not group.exists()
