@@ -62,13 +62,17 @@ ARRIVALS_BUDGET_MS = 6.0
 # last of a burst, are counted at once or within this time
 COUNT_EVERY_MS = 100
 WARM_AFTER_MS = 400  # after the server started: the viewer made ready for the first message
-# Starting the preview's engine takes tens of ms of the GUI thread (and, before its view was
-# born in a native window of its own, made Qt destroy and make anew the main window's X11
-# window: see WebPreview.start_engine). So the warm-up waits until nobody has typed for this
-# long (the composer says when the draft is edited: ``note_input``). An application-wide
-# event filter written in Python would see every key too, but PySide6 then wraps objects that
-# are being destroyed, and crashes.
-WARM_QUIET_MS = 1500
+# Starting the preview's engine takes tens of ms of the GUI thread (200-270 ms measured while a
+# 100 MB send kept both cores busy). So the warm-up waits for a calm window: nobody has typed
+# for this long (the composer says when the draft is edited: ``note_input``) and no send is
+# under way (``busy``): started in the middle of a send, the engine's start was the longest
+# frame of that send. It used to wait 1.5 s after the last key, when the engine's start made
+# Qt remake the main window's native window (keys typed then were lost); its view is born in a
+# native window of its own now, so a pause in typing will do, and the engine is ready before
+# a first send, made a second after start, brings a message. An application-wide event filter
+# written in Python would see every key too, but PySide6 then wraps objects that are being
+# destroyed, and crashes.
+WARM_QUIET_MS = 500
 
 
 def inbox_limits(settings: dict) -> tuple[int, int]:
@@ -207,6 +211,9 @@ class InboxController(QObject):
         self.view = view
         self.runner = runner
         self._last_input = 0.0  # when the person last typed (note_input)
+        # whether the app is busy in a way the warm-up must not cut into (a send under way):
+        # set by the main controller
+        self.busy: Callable[[], bool] = lambda: False
         self.store = store
         # (the messages of one read from the server's pipe come in one signal: a burst
         # costs the GUI thread one queued call per read, not one per message)
@@ -357,6 +364,9 @@ class InboxController(QObject):
         quiet = (time.monotonic() - self._last_input) * 1000
         if quiet < WARM_QUIET_MS:  # the person is typing: not now
             QTimer.singleShot(int(WARM_QUIET_MS - quiet) + 50, self._warm_viewer)
+            return
+        if self.busy():  # a send is under way: after it
+            QTimer.singleShot(WARM_QUIET_MS, self._warm_viewer)
             return
         box = self.view.detail_box
         if self.view.list.currentItem() is not None or self._arrivals or box.isVisible():

@@ -233,6 +233,7 @@ class MainController(QObject):
         self.compose.changed.connect(self._update_title)
         self.compose.changed.connect(self.inbox.note_input)  # its viewer's warm-up waits
         self.sending.started.connect(self.inbox.note_input)  # (and while a send starts)
+        self.inbox.busy = lambda: self.sending.sending  # nor while a send is under way
         self.compose.status.connect(self.show_status)
         self.source.status.connect(self.show_status)
         self.profiles.status.connect(self.show_status)

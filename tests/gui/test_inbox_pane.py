@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from mailgui.controllers.inbox import InboxController
-from tests.gui.conftest import tree_items
+from tests.gui.conftest import add_profile, tree_items
 from tests.support.gui import fill, send
 
 
@@ -138,8 +138,8 @@ def test_a_part_that_cannot_be_saved_says_so(make_gui, qtbot, tmp_path, monkeypa
 
 
 def test_the_viewer_is_warmed_only_once_nobody_types(make_gui, qtbot) -> None:  # noqa: ANN001
-    """Warming the viewer starts the preview's engine, which makes Qt remake the window's
-    native window (keys typed then would be lost): it waits while the person types."""
+    """Warming the viewer starts the preview's engine, tens of ms of the GUI thread (a key
+    typed then would wait for it): it waits while the person types."""
     import time
 
     from mailgui.controllers import inbox as inbox_controller
@@ -155,5 +155,36 @@ def test_the_viewer_is_warmed_only_once_nobody_types(make_gui, qtbot) -> None:  
         qtbot.wait(150)
         assert not getattr(rendered, "_started", False), "the engine started while typing"
     assert to.text().startswith("aaaa")
+    qtbot.waitUntil(lambda: getattr(rendered, "_started", False),
+                    timeout=inbox_controller.WARM_QUIET_MS + 5000)
+
+
+def test_the_viewer_is_warmed_only_once_no_send_is_under_way(make_gui, qtbot, paths,  # noqa: ANN001
+                                                             silent_server) -> None:  # noqa: ANN001
+    """Started in the middle of a send, the engine's start was that send's longest frame
+    (200-270 ms of the GUI thread while a 100 MB send kept both cores busy): the warm-up waits
+    until the send is over, however quiet the keyboard."""
+    import time
+
+    from mailgui.controllers import inbox as inbox_controller
+
+    profile = add_profile(paths, name="Silent", kind="smtp", host="127.0.0.1",
+                          port=silent_server.port, security="none", timeout=60)
+    gui = make_gui()
+    rendered = gui.window.inbox.rendered
+    assert gui.controller.target.select(profile.id)
+    fill(gui, subject="Never answered")
+    sending = gui.controller.sending
+    assert sending.send() is not None
+    quiet_until = time.monotonic() + (inbox_controller.WARM_AFTER_MS
+                                      + 3 * inbox_controller.WARM_QUIET_MS) / 1000 + 0.5
+    try:
+        while time.monotonic() < quiet_until:
+            qtbot.wait(100)
+            assert sending.sending, "the silent server ended the send"
+            assert not getattr(rendered, "_started", False), "the engine started during a send"
+    finally:
+        sending.cancel()
+        qtbot.waitUntil(lambda: not sending.sending, timeout=10000)
     qtbot.waitUntil(lambda: getattr(rendered, "_started", False),
                     timeout=inbox_controller.WARM_QUIET_MS + 5000)
