@@ -501,6 +501,8 @@ def _lower_priority() -> None:
     write, so a refusal is let be (the child then runs at the app's priority, as before)."""
     with contextlib.suppress(OSError, AttributeError):
         os.nice(SENDER_NICE)
+    if os.getsid(0) != os.getpid():
+        return  # not a session of its own: the group's nice would lower the app's too
     with contextlib.suppress(OSError, ValueError), open("/proc/self/autogroup", "w") as f:
         f.write(str(SENDER_NICE))
 
